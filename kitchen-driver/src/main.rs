@@ -2,11 +2,7 @@
 
 use clap::Parser;
 
-/// Test infrastructure code in LXD and Docker containers, reading test-kitchen's kitchen.yml.
-#[derive(Parser)]
-#[command(name = "kitchen-driver", version = kitchen_driver::VERSION)]
-struct Cli {}
-
 fn main() {
-    let _cli = Cli::parse();
+    let cli = kitchen_driver::cli::Cli::parse();
+    std::process::exit(kitchen_driver::cli::run(cli));
 }

@@ -4,10 +4,10 @@
 //! them must fail loudly rather than pass empty.
 
 use bollard::Docker;
+use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{
     CreateContainerOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
 };
-use bollard::models::ContainerCreateBody;
 use futures::StreamExt;
 use workspace_tests::unique_name;
 
@@ -20,7 +20,10 @@ async fn lxd_socket_answers_get_1_0_through_lxd_client() {
     assert_eq!(server.api_version, "1.0");
     assert_eq!(server.auth, "trusted", "root on the unix socket is trusted");
     assert!(
-        server.api_extensions.iter().any(|e| e == "container_exec_recording"),
+        server
+            .api_extensions
+            .iter()
+            .any(|e| e == "container_exec_recording"),
         "a real 5.x daemon lists its API extensions"
     );
 }
