@@ -330,13 +330,10 @@ impl ExprParser<'_> {
     }
 }
 
-/// `ruby` on the `PATH` of `env` (or of this process).
+/// `ruby` on the `PATH` of `env` (the environment the loader was given; no `PATH`, no Ruby).
 pub(crate) fn find_ruby(env: &BTreeMap<String, String>) -> Option<PathBuf> {
-    let path = env
-        .get("PATH")
-        .cloned()
-        .or_else(|| std::env::var("PATH").ok())?;
-    std::env::split_paths(&path)
+    let path = env.get("PATH")?;
+    std::env::split_paths(path)
         .map(|d| d.join("ruby"))
         .find(|p| p.is_file())
 }

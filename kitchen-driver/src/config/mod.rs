@@ -37,6 +37,9 @@ mod select;
 pub(crate) mod value;
 pub(crate) mod yaml;
 
+#[cfg(test)]
+mod tests;
+
 pub use discovery::ConfigFiles;
 pub use error::ConfigError;
 pub use munge::instance_name;
@@ -215,6 +218,42 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ConfigError> {
         merged.rmerge_in(&map);
     }
 
+    finish(opts, dir, read, merged)
+}
+
+/// Loads a project from the text of its project file alone (no global or local file), as if
+/// it were `kitchen.yml` in `opts.dir`. Nothing is read from disk except by ERB (through
+/// Ruby, when `opts.env` has a `PATH` with `ruby` on it).
+///
+/// ```
+/// use kitchen_driver::config::{self, LoadOptions};
+///
+/// let yaml = "platforms: [{name: ubuntu-22.04}]\nsuites: [{name: default}]\n";
+/// let opts = LoadOptions::new("/project".into(), Default::default());
+/// let project = config::load_str(yaml, &opts).expect("valid config");
+/// assert_eq!(project.instances[0].name, "default-ubuntu-2204");
+/// assert_eq!(project.instances[0].transport_name(), "ssh");
+/// ```
+///
+/// # Errors
+/// As [`load`], minus the file-system ones.
+pub fn load_str(text: &str, opts: &LoadOptions) -> Result<Project, ConfigError> {
+    let dir = absolute(&opts.dir);
+    let path = dir.join("kitchen.yml");
+    let erb_env = erb::ErbEnv {
+        env: &opts.env,
+        cwd: &dir,
+    };
+    let map = parse_file(text, &path, &erb_env)?;
+    finish(opts, dir, vec![path], map)
+}
+
+fn finish(
+    opts: &LoadOptions,
+    dir: PathBuf,
+    read: Vec<PathBuf>,
+    merged: value::Map,
+) -> Result<Project, ConfigError> {
     let root_s = dir.to_string_lossy().into_owned();
     let tbp = opts
         .test_base_path

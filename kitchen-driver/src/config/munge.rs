@@ -484,7 +484,8 @@ fn legacy_normalize(
     // convert_legacy_driver_format!
     for_all_roots(data, platforms, suites, legacy_driver_format)?;
     // convert_legacy_chef_paths_format! (suites only)
-    for s in suites.iter_mut() {
+    for (i, s) in suites.iter_mut().enumerate() {
+        let ctx = format!("suites[{i}].");
         for k in [
             "data_path",
             "data_bags_path",
@@ -493,16 +494,24 @@ fn legacy_normalize(
             "nodes_path",
             "roles_path",
         ] {
-            move_data_to(s, "provisioner", k)?;
+            move_data_to(s, "provisioner", k, &ctx)?;
         }
     }
     for_all_roots(data, platforms, suites, legacy_require_chef_omnibus)?;
     for_all_roots(data, platforms, suites, legacy_busser)?;
     for_all_roots(data, platforms, suites, legacy_http_proxy)?;
     // move_chef_data_to_provisioner!: suites, then platforms
-    for root in suites.iter_mut().chain(platforms.iter_mut()) {
+    let suite_roots = suites
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| (s, format!("suites[{i}].")));
+    let platform_roots = platforms
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| (p, format!("platforms[{i}].")));
+    for (root, ctx) in suite_roots.chain(platform_roots) {
         for k in ["attributes", "run_list", "named_run_list", "policy_group"] {
-            move_data_to(root, "provisioner", k)?;
+            move_data_to(root, "provisioner", k, &ctx)?;
         }
     }
     for_all_roots(data, platforms, suites, legacy_pre_create_command)?;
@@ -513,15 +522,20 @@ fn for_all_roots(
     data: &mut Map,
     platforms: &mut [Map],
     suites: &mut [Map],
-    f: fn(&mut Map) -> Result<(), ConfigError>,
+    f: fn(&mut Map, &str) -> Result<(), ConfigError>,
 ) -> Result<(), ConfigError> {
-    f(data)?;
-    platforms.iter_mut().try_for_each(f)?;
-    suites.iter_mut().try_for_each(f)
+    f(data, "")?;
+    for (i, p) in platforms.iter_mut().enumerate() {
+        f(p, &format!("platforms[{i}]."))?;
+    }
+    for (i, s) in suites.iter_mut().enumerate() {
+        f(s, &format!("suites[{i}]."))?;
+    }
+    Ok(())
 }
 
 /// `root.fetch(key, {})` with a String turned into `{name: s}` and nil into `{}`.
-fn block_of(root: &Map, key: &str) -> Result<Map, ConfigError> {
+fn block_of(root: &Map, key: &str, ctx: &str) -> Result<Map, ConfigError> {
     match root.get(key) {
         None => Ok(Map::new()),
         Some(Node { v: Value::Null, .. }) => Ok(Map::new()),
@@ -539,7 +553,7 @@ fn block_of(root: &Map, key: &str) -> Result<Map, ConfigError> {
         }) => Ok(m.clone()),
         Some(n) => Err(ConfigError::ty(
             n,
-            key,
+            format!("{ctx}{key}"),
             format!("a mapping or a {key} name"),
         )),
     }
@@ -549,18 +563,24 @@ fn map_node(m: Map) -> Node {
     Node::new(Value::Map(m))
 }
 
-fn legacy_driver_format(root: &mut Map) -> Result<(), ConfigError> {
+fn legacy_driver_format(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
     if let Some(dc) = root.remove("driver_config") {
-        let ddata = block_of(root, "driver")?;
+        let ddata = block_of(root, "driver", ctx)?;
         let base = match dc.v {
             Value::Map(m) => m,
             Value::Null => Map::new(),
-            _ => return Err(ConfigError::ty(&dc, "driver_config", "a mapping")),
+            _ => {
+                return Err(ConfigError::ty(
+                    &dc,
+                    format!("{ctx}driver_config"),
+                    "a mapping",
+                ));
+            }
         };
         root.insert("driver", map_node(base.rmerge(&ddata)));
     }
     if let Some(plugin) = root.remove("driver_plugin") {
-        let ddata = block_of(root, "driver")?;
+        let ddata = block_of(root, "driver", ctx)?;
         let mut base = Map::new();
         base.insert("name", plugin);
         root.insert("driver", map_node(base.rmerge(&ddata)));
@@ -568,7 +588,7 @@ fn legacy_driver_format(root: &mut Map) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn legacy_require_chef_omnibus(root: &mut Map) -> Result<(), ConfigError> {
+fn legacy_require_chef_omnibus(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
     let key = "require_chef_omnibus";
     let Some(Node {
         v: Value::Map(d), ..
@@ -579,14 +599,14 @@ fn legacy_require_chef_omnibus(root: &mut Map) -> Result<(), ConfigError> {
     let Some(v) = d.remove(key) else {
         return Ok(());
     };
-    let pdata = block_of(root, "provisioner")?;
+    let pdata = block_of(root, "provisioner", ctx)?;
     let mut base = Map::new();
     base.insert(key, v);
     root.insert("provisioner", map_node(base.rmerge(&pdata)));
     Ok(())
 }
 
-fn legacy_busser(root: &mut Map) -> Result<(), ConfigError> {
+fn legacy_busser(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
     let Some(b) = root.remove("busser") else {
         return Ok(());
     };
@@ -609,12 +629,12 @@ fn legacy_busser(root: &mut Map) -> Result<(), ConfigError> {
     if bdata.get("name").is_none_or(Node::is_null) {
         bdata.insert("name", Node::str("busser"));
     }
-    let vdata = block_of(root, "verifier")?;
+    let vdata = block_of(root, "verifier", ctx)?;
     root.insert("verifier", map_node(bdata.rmerge(&vdata)));
     Ok(())
 }
 
-fn legacy_http_proxy(root: &mut Map) -> Result<(), ConfigError> {
+fn legacy_http_proxy(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
     for key in ["http_proxy", "https_proxy"] {
         let Some(Node {
             v: Value::Map(d), ..
@@ -627,21 +647,21 @@ fn legacy_http_proxy(root: &mut Map) -> Result<(), ConfigError> {
         };
         let mut base = Map::new();
         base.insert(key, v);
-        let pdata = block_of(root, "provisioner")?;
+        let pdata = block_of(root, "provisioner", ctx)?;
         root.insert("provisioner", map_node(base.rmerge(&pdata)));
-        let vdata = block_of(root, "verifier")?;
+        let vdata = block_of(root, "verifier", ctx)?;
         root.insert("verifier", map_node(base.rmerge(&vdata)));
     }
     Ok(())
 }
 
-fn move_data_to(root: &mut Map, to: &str, key: &str) -> Result<(), ConfigError> {
+fn move_data_to(root: &mut Map, to: &str, key: &str, ctx: &str) -> Result<(), ConfigError> {
     match root.get(key) {
         None => return Ok(()),
         Some(v) if v.is_null() => return Ok(()),
         Some(_) => {}
     }
-    let pdata = block_of(root, to)?;
+    let pdata = block_of(root, to, ctx)?;
     let Some(v) = root.remove(key) else {
         return Ok(());
     };
@@ -651,7 +671,7 @@ fn move_data_to(root: &mut Map, to: &str, key: &str) -> Result<(), ConfigError> 
     Ok(())
 }
 
-fn legacy_pre_create_command(root: &mut Map) -> Result<(), ConfigError> {
+fn legacy_pre_create_command(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
     let key = "pre_create_command";
     let Some(Node {
         v: Value::Map(d), ..
@@ -668,7 +688,7 @@ fn legacy_pre_create_command(root: &mut Map) -> Result<(), ConfigError> {
         Some(Node {
             v: Value::Map(m), ..
         }) => m.clone(),
-        Some(n) => return Err(ConfigError::ty(n, "lifecycle", "a mapping")),
+        Some(n) => return Err(ConfigError::ty(n, format!("{ctx}lifecycle"), "a mapping")),
     };
     // Array(x): nil -> [], Array -> itself, anything else -> [x]
     let mut list = match lifecycle.get("pre_create") {
