@@ -1,0 +1,123 @@
+//! The command line: test-kitchen's verbs, flags and exit codes.
+//!
+//! Exit codes as test-kitchen: 0 success; 1 usage errors and "no instances matched"; 10 an
+//! instance failure; 20 "N actions failed" and other errors (such as an unreadable kitchen.yml).
+
+use std::io::Write;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ConfigError, LoadOptions, Project};
+
+mod diagnose;
+mod list;
+
+pub use diagnose::render_diagnose;
+pub use list::{ListRow, list_rows, render_table, state_label};
+
+/// Test infrastructure code in LXD and Docker containers, reading test-kitchen's kitchen.yml.
+#[derive(Debug, Parser)]
+#[command(name = "kitchen-driver", version = crate::VERSION)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// List instances and their last action (`kitchen list`).
+    List(ListArgs),
+    /// Print the fully merged configuration of each instance (`kitchen diagnose`).
+    Diagnose(DiagnoseArgs),
+}
+
+/// `list [REGEX...|all] [--bare] [--json]`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// `all`, an exact instance name, or a regular expression (several are joined with `|`).
+    pub instances: Vec<String>,
+    /// Print only instance names, one per line.
+    #[arg(short, long)]
+    pub bare: bool,
+    /// Print JSON.
+    #[arg(short, long, conflicts_with = "bare")]
+    pub json: bool,
+}
+
+/// `diagnose [REGEX...|all] [--json]`.
+#[derive(Debug, Args)]
+pub struct DiagnoseArgs {
+    /// `all`, an exact instance name, or a regular expression.
+    pub instances: Vec<String>,
+    /// Print JSON instead of YAML.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> i32 {
+    let dir = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("kitchen-driver: cannot determine the current directory: {e}");
+            return 20;
+        }
+    };
+    let opts = LoadOptions::from_process(dir);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::List(args) => load_and_select(&opts, &args.instances)
+            .and_then(|(p, sel)| list::run(&p, &sel, &args, &mut out).map_err(CliError::from)),
+        Command::Diagnose(args) => load_and_select(&opts, &args.instances).and_then(|(p, sel)| {
+            let text = render_diagnose(&p, &sel, args.json);
+            out.write_all(text.as_bytes()).map_err(CliError::from)
+        }),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!(">>>>>> {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Errors the list and diagnose commands report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// Loading the project or selecting instances failed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The process exit code (test-kitchen's).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Config(e) => e.exit_code(),
+            CliError::Io(_) => 20,
+        }
+    }
+}
+
+fn load_and_select(
+    opts: &LoadOptions,
+    args: &[String],
+) -> Result<(Project, Vec<String>), CliError> {
+    let project = config::load(opts)?;
+    let names = project
+        .select(args)?
+        .into_iter()
+        .map(|i| i.name.clone())
+        .collect();
+    Ok((project, names))
+}
