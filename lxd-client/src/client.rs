@@ -20,7 +20,87 @@ use crate::operations::OperationHandle;
 use crate::transport::{Body, Connector, Endpoint, RequestSpec, Stream};
 
 /// A websocket to the daemon.
-pub(crate) type WsStream = WebSocketStream<Stream>;
+pub(crate) type WsStream = WebSocketStream<HangupTolerant>;
+
+/// A connection whose writes succeed (and are dropped) once the peer hung up.
+///
+/// LXD pings its websockets and closes them right after the last frame. tungstenite answers
+/// a ping before it reads the next frame; when that pong hits the closed socket, the write
+/// error would surface *before* the data frames still buffered, losing a command's output
+/// (seen here with 50 concurrent execs). Writes after a hang-up carry nothing the server
+/// could still use, so they are dropped and reading goes on to the end.
+pub(crate) struct HangupTolerant {
+    inner: Stream,
+    hung_up: bool,
+}
+
+fn is_hangup(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::BrokenPipe
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+    )
+}
+
+impl tokio::io::AsyncRead for HangupTolerant {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for HangupTolerant {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        if self.hung_up {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if is_hangup(&e) => {
+                tracing::debug!(error = %e, "websocket peer hung up; dropping writes");
+                self.hung_up = true;
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        if self.hung_up {
+            return Poll::Ready(Ok(()));
+        }
+        match std::pin::Pin::new(&mut self.inner).poll_flush(cx) {
+            Poll::Ready(Err(e)) if is_hangup(&e) => {
+                self.hung_up = true;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        match std::pin::Pin::new(&mut self.inner).poll_shutdown(cx) {
+            Poll::Ready(Err(e)) if is_hangup(&e) => Poll::Ready(Ok(())),
+            other => other,
+        }
+    }
+}
 
 /// A handle on one LXD daemon, optionally scoped to a project.
 ///
@@ -309,6 +389,10 @@ impl Client {
             })?;
         // A plain URL makes tungstenite build the upgrade request itself; it adds no Origin
         // header, which LXD's websocket upgrader would reject.
+        let stream = HangupTolerant {
+            inner: stream,
+            hung_up: false,
+        };
         let (ws, _response) = tokio_tungstenite::client_async(url, stream)
             .await
             .map_err(|e| Error::Websocket {

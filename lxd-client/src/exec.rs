@@ -410,6 +410,12 @@ async fn pump_output(
             // An (empty) text message is the end-of-stream barrier; close ends it too.
             Ok(Message::Text(_)) | Ok(Message::Close(_)) => break,
             Ok(_) => {}
+            Err(e) if is_hangup(&e) => {
+                // LXD closes the socket right after its close frame; tungstenite's reply
+                // then fails. The stream is over either way.
+                tracing::debug!(error = %e, "exec websocket hung up");
+                break;
+            }
             Err(e) => {
                 if receiver_alive {
                     let _ = tx
@@ -425,6 +431,24 @@ async fn pump_output(
     }
     if let Some(done) = done {
         let _ = done.send(());
+    }
+}
+
+/// True for errors that only mean the peer closed the connection.
+fn is_hangup(e: &tokio_tungstenite::tungstenite::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
+    match e {
+        WsError::ConnectionClosed | WsError::AlreadyClosed => true,
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => true,
+        WsError::Io(io) => matches!(
+            io.kind(),
+            io::ErrorKind::BrokenPipe
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::ConnectionAborted
+                | io::ErrorKind::UnexpectedEof
+        ),
+        _ => false,
     }
 }
 
