@@ -213,7 +213,8 @@ pub enum FileContent {
     Symlink {
         /// Ownership and mode.
         info: FileInfo,
-        /// The link target.
+        /// The link target as the server reports it. LXD 5.0.2 resolves a relative target
+        /// against the link's directory (`sub/f` in `/srv` reads as `/srv/sub/f`).
         target: String,
     },
 }
@@ -402,8 +403,8 @@ impl Files {
         }
     }
 
-    /// Copies the local directory tree `local` to `path` in the instance (created when
-    /// missing), keeping each entry's permission bits; `opts` sets uid/gid (and, when set,
+    /// Copies the local directory tree `local` to `path` in the instance (created with its
+    /// parents when missing), keeping each entry's permission bits; `opts` sets uid/gid (and, when set,
     /// overrides the mode of every file). Returns the number of entries written.
     ///
     /// # Errors
@@ -444,7 +445,14 @@ impl Files {
                         self.instance
                     )));
                 }
-                Err(e) if e.is_not_found() => self.mkdir(&path, dir_opts).await?,
+                Err(e) if e.is_not_found() => {
+                    if let Some((parent, _)) = path.rsplit_once('/')
+                        && !parent.is_empty()
+                    {
+                        self.mkdir_all(parent, FileOptions::default()).await?;
+                    }
+                    self.mkdir(&path, dir_opts).await?
+                }
                 Err(e) => return Err(e),
             }
             let mut count = 1;
