@@ -1,9 +1,22 @@
 //! The command line: test-kitchen's verbs, flags and exit codes.
 //!
 //! Exit codes as test-kitchen: 0 success; 1 usage errors and "no instances matched"; 10 an
-//! instance failure; 20 "N actions failed".
+//! instance failure; 20 "N actions failed" (and other errors while running actions).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::config::{InstanceConfig, Project};
+use crate::lifecycle::{self, Action, DestroyMode, RunOptions, Runner};
+use crate::report::{Level, Reporter};
+use crate::state::StateFile;
+
+/// Exit code for usage errors and selections that match nothing.
+pub const EXIT_USAGE: i32 = 1;
+/// Exit code when actions failed (test-kitchen's `ActionFailed`).
+pub const EXIT_ACTIONS_FAILED: i32 = 20;
 
 /// Test infrastructure code in LXD and Docker containers, reading test-kitchen's kitchen.yml.
 #[derive(Debug, Parser)]
@@ -22,6 +35,22 @@ pub enum Command {
     List(ListArgs),
     /// Print the fully merged configuration of each instance (`kitchen diagnose`).
     Diagnose(DiagnoseArgs),
+    /// Create instances (`kitchen create`).
+    Create(ActionArgs),
+    /// Create as needed, then provision (`kitchen converge`).
+    Converge(ActionArgs),
+    /// Create and converge as needed, then the (empty) setup step (`kitchen setup`).
+    Setup(ActionArgs),
+    /// Create, converge and set up as needed, then verify (`kitchen verify`).
+    Verify(ActionArgs),
+    /// Destroy instances and delete their state (`kitchen destroy`).
+    Destroy(ActionArgs),
+    /// Destroy, create..verify, then destroy per --destroy (`kitchen test`).
+    Test(TestArgs),
+    /// Open an interactive shell in one instance (`kitchen login`).
+    Login(LoginArgs),
+    /// Run a command in instances (`kitchen exec -c CMD`).
+    Exec(ExecArgs),
 }
 
 /// `list [REGEX...|all] [--bare] [--json]`.
@@ -47,12 +76,385 @@ pub struct DiagnoseArgs {
     pub json: bool,
 }
 
+/// Flags shared by the action commands.
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    /// `all`, an exact instance name, or a regular expression (several are joined with `|`).
+    pub instances: Vec<String>,
+    /// Run this many instances at once; without N, all of them.
+    #[arg(short = 'c', long, num_args = 0..=1, default_missing_value = "0", value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Deprecated alias of `--concurrency` with no N.
+    #[arg(short = 'p', long)]
+    pub parallel: bool,
+    /// After the first failure, start no further action.
+    #[arg(short = 'f', long)]
+    pub fail_fast: bool,
+    /// debug, info, warn, error or fatal.
+    #[arg(short = 'l', long, default_value = "info")]
+    pub log_level: String,
+    /// Where test files live (default `<kitchen_root>/test/integration`).
+    #[arg(short = 't', long)]
+    pub test_base_path: Option<PathBuf>,
+}
+
+/// `test` flags.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Flags shared with the other actions.
+    #[command(flatten)]
+    pub common: ActionArgs,
+    /// When to destroy at the end: passing, always or never.
+    #[arg(short = 'd', long, default_value = "passing")]
+    pub destroy: DestroyMode,
+}
+
+/// `login INSTANCE|REGEX`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// An exact instance name or a regular expression matching exactly one instance.
+    pub instance: String,
+    /// debug, info, warn, error or fatal.
+    #[arg(short = 'l', long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// `exec INSTANCE|REGEX -c CMD`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// `all`, an exact instance name, or a regular expression.
+    pub instances: Vec<String>,
+    /// The command to run (through `sh -c`).
+    #[arg(short = 'c', long)]
+    pub command: String,
+    /// debug, info, warn, error or fatal.
+    #[arg(short = 'l', long, default_value = "info")]
+    pub log_level: String,
+}
+
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::List(_) | Command::Diagnose(_) => {
             eprintln!("kitchen-driver: this command is not implemented yet");
-            1
+            EXIT_USAGE
         }
+        Command::Create(a) => run_lifecycle(a, lifecycle::Command::Action(Action::Create), false),
+        Command::Converge(a) => {
+            run_lifecycle(a, lifecycle::Command::Action(Action::Converge), false)
+        }
+        Command::Setup(a) => run_lifecycle(a, lifecycle::Command::Action(Action::Setup), false),
+        Command::Verify(a) => run_lifecycle(a, lifecycle::Command::Action(Action::Verify), false),
+        Command::Destroy(a) => run_lifecycle(a, lifecycle::Command::Action(Action::Destroy), false),
+        Command::Test(t) => run_lifecycle(t.common, lifecycle::Command::Test(t.destroy), true),
+        Command::Exec(e) => {
+            let args = ActionArgs {
+                instances: e.instances,
+                concurrency: None,
+                parallel: false,
+                fail_fast: false,
+                log_level: e.log_level,
+                test_base_path: None,
+            };
+            run_lifecycle(args, lifecycle::Command::Exec(e.command), false)
+        }
+        Command::Login(l) => login(l),
+    }
+}
+
+/// Loads the project (kitchen.yml and friends) from the current directory.
+fn load_project(_test_base_path: Option<&PathBuf>) -> Result<Project, String> {
+    Err("reading kitchen.yml is not available in this build yet (the config loader has not been merged)".into())
+}
+
+/// test-kitchen's selection: `all` or nothing -> every instance; else an exact name, else an
+/// unanchored regular expression. `join` joins several arguments with `|` (as `test` does);
+/// otherwise only the first is used.
+fn select(
+    instances: &[InstanceConfig],
+    args: &[String],
+    join: bool,
+) -> Result<Vec<InstanceConfig>, String> {
+    let pattern = if join {
+        args.join("|")
+    } else {
+        args.first().cloned().unwrap_or_default()
+    };
+    if pattern.is_empty() || pattern == "all" {
+        return Ok(instances.to_vec());
+    }
+    if let Some(i) = instances.iter().find(|i| i.name == pattern) {
+        return Ok(vec![i.clone()]);
+    }
+    let re = regex::Regex::new(&pattern)
+        .map_err(|e| format!("invalid regular expression `{pattern}`: {e}"))?;
+    let found: Vec<InstanceConfig> = instances
+        .iter()
+        .filter(|i| re.is_match(&i.name))
+        .cloned()
+        .collect();
+    if found.is_empty() {
+        Err(format!(
+            "No instances for regex `{pattern}', try running `kitchen-driver list'"
+        ))
+    } else {
+        Ok(found)
+    }
+}
+
+fn level_of(s: &str) -> Level {
+    Level::parse(s).unwrap_or_else(|| {
+        eprintln!("kitchen-driver: WARN log level `{s}` is not debug, info, warn, error or fatal; using info");
+        Level::Info
+    })
+}
+
+fn init_tracing(level: Level) {
+    let filter = match level {
+        Level::Debug => "kitchen_driver=debug",
+        Level::Info | Level::Warn => "kitchen_driver=warn",
+        _ => "kitchen_driver=error",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KITCHEN_DRIVER_TRACE")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn run_lifecycle(args: ActionArgs, command: lifecycle::Command, join: bool) -> i32 {
+    let level = level_of(&args.log_level);
+    init_tracing(level);
+    let project = match load_project(args.test_base_path.as_ref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let instances = match select(&project.instances, &args.instances, join) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let concurrency = match (args.parallel, args.concurrency) {
+        (true, _) | (_, Some(0)) => instances.len(),
+        (false, Some(n)) => n.min(instances.len()),
+        (false, None) => 1,
+    };
+    let stdout = std::io::stdout();
+    let color = stdout.is_terminal();
+    let reporter = match Reporter::new(&project.kitchen_root, Box::new(stdout), level, color) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_ACTIONS_FAILED;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_ACTIONS_FAILED;
+        }
+    };
+    let started = std::time::Instant::now();
+    let runner = Runner::new(
+        &project.kitchen_root,
+        &project.test_base_path,
+        reporter.clone(),
+    );
+    let outcomes = rt.block_on(runner.run(
+        &instances,
+        &command,
+        RunOptions::new(concurrency, args.fail_fast),
+    ));
+    match lifecycle::failure_summary(&outcomes) {
+        Some(summary) => {
+            reporter.global(Level::Error, &format!(">>>>>> {summary}"));
+            eprintln!(">>>>>> ------Exception-------");
+            eprintln!(">>>>>> Class: Kitchen::ActionFailed");
+            eprintln!(">>>>>> Message: {summary}");
+            eprintln!(">>>>>> ----------------------");
+            eprintln!(">>>>>> Please see .kitchen/logs/kitchen.log for more details");
+            EXIT_ACTIONS_FAILED
+        }
+        None => {
+            reporter.global(
+                Level::Info,
+                &format!(
+                    "-----> kitchen-driver is finished. ({:.1}s)",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+            0
+        }
+    }
+}
+
+fn login(args: LoginArgs) -> i32 {
+    let level = level_of(&args.log_level);
+    init_tracing(level);
+    let project = match load_project(None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let found = match select(
+        &project.instances,
+        std::slice::from_ref(&args.instance),
+        false,
+    ) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let [inst] = found.as_slice() else {
+        let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
+        eprintln!(
+            "kitchen-driver: argument `{}` returned multiple results: {}; name exactly one instance",
+            args.instance,
+            names.join(", ")
+        );
+        return EXIT_USAGE;
+    };
+    let state = match StateFile::new(&project.kitchen_root, &inst.name).load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_ACTIONS_FAILED;
+        }
+    };
+    if state.last_action().is_none() {
+        eprintln!(
+            "kitchen-driver: instance {} has not yet been created; run `kitchen-driver create {}`",
+            inst.name, inst.name
+        );
+        return EXIT_ACTIONS_FAILED;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_ACTIONS_FAILED;
+        }
+    };
+    let login = rt.block_on(async {
+        let driver = crate::driver::for_instance(inst)?;
+        let reporter = Reporter::without_logs(Box::new(std::io::sink()), Level::Error);
+        let ctx = crate::driver::DriverContext {
+            instance: std::sync::Arc::new(inst.clone()),
+            kitchen_root: project.kitchen_root.clone(),
+            output: reporter.instance(&inst.name)?,
+        };
+        let conn = driver.connection(&ctx, &state).await?;
+        Ok::<_, crate::Error>(conn.login_command())
+    });
+    drop(rt);
+    match login {
+        Ok(cmd) => {
+            use std::os::unix::process::CommandExt;
+            // Hand the terminal to the runtime's own client, as test-kitchen's login execs ssh.
+            let err = std::process::Command::new(&cmd.program)
+                .args(&cmd.args)
+                .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+                .exec();
+            eprintln!("kitchen-driver: cannot run {}: {err}", cmd.program);
+            EXIT_ACTIONS_FAILED
+        }
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            EXIT_ACTIONS_FAILED
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(name: &str) -> InstanceConfig {
+        InstanceConfig {
+            name: name.into(),
+            suite: "s".into(),
+            platform: "p".into(),
+            driver: Default::default(),
+            provisioner: Default::default(),
+            verifier: Default::default(),
+            transport: Default::default(),
+            lifecycle: Default::default(),
+        }
+    }
+
+    #[test]
+    fn selection_is_exact_then_regex_then_error() {
+        let all = vec![
+            inst("default-busybox"),
+            inst("default-debian-12"),
+            inst("web-busybox"),
+        ];
+        let names = |v: Vec<InstanceConfig>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
+        assert_eq!(names(select(&all, &[], false).unwrap()).len(), 3);
+        assert_eq!(
+            names(select(&all, &["all".into()], false).unwrap()).len(),
+            3
+        );
+        assert_eq!(
+            names(select(&all, &["busybox".into()], false).unwrap()),
+            ["default-busybox", "web-busybox"]
+        );
+        assert_eq!(
+            names(select(&all, &["web-busybox".into()], false).unwrap()),
+            ["web-busybox"]
+        );
+        assert_eq!(
+            names(select(&all, &["debian".into(), "web".into()], true).unwrap()),
+            ["default-debian-12", "web-busybox"]
+        );
+        let e = select(&all, &["nope".into()], false).unwrap_err();
+        assert!(e.contains("No instances for regex `nope'"), "{e}");
+    }
+
+    #[test]
+    fn concurrency_flag_takes_an_optional_number() {
+        let cli = Cli::try_parse_from(["kitchen-driver", "test", "-c", "3", "default"]).unwrap();
+        let Command::Test(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(t.common.concurrency, Some(3));
+        assert_eq!(t.common.instances, ["default"]);
+        assert_eq!(t.destroy, DestroyMode::Passing);
+        let cli = Cli::try_parse_from(["kitchen-driver", "converge", "default", "-c"]).unwrap();
+        let Command::Converge(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.concurrency, Some(0));
+        let cli = Cli::try_parse_from(["kitchen-driver", "test", "--destroy", "always"]).unwrap();
+        let Command::Test(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(t.destroy, DestroyMode::Always);
+        assert!(Cli::try_parse_from(["kitchen-driver", "test", "--destroy", "sometimes"]).is_err());
+        let cli =
+            Cli::try_parse_from(["kitchen-driver", "exec", "default", "-c", "uname -a"]).unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!()
+        };
+        assert_eq!(e.command, "uname -a");
     }
 }
