@@ -24,6 +24,10 @@ pub struct PluginContext<'a> {
     pub connection: Arc<dyn Connection>,
     /// Live output and the instance's log.
     pub output: &'a InstanceOutput,
+    /// The host environment plugins see (the process environment unless the
+    /// [`Runner`](crate::lifecycle::Runner) was given another): the shell provisioner exports
+    /// its `TKENV_*` and `CI` variables into the instance.
+    pub host_env: &'a [(String, String)],
 }
 
 impl std::fmt::Debug for PluginContext<'_> {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for PluginContext<'_> {
 
 impl<'a> PluginContext<'a> {
     /// Builds a context.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         instance: &'a InstanceConfig,
         kitchen_root: &'a Path,
@@ -44,6 +49,7 @@ impl<'a> PluginContext<'a> {
         state: &'a State,
         connection: Arc<dyn Connection>,
         output: &'a InstanceOutput,
+        host_env: &'a [(String, String)],
     ) -> Self {
         Self {
             instance,
@@ -52,6 +58,7 @@ impl<'a> PluginContext<'a> {
             state,
             connection,
             output,
+            host_env,
         }
     }
 

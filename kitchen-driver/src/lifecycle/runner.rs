@@ -126,6 +126,7 @@ pub struct Runner {
     kitchen_root: PathBuf,
     test_base_path: PathBuf,
     reporter: Reporter,
+    host_env: Arc<Vec<(String, String)>>,
 }
 
 impl Runner {
@@ -139,7 +140,18 @@ impl Runner {
             kitchen_root: kitchen_root.into(),
             test_base_path: test_base_path.into(),
             reporter,
+            host_env: Arc::new(std::env::vars().collect()),
         }
+    }
+
+    /// Sets a variable in the host environment plugins see (such as `TKENV_X`, which the
+    /// shell provisioner exports into the instance as `X`), replacing an existing one.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        let env = Arc::make_mut(&mut self.host_env);
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value.into()));
+        self
     }
 
     /// Runs `command` on every instance, `opts.concurrency` at a time, and returns each
@@ -388,6 +400,7 @@ impl InstanceRun<'_> {
                     &self.state,
                     conn,
                     &self.ctx.output,
+                    &self.runner.host_env,
                 );
                 prov.converge(&pctx).await
             }
@@ -401,6 +414,7 @@ impl InstanceRun<'_> {
                     &self.state,
                     conn,
                     &self.ctx.output,
+                    &self.runner.host_env,
                 );
                 let report = ver.verify(&pctx).await?;
                 self.cases.extend(report.cases);

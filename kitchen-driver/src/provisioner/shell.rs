@@ -200,7 +200,7 @@ impl Provisioner for ShellProvisioner {
     async fn converge(&self, ctx: &PluginContext<'_>) -> Result<()> {
         let conn = &ctx.connection;
         let out = ctx.output;
-        let host_env: Vec<(String, String)> = std::env::vars().collect();
+        let host_env = ctx.host_env;
         let root = self.config.root_path.trim_end_matches('/').to_string();
 
         // The sandbox, built directly as a tar stream.
@@ -252,7 +252,7 @@ impl Provisioner for ShellProvisioner {
 
         if self.config.command.is_none() {
             let init = format!("{} -rf {root}/data ; mkdir -p {root}", self.sudo("rm"));
-            let cmd = self.wrap(&init, &host_env);
+            let cmd = self.wrap(&init, host_env);
             out.debug(&format!("init: {cmd}"));
             conn.execute(&cmd, "provisioner init command", out).await?;
         }
@@ -271,7 +271,7 @@ impl Provisioner for ShellProvisioner {
         }
 
         if let Some(code) = self.run_code(script.as_ref()) {
-            let cmd = self.wrap(&code, &host_env);
+            let cmd = self.wrap(&code, host_env);
             let mut tries = 0u32;
             loop {
                 tries += 1;
