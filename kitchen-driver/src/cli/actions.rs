@@ -1,15 +1,12 @@
-//! The command line: test-kitchen's verbs, flags and exit codes.
-//!
-//! Exit codes as test-kitchen: 0 success; 1 usage errors and "no instances matched"; 10 an
-//! instance failure; 20 "N actions failed" (and other errors while running actions).
+//! The action commands: create, converge, setup, verify, destroy, test, login and exec.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Args;
 
 use crate::config::{InstanceConfig, Project};
-use crate::lifecycle::{self, Action, DestroyMode, RunOptions, Runner};
+use crate::lifecycle::{self, DestroyMode, RunOptions, Runner};
 use crate::report::{Level, Reporter};
 use crate::state::StateFile;
 
@@ -17,64 +14,6 @@ use crate::state::StateFile;
 pub const EXIT_USAGE: i32 = 1;
 /// Exit code when actions failed (test-kitchen's `ActionFailed`).
 pub const EXIT_ACTIONS_FAILED: i32 = 20;
-
-/// Test infrastructure code in LXD and Docker containers, reading test-kitchen's kitchen.yml.
-#[derive(Debug, Parser)]
-#[command(name = "kitchen-driver", version = crate::VERSION)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-#[non_exhaustive]
-pub enum Command {
-    /// List instances and their last action (`kitchen list`).
-    List(ListArgs),
-    /// Print the fully merged configuration of each instance (`kitchen diagnose`).
-    Diagnose(DiagnoseArgs),
-    /// Create instances (`kitchen create`).
-    Create(ActionArgs),
-    /// Create as needed, then provision (`kitchen converge`).
-    Converge(ActionArgs),
-    /// Create and converge as needed, then the (empty) setup step (`kitchen setup`).
-    Setup(ActionArgs),
-    /// Create, converge and set up as needed, then verify (`kitchen verify`).
-    Verify(ActionArgs),
-    /// Destroy instances and delete their state (`kitchen destroy`).
-    Destroy(ActionArgs),
-    /// Destroy, create..verify, then destroy per --destroy (`kitchen test`).
-    Test(TestArgs),
-    /// Open an interactive shell in one instance (`kitchen login`).
-    Login(LoginArgs),
-    /// Run a command in instances (`kitchen exec -c CMD`).
-    Exec(ExecArgs),
-}
-
-/// `list [REGEX...|all] [--bare] [--json]`.
-#[derive(Debug, Args)]
-pub struct ListArgs {
-    /// `all`, an exact instance name, or a regular expression (several are joined with `|`).
-    pub instances: Vec<String>,
-    /// Print only instance names, one per line.
-    #[arg(short, long)]
-    pub bare: bool,
-    /// Print JSON.
-    #[arg(short, long)]
-    pub json: bool,
-}
-
-/// `diagnose [REGEX] [--json]`.
-#[derive(Debug, Args)]
-pub struct DiagnoseArgs {
-    /// `all`, an exact instance name, or a regular expression.
-    pub instances: Vec<String>,
-    /// Print JSON instead of YAML.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Flags shared by the action commands.
 #[derive(Debug, Args)]
@@ -130,36 +69,6 @@ pub struct ExecArgs {
     /// debug, info, warn, error or fatal.
     #[arg(short = 'l', long, default_value = "info")]
     pub log_level: String,
-}
-
-/// Runs the parsed command line and returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
-    match cli.command {
-        Command::List(_) | Command::Diagnose(_) => {
-            eprintln!("kitchen-driver: this command is not implemented yet");
-            EXIT_USAGE
-        }
-        Command::Create(a) => run_lifecycle(a, lifecycle::Command::Action(Action::Create), false),
-        Command::Converge(a) => {
-            run_lifecycle(a, lifecycle::Command::Action(Action::Converge), false)
-        }
-        Command::Setup(a) => run_lifecycle(a, lifecycle::Command::Action(Action::Setup), false),
-        Command::Verify(a) => run_lifecycle(a, lifecycle::Command::Action(Action::Verify), false),
-        Command::Destroy(a) => run_lifecycle(a, lifecycle::Command::Action(Action::Destroy), false),
-        Command::Test(t) => run_lifecycle(t.common, lifecycle::Command::Test(t.destroy), true),
-        Command::Exec(e) => {
-            let args = ActionArgs {
-                instances: e.instances,
-                concurrency: None,
-                parallel: false,
-                fail_fast: false,
-                log_level: e.log_level,
-                test_base_path: None,
-            };
-            run_lifecycle(args, lifecycle::Command::Exec(e.command), false)
-        }
-        Command::Login(l) => login(l),
-    }
 }
 
 /// Loads the project (kitchen.yml and friends) from the current directory.
@@ -231,7 +140,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-fn run_lifecycle(args: ActionArgs, command: lifecycle::Command, join: bool) -> i32 {
+pub(super) fn run_lifecycle(args: ActionArgs, command: lifecycle::Command, join: bool) -> i32 {
     let level = level_of(&args.log_level);
     init_tracing(level);
     let project = match load_project(args.test_base_path.as_ref()) {
@@ -303,7 +212,7 @@ fn run_lifecycle(args: ActionArgs, command: lifecycle::Command, join: bool) -> i
     }
 }
 
-fn login(args: LoginArgs) -> i32 {
+pub(super) fn login(args: LoginArgs) -> i32 {
     let level = level_of(&args.log_level);
     init_tracing(level);
     let project = match load_project(None) {
@@ -387,6 +296,8 @@ fn login(args: LoginArgs) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
 
     fn inst(name: &str) -> InstanceConfig {
         InstanceConfig {
