@@ -57,13 +57,9 @@ impl Drop for ContainerGuard {
     }
 }
 
-#[tokio::test]
-async fn docker_runs_kitchen_busybox_and_reports_its_exit_code() {
-    let docker = Docker::connect_with_local_defaults()
-        .expect("Docker socket")
-        .negotiate_version()
-        .await
-        .expect("Docker engine answers (run scripts/setup-host)");
+/// Creates `kitchen/busybox:latest` running `exit 42` on the engine behind `docker`, and
+/// checks the exit code the engine reports and that the container is gone afterwards.
+async fn busybox_exit_code_round_trip(docker: Docker) {
     let name = unique_name("busybox-exit");
     let guard = ContainerGuard {
         docker: docker.clone(),
@@ -90,7 +86,7 @@ async fn docker_runs_kitchen_busybox_and_reports_its_exit_code() {
         .await
         .expect("start");
     // bollard reports a non-zero exit as an error carrying the code; read the code either way.
-    let code = match docker
+    let waited = match docker
         .wait_container(&name, None::<WaitContainerOptions>)
         .next()
         .await
@@ -100,8 +96,39 @@ async fn docker_runs_kitchen_busybox_and_reports_its_exit_code() {
         Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => code,
         Err(e) => panic!("wait failed: {e}"),
     };
-    assert_eq!(code, 42);
+    // Compatibility layers have misreported exit codes (runtimes-here.md): the inspected state
+    // is the authority, and both must agree.
+    let inspected = docker
+        .inspect_container(&name, None)
+        .await
+        .expect("inspect")
+        .state
+        .and_then(|s| s.exit_code);
+    assert_eq!((waited, inspected), (42, Some(42)));
     drop(guard);
     let gone = docker.inspect_container(&name, None).await;
     assert!(gone.is_err(), "container {name} was removed");
+}
+
+#[tokio::test]
+async fn docker_runs_kitchen_busybox_and_reports_its_exit_code() {
+    let docker = Docker::connect_with_local_defaults()
+        .expect("Docker socket")
+        .negotiate_version()
+        .await
+        .expect("Docker engine answers (run scripts/setup-host)");
+    busybox_exit_code_round_trip(docker).await;
+}
+
+/// Podman's Docker-compatible API, started by `scripts/setup-host` at this socket.
+const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+
+#[tokio::test]
+async fn podman_compat_api_runs_kitchen_busybox_and_reports_its_exit_code() {
+    let docker = Docker::connect_with_unix(PODMAN_SOCKET, 120, bollard::API_DEFAULT_VERSION)
+        .expect("Podman socket")
+        .negotiate_version()
+        .await
+        .expect("Podman API answers (run scripts/setup-host)");
+    busybox_exit_code_round_trip(docker).await;
 }

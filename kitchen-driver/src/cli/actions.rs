@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::config::{InstanceConfig, Project};
+use crate::config::{self, InstanceConfig, LoadOptions, Project};
 use crate::lifecycle::{self, DestroyMode, RunOptions, Runner};
 use crate::report::{Level, Reporter};
 use crate::state::StateFile;
@@ -71,44 +71,30 @@ pub struct ExecArgs {
     pub log_level: String,
 }
 
-/// Loads the project (kitchen.yml and friends) from the current directory.
-fn load_project(_test_base_path: Option<&PathBuf>) -> Result<Project, String> {
-    Err("reading kitchen.yml is not available in this build yet (the config loader has not been merged)".into())
-}
-
-/// test-kitchen's selection: `all` or nothing -> every instance; else an exact name, else an
-/// unanchored regular expression. `join` joins several arguments with `|` (as `test` does);
-/// otherwise only the first is used.
-fn select(
-    instances: &[InstanceConfig],
+/// Loads the project and selects instances (test-kitchen's rules, see
+/// [`Project::select`]); on failure prints the error and returns the exit code.
+fn load_selected(
+    opts: &LoadOptions,
     args: &[String],
-    join: bool,
-) -> Result<Vec<InstanceConfig>, String> {
-    let pattern = if join {
-        args.join("|")
-    } else {
-        args.first().cloned().unwrap_or_default()
+    test_base_path: Option<&PathBuf>,
+    log_level: &str,
+) -> Result<(Project, Vec<InstanceConfig>), i32> {
+    let mut opts = opts.clone().with_log_level(log_level);
+    if let Some(t) = test_base_path {
+        opts = opts.with_test_base_path(t);
+    }
+    let project = config::load(&opts).map_err(|e| {
+        eprintln!(">>>>>> {e}");
+        e.exit_code()
+    })?;
+    let selected = match project.select(args) {
+        Ok(s) => s.into_iter().cloned().collect(),
+        Err(e) => {
+            eprintln!(">>>>>> {e}");
+            return Err(e.exit_code());
+        }
     };
-    if pattern.is_empty() || pattern == "all" {
-        return Ok(instances.to_vec());
-    }
-    if let Some(i) = instances.iter().find(|i| i.name == pattern) {
-        return Ok(vec![i.clone()]);
-    }
-    let re = regex::Regex::new(&pattern)
-        .map_err(|e| format!("invalid regular expression `{pattern}`: {e}"))?;
-    let found: Vec<InstanceConfig> = instances
-        .iter()
-        .filter(|i| re.is_match(&i.name))
-        .cloned()
-        .collect();
-    if found.is_empty() {
-        Err(format!(
-            "No instances for regex `{pattern}', try running `kitchen-driver list'"
-        ))
-    } else {
-        Ok(found)
-    }
+    Ok((project, selected))
 }
 
 fn level_of(s: &str) -> Level {
@@ -140,22 +126,21 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-pub(super) fn run_lifecycle(args: ActionArgs, command: lifecycle::Command, join: bool) -> i32 {
+pub(super) fn run_lifecycle(
+    opts: &LoadOptions,
+    args: ActionArgs,
+    command: lifecycle::Command,
+) -> i32 {
     let level = level_of(&args.log_level);
     init_tracing(level);
-    let project = match load_project(args.test_base_path.as_ref()) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let instances = match select(&project.instances, &args.instances, join) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_USAGE;
-        }
+    let (project, instances) = match load_selected(
+        opts,
+        &args.instances,
+        args.test_base_path.as_ref(),
+        &args.log_level,
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let concurrency = match (args.parallel, args.concurrency) {
         (true, _) | (_, Some(0)) => instances.len(),
@@ -212,26 +197,17 @@ pub(super) fn run_lifecycle(args: ActionArgs, command: lifecycle::Command, join:
     }
 }
 
-pub(super) fn login(args: LoginArgs) -> i32 {
+pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
     let level = level_of(&args.log_level);
     init_tracing(level);
-    let project = match load_project(None) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let found = match select(
-        &project.instances,
+    let (project, found) = match load_selected(
+        opts,
         std::slice::from_ref(&args.instance),
-        false,
+        None,
+        &args.log_level,
     ) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_USAGE;
-        }
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let [inst] = found.as_slice() else {
         let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
@@ -298,48 +274,6 @@ mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
     use clap::Parser;
-
-    fn inst(name: &str) -> InstanceConfig {
-        InstanceConfig {
-            name: name.into(),
-            suite: "s".into(),
-            platform: "p".into(),
-            driver: Default::default(),
-            provisioner: Default::default(),
-            verifier: Default::default(),
-            transport: Default::default(),
-            lifecycle: Default::default(),
-        }
-    }
-
-    #[test]
-    fn selection_is_exact_then_regex_then_error() {
-        let all = vec![
-            inst("default-busybox"),
-            inst("default-debian-12"),
-            inst("web-busybox"),
-        ];
-        let names = |v: Vec<InstanceConfig>| v.into_iter().map(|i| i.name).collect::<Vec<_>>();
-        assert_eq!(names(select(&all, &[], false).unwrap()).len(), 3);
-        assert_eq!(
-            names(select(&all, &["all".into()], false).unwrap()).len(),
-            3
-        );
-        assert_eq!(
-            names(select(&all, &["busybox".into()], false).unwrap()),
-            ["default-busybox", "web-busybox"]
-        );
-        assert_eq!(
-            names(select(&all, &["web-busybox".into()], false).unwrap()),
-            ["web-busybox"]
-        );
-        assert_eq!(
-            names(select(&all, &["debian".into(), "web".into()], true).unwrap()),
-            ["default-debian-12", "web-busybox"]
-        );
-        let e = select(&all, &["nope".into()], false).unwrap_err();
-        assert!(e.contains("No instances for regex `nope'"), "{e}");
-    }
 
     #[test]
     fn concurrency_flag_takes_an_optional_number() {

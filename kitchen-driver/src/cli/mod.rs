@@ -1,15 +1,23 @@
 //! The command line: test-kitchen's verbs, flags and exit codes.
 //!
 //! Exit codes as test-kitchen: 0 success; 1 usage errors and "no instances matched"; 10 an
-//! instance failure; 20 "N actions failed" (and other errors while running actions).
+//! instance failure; 20 "N actions failed" and other errors (such as an unreadable kitchen.yml).
+
+use std::io::Write;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{self, ConfigError, LoadOptions, Project};
 use crate::lifecycle::{self, Action};
 
 mod actions;
+mod diagnose;
+mod list;
 
 pub use actions::{ActionArgs, EXIT_ACTIONS_FAILED, EXIT_USAGE, ExecArgs, LoginArgs, TestArgs};
+
+pub use diagnose::render_diagnose;
+pub use list::{ListRow, list_rows, render_table, state_label};
 
 /// Test infrastructure code in LXD and Docker containers, reading test-kitchen's kitchen.yml.
 #[derive(Debug, Parser)]
@@ -55,11 +63,11 @@ pub struct ListArgs {
     #[arg(short, long)]
     pub bare: bool,
     /// Print JSON.
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "bare")]
     pub json: bool,
 }
 
-/// `diagnose [REGEX] [--json]`.
+/// `diagnose [REGEX...|all] [--json]`.
 #[derive(Debug, Args)]
 pub struct DiagnoseArgs {
     /// `all`, an exact instance name, or a regular expression.
@@ -71,29 +79,30 @@ pub struct DiagnoseArgs {
 
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
+    let dir = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("kitchen-driver: cannot determine the current directory: {e}");
+            return 20;
+        }
+    };
+    let opts = LoadOptions::from_process(dir);
+    let action = |a, c| actions::run_lifecycle(&opts, a, c);
     match cli.command {
-        Command::List(_) | Command::Diagnose(_) => {
-            eprintln!("kitchen-driver: this command is not implemented yet");
-            EXIT_USAGE
-        }
-        Command::Create(a) => {
-            actions::run_lifecycle(a, lifecycle::Command::Action(Action::Create), false)
-        }
-        Command::Converge(a) => {
-            actions::run_lifecycle(a, lifecycle::Command::Action(Action::Converge), false)
-        }
-        Command::Setup(a) => {
-            actions::run_lifecycle(a, lifecycle::Command::Action(Action::Setup), false)
-        }
-        Command::Verify(a) => {
-            actions::run_lifecycle(a, lifecycle::Command::Action(Action::Verify), false)
-        }
-        Command::Destroy(a) => {
-            actions::run_lifecycle(a, lifecycle::Command::Action(Action::Destroy), false)
-        }
-        Command::Test(t) => {
-            actions::run_lifecycle(t.common, lifecycle::Command::Test(t.destroy), true)
-        }
+        Command::List(args) => report(&opts, &args.instances, |p, sel, out| {
+            let mut out = out;
+            list::run(p, sel, &args, &mut out).map_err(CliError::from)
+        }),
+        Command::Diagnose(args) => report(&opts, &args.instances, |p, sel, out| {
+            let text = render_diagnose(p, sel, args.json);
+            out.write_all(text.as_bytes()).map_err(CliError::from)
+        }),
+        Command::Create(a) => action(a, lifecycle::Command::Action(Action::Create)),
+        Command::Converge(a) => action(a, lifecycle::Command::Action(Action::Converge)),
+        Command::Setup(a) => action(a, lifecycle::Command::Action(Action::Setup)),
+        Command::Verify(a) => action(a, lifecycle::Command::Action(Action::Verify)),
+        Command::Destroy(a) => action(a, lifecycle::Command::Action(Action::Destroy)),
+        Command::Test(t) => action(t.common, lifecycle::Command::Test(t.destroy)),
         Command::Exec(e) => {
             let args = ActionArgs {
                 instances: e.instances,
@@ -103,8 +112,61 @@ pub fn run(cli: Cli) -> i32 {
                 log_level: e.log_level,
                 test_base_path: None,
             };
-            actions::run_lifecycle(args, lifecycle::Command::Exec(e.command), false)
+            action(args, lifecycle::Command::Exec(e.command))
         }
-        Command::Login(l) => actions::login(l),
+        Command::Login(l) => actions::login(&opts, l),
     }
+}
+
+/// Runs a reporting command (list, diagnose) on stdout and maps its error to an exit code.
+fn report(
+    opts: &LoadOptions,
+    instances: &[String],
+    f: impl FnOnce(&Project, &[String], &mut dyn Write) -> Result<(), CliError>,
+) -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match load_and_select(opts, instances).and_then(|(p, sel)| f(&p, &sel, &mut out)) {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!(">>>>>> {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Errors the list and diagnose commands report.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// Loading the project or selecting instances failed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Writing the output failed.
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CliError {
+    /// The process exit code (test-kitchen's).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Config(e) => e.exit_code(),
+            CliError::Io(_) => 20,
+        }
+    }
+}
+
+fn load_and_select(
+    opts: &LoadOptions,
+    args: &[String],
+) -> Result<(Project, Vec<String>), CliError> {
+    let project = config::load(opts)?;
+    let names = project
+        .select(args)?
+        .into_iter()
+        .map(|i| i.name.clone())
+        .collect();
+    Ok((project, names))
 }

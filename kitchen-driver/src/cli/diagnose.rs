@@ -1,0 +1,68 @@
+//! `kitchen-driver diagnose`: the merged configuration of each selected instance.
+
+use serde::Serialize;
+
+use crate::config::{InstanceConfig, PluginConfig, Project};
+
+#[derive(Serialize)]
+struct Diagnose<'a> {
+    kitchen_driver_version: &'a str,
+    kitchen_root: String,
+    test_base_path: String,
+    files: Vec<String>,
+    instances: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Serialize)]
+struct InstanceDiag<'a> {
+    suite: &'a str,
+    platform: &'a str,
+    driver: &'a PluginConfig,
+    provisioner: &'a PluginConfig,
+    verifier: &'a PluginConfig,
+    transport: &'a PluginConfig,
+    lifecycle: &'a PluginConfig,
+}
+
+/// The `diagnose` document for the instances named in `selected`: YAML (a `---` document, as
+/// test-kitchen prints) or pretty JSON.
+pub fn render_diagnose(project: &Project, selected: &[String], json: bool) -> String {
+    let instances = selected
+        .iter()
+        .filter_map(|n| project.instance(n))
+        .map(|i: &InstanceConfig| {
+            let d = InstanceDiag {
+                suite: &i.suite,
+                platform: &i.platform,
+                driver: &i.driver,
+                provisioner: &i.provisioner,
+                verifier: &i.verifier,
+                transport: &i.transport,
+                lifecycle: &i.lifecycle,
+            };
+            (
+                i.name.clone(),
+                serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect();
+    let doc = Diagnose {
+        kitchen_driver_version: crate::VERSION,
+        kitchen_root: project.kitchen_root.display().to_string(),
+        test_base_path: project.test_base_path.display().to_string(),
+        files: project
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
+        instances,
+    };
+    if json {
+        let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        s.push('\n');
+        s
+    } else {
+        let body = serde_saphyr::to_string(&doc).unwrap_or_default();
+        format!("---\n{body}")
+    }
+}

@@ -1,0 +1,196 @@
+//! `kitchen-driver list`: test-kitchen's table, `--bare` and `--json` (lib/kitchen/command/list.rb).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::ListArgs;
+use crate::config::{InstanceConfig, Project};
+
+/// One row of `list`: the JSON object test-kitchen's `list --json` prints.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ListRow {
+    /// Instance name.
+    pub instance: String,
+    /// Driver class name (`Lxd`, `Docker`, `Vagrant`...).
+    pub driver: String,
+    /// Provisioner class name (`Shell`, `AnsiblePlaybook`...).
+    pub provisioner: String,
+    /// Verifier class name (`Busser`, `Inspec`...).
+    pub verifier: String,
+    /// Transport class name (`Ssh`, `Winrm`...).
+    pub transport: String,
+    /// `last_action` from the state file, if any.
+    pub last_action: Option<String>,
+    /// `last_error` from the state file, if any.
+    pub last_error: Option<String>,
+}
+
+/// Thor's `camel_case`, which test-kitchen uses to find a plugin's class from its name:
+/// `ansible_playbook` -> `AnsiblePlaybook`; a name with capitals and no `_` is kept.
+pub fn camel_case(name: &str) -> String {
+    if !name.contains('_') && name.chars().any(|c| c.is_ascii_uppercase()) {
+        return name.to_owned();
+    }
+    name.split('_')
+        .map(|part| {
+            let mut c = part.chars();
+            match c.next() {
+                Some(f) => f
+                    .to_uppercase()
+                    .chain(c.flat_map(char::to_lowercase))
+                    .collect(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}
+
+/// The `Last Action` column label for a state file's `last_action`.
+pub fn state_label(last_action: Option<&str>) -> &'static str {
+    match last_action {
+        None => "<Not Created>",
+        Some("create") => "Created",
+        Some("converge") => "Converged",
+        Some("setup") => "Set Up",
+        Some("verify") => "Verified",
+        Some(_) => "<Unknown>",
+    }
+}
+
+/// `last_action` and `last_error` from `.kitchen/<instance>.yml` (absent file: both `None`).
+fn read_state(root: &Path, instance: &str) -> (Option<String>, Option<String>) {
+    let path = root.join(".kitchen").join(format!("{instance}.yml"));
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return (None, None);
+    };
+    let file: Arc<Path> = Arc::from(path.as_path());
+    let Ok(Some(node)) = crate::config::yaml::parse(&text, &file) else {
+        tracing::warn!(path = %path.display(), "unreadable state file");
+        return (None, None);
+    };
+    let get = |k: &str| {
+        node.as_map()
+            .and_then(|m| m.get(k))
+            .filter(|v| !v.is_null())
+            .map(|v| v.ruby_to_s())
+    };
+    (get("last_action"), get("last_error"))
+}
+
+/// The rows for `instances` of `project`, reading each state file.
+pub fn list_rows(project: &Project, instances: &[&InstanceConfig]) -> Vec<ListRow> {
+    instances
+        .iter()
+        .map(|i| {
+            let (last_action, last_error) = read_state(&project.kitchen_root, &i.name);
+            ListRow {
+                instance: i.name.clone(),
+                driver: camel_case(i.driver_name()),
+                provisioner: camel_case(i.provisioner_name()),
+                verifier: camel_case(i.verifier_name()),
+                transport: camel_case(i.transport_name()),
+                last_action,
+                last_error,
+            }
+        })
+        .collect()
+}
+
+/// Thor's `print_table`: columns left-aligned, padded to the widest cell plus two spaces,
+/// the last column unpadded.
+pub fn render_table(rows: &[ListRow]) -> String {
+    let mut table: Vec<[String; 7]> = vec![
+        [
+            "Instance",
+            "Driver",
+            "Provisioner",
+            "Verifier",
+            "Transport",
+            "Last Action",
+            "Last Error",
+        ]
+        .map(String::from),
+    ];
+    for r in rows {
+        table.push([
+            r.instance.clone(),
+            r.driver.clone(),
+            r.provisioner.clone(),
+            r.verifier.clone(),
+            r.transport.clone(),
+            state_label(r.last_action.as_deref()).to_owned(),
+            r.last_error.clone().unwrap_or_else(|| "<None>".to_owned()),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for row in &table {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &table {
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i < 6 {
+                let pad = widths[i] + 2 - cell.chars().count();
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub(super) fn run(
+    project: &Project,
+    selected: &[String],
+    args: &ListArgs,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let instances: Vec<&InstanceConfig> = selected
+        .iter()
+        .filter_map(|n| project.instance(n))
+        .collect();
+    if args.bare {
+        let mut s = String::with_capacity(instances.len() * 32);
+        for i in &instances {
+            s.push_str(&i.name);
+            s.push('\n');
+        }
+        return out.write_all(s.as_bytes());
+    }
+    let rows = list_rows(project, &instances);
+    if args.json {
+        let mut s = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?;
+        s.push('\n');
+        return out.write_all(s.as_bytes());
+    }
+    out.write_all(render_table(&rows).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_case_as_thor() {
+        assert_eq!(camel_case("ansible_playbook"), "AnsiblePlaybook");
+        assert_eq!(camel_case("lxd"), "Lxd");
+        assert_eq!(camel_case("ssh"), "Ssh");
+        assert_eq!(camel_case("chef_infra"), "ChefInfra");
+        assert_eq!(camel_case("LXD"), "LXD");
+        assert_eq!(camel_case("LXD_api"), "LxdApi");
+        assert_eq!(camel_case(""), "");
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(state_label(None), "<Not Created>");
+        assert_eq!(state_label(Some("setup")), "Set Up");
+        assert_eq!(state_label(Some("destroy")), "<Unknown>");
+    }
+}

@@ -1,0 +1,116 @@
+//! Ruby regular expressions as test-kitchen uses them: suite `includes`/`excludes` entries
+//! written `/pattern/flags` (lib/kitchen/platform_filter.rb) and instance selection patterns
+//! (`Regexp.new(arg)` matched unanchored against instance names).
+
+use regex::Regex;
+
+/// A suite `includes`/`excludes` entry: an exact platform name or a `/regex/[ix]*`.
+#[derive(Debug, Clone)]
+pub enum PlatformFilter {
+    /// Matches a platform whose name is exactly this string.
+    Exact(String),
+    /// Matches platforms whose name (String or Symbol) matches, unanchored.
+    Regex(Regex),
+}
+
+impl PlatformFilter {
+    /// Parses an entry as `PlatformFilter.convert` does.
+    ///
+    /// # Errors
+    /// The regex engine's message when a `/.../` entry is not a valid regular expression here.
+    pub fn parse(entry: &str) -> Result<Self, regex::Error> {
+        // REGEXP_LIKE_PATTERN = %r{^/(?<pattern>.*)/(?<options>[ix]*)$}
+        if let Some(body) = entry.strip_prefix('/') {
+            let flags_start = body.rfind('/');
+            if let Some(end) = flags_start {
+                let flags = &body[end + 1..];
+                let pattern = &body[..end];
+                if flags.chars().all(|c| c == 'i' || c == 'x') && !pattern.contains('\n') {
+                    return ruby_regex(pattern, flags.contains('i'), flags.contains('x'))
+                        .map(PlatformFilter::Regex);
+                }
+            }
+        }
+        Ok(PlatformFilter::Exact(entry.to_owned()))
+    }
+
+    /// Whether the platform named `name` matches. `name_is_string` is false for platforms
+    /// whose name is a Symbol (`name: :ubuntu`), which an exact string never equals in Ruby.
+    pub fn matches(&self, name: &str, name_is_string: bool) -> bool {
+        match self {
+            PlatformFilter::Exact(s) => name_is_string && s == name,
+            PlatformFilter::Regex(re) => re.is_match(name),
+        }
+    }
+}
+
+/// Compiles a Ruby (Onigmo) pattern with the `regex` crate: `^`/`$` match at line breaks as
+/// in Ruby, `\h` is a hex digit, `\Z` is end of text before an optional final newline.
+/// Constructs the `regex` crate lacks (look-around, back-references) are errors.
+///
+/// # Errors
+/// The regex engine's message.
+pub fn ruby_regex(pattern: &str, ignore_case: bool, extended: bool) -> Result<Regex, regex::Error> {
+    let mut out = String::from("(?m");
+    if ignore_case {
+        out.push('i');
+    }
+    if extended {
+        out.push('x');
+    }
+    out.push(')');
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('h') => out.push_str("[0-9a-fA-F]"),
+            Some('H') => out.push_str("[^0-9a-fA-F]"),
+            Some('Z') => out.push_str(r"(?:\n?\z)"),
+            Some(n) => {
+                out.push('\\');
+                out.push(n);
+            }
+            None => out.push('\\'),
+        }
+    }
+    regex::RegexBuilder::new(&out).size_limit(1 << 22).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(s: &str) -> PlatformFilter {
+        match PlatformFilter::parse(s) {
+            Ok(f) => f,
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
+    #[test]
+    fn exact_and_regex_entries() {
+        assert!(f("ubuntu-22.04").matches("ubuntu-22.04", true));
+        assert!(!f("ubuntu").matches("ubuntu-22.04", true));
+        assert!(!f("ubuntu").matches("ubuntu", false));
+        assert!(f("/ubuntu/").matches("my-ubuntu-22.04", true));
+        assert!(f("/ubuntu/").matches("ubuntu", false));
+        assert!(f("/^UBU/i").matches("ubuntu", true));
+        assert!(!f("/^UBU/").matches("ubuntu", true));
+        assert!(f("/u b u/x").matches("ubu", true));
+        // Not regex-like: flags other than i/x, or no closing slash.
+        assert!(matches!(f("/foo/g"), PlatformFilter::Exact(_)));
+        assert!(matches!(f("/foo"), PlatformFilter::Exact(_)));
+    }
+
+    #[test]
+    fn ruby_specific_syntax() {
+        let re = ruby_regex(r"^\h+\Z", false, false).ok();
+        assert!(re.as_ref().is_some_and(|r| r.is_match("beef\n")));
+        assert!(ruby_regex("(?=x)", false, false).is_err());
+        // ^ matches after a newline, as in Ruby.
+        assert!(ruby_regex("^b", false, false).is_ok_and(|r| r.is_match("a\nb")));
+    }
+}

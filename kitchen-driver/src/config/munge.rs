@@ -1,0 +1,723 @@
+//! From the merged kitchen.yml data to instances: test-kitchen's `DataMunger`
+//! (lib/kitchen/data_munger.rb) and `Config#filter_instances` (lib/kitchen/config.rb), rule by
+//! rule and in the same order.
+
+use std::collections::HashMap;
+
+use super::InstanceConfig;
+use super::error::ConfigError;
+use super::filter::PlatformFilter;
+use super::value::{Map, Node, Value, map_to_json};
+
+/// The values test-kitchen forces into plugin blocks (`Kitchen::Config#kitchen_config`).
+#[derive(Debug, Clone)]
+pub(crate) struct KitchenConfig {
+    pub kitchen_root: String,
+    pub test_base_path: String,
+    pub log_level: String,
+    pub debug: bool,
+}
+
+impl KitchenConfig {
+    fn get(&self, key: &str) -> Option<Node> {
+        match key {
+            "kitchen_root" => Some(Node::str(&self.kitchen_root)),
+            "test_base_path" => Some(Node::str(&self.test_base_path)),
+            "log_level" => Some(Node::str(&self.log_level)),
+            "debug" => Some(Node::new(Value::Bool(self.debug))),
+            _ => None,
+        }
+    }
+}
+
+/// The plugin kinds, in the order test-kitchen builds them.
+const PLUGINS: [&str; 5] = [
+    "driver",
+    "provisioner",
+    "verifier",
+    "transport",
+    "lifecycle",
+];
+
+struct Platform {
+    /// The `name` value as written (compared raw to find the platform's data).
+    raw: Value,
+    /// `name.to_s`.
+    name: String,
+    /// Whether the name is a String (a Symbol name never equals an exact filter string).
+    is_string: bool,
+    /// Index of the first platform with an equal name (test-kitchen's `platform_data_for`).
+    data_idx: usize,
+}
+
+struct Suite {
+    name: String,
+    includes: Vec<PlatformFilter>,
+    excludes: Vec<PlatformFilter>,
+    data_idx: usize,
+}
+
+/// Builds every instance from the merged data, in test-kitchen's order.
+///
+/// # Errors
+/// [`ConfigError::Type`] where test-kitchen would fail (a suite without a name, a non-string
+/// include, a list where a mapping is needed ...), [`ConfigError::Regex`] for an include or
+/// exclude regex this engine cannot compile.
+pub(crate) fn instances(
+    mut data: Map,
+    kc: &KitchenConfig,
+) -> Result<Vec<InstanceConfig>, ConfigError> {
+    let mut platforms = take_list(&mut data, "platforms")?;
+    let mut suites = take_list(&mut data, "suites")?;
+
+    legacy_normalize(&mut data, &mut platforms, &mut suites)?;
+
+    let platform_objs = platforms
+        .iter()
+        .enumerate()
+        .map(|(i, p)| platform_obj(p, i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut platform_objs = platform_objs;
+    first_index_by_name(platform_objs.iter_mut().map(|p| (&p.raw, &mut p.data_idx)));
+
+    let mut suite_objs = Vec::with_capacity(suites.len());
+    let mut suite_raw = Vec::with_capacity(suites.len());
+    for (i, s) in suites.iter().enumerate() {
+        let (obj, raw) = suite_obj(s, i)?;
+        suite_objs.push(obj);
+        suite_raw.push(raw);
+    }
+    first_index_by_name(
+        suite_raw
+            .iter()
+            .zip(suite_objs.iter_mut())
+            .map(|(r, s)| (r, &mut s.data_idx)),
+    );
+
+    let kitchen = match data.get("kitchen") {
+        Some(Node {
+            v: Value::Map(m), ..
+        }) => m.clone(),
+        Some(n) if !n.is_null() => return Err(ConfigError::ty(n, "kitchen", "a mapping")),
+        _ => Map::new(),
+    };
+    let common: Vec<Map> = PLUGINS
+        .iter()
+        .map(|k| normalized_block(data.get(k), k, "common", k))
+        .collect::<Result<_, _>>()?;
+
+    let mut out = Vec::new();
+    for suite in &suite_objs {
+        for platform in &platform_objs {
+            let keep = if !suite.includes.is_empty() {
+                suite
+                    .includes
+                    .iter()
+                    .any(|f| f.matches(&platform.name, platform.is_string))
+            } else if !suite.excludes.is_empty() {
+                !suite
+                    .excludes
+                    .iter()
+                    .any(|f| f.matches(&platform.name, platform.is_string))
+            } else {
+                true
+            };
+            if !keep {
+                continue;
+            }
+            let pmap = &platforms[platform.data_idx];
+            let smap = &suites[suite.data_idx];
+            let mut blocks: Vec<Map> = Vec::with_capacity(PLUGINS.len());
+            for (k, key) in PLUGINS.iter().enumerate() {
+                let pdata = normalized_block(
+                    pmap.get(key),
+                    key,
+                    "platform",
+                    &format!("platforms[{}].{key}", platform.data_idx),
+                )?;
+                let sdata = normalized_block(
+                    smap.get(key),
+                    key,
+                    "suite",
+                    &format!("suites[{}].{key}", suite.data_idx),
+                )?;
+                let defaults = default_block(key, &platform.name);
+                let merged = defaults.rmerge(&common[k].rmerge(&pdata.rmerge(&sdata)));
+                blocks.push(finish_block(
+                    key,
+                    merged,
+                    kc,
+                    &kitchen,
+                    &suite.name,
+                    &platform.name,
+                )?);
+            }
+            let mut it = blocks.into_iter().map(|m| map_to_json(&m));
+            let mut next = || it.next().unwrap_or_default();
+            out.push(InstanceConfig {
+                name: instance_name(&suite.name, &platform.name),
+                suite: suite.name.clone(),
+                platform: platform.name.clone(),
+                driver: next(),
+                provisioner: next(),
+                verifier: next(),
+                transport: next(),
+                lifecycle: next(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `Instance.name_for`: `"#{suite}-#{platform}".gsub(%r{[_,/]}, "-").delete(".")`.
+pub fn instance_name(suite: &str, platform: &str) -> String {
+    format!("{suite}-{platform}")
+        .chars()
+        .filter(|c| *c != '.')
+        .map(|c| if matches!(c, '_' | ',' | '/') { '-' } else { c })
+        .collect()
+}
+
+fn first_index_by_name<'a>(items: impl Iterator<Item = (&'a Value, &'a mut usize)>) {
+    let mut seen: HashMap<String, Vec<(&'a Value, usize)>> = HashMap::new();
+    for (i, (raw, idx)) in items.enumerate() {
+        let key = format!("{raw:?}");
+        let bucket = seen.entry(key).or_default();
+        *idx = match bucket.iter().find(|(v, _)| *v == raw) {
+            Some((_, first)) => *first,
+            None => {
+                bucket.push((raw, i));
+                i
+            }
+        };
+    }
+}
+
+fn take_list(data: &mut Map, key: &str) -> Result<Vec<Map>, ConfigError> {
+    let Some(node) = data.remove(key) else {
+        return Ok(Vec::new());
+    };
+    let Value::Seq(items) = node.v else {
+        return Err(ConfigError::ty(&node, key, format!("a list of {key}")));
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| match n.v {
+            Value::Map(m) => Ok(m),
+            _ => Err(ConfigError::ty(
+                &n,
+                format!("{key}[{i}]"),
+                "a mapping with a `name` key",
+            )),
+        })
+        .collect()
+}
+
+fn platform_obj(p: &Map, i: usize) -> Result<Platform, ConfigError> {
+    let Some(name) = p.get("name") else {
+        return Err(ConfigError::Type {
+            at: p.iter().next().and_then(|(_, v)| v.pos.clone()),
+            path: format!("platforms[{i}]"),
+            expected: "a `name` key (Platform#new requires option :name)".into(),
+            found: "a platform without a name".into(),
+        });
+    };
+    let is_string = matches!(name.v, Value::Str(_));
+    // Platform#initialize calls name.downcase unless both os_type and shell_type are given.
+    let downcase_ok = is_string || matches!(name.v, Value::Sym(_));
+    let windows_check_skipped = p.contains_key("os_type") && p.contains_key("shell_type");
+    if !(downcase_ok || windows_check_skipped) {
+        return Err(ConfigError::ty(
+            name,
+            format!("platforms[{i}].name"),
+            "a string (test-kitchen fails on other platform names; quote it)",
+        ));
+    }
+    Ok(Platform {
+        raw: name.v.clone(),
+        name: name.ruby_to_s(),
+        is_string,
+        data_idx: i,
+    })
+}
+
+fn suite_obj(s: &Map, i: usize) -> Result<(Suite, Value), ConfigError> {
+    let Some(name) = s.get("name") else {
+        return Err(ConfigError::Type {
+            at: s.iter().next().and_then(|(_, v)| v.pos.clone()),
+            path: format!("suites[{i}]"),
+            expected: "a `name` key (Suite#new requires option :name)".into(),
+            found: "a suite without a name".into(),
+        });
+    };
+    let filters = |key: &str| -> Result<Vec<PlatformFilter>, ConfigError> {
+        let Some(node) = s.get(key) else {
+            return Ok(Vec::new());
+        };
+        // Kernel.Array(filters)
+        let entries: Vec<&Node> = match &node.v {
+            Value::Null => Vec::new(),
+            Value::Seq(items) => items.iter().collect(),
+            Value::Map(_) => {
+                return Err(ConfigError::ty(
+                    node,
+                    format!("suites[{i}].{key}"),
+                    "a list of platform names or /regex/ strings",
+                ));
+            }
+            _ => vec![node],
+        };
+        entries
+            .into_iter()
+            .enumerate()
+            .map(|(j, e)| {
+                let path = format!("suites[{i}].{key}[{j}]");
+                let Value::Str(text) = &e.v else {
+                    return Err(ConfigError::ty(
+                        e,
+                        path,
+                        "a platform name or /regex/ string (test-kitchen crashes on anything \
+                         else; quote it)",
+                    ));
+                };
+                PlatformFilter::parse(text).map_err(|err| ConfigError::Regex {
+                    at: e.pos.clone(),
+                    context: path,
+                    pattern: text.clone(),
+                    message: err.to_string(),
+                })
+            })
+            .collect()
+    };
+    let includes = filters("includes")?;
+    let excludes = filters("excludes")?;
+    Ok((
+        Suite {
+            name: name.ruby_to_s(),
+            includes,
+            excludes,
+            data_idx: i,
+        },
+        name.v.clone(),
+    ))
+}
+
+/// `normalized_{common,platform,suite}_data`: nil -> {}, "x" -> {name: "x"}, and the arrays
+/// test-kitchen concatenates are namespaced (`run_list` for the provisioner, every key for
+/// lifecycle).
+fn normalized_block(
+    node: Option<&Node>,
+    key: &str,
+    namespace: &str,
+    path: &str,
+) -> Result<Map, ConfigError> {
+    let mut m = match node {
+        None => return Ok(Map::new()),
+        Some(Node { v: Value::Null, .. }) => Map::new(),
+        Some(
+            n @ Node {
+                v: Value::Str(_), ..
+            },
+        ) => {
+            let mut m = Map::new();
+            m.insert("name", n.clone());
+            m
+        }
+        Some(Node {
+            v: Value::Map(m), ..
+        }) => m.clone(),
+        Some(n) => {
+            return Err(ConfigError::ty(
+                n,
+                path,
+                format!("a mapping or a {key} name"),
+            ));
+        }
+    };
+    let namespace_key = |m: &mut Map, k: &str| {
+        if let Some(v) = m.get_mut(k) {
+            let inner = std::mem::replace(v, Node::empty_map());
+            let mut ns = Map::new();
+            ns.insert(namespace, inner);
+            *v = Node::new(Value::Map(ns));
+        }
+    };
+    match (key, namespace) {
+        ("provisioner", "platform" | "suite") => namespace_key(&mut m, "run_list"),
+        ("lifecycle", _) => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            for k in keys {
+                namespace_key(&mut m, &k);
+            }
+        }
+        _ => {}
+    }
+    Ok(m)
+}
+
+/// Built-in defaults (`kitchen_config[:defaults]`).
+fn default_block(key: &str, platform: &str) -> Map {
+    let name = match key {
+        "driver" => "dummy",
+        "provisioner" => "shell",
+        "verifier" => "busser",
+        "transport" => {
+            // /^win/i.match?(platform): Ruby's ^ also matches after a newline.
+            if platform
+                .split('\n')
+                .any(|l| l.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("win")))
+            {
+                "winrm"
+            } else {
+                "ssh"
+            }
+        }
+        _ => return Map::new(),
+    };
+    let mut m = Map::new();
+    m.insert("name", Node::str(name));
+    m
+}
+
+/// The per-plugin finishing touches of `DataMunger#*_data_for`.
+fn finish_block(
+    key: &str,
+    mut m: Map,
+    kc: &KitchenConfig,
+    kitchen: &Map,
+    suite: &str,
+    platform: &str,
+) -> Result<Map, ConfigError> {
+    let forced: &[&str] = match key {
+        "driver" | "transport" => &["kitchen_root", "test_base_path", "log_level"],
+        "provisioner" => {
+            combine_arrays(&mut m, "run_list", &["platform", "suite"], suite, platform)?;
+            &["kitchen_root", "test_base_path", "debug"]
+        }
+        "verifier" => &["kitchen_root", "test_base_path", "log_level", "debug"],
+        _ => {
+            let keys: Vec<String> = m.keys().cloned().collect();
+            for k in keys {
+                combine_arrays(
+                    &mut m,
+                    &k,
+                    &["common", "platform", "suite"],
+                    suite,
+                    platform,
+                )?;
+            }
+            &["kitchen_root", "test_base_path", "log_level", "debug"]
+        }
+    };
+    for k in forced {
+        // set_kitchen_config_at!: delete, then kitchen_config, then the `kitchen:` hash wins.
+        m.remove(k);
+        if let Some(v) = kc.get(k) {
+            m.insert(*k, v);
+        }
+        if let Some(v) = kitchen.get(k) {
+            m.insert(*k, v.clone());
+        }
+    }
+    Ok(m)
+}
+
+/// `combine_arrays!`: the namespaced lists concatenated, flattened, nils dropped.
+fn combine_arrays(
+    m: &mut Map,
+    key: &str,
+    namespaces: &[&str],
+    suite: &str,
+    platform: &str,
+) -> Result<(), ConfigError> {
+    let Some(node) = m.get(key) else {
+        return Ok(());
+    };
+    let Value::Map(ns) = &node.v else {
+        // Only a top-level provisioner run_list (never namespaced) gets here: Ruby calls
+        // Array#fetch(:platform, []) on it and raises a TypeError.
+        return Err(ConfigError::Type {
+            at: node.pos.clone(),
+            path: format!("provisioner.{key} (instance {suite}-{platform})"),
+            expected: "run_list in platforms or suites: test-kitchen only combines platform and \
+                       suite run_lists and fails (TypeError) on a top-level provisioner run_list \
+                       that no platform or suite overrides"
+                .into(),
+            found: super::error::describe(node),
+        });
+    };
+    let mut items = Vec::new();
+    for n in namespaces {
+        if let Some(v) = ns.get(n) {
+            flatten_into(v, &mut items);
+        }
+    }
+    let pos = node.pos.clone();
+    m.insert(
+        key,
+        Node {
+            v: Value::Seq(items),
+            pos,
+        },
+    );
+    Ok(())
+}
+
+fn flatten_into(n: &Node, out: &mut Vec<Node>) {
+    match &n.v {
+        Value::Seq(items) => items.iter().for_each(|i| flatten_into(i, out)),
+        Value::Null => {}
+        _ => out.push(n.clone()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LegacyConfigNormalizer
+// ---------------------------------------------------------------------------------------------
+
+fn legacy_normalize(
+    data: &mut Map,
+    platforms: &mut [Map],
+    suites: &mut [Map],
+) -> Result<(), ConfigError> {
+    // convert_legacy_driver_format!
+    for_all_roots(data, platforms, suites, legacy_driver_format)?;
+    // convert_legacy_chef_paths_format! (suites only)
+    for (i, s) in suites.iter_mut().enumerate() {
+        let ctx = format!("suites[{i}].");
+        for k in [
+            "data_path",
+            "data_bags_path",
+            "encrypted_data_bag_secret_key_path",
+            "environments_path",
+            "nodes_path",
+            "roles_path",
+        ] {
+            move_data_to(s, "provisioner", k, &ctx)?;
+        }
+    }
+    for_all_roots(data, platforms, suites, legacy_require_chef_omnibus)?;
+    for_all_roots(data, platforms, suites, legacy_busser)?;
+    for_all_roots(data, platforms, suites, legacy_http_proxy)?;
+    // move_chef_data_to_provisioner!: suites, then platforms
+    let suite_roots = suites
+        .iter_mut()
+        .enumerate()
+        .map(|(i, s)| (s, format!("suites[{i}].")));
+    let platform_roots = platforms
+        .iter_mut()
+        .enumerate()
+        .map(|(i, p)| (p, format!("platforms[{i}].")));
+    for (root, ctx) in suite_roots.chain(platform_roots) {
+        for k in ["attributes", "run_list", "named_run_list", "policy_group"] {
+            move_data_to(root, "provisioner", k, &ctx)?;
+        }
+    }
+    for_all_roots(data, platforms, suites, legacy_pre_create_command)?;
+    Ok(())
+}
+
+fn for_all_roots(
+    data: &mut Map,
+    platforms: &mut [Map],
+    suites: &mut [Map],
+    f: fn(&mut Map, &str) -> Result<(), ConfigError>,
+) -> Result<(), ConfigError> {
+    f(data, "")?;
+    for (i, p) in platforms.iter_mut().enumerate() {
+        f(p, &format!("platforms[{i}]."))?;
+    }
+    for (i, s) in suites.iter_mut().enumerate() {
+        f(s, &format!("suites[{i}]."))?;
+    }
+    Ok(())
+}
+
+/// `root.fetch(key, {})` with a String turned into `{name: s}` and nil into `{}`.
+fn block_of(root: &Map, key: &str, ctx: &str) -> Result<Map, ConfigError> {
+    match root.get(key) {
+        None => Ok(Map::new()),
+        Some(Node { v: Value::Null, .. }) => Ok(Map::new()),
+        Some(
+            n @ Node {
+                v: Value::Str(_), ..
+            },
+        ) => {
+            let mut m = Map::new();
+            m.insert("name", n.clone());
+            Ok(m)
+        }
+        Some(Node {
+            v: Value::Map(m), ..
+        }) => Ok(m.clone()),
+        Some(n) => Err(ConfigError::ty(
+            n,
+            format!("{ctx}{key}"),
+            format!("a mapping or a {key} name"),
+        )),
+    }
+}
+
+fn map_node(m: Map) -> Node {
+    Node::new(Value::Map(m))
+}
+
+fn legacy_driver_format(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
+    if let Some(dc) = root.remove("driver_config") {
+        let ddata = block_of(root, "driver", ctx)?;
+        let base = match dc.v {
+            Value::Map(m) => m,
+            Value::Null => Map::new(),
+            _ => {
+                return Err(ConfigError::ty(
+                    &dc,
+                    format!("{ctx}driver_config"),
+                    "a mapping",
+                ));
+            }
+        };
+        root.insert("driver", map_node(base.rmerge(&ddata)));
+    }
+    if let Some(plugin) = root.remove("driver_plugin") {
+        let ddata = block_of(root, "driver", ctx)?;
+        let mut base = Map::new();
+        base.insert("name", plugin);
+        root.insert("driver", map_node(base.rmerge(&ddata)));
+    }
+    Ok(())
+}
+
+fn legacy_require_chef_omnibus(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
+    let key = "require_chef_omnibus";
+    let Some(Node {
+        v: Value::Map(d), ..
+    }) = root.get_mut("driver")
+    else {
+        return Ok(());
+    };
+    let Some(v) = d.remove(key) else {
+        return Ok(());
+    };
+    let pdata = block_of(root, "provisioner", ctx)?;
+    let mut base = Map::new();
+    base.insert(key, v);
+    root.insert("provisioner", map_node(base.rmerge(&pdata)));
+    Ok(())
+}
+
+fn legacy_busser(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
+    let Some(b) = root.remove("busser") else {
+        return Ok(());
+    };
+    let mut bdata = match b.v {
+        Value::Str(s) => {
+            let mut m = Map::new();
+            m.insert("version", Node::str(s));
+            m
+        }
+        Value::Map(m) => m,
+        Value::Null => Map::new(),
+        _ => {
+            return Err(ConfigError::ty(
+                &b,
+                "busser",
+                "a mapping or a busser version",
+            ));
+        }
+    };
+    if bdata.get("name").is_none_or(Node::is_null) {
+        bdata.insert("name", Node::str("busser"));
+    }
+    let vdata = block_of(root, "verifier", ctx)?;
+    root.insert("verifier", map_node(bdata.rmerge(&vdata)));
+    Ok(())
+}
+
+fn legacy_http_proxy(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
+    for key in ["http_proxy", "https_proxy"] {
+        let Some(Node {
+            v: Value::Map(d), ..
+        }) = root.get("driver")
+        else {
+            return Ok(());
+        };
+        let Some(v) = d.get(key).cloned() else {
+            continue;
+        };
+        let mut base = Map::new();
+        base.insert(key, v);
+        let pdata = block_of(root, "provisioner", ctx)?;
+        root.insert("provisioner", map_node(base.rmerge(&pdata)));
+        let vdata = block_of(root, "verifier", ctx)?;
+        root.insert("verifier", map_node(base.rmerge(&vdata)));
+    }
+    Ok(())
+}
+
+fn move_data_to(root: &mut Map, to: &str, key: &str, ctx: &str) -> Result<(), ConfigError> {
+    match root.get(key) {
+        None => return Ok(()),
+        Some(v) if v.is_null() => return Ok(()),
+        Some(_) => {}
+    }
+    let pdata = block_of(root, to, ctx)?;
+    let Some(v) = root.remove(key) else {
+        return Ok(());
+    };
+    let mut add = Map::new();
+    add.insert(key, v);
+    root.insert(to, map_node(pdata.rmerge(&add)));
+    Ok(())
+}
+
+fn legacy_pre_create_command(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
+    let key = "pre_create_command";
+    let Some(Node {
+        v: Value::Map(d), ..
+    }) = root.get_mut("driver")
+    else {
+        return Ok(());
+    };
+    let Some(cmd) = d.remove(key) else {
+        return Ok(());
+    };
+    let mut lifecycle = match root.get("lifecycle") {
+        None => Map::new(),
+        Some(Node { v: Value::Null, .. }) => Map::new(),
+        Some(Node {
+            v: Value::Map(m), ..
+        }) => m.clone(),
+        Some(n) => return Err(ConfigError::ty(n, format!("{ctx}lifecycle"), "a mapping")),
+    };
+    // Array(x): nil -> [], Array -> itself, anything else -> [x]
+    let mut list = match lifecycle.get("pre_create") {
+        None => Vec::new(),
+        Some(Node { v: Value::Null, .. }) => Vec::new(),
+        Some(Node {
+            v: Value::Seq(s), ..
+        }) => s.clone(),
+        Some(n) => vec![n.clone()],
+    };
+    let mut hook = Map::new();
+    hook.insert("local", cmd);
+    list.push(map_node(hook));
+    lifecycle.insert("pre_create", Node::new(Value::Seq(list)));
+    root.insert("lifecycle", map_node(lifecycle));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_name_for() {
+        assert_eq!(
+            instance_name("web.server_v1", "Ubuntu_22.04"),
+            "webserver-v1-Ubuntu-2204"
+        );
+        assert_eq!(instance_name("a,b", "c/d"), "a-b-c-d");
+        assert_eq!(instance_name("my suite", "x"), "my suite-x");
+    }
+}

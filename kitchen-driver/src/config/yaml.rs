@@ -1,0 +1,764 @@
+//! YAML as test-kitchen reads it: `YAML.safe_load(str, permitted_classes: [Symbol],
+//! aliases: true)` under Ruby's Psych.
+//!
+//! The YAML syntax is parsed by the event parser serde-saphyr is built on
+//! (`serde_saphyr::granit_parser`); the values are built here so that plain scalars resolve as
+//! Psych resolves them (YAML 1.1: `yes`/`on` booleans, `0755` octal, `1_000`, `1:30`
+//! sexagesimal, `:symbol`), `<<` merge keys behave as in Psych (a merge overrides keys
+//! written before it), duplicate keys keep the last value, and dates (which `safe_load`
+//! rejects) are errors. Only the first document is read, as `safe_load` does.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_saphyr::granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, Tag};
+
+use super::error::ConfigError;
+use super::value::{Map, Node, Pos, Value};
+
+/// Nesting deeper than this is refused (it would only serve to exhaust the stack).
+const MAX_DEPTH: usize = 200;
+/// Node budget including alias expansion (a billion-laughs file stops here).
+const MAX_NODES: usize = 2_000_000;
+
+/// Parses the first YAML document of `text`. `Ok(None)` for an empty stream or a document
+/// that is `null`/`false` (test-kitchen then uses `{}`).
+///
+/// # Errors
+/// [`ConfigError::Yaml`] for syntax errors, [`ConfigError::Type`] for values Psych's
+/// `safe_load` refuses or test-kitchen cannot use (dates, non-string keys).
+pub fn parse(text: &str, file: &Arc<Path>) -> Result<Option<Node>, ConfigError> {
+    let mut opts = Options::default();
+    opts.emit_comments = false;
+    let mut b = Builder {
+        parser: Parser::new_from_str_with_options(text, opts),
+        text,
+        file: file.clone(),
+        anchors: HashMap::new(),
+        nodes: 0,
+    };
+    loop {
+        let Some((ev, span)) = b.next()? else {
+            return Ok(None);
+        };
+        match ev {
+            Event::StreamStart | Event::DocumentStart(..) => {}
+            Event::StreamEnd | Event::DocumentEnd => return Ok(None),
+            ev => {
+                let node = b.node(ev, span, 0)?;
+                return Ok(match node.v {
+                    Value::Null | Value::Bool(false) => None,
+                    _ => Some(node),
+                });
+            }
+        }
+    }
+}
+
+struct Builder<'a> {
+    parser: Parser<'a, serde_saphyr::granit_parser::StrInput<'a>>,
+    text: &'a str,
+    file: Arc<Path>,
+    anchors: HashMap<usize, Node>,
+    nodes: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn next(&mut self) -> Result<Option<(Event<'a>, Span)>, ConfigError> {
+        match self.parser.next_event() {
+            None => Ok(None),
+            Some(Ok(x)) => Ok(Some(x)),
+            Some(Err(e)) => Err(self.syntax(&e)),
+        }
+    }
+
+    fn syntax(&self, e: &ScanError) -> ConfigError {
+        let m = e.marker();
+        yaml_error(
+            &self.file,
+            self.text,
+            m.line(),
+            m.col() + 1,
+            e.info().trim().to_owned(),
+        )
+    }
+
+    fn pos(&self, span: &Span) -> Pos {
+        Pos {
+            file: self.file.clone(),
+            line: u32::try_from(span.start.line()).unwrap_or(u32::MAX),
+            col: u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn count(&mut self, n: usize, pos: &Pos) -> Result<(), ConfigError> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > MAX_NODES {
+            return Err(ConfigError::Type {
+                at: Some(pos.clone()),
+                path: "(document)".into(),
+                expected: format!("at most {MAX_NODES} values after expanding aliases"),
+                found: "more (an alias bomb?)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn next_required(&mut self) -> Result<(Event<'a>, Span), ConfigError> {
+        match self.next()? {
+            Some(x) => Ok(x),
+            None => Err(yaml_error(
+                &self.file,
+                self.text,
+                self.text.lines().count().max(1),
+                1,
+                "unexpected end of input".into(),
+            )),
+        }
+    }
+
+    fn node(&mut self, ev: Event<'a>, span: Span, depth: usize) -> Result<Node, ConfigError> {
+        let pos = self.pos(&span);
+        if depth > MAX_DEPTH {
+            return Err(ConfigError::Type {
+                at: Some(pos),
+                path: "(document)".into(),
+                expected: format!("nesting at most {MAX_DEPTH} levels deep"),
+                found: "deeper nesting".into(),
+            });
+        }
+        self.count(1, &pos)?;
+        let (node, anchor) = match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                (self.scalar(&text, style, tag.as_deref(), &pos)?, anchor)
+            }
+            Event::SequenceStart(_, anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let (ev, span) = self.next_required()?;
+                    match ev {
+                        Event::SequenceEnd => break,
+                        ev => items.push(self.node(ev, span, depth + 1)?),
+                    }
+                }
+                (
+                    Node {
+                        v: Value::Seq(items),
+                        pos: Some(pos),
+                    },
+                    anchor,
+                )
+            }
+            Event::MappingStart(_, anchor, _) => (self.mapping(pos, depth)?, anchor),
+            Event::Alias(id) => {
+                let Some(target) = self.anchors.get(&id).cloned() else {
+                    return Err(yaml_error(
+                        &self.file,
+                        self.text,
+                        span.start.line(),
+                        span.start.col() + 1,
+                        "alias to an unknown or not yet complete anchor".into(),
+                    ));
+                };
+                self.count(count_nodes(&target), &pos)?;
+                return Ok(target);
+            }
+            other => {
+                return Err(yaml_error(
+                    &self.file,
+                    self.text,
+                    span.start.line(),
+                    span.start.col() + 1,
+                    format!("unexpected YAML event {other:?}"),
+                ));
+            }
+        };
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        Ok(node)
+    }
+
+    fn mapping(&mut self, pos: Pos, depth: usize) -> Result<Node, ConfigError> {
+        let mut map = Map::new();
+        loop {
+            let (ev, kspan) = self.next_required()?;
+            if matches!(ev, Event::MappingEnd) {
+                break;
+            }
+            let key_is_str_tagged =
+                matches!(&ev, Event::Scalar(_, _, _, Some(t)) if is_core(t, "str"));
+            let key = self.node(ev, kspan, depth + 1)?;
+            let (vev, vspan) = self.next_required()?;
+            let value_is_alias_or_map = matches!(vev, Event::Alias(_) | Event::MappingStart(..));
+            let value_is_seq = matches!(vev, Event::SequenceStart(..));
+            let value = self.node(vev, vspan, depth + 1)?;
+            if key.as_str() == Some("<<") && !key_is_str_tagged {
+                // Psych's revive_hash: merge! a Hash (or, for a list, the Hashes with earlier
+                // ones winning); anything else is stored under the "<<" key.
+                match &value.v {
+                    Value::Map(m) if value_is_alias_or_map => {
+                        map.merge_from(m);
+                        continue;
+                    }
+                    Value::Seq(items)
+                        if value_is_seq && items.iter().all(|i| i.as_map().is_some()) =>
+                    {
+                        let mut h = Map::new();
+                        for item in items.iter().rev() {
+                            if let Some(m) = item.as_map() {
+                                h.merge_from(m);
+                            }
+                        }
+                        map.merge_from(&h);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            let key = match key.v {
+                Value::Str(s) | Value::Sym(s) => s,
+                _ => {
+                    return Err(ConfigError::Type {
+                        found: super::error::describe(&key),
+                        at: key.pos,
+                        path: "mapping key".into(),
+                        expected: "a string key (test-kitchen turns every key into a Ruby \
+                                   symbol and fails on other keys; quote it)"
+                            .into(),
+                    });
+                }
+            };
+            map.insert(key, value);
+        }
+        Ok(Node {
+            v: Value::Map(map),
+            pos: Some(pos),
+        })
+    }
+
+    fn scalar(
+        &self,
+        text: &str,
+        style: ScalarStyle,
+        tag: Option<&Tag>,
+        pos: &Pos,
+    ) -> Result<Node, ConfigError> {
+        let v = match tag {
+            Some(t) if is_core(t, "str") => Value::Str(text.to_owned()),
+            Some(t) if t.handle() == "!" && t.suffix().is_empty() => Value::Str(text.to_owned()),
+            Some(t) if t.handle() == "!" && t.suffix().starts_with("ruby/sym") => {
+                Value::Sym(text.to_owned())
+            }
+            Some(t) if t.handle() == "!" && t.suffix().starts_with("ruby/") => {
+                return Err(ConfigError::Type {
+                    at: Some(pos.clone()),
+                    path: format!("!{}", t.suffix()),
+                    expected: "plain data (YAML.safe_load refuses Ruby object tags)".into(),
+                    found: format!("a value tagged !{}", t.suffix()),
+                });
+            }
+            Some(t) if is_core(t, "float") => match tokenize(text, pos)? {
+                Value::Int(i) => Value::Float(i as f64),
+                v => v,
+            },
+            _ if style != ScalarStyle::Plain => Value::Str(text.to_owned()),
+            _ => tokenize(text, pos)?,
+        };
+        Ok(Node {
+            v,
+            pos: Some(pos.clone()),
+        })
+    }
+}
+
+fn is_core(t: &Tag, suffix: &str) -> bool {
+    t.is_yaml_core_schema_tag(suffix)
+}
+
+fn count_nodes(n: &Node) -> usize {
+    match &n.v {
+        Value::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Value::Map(m) => 1 + m.iter().map(|(_, v)| count_nodes(v)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// A syntax error with the offending line and a caret.
+pub(crate) fn yaml_error(
+    file: &Path,
+    text: &str,
+    line: usize,
+    col: usize,
+    message: String,
+) -> ConfigError {
+    let src = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let caret_pad: String = src
+        .chars()
+        .take(col.saturating_sub(1))
+        .map(|c| if c == '\t' { '\t' } else { ' ' })
+        .collect();
+    let gutter = format!("{line} | ");
+    let snippet = format!(
+        "{gutter}{src}\n{}{caret_pad}^",
+        " ".repeat(gutter.len().saturating_sub(2)) + "| "
+    );
+    ConfigError::Yaml {
+        file: file.to_path_buf(),
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        col: u32::try_from(col).unwrap_or(u32::MAX),
+        message,
+        snippet,
+    }
+}
+
+/// Psych's `ScalarScanner#tokenize` (Ruby 3.1, psych 4): how a plain scalar becomes a Ruby
+/// object.
+pub(crate) fn tokenize(s: &str, pos: &Pos) -> Result<Value, ConfigError> {
+    if s.is_empty() {
+        return Ok(Value::Null);
+    }
+    let first = s.chars().next().unwrap_or(' ');
+    // "Check for a String type": /^[^\d.:-]?[[:alpha:]_\s!@#$%\^&*(){}<>|\/\\~;=]+/ or "\n".
+    if looks_like_word(s) || s.contains('\n') {
+        if s.chars().count() > 5 {
+            return Ok(Value::Str(s.to_owned()));
+        }
+        let lower = s.to_ascii_lowercase();
+        return Ok(if !"ytonf~".contains(first.to_ascii_lowercase()) {
+            Value::Str(s.to_owned())
+        } else if s == "~" || lower == "null" {
+            Value::Null
+        } else if matches!(lower.as_str(), "yes" | "true" | "on") {
+            Value::Bool(true)
+        } else if matches!(lower.as_str(), "no" | "false" | "off") {
+            Value::Bool(false)
+        } else {
+            Value::Str(s.to_owned())
+        });
+    }
+    if is_time(s) || is_date(s) {
+        return Err(ConfigError::Type {
+            at: Some(pos.clone()),
+            path: format!("`{s}`"),
+            expected: "a string (Ruby's YAML.safe_load, used by test-kitchen, refuses dates and \
+                       times: quote the value)"
+                .into(),
+            found: "a date/time".into(),
+        });
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower == ".inf" || lower == "+.inf" {
+        return Ok(Value::Float(f64::INFINITY));
+    }
+    if lower == "-.inf" {
+        return Ok(Value::Float(f64::NEG_INFINITY));
+    }
+    if lower == ".nan" {
+        return Ok(Value::Float(f64::NAN));
+    }
+    if let Some(rest) = s.strip_prefix(':')
+        && !rest.is_empty()
+    {
+        // /^:(["'])(.*)\1/ strips quotes.
+        let inner = rest
+            .strip_prefix('"')
+            .and_then(|r| r.strip_suffix('"'))
+            .or_else(|| rest.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))
+            .map(|r| r.strip_prefix(':').unwrap_or(r))
+            .unwrap_or(rest);
+        return Ok(Value::Sym(inner.to_owned()));
+    }
+    if let Some(v) = sexagesimal(s) {
+        return Ok(v);
+    }
+    if is_float(s) {
+        if matches!(s, "." | "+." | "-.") {
+            return Ok(Value::Str(s.to_owned()));
+        }
+        let cleaned: String = s.chars().filter(|c| *c != ',' && *c != '_').collect();
+        // Ruby's Float() needs a digit after the point: "1." / "1.e5" drop the point.
+        let cleaned = cleaned.replace(".e", "e").replace(".E", "E");
+        let cleaned = cleaned.strip_suffix('.').unwrap_or(&cleaned).to_owned();
+        let cleaned = if cleaned.starts_with('.') || cleaned.starts_with("-.") {
+            cleaned.replacen('.', "0.", 1)
+        } else {
+            cleaned
+        };
+        return Ok(cleaned
+            .parse::<f64>()
+            .map(Value::Float)
+            .unwrap_or_else(|_| Value::Str(s.to_owned())));
+    }
+    if let Some(v) = integer(s) {
+        return Ok(v);
+    }
+    if integer_shape_without_digits(s) {
+        return Err(ConfigError::Type {
+            at: Some(pos.clone()),
+            path: format!("`{s}`"),
+            expected: "a number with digits or a quoted string (Psych fails on this value)".into(),
+            found: "a radix prefix without digits".into(),
+        });
+    }
+    Ok(Value::Str(s.to_owned()))
+}
+
+fn looks_like_word(s: &str) -> bool {
+    let is_word_char = |c: char| {
+        c.is_alphabetic() || c == '_' || c.is_whitespace() || "!@#$%^&*(){}<>|/\\~;=".contains(c)
+    };
+    let mut chars = s.chars();
+    let Some(c0) = chars.next() else { return false };
+    if is_word_char(c0) {
+        return true;
+    }
+    // optional first char that is not a digit, '.', ':' or '-'
+    if !(c0.is_ascii_digit() || c0 == '.' || c0 == ':' || c0 == '-') {
+        return chars.next().is_some_and(is_word_char);
+    }
+    false
+}
+
+fn digits(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn is_date(s: &str) -> bool {
+    // /^\d{4}-(?:1[012]|0\d|\d)-(?:[12]\d|3[01]|0\d|\d)$/ ; the strptime may still fail
+    // (e.g. 2023-02-30 stays a String).
+    let parts: Vec<&str> = s.split('-').collect();
+    if parts.len() != 3 || !digits(parts[0], 4, 4) {
+        return false;
+    }
+    let (Ok(m), Ok(d)) = (parts[1].parse::<u32>(), parts[2].parse::<u32>()) else {
+        return false;
+    };
+    if !digits(parts[1], 1, 2) || !digits(parts[2], 1, 2) || !(1..=12).contains(&m) {
+        return false;
+    }
+    let y: i32 = parts[0].parse().unwrap_or(0);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let dim = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    (1..=dim).contains(&d)
+}
+
+fn is_time(s: &str) -> bool {
+    // /^-?\d{4}-\d{1,2}-\d{1,2}(?:[Tt]|\s+)\d{1,2}:\d\d:\d\d(?:\.\d*)?(?:\s*(?:Z|[-+]\d{1,2}:?(?:\d\d)?))?$/
+    static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(
+            r"^-?\d{4}-\d{1,2}-\d{1,2}(?:[Tt]|\s+)\d{1,2}:\d\d:\d\d(?:\.\d*)?(?:\s*(?:Z|[-+]\d{1,2}:?(?:\d\d)?))?$",
+        )
+        .ok()
+    })
+    .as_ref()
+    .is_some_and(|re| re.is_match(s))
+}
+
+fn is_float(s: &str) -> bool {
+    // /^(?:[-+]?([0-9][0-9_,]*)?\.[0-9]*([eE][-+][0-9]+)?)$/
+    let b = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let Some((int, rest)) = b.split_once('.') else {
+        return false;
+    };
+    let int_ok = int.is_empty()
+        || (int.as_bytes()[0].is_ascii_digit()
+            && int
+                .bytes()
+                .all(|c| c.is_ascii_digit() || c == b'_' || c == b','));
+    if !int_ok {
+        return false;
+    }
+    let (frac, exp) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    if !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    match exp {
+        None => true,
+        Some(e) => {
+            let Some(d) = e.strip_prefix(['-', '+']) else {
+                return false;
+            };
+            !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit())
+        }
+    }
+}
+
+fn sexagesimal(s: &str) -> Option<Value> {
+    // /^[-+]?[0-9][0-9_]*(:[0-5]?[0-9]){1,2}$/ (integer) and the same with a fraction (float).
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let parts: Vec<&str> = body.split(':').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    let head = parts[0];
+    if !head.as_bytes().first()?.is_ascii_digit()
+        || !head.bytes().all(|c| c.is_ascii_digit() || c == b'_')
+    {
+        return None;
+    }
+    let last = parts[parts.len() - 1];
+    let (last_int, frac) = match last.split_once('.') {
+        Some((a, f)) => (a, Some(f)),
+        None => (last, None),
+    };
+    let ok_sixty = |p: &str| {
+        (1..=2).contains(&p.len())
+            && p.bytes().all(|c| c.is_ascii_digit())
+            && (p.len() == 1 || p.as_bytes()[0] <= b'5')
+    };
+    for p in &parts[1..parts.len() - 1] {
+        if !ok_sixty(p) {
+            return None;
+        }
+    }
+    if !ok_sixty(last_int) {
+        return None;
+    }
+    if let Some(f) = frac
+        && !f.bytes().all(|c| c.is_ascii_digit() || c == b'_')
+    {
+        return None;
+    }
+    // Ruby: string.split(':').each_with_index { |n, e| i += n.to_i * 60 ** (e - 2).abs }
+    // (to_f for the fractional form); "1:30" is 5400 in Psych, faithfully.
+    let _ = (neg, body);
+    let mut total_i: i128 = 0;
+    let mut total_f: f64 = 0.0;
+    for (e, p) in s.split(':').enumerate() {
+        let mult = 60i128.pow((e as i32 - 2).unsigned_abs());
+        let txt: String = p.chars().filter(|c| *c != '_').collect();
+        let ival: i128 = txt
+            .split('.')
+            .next()
+            .and_then(|x| x.trim_start_matches('+').parse().ok())
+            .unwrap_or(0);
+        total_i = total_i.saturating_add(ival.saturating_mul(mult));
+        let fval: f64 = txt.trim_start_matches('+').parse().unwrap_or(ival as f64);
+        total_f += fval * mult as f64;
+    }
+    Some(match frac {
+        None => i64::try_from(total_i)
+            .map(Value::Int)
+            .unwrap_or_else(|_| Value::BigInt(total_i.to_string())),
+        Some(_) => Value::Float(total_f),
+    })
+}
+
+fn integer_shape_without_digits(s: &str) -> bool {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    ["0x", "0b"].iter().any(|p| {
+        body.strip_prefix(p)
+            .is_some_and(|r| !r.is_empty() && r.bytes().all(|c| c == b'_' || c == b','))
+    })
+}
+
+fn integer(s: &str) -> Option<Value> {
+    // INTEGER = /^(?:[-+]?0b[0-1_,]+ |[-+]?0[0-7_,]+ |[-+]?(?:0|[1-9](?:[0-9]|,[0-9]|_[0-9])*)
+    //             |[-+]?0x[0-9a-fA-F_,]+)$/x ; then Integer(s.gsub(/[,_]/, ""))
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let clean = |t: &str| -> String { t.chars().filter(|c| *c != ',' && *c != '_').collect() };
+    let (radix, digits_str) = if let Some(r) = body.strip_prefix("0b") {
+        if r.is_empty() || !r.bytes().all(|c| matches!(c, b'0' | b'1' | b'_' | b',')) {
+            return None;
+        }
+        (2, clean(r))
+    } else if let Some(r) = body.strip_prefix("0x") {
+        if r.is_empty()
+            || !r
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() || c == b'_' || c == b',')
+        {
+            return None;
+        }
+        (16, clean(r))
+    } else if body.len() > 1 && body.starts_with('0') {
+        let r = &body[1..];
+        if !r.bytes().all(|c| matches!(c, b'0'..=b'7' | b'_' | b',')) {
+            return None;
+        }
+        (8, format!("0{}", clean(r)))
+    } else if body == "0" {
+        (10, "0".to_owned())
+    } else {
+        let b = body.as_bytes();
+        if b.is_empty() || !matches!(b[0], b'1'..=b'9') {
+            return None;
+        }
+        // (?:[0-9]|,[0-9]|_[0-9])*
+        let mut i = 1;
+        while i < b.len() {
+            if b[i].is_ascii_digit() {
+                i += 1;
+            } else if (b[i] == b',' || b[i] == b'_') && b.get(i + 1).is_some_and(u8::is_ascii_digit)
+            {
+                i += 2;
+            } else {
+                return None;
+            }
+        }
+        (10, clean(body))
+    };
+    if digits_str.is_empty() {
+        // Ruby's Integer("0x") raises inside Psych; the caller reports it.
+        return None;
+    }
+    match i128::from_str_radix(&digits_str, radix) {
+        Ok(v) => {
+            let v = if neg { -v } else { v };
+            Some(
+                i64::try_from(v)
+                    .map(Value::Int)
+                    .unwrap_or_else(|_| Value::BigInt(v.to_string())),
+            )
+        }
+        Err(_) => Some(Value::BigInt(format!(
+            "{}{}",
+            if neg { "-" } else { "" },
+            digits_str
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> Pos {
+        Pos {
+            file: Arc::from(Path::new("t.yml")),
+            line: 1,
+            col: 1,
+        }
+    }
+
+    fn tok(s: &str) -> Value {
+        match tokenize(s, &p()) {
+            Ok(v) => v,
+            Err(e) => panic!("{s}: {e}"),
+        }
+    }
+
+    #[test]
+    fn psych_scalars() {
+        use Value::*;
+        assert_eq!(tok("yes"), Bool(true));
+        assert_eq!(tok("On"), Bool(true));
+        assert_eq!(tok("NO"), Bool(false));
+        assert_eq!(tok("off"), Bool(false));
+        assert_eq!(tok("y"), Str("y".into()));
+        assert_eq!(tok("n"), Str("n".into()));
+        assert_eq!(tok("~"), Null);
+        assert_eq!(tok("Null"), Null);
+        assert_eq!(tok(""), Null);
+        assert_eq!(tok("0755"), Int(493));
+        assert_eq!(tok("0x1F"), Int(31));
+        assert_eq!(tok("0b101"), Int(5));
+        assert_eq!(tok("1_000"), Int(1000));
+        assert_eq!(tok("1,000"), Int(1000));
+        assert_eq!(tok("-42"), Int(-42));
+        assert_eq!(tok("08"), Str("08".into()));
+        assert_eq!(tok("1:30"), Int(5400));
+        assert_eq!(tok("-1:30"), Int(-1800));
+        assert_eq!(tok("1:30.5"), Float(5430.0));
+        assert_eq!(tok("0b"), Str("0b".into()));
+        assert!(tokenize("0x_", &p()).is_err());
+        assert_eq!(tok("1:00:00"), Int(3600));
+        assert_eq!(tok("12.04"), Float(12.04));
+        assert_eq!(tok("1."), Float(1.0));
+        assert_eq!(tok(".5"), Float(0.5));
+        assert_eq!(tok("1e3"), Str("1e3".into()));
+        assert_eq!(tok("1.0e+3"), Float(1000.0));
+        assert_eq!(tok(":sym"), Sym("sym".into()));
+        assert_eq!(tok("ubuntu-22.04"), Str("ubuntu-22.04".into()));
+        assert_eq!(tok("22.04"), Float(22.04));
+        assert_eq!(tok("2016"), Int(2016));
+        assert_eq!(tok("true_value"), Str("true_value".into()));
+        assert!(tokenize("2024-01-31", &p()).is_err());
+        assert_eq!(tok("2023-02-30"), Str("2023-02-30".into()));
+        assert!(tokenize("2001-12-14t21:59:43.10-05:00", &p()).is_err());
+    }
+
+    fn load(s: &str) -> serde_json::Value {
+        let f: Arc<Path> = Arc::from(Path::new("t.yml"));
+        match parse(s, &f) {
+            Ok(Some(n)) => n.to_json(),
+            Ok(None) => serde_json::Value::Null,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn merge_keys_follow_psych() {
+        let j = load(
+            "base: &b {a: 1, b: 2}\nx:\n  a: 0\n  <<: *b\n  c: 3\ny:\n  <<: [{a: 1}, {a: 2, z: 9}]\n",
+        );
+        assert_eq!(j["x"].to_string(), r#"{"a":1,"b":2,"c":3}"#);
+        assert_eq!(j["y"].to_string(), r#"{"a":1,"z":9}"#);
+    }
+
+    #[test]
+    fn quoted_scalars_stay_strings_and_duplicates_keep_last() {
+        let j = load("a: 'yes'\nb: \"0755\"\nc: |\n  1\nd: 1\nd: 2\n");
+        assert_eq!(j.to_string(), r#"{"a":"yes","b":"0755","c":"1\n","d":2}"#);
+    }
+
+    #[test]
+    fn first_document_only_and_empty() {
+        assert_eq!(load("a: 1\n---\nb: [\n").to_string(), r#"{"a":1}"#);
+        assert_eq!(load("# nothing\n"), serde_json::Value::Null);
+        assert_eq!(load("---\n"), serde_json::Value::Null);
+    }
+
+    #[test]
+    fn syntax_error_has_location_and_snippet() {
+        let f: Arc<Path> = Arc::from(Path::new("k.yml"));
+        let err = parse("a: 1\nb: [1, 2\nc: 3\n", &f)
+            .err()
+            .map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.starts_with("k.yml:"), "{err}");
+        assert!(err.contains('^'), "{err}");
+    }
+
+    #[test]
+    fn non_string_keys_are_errors() {
+        let f: Arc<Path> = Arc::from(Path::new("k.yml"));
+        let err = parse("a:\n  8080: 80\n", &f).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().unwrap_or("").contains("k.yml:2:3"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn alias_bomb_is_refused() {
+        let mut s = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..12 {
+            s.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n",
+                p = i - 1
+            ));
+        }
+        let f: Arc<Path> = Arc::from(Path::new("k.yml"));
+        assert!(parse(&s, &f).is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! The `list` and `diagnose` commands through the real binary, snapshot-tested.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use assert_cmd::cargo::CommandCargoExt as _;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A copy of `tests/fixtures/project` in a `kdtest-<pid>-<n>-...` temp dir (removed on drop).
+fn project() -> tempfile::TempDir {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("kdtest-{}-{n}-cli-", std::process::id()))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/project");
+    for f in ["kitchen.yml", "kitchen.local.yml"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    dir
+}
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("kitchen-driver")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.join("no-home"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run: {e}"))
+}
+
+/// stdout (or stderr) with the temp dir replaced by `[ROOT]`.
+fn text(dir: &Path, bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace(&dir.display().to_string(), "[ROOT]")
+}
+
+fn write_state(dir: &Path, instance: &str, yaml: &str) {
+    let d = dir.join(".kitchen");
+    std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(d.join(format!("{instance}.yml")), yaml).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn list_table_with_state_files() {
+    let p = project();
+    write_state(
+        p.path(),
+        "default-debian-12",
+        "---\nlast_action: verify\nlast_error:\n",
+    );
+    write_state(
+        p.path(),
+        "default-busybox",
+        "---\nlast_action: create\nlast_error: Kitchen::ActionFailed\nhostname: 10.0.0.2\n",
+    );
+    write_state(
+        p.path(),
+        "web-server-debian-12",
+        "---\nlast_action: setup\n",
+    );
+    let out = run(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(text(p.path(), &out.stdout));
+}
+
+#[test]
+fn list_json_and_bare() {
+    let p = project();
+    write_state(p.path(), "default-busybox", "last_action: converge\n");
+    let out = run(p.path(), &["list", "--json", "busybox"]);
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!(text(p.path(), &out.stdout));
+    let out = run(p.path(), &["list", "-b", "debian", "windows"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "default-debian-12\nweb-server-debian-12\n"
+    );
+    let out = run(p.path(), &["list", "-b", "default-busybox"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "default-busybox\n");
+}
+
+#[test]
+fn list_no_match_exits_1() {
+    let p = project();
+    let out = run(p.path(), &["list", "centos"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    insta::assert_snapshot!(text(p.path(), &out.stderr));
+    let out = run(p.path(), &["list", "("]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn diagnose_yaml() {
+    let p = project();
+    let out = run(p.path(), &["diagnose", "web"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        text(p.path(), &out.stderr)
+    );
+    insta::assert_snapshot!(text(p.path(), &out.stdout));
+}
+
+#[test]
+fn diagnose_json_all() {
+    let p = project();
+    let out = run(p.path(), &["diagnose", "--json", "all"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        text(p.path(), &out.stderr)
+    );
+    let body = text(p.path(), &out.stdout);
+    // valid JSON with every instance
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["instances"].as_object().map(|o| o.len()), Some(3));
+    insta::assert_snapshot!(body);
+}
+
+#[test]
+fn yaml_syntax_error_is_located() {
+    let p = project();
+    std::fs::write(
+        p.path().join("kitchen.yml"),
+        "driver:\n  name: lxd\nplatforms:\n  - name: a\n    driver: {image: [x}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(20));
+    insta::assert_snapshot!(text(p.path(), &out.stderr));
+}
+
+#[test]
+fn wrong_type_is_located() {
+    let p = project();
+    std::fs::write(
+        p.path().join("kitchen.yml"),
+        "platforms:\n  - name: a\nsuites:\n  - name: s\n    includes: [a, 12]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(20));
+    insta::assert_snapshot!(text(p.path(), &out.stderr));
+}
+
+#[test]
+fn both_kitchen_yml_and_dotted_is_an_error() {
+    let p = project();
+    std::fs::write(p.path().join(".kitchen.yml"), "{}\n").unwrap_or_else(|e| panic!("{e}"));
+    let out = run(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(20));
+    insta::assert_snapshot!(text(p.path(), &out.stderr));
+}
+
+#[test]
+fn missing_project_file() {
+    let p = project();
+    std::fs::remove_file(p.path().join("kitchen.yml")).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(20));
+    insta::assert_snapshot!(text(p.path(), &out.stderr));
+}
+
+#[test]
+fn local_and_global_files_merge_in_order() {
+    let p = project();
+    let home = p.path().join("home");
+    std::fs::create_dir_all(home.join(".kitchen")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        home.join(".kitchen/config.yml"),
+        "driver: {name: lxd, profile: global, from_global: 1}\nverifier: {sleep: 9}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::cargo_bin("kitchen-driver")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .current_dir(p.path())
+        .args(["diagnose", "--json", "default-debian-12"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let i = &v["instances"]["default-debian-12"];
+    // project beats global, local beats project; hashes merge
+    assert_eq!(i["driver"]["profile"], "default");
+    assert_eq!(i["driver"]["from_global"], 1);
+    assert_eq!(i["verifier"]["sleep"], 1);
+    assert_eq!(v["files"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn env_points_at_other_files() {
+    let p = project();
+    std::fs::rename(p.path().join("kitchen.yml"), p.path().join("ci.yml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        p.path().join("ci.local.yml"),
+        "driver: {profile: ci-local}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::cargo_bin("kitchen-driver")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KITCHEN_YML", "ci.yml")
+        .env("SUITE_DIR", "from-env")
+        .current_dir(p.path())
+        .args(["diagnose", "--json", "default-debian-12"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let i = &v["instances"]["default-debian-12"];
+    assert_eq!(i["driver"]["profile"], "ci-local");
+    assert_eq!(i["verifier"]["command"], "bats test/integration/from-env");
+}
