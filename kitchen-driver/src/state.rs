@@ -192,32 +192,55 @@ impl StateFile {
     /// [`Error::Locked`] when another process holds it, [`Error::Io`] when the lock file cannot
     /// be created.
     pub fn lock(&self) -> Result<InstanceLock> {
+        use std::os::unix::fs::MetadataExt;
         let dir = self.lock_path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.lock_path)
-            .map_err(|e| Error::io("opening lock file", &self.lock_path, e))?;
-        match fs4::FileExt::try_lock(&file) {
-            Ok(()) => Ok(InstanceLock {
-                _file: file,
-                path: self.lock_path.clone(),
-            }),
-            Err(fs4::TryLockError::WouldBlock) => Err(Error::Locked {
-                instance: self.instance.clone(),
-                path: self.lock_path.clone(),
-            }),
-            Err(fs4::TryLockError::Error(e)) => Err(Error::io("locking", &self.lock_path, e)),
+        // The lock file is removed when an instance is destroyed; a process that opened the
+        // old file must not believe it holds the lock, so check that the path still names the
+        // file that was locked, and retry otherwise.
+        for _ in 0..100 {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&self.lock_path)
+                .map_err(|e| Error::io("opening lock file", &self.lock_path, e))?;
+            match fs4::FileExt::try_lock(&file) {
+                Ok(()) => {}
+                Err(fs4::TryLockError::WouldBlock) => {
+                    return Err(Error::Locked {
+                        instance: self.instance.clone(),
+                        path: self.lock_path.clone(),
+                    });
+                }
+                Err(fs4::TryLockError::Error(e)) => {
+                    return Err(Error::io("locking", &self.lock_path, e));
+                }
+            }
+            let locked = file
+                .metadata()
+                .map_err(|e| Error::io("reading lock file", &self.lock_path, e))?;
+            match fs::metadata(&self.lock_path) {
+                Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {
+                    return Ok(InstanceLock {
+                        file,
+                        path: self.lock_path.clone(),
+                    });
+                }
+                _ => continue,
+            }
         }
+        Err(Error::Locked {
+            instance: self.instance.clone(),
+            path: self.lock_path.clone(),
+        })
     }
 }
 
 /// An instance's exclusive lock; released on drop.
 #[derive(Debug)]
 pub struct InstanceLock {
-    _file: File,
+    file: File,
     path: PathBuf,
 }
 
@@ -225,6 +248,13 @@ impl InstanceLock {
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Deletes the lock file, then releases the lock (after `destroy`, so nothing of the
+    /// instance is left in `.kitchen`). Other processes notice and retry on a new file.
+    pub fn remove(self) {
+        let _ = fs::remove_file(&self.path);
+        drop(self.file);
     }
 }
 
@@ -295,6 +325,9 @@ mod tests {
         // Another instance is independent.
         let _other = StateFile::new(dir.path(), "b").lock().unwrap();
         drop(guard);
-        let _again = sf.lock().unwrap();
+        let again = sf.lock().unwrap();
+        again.remove();
+        assert!(!dir.path().join(".kitchen/.a.lock").exists());
+        let _fresh = sf.lock().unwrap();
     }
 }

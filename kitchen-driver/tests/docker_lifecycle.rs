@@ -23,6 +23,15 @@ fn example_project(label: &str) -> TestProject {
     p
 }
 
+fn kitchen_dir_entries(p: &TestProject) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p.root().join(".kitchen"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 fn remote_verifier() -> serde_json::Value {
     json!({"name": "shell", "remote_exec": true, "command": "sh /tmp/kitchen/data/verify.sh"})
 }
@@ -69,6 +78,11 @@ async fn passing_suite_runs_test_and_leaves_nothing() {
     let log = std::fs::read_to_string(p.root().join(".kitchen/logs/default-busybox.log")).unwrap();
     assert!(log.contains("converged TEST_KITCHEN=1"), "{log}");
     assert!(p.root().join(".kitchen/logs/kitchen.log").exists());
+    assert_eq!(
+        kitchen_dir_entries(&p),
+        ["logs"],
+        "no stale state or lock files"
+    );
     p.assert_no_containers();
 }
 
@@ -329,6 +343,11 @@ async fn three_instances_concurrently() {
         );
         assert!(!p.state_exists(&format!("{s}-busybox")));
     }
+    assert_eq!(
+        kitchen_dir_entries(&p),
+        ["logs"],
+        "no stale state or lock files"
+    );
     p.assert_no_containers();
 }
 

@@ -256,7 +256,7 @@ impl Runner {
             conn.execute(cmd, "exec command", output).await?;
             return Ok(());
         }
-        let _lock = state_file.lock()?;
+        let lock = state_file.lock()?;
         let hooks = Hooks::from_config(&inst, &self.kitchen_root)?;
         let mut run = InstanceRun {
             runner: self,
@@ -265,11 +265,11 @@ impl Runner {
             driver,
             hooks,
             state: state_file.load()?,
-            state_file,
+            state_file: state_file.clone(),
             cancel: cancel.clone(),
             cases,
         };
-        match command {
+        let result = match command {
             Command::Action(target) => run.transition_to(*target).await,
             Command::Test(mode) => {
                 let started = std::time::Instant::now();
@@ -305,7 +305,12 @@ impl Runner {
                 result
             }
             Command::Exec(_) => Ok(()),
+        };
+        if !state_file.path().exists() {
+            // Destroyed: leave nothing of the instance behind in .kitchen.
+            lock.remove();
         }
+        result
     }
 }
 
