@@ -204,6 +204,15 @@ impl Reporter {
         }
     }
 
+    /// A line for `kitchen.log` only (for what the caller shows elsewhere, such as the final
+    /// error summary on stderr).
+    pub fn log_only(&self, level: Level, msg: &str) {
+        let mut s = lock(&self.shared);
+        if let Some(f) = s.kitchen_log.as_mut() {
+            let _ = writeln!(f, "[{}] {} {msg}", timestamp(), level.tag());
+        }
+    }
+
     fn emit(&self, instance: &str, level: Level, msg: &str) {
         let mut s = lock(&self.shared);
         let stamp = timestamp();

@@ -176,7 +176,7 @@ pub(super) fn run_lifecycle(
     ));
     match lifecycle::failure_summary(&outcomes) {
         Some(summary) => {
-            reporter.global(Level::Error, &format!(">>>>>> {summary}"));
+            reporter.log_only(Level::Error, &format!(">>>>>> {summary}"));
             eprintln!(">>>>>> ------Exception-------");
             eprintln!(">>>>>> Class: Kitchen::ActionFailed");
             eprintln!(">>>>>> Message: {summary}");
