@@ -8,9 +8,13 @@ use std::io::Write;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, ConfigError, LoadOptions, Project};
+use crate::lifecycle::{self, Action};
 
+mod actions;
 mod diagnose;
 mod list;
+
+pub use actions::{ActionArgs, EXIT_ACTIONS_FAILED, EXIT_USAGE, ExecArgs, LoginArgs, TestArgs};
 
 pub use diagnose::render_diagnose;
 pub use list::{ListRow, list_rows, render_table, state_label};
@@ -32,6 +36,22 @@ pub enum Command {
     List(ListArgs),
     /// Print the fully merged configuration of each instance (`kitchen diagnose`).
     Diagnose(DiagnoseArgs),
+    /// Create instances (`kitchen create`).
+    Create(ActionArgs),
+    /// Create as needed, then provision (`kitchen converge`).
+    Converge(ActionArgs),
+    /// Create and converge as needed, then the (empty) setup step (`kitchen setup`).
+    Setup(ActionArgs),
+    /// Create, converge and set up as needed, then verify (`kitchen verify`).
+    Verify(ActionArgs),
+    /// Destroy instances and delete their state (`kitchen destroy`).
+    Destroy(ActionArgs),
+    /// Destroy, create..verify, then destroy per --destroy (`kitchen test`).
+    Test(TestArgs),
+    /// Open an interactive shell in one instance (`kitchen login`).
+    Login(LoginArgs),
+    /// Run a command in instances (`kitchen exec -c CMD`).
+    Exec(ExecArgs),
 }
 
 /// `list [REGEX...|all] [--bare] [--json]`.
@@ -67,17 +87,46 @@ pub fn run(cli: Cli) -> i32 {
         }
     };
     let opts = LoadOptions::from_process(dir);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let result = match cli.command {
-        Command::List(args) => load_and_select(&opts, &args.instances)
-            .and_then(|(p, sel)| list::run(&p, &sel, &args, &mut out).map_err(CliError::from)),
-        Command::Diagnose(args) => load_and_select(&opts, &args.instances).and_then(|(p, sel)| {
-            let text = render_diagnose(&p, &sel, args.json);
+    let action = |a, c| actions::run_lifecycle(&opts, a, c);
+    match cli.command {
+        Command::List(args) => report(&opts, &args.instances, |p, sel, out| {
+            let mut out = out;
+            list::run(p, sel, &args, &mut out).map_err(CliError::from)
+        }),
+        Command::Diagnose(args) => report(&opts, &args.instances, |p, sel, out| {
+            let text = render_diagnose(p, sel, args.json);
             out.write_all(text.as_bytes()).map_err(CliError::from)
         }),
-    };
-    match result {
+        Command::Create(a) => action(a, lifecycle::Command::Action(Action::Create)),
+        Command::Converge(a) => action(a, lifecycle::Command::Action(Action::Converge)),
+        Command::Setup(a) => action(a, lifecycle::Command::Action(Action::Setup)),
+        Command::Verify(a) => action(a, lifecycle::Command::Action(Action::Verify)),
+        Command::Destroy(a) => action(a, lifecycle::Command::Action(Action::Destroy)),
+        Command::Test(t) => action(t.common, lifecycle::Command::Test(t.destroy)),
+        Command::Exec(e) => {
+            let args = ActionArgs {
+                instances: e.instances,
+                concurrency: None,
+                parallel: false,
+                fail_fast: false,
+                log_level: e.log_level,
+                test_base_path: None,
+            };
+            action(args, lifecycle::Command::Exec(e.command))
+        }
+        Command::Login(l) => actions::login(&opts, l),
+    }
+}
+
+/// Runs a reporting command (list, diagnose) on stdout and maps its error to an exit code.
+fn report(
+    opts: &LoadOptions,
+    instances: &[String],
+    f: impl FnOnce(&Project, &[String], &mut dyn Write) -> Result<(), CliError>,
+) -> i32 {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match load_and_select(opts, instances).and_then(|(p, sel)| f(&p, &sel, &mut out)) {
         Ok(()) => 0,
         Err(e) => {
             let _ = out.flush();

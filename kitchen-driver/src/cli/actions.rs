@@ -1,0 +1,305 @@
+//! The action commands: create, converge, setup, verify, destroy, test, login and exec.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::config::{self, InstanceConfig, LoadOptions, Project};
+use crate::lifecycle::{self, DestroyMode, RunOptions, Runner};
+use crate::report::{Level, Reporter};
+use crate::state::StateFile;
+
+/// Exit code for usage errors and selections that match nothing.
+pub const EXIT_USAGE: i32 = 1;
+/// Exit code when actions failed (test-kitchen's `ActionFailed`).
+pub const EXIT_ACTIONS_FAILED: i32 = 20;
+
+/// Flags shared by the action commands.
+#[derive(Debug, Args)]
+pub struct ActionArgs {
+    /// `all`, an exact instance name, or a regular expression (several are joined with `|`).
+    pub instances: Vec<String>,
+    /// Run this many instances at once; without N, all of them.
+    #[arg(short = 'c', long, num_args = 0..=1, default_missing_value = "0", value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Deprecated alias of `--concurrency` with no N.
+    #[arg(short = 'p', long)]
+    pub parallel: bool,
+    /// After the first failure, start no further action.
+    #[arg(short = 'f', long)]
+    pub fail_fast: bool,
+    /// debug, info, warn, error or fatal.
+    #[arg(short = 'l', long, default_value = "info")]
+    pub log_level: String,
+    /// Where test files live (default `<kitchen_root>/test/integration`).
+    #[arg(short = 't', long)]
+    pub test_base_path: Option<PathBuf>,
+}
+
+/// `test` flags.
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Flags shared with the other actions.
+    #[command(flatten)]
+    pub common: ActionArgs,
+    /// When to destroy at the end: passing, always or never.
+    #[arg(short = 'd', long, default_value = "passing")]
+    pub destroy: DestroyMode,
+}
+
+/// `login INSTANCE|REGEX`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// An exact instance name or a regular expression matching exactly one instance.
+    pub instance: String,
+    /// debug, info, warn, error or fatal.
+    #[arg(short = 'l', long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// `exec INSTANCE|REGEX -c CMD`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// `all`, an exact instance name, or a regular expression.
+    pub instances: Vec<String>,
+    /// The command to run (through `sh -c`).
+    #[arg(short = 'c', long)]
+    pub command: String,
+    /// debug, info, warn, error or fatal.
+    #[arg(short = 'l', long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// Loads the project and selects instances (test-kitchen's rules, see
+/// [`Project::select`]); on failure prints the error and returns the exit code.
+fn load_selected(
+    opts: &LoadOptions,
+    args: &[String],
+    test_base_path: Option<&PathBuf>,
+    log_level: &str,
+) -> Result<(Project, Vec<InstanceConfig>), i32> {
+    let mut opts = opts.clone().with_log_level(log_level);
+    if let Some(t) = test_base_path {
+        opts = opts.with_test_base_path(t);
+    }
+    let project = config::load(&opts).map_err(|e| {
+        eprintln!(">>>>>> {e}");
+        e.exit_code()
+    })?;
+    let selected = match project.select(args) {
+        Ok(s) => s.into_iter().cloned().collect(),
+        Err(e) => {
+            eprintln!(">>>>>> {e}");
+            return Err(e.exit_code());
+        }
+    };
+    Ok((project, selected))
+}
+
+fn level_of(s: &str) -> Level {
+    Level::parse(s).unwrap_or_else(|| {
+        eprintln!("kitchen-driver: WARN log level `{s}` is not debug, info, warn, error or fatal; using info");
+        Level::Info
+    })
+}
+
+fn init_tracing(level: Level) {
+    let filter = match level {
+        Level::Debug => "kitchen_driver=debug",
+        Level::Info | Level::Warn => "kitchen_driver=warn",
+        _ => "kitchen_driver=error",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KITCHEN_DRIVER_TRACE")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+pub(super) fn run_lifecycle(
+    opts: &LoadOptions,
+    args: ActionArgs,
+    command: lifecycle::Command,
+) -> i32 {
+    let level = level_of(&args.log_level);
+    init_tracing(level);
+    let (project, instances) = match load_selected(
+        opts,
+        &args.instances,
+        args.test_base_path.as_ref(),
+        &args.log_level,
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let concurrency = match (args.parallel, args.concurrency) {
+        (true, _) | (_, Some(0)) => instances.len(),
+        (false, Some(n)) => n.min(instances.len()),
+        (false, None) => 1,
+    };
+    let stdout = std::io::stdout();
+    let color = stdout.is_terminal();
+    let reporter = match Reporter::new(&project.kitchen_root, Box::new(stdout), level, color) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_ACTIONS_FAILED;
+        }
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_ACTIONS_FAILED;
+        }
+    };
+    let started = std::time::Instant::now();
+    let runner = Runner::new(
+        &project.kitchen_root,
+        &project.test_base_path,
+        reporter.clone(),
+    );
+    let outcomes = rt.block_on(runner.run(
+        &instances,
+        &command,
+        RunOptions::new(concurrency, args.fail_fast),
+    ));
+    match lifecycle::failure_summary(&outcomes) {
+        Some(summary) => {
+            reporter.log_only(Level::Error, &format!(">>>>>> {summary}"));
+            eprintln!(">>>>>> ------Exception-------");
+            eprintln!(">>>>>> Class: Kitchen::ActionFailed");
+            eprintln!(">>>>>> Message: {summary}");
+            eprintln!(">>>>>> ----------------------");
+            eprintln!(">>>>>> Please see .kitchen/logs/kitchen.log for more details");
+            EXIT_ACTIONS_FAILED
+        }
+        None => {
+            reporter.global(
+                Level::Info,
+                &format!(
+                    "-----> kitchen-driver is finished. ({:.1}s)",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
+            0
+        }
+    }
+}
+
+pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
+    let level = level_of(&args.log_level);
+    init_tracing(level);
+    let (project, found) = match load_selected(
+        opts,
+        std::slice::from_ref(&args.instance),
+        None,
+        &args.log_level,
+    ) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let [inst] = found.as_slice() else {
+        let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
+        eprintln!(
+            "kitchen-driver: argument `{}` returned multiple results: {}; name exactly one instance",
+            args.instance,
+            names.join(", ")
+        );
+        return EXIT_USAGE;
+    };
+    let state = match StateFile::new(&project.kitchen_root, &inst.name).load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_ACTIONS_FAILED;
+        }
+    };
+    if state.last_action().is_none() {
+        eprintln!(
+            "kitchen-driver: instance {} has not yet been created; run `kitchen-driver create {}`",
+            inst.name, inst.name
+        );
+        return EXIT_ACTIONS_FAILED;
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            return EXIT_ACTIONS_FAILED;
+        }
+    };
+    let login = rt.block_on(async {
+        let driver = crate::driver::for_instance(inst)?;
+        let reporter = Reporter::without_logs(Box::new(std::io::sink()), Level::Error);
+        let ctx = crate::driver::DriverContext {
+            instance: std::sync::Arc::new(inst.clone()),
+            kitchen_root: project.kitchen_root.clone(),
+            output: reporter.instance(&inst.name)?,
+        };
+        let conn = driver.connection(&ctx, &state).await?;
+        Ok::<_, crate::Error>(conn.login_command())
+    });
+    drop(rt);
+    match login {
+        Ok(cmd) => {
+            use std::os::unix::process::CommandExt;
+            // Hand the terminal to the runtime's own client, as test-kitchen's login execs ssh.
+            let err = std::process::Command::new(&cmd.program)
+                .args(&cmd.args)
+                .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+                .exec();
+            eprintln!("kitchen-driver: cannot run {}: {err}", cmd.program);
+            EXIT_ACTIONS_FAILED
+        }
+        Err(e) => {
+            eprintln!("kitchen-driver: {e}");
+            EXIT_ACTIONS_FAILED
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn concurrency_flag_takes_an_optional_number() {
+        let cli = Cli::try_parse_from(["kitchen-driver", "test", "-c", "3", "default"]).unwrap();
+        let Command::Test(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(t.common.concurrency, Some(3));
+        assert_eq!(t.common.instances, ["default"]);
+        assert_eq!(t.destroy, DestroyMode::Passing);
+        let cli = Cli::try_parse_from(["kitchen-driver", "converge", "default", "-c"]).unwrap();
+        let Command::Converge(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.concurrency, Some(0));
+        let cli = Cli::try_parse_from(["kitchen-driver", "test", "--destroy", "always"]).unwrap();
+        let Command::Test(t) = cli.command else {
+            panic!()
+        };
+        assert_eq!(t.destroy, DestroyMode::Always);
+        assert!(Cli::try_parse_from(["kitchen-driver", "test", "--destroy", "sometimes"]).is_err());
+        let cli =
+            Cli::try_parse_from(["kitchen-driver", "exec", "default", "-c", "uname -a"]).unwrap();
+        let Command::Exec(e) = cli.command else {
+            panic!()
+        };
+        assert_eq!(e.command, "uname -a");
+    }
+}

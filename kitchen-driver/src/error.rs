@@ -1,0 +1,193 @@
+//! The crate's one error type.
+
+use std::path::PathBuf;
+
+/// A `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while driving instances.
+///
+/// Each variant says what failed, where (instance, path, container) and, where there is one,
+/// what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A plugin name (driver, provisioner, verifier) that this build does not implement.
+    #[error(
+        "{kind} plugin `{name}` is not supported by kitchen-driver (instance {instance}); supported {kind}s: {supported}"
+    )]
+    UnknownPlugin {
+        /// `driver`, `provisioner` or `verifier`.
+        kind: &'static str,
+        /// The name as written in kitchen.yml (`""` when missing).
+        name: String,
+        /// The instance whose configuration names it.
+        instance: String,
+        /// The supported names, comma-separated.
+        supported: String,
+    },
+
+    /// A plugin block has a key of the wrong type or a bad value.
+    #[error("invalid {kind} configuration for instance {instance}: {message}")]
+    Config {
+        /// `driver`, `provisioner`, `verifier` or `lifecycle`.
+        kind: &'static str,
+        /// The instance.
+        instance: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+
+    /// Reading or writing a file on the host failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`reading`, `writing`, `creating directory` ...).
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A state file exists but is not valid YAML of the expected shape.
+    #[error(
+        "state file {} is not valid: {message}; fix or delete it (it is rewritten by the next action)",
+        path.display()
+    )]
+    StateFile {
+        /// The state file.
+        path: PathBuf,
+        /// The parse error.
+        message: String,
+    },
+
+    /// Another process holds the instance's lock.
+    #[error(
+        "instance {instance} is in use by another kitchen-driver process (lock {} is held); wait for it to finish",
+        path.display()
+    )]
+    Locked {
+        /// The instance.
+        instance: String,
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// The Docker engine API returned an error.
+    #[error("Docker: {action} failed for instance {instance}: {source}")]
+    Docker {
+        /// What was being done (`creating container`, `exec` ...).
+        action: String,
+        /// The instance.
+        instance: String,
+        /// The bollard error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// The Docker engine cannot be reached at all.
+    #[error(
+        "cannot connect to the Docker engine ({source}); is dockerd running? (scripts/setup-host starts it; DOCKER_HOST selects another socket)"
+    )]
+    DockerConnect {
+        /// The bollard error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// The image a platform asks for is not in the local image store.
+    #[error(
+        "image `{image}` (instance {instance}) is not in the local Docker image store and no registry is reachable here: run scripts/setup-host (it builds kitchen/busybox:latest and kitchen/debian-12:latest) or build/import the image yourself (docker build, docker import)"
+    )]
+    MissingImage {
+        /// The image reference.
+        image: String,
+        /// The instance.
+        instance: String,
+    },
+
+    /// The container runtime refused to start a container.
+    #[error("instance {instance}: {message}")]
+    Runtime {
+        /// The instance.
+        instance: String,
+        /// What happened and what to do.
+        message: String,
+    },
+
+    /// A command inside the instance or on the host exited non-zero.
+    #[error("instance {instance}: {what} exited with code {exit_code}: {command}")]
+    CommandFailed {
+        /// The instance.
+        instance: String,
+        /// `converge`, `verifier command`, `pre_create hook` ...
+        what: String,
+        /// The command line.
+        command: String,
+        /// The exit code (-1 when killed by a signal or unknown).
+        exit_code: i64,
+    },
+
+    /// The verifier ran and found failures.
+    #[error("instance {instance}: verify failed: {message}")]
+    VerifyFailed {
+        /// The instance.
+        instance: String,
+        /// What failed.
+        message: String,
+    },
+
+    /// An action needs an instance that has not been created.
+    #[error(
+        "instance {instance} has not been created; run `kitchen-driver create {instance}` first"
+    )]
+    NotCreated {
+        /// The instance.
+        instance: String,
+    },
+
+    /// The run was cancelled (`--fail-fast` after another instance failed).
+    #[error(
+        "instance {instance}: {action} not started: cancelled after another instance failed (--fail-fast)"
+    )]
+    Cancelled {
+        /// The instance.
+        instance: String,
+        /// The action that did not run.
+        action: String,
+    },
+}
+
+impl Error {
+    /// A short class-like name for the state file's `last_error` and `list`'s Last Error
+    /// column, as test-kitchen records the exception class.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::UnknownPlugin { .. } => "ClientError",
+            Error::Config { .. } => "UserError",
+            Error::Io { .. } => "IOError",
+            Error::StateFile { .. } => "StateFileLoadError",
+            Error::Locked { .. } => "LockError",
+            Error::Docker { .. } | Error::DockerConnect { .. } | Error::Runtime { .. } => {
+                "ActionFailed"
+            }
+            Error::MissingImage { .. } => "ActionFailed",
+            Error::CommandFailed { .. } | Error::VerifyFailed { .. } => "ActionFailed",
+            Error::NotCreated { .. } => "UserError",
+            Error::Cancelled { .. } => "Cancelled",
+        }
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

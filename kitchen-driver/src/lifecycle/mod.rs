@@ -1,0 +1,178 @@
+//! The instance lifecycle: test-kitchen's state machine, hooks and the concurrent runner.
+//!
+//! Actions run in the order `destroy create converge setup verify` ([`Action`]). Asking for an
+//! action runs every later step not yet run ([`steps`]); asking again for an action already
+//! reached runs just that action again. [`Runner`] takes many instances through a
+//! [`Command`] at once, collecting failures as test-kitchen does.
+
+mod hooks;
+mod runner;
+
+use std::fmt;
+use std::str::FromStr;
+
+pub use hooks::{Hook, HookCommand, Hooks, Phase};
+pub use runner::{Command, DestroyMode, InstanceOutcome, RunOptions, Runner, failure_summary};
+
+/// One lifecycle action, in test-kitchen's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum Action {
+    /// Remove the instance.
+    Destroy,
+    /// Create and start the instance.
+    Create,
+    /// Run the provisioner.
+    Converge,
+    /// An empty step in test-kitchen 4 (kept for hooks and state compatibility).
+    Setup,
+    /// Run the verifier.
+    Verify,
+}
+
+impl Action {
+    /// Every action, in order.
+    pub const ALL: [Action; 5] = [
+        Action::Destroy,
+        Action::Create,
+        Action::Converge,
+        Action::Setup,
+        Action::Verify,
+    ];
+
+    /// The name as written in state files and hook keys (`converge`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Destroy => "destroy",
+            Action::Create => "create",
+            Action::Converge => "converge",
+            Action::Setup => "setup",
+            Action::Verify => "verify",
+        }
+    }
+
+    /// The banner verb (`Converging`).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Destroy => "Destroying",
+            Action::Create => "Creating",
+            Action::Converge => "Converging",
+            Action::Setup => "Setting up",
+            Action::Verify => "Verifying",
+        }
+    }
+
+    /// `list`'s Last Action label (`Converged`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Destroy => "<Not Created>",
+            Action::Create => "Created",
+            Action::Converge => "Converged",
+            Action::Setup => "Set Up",
+            Action::Verify => "Verified",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not one of the five actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownAction(pub String);
+
+impl fmt::Display for UnknownAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown action `{}`", self.0)
+    }
+}
+
+impl std::error::Error for UnknownAction {}
+
+impl FromStr for Action {
+    type Err = UnknownAction;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| UnknownAction(s.to_string()))
+    }
+}
+
+/// The steps that take an instance whose last completed action is `last` to `target`
+/// (test-kitchen's `Instance::FSM.actions`): every step after `last` up to `target`, or just
+/// `target` again when it was already reached. No `last` counts as destroyed.
+pub fn steps(last: Option<Action>, target: Action) -> Vec<Action> {
+    let from = last.unwrap_or(Action::Destroy).index();
+    let to = target.index();
+    if from >= to {
+        vec![target]
+    } else {
+        Action::ALL[from + 1..=to].to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action::*;
+
+    #[test]
+    fn fresh_instance_runs_everything_up_to_the_target() {
+        assert_eq!(steps(None, Create), [Create]);
+        assert_eq!(steps(None, Verify), [Create, Converge, Setup, Verify]);
+        assert_eq!(steps(Some(Destroy), Converge), [Create, Converge]);
+        assert_eq!(steps(None, Destroy), [Destroy]);
+    }
+
+    #[test]
+    fn partly_done_instance_runs_only_the_rest() {
+        assert_eq!(steps(Some(Create), Verify), [Converge, Setup, Verify]);
+        assert_eq!(steps(Some(Converge), Setup), [Setup]);
+    }
+
+    #[test]
+    fn reached_or_passed_target_reruns_only_the_target() {
+        assert_eq!(steps(Some(Verify), Converge), [Converge]);
+        assert_eq!(steps(Some(Converge), Converge), [Converge]);
+        assert_eq!(steps(Some(Verify), Destroy), [Destroy]);
+        assert_eq!(steps(Some(Create), Create), [Create]);
+    }
+
+    #[test]
+    fn every_pair_ends_at_the_target_and_is_in_order() {
+        for last in [
+            None,
+            Some(Destroy),
+            Some(Create),
+            Some(Converge),
+            Some(Setup),
+            Some(Verify),
+        ] {
+            for target in Action::ALL {
+                let s = steps(last, target);
+                assert_eq!(s.last(), Some(&target));
+                assert!(
+                    s.windows(2).all(|w| w[0] < w[1]),
+                    "{last:?} {target:?} {s:?}"
+                );
+                assert!(!s.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn names_roundtrip() {
+        for a in Action::ALL {
+            assert_eq!(a.as_str().parse::<Action>().unwrap(), a);
+        }
+        assert!("test".parse::<Action>().is_err());
+    }
+}

@@ -1,0 +1,533 @@
+//! Running a command on many instances at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Semaphore;
+
+use super::hooks::{HookCommand, Hooks, Phase};
+use super::{Action, steps};
+use crate::config::InstanceConfig;
+use crate::driver::{self, Connection, Driver, DriverContext, ExecRequest};
+use crate::error::{Error, Result};
+use crate::plugin::PluginContext;
+use crate::report::{InstanceOutput, Level, Reporter};
+use crate::state::{State, StateFile};
+use crate::verifier::CaseResult;
+use crate::{provisioner, verifier};
+
+/// `test --destroy`: when to destroy the instance at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum DestroyMode {
+    /// Only when the test passed (test-kitchen's default).
+    #[default]
+    Passing,
+    /// Always, even after a failure.
+    Always,
+    /// Never: keep the instance for inspection.
+    Never,
+}
+
+impl std::str::FromStr for DestroyMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "passing" => Ok(DestroyMode::Passing),
+            "always" => Ok(DestroyMode::Always),
+            "never" => Ok(DestroyMode::Never),
+            other => Err(format!(
+                "--destroy must be passing, always or never, not `{other}`"
+            )),
+        }
+    }
+}
+
+/// What to do to each selected instance.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Command {
+    /// Take the instance to this action (running earlier steps as needed).
+    Action(Action),
+    /// destroy, create..verify, then destroy per the mode.
+    Test(DestroyMode),
+    /// Run a command in each (created) instance.
+    Exec(String),
+}
+
+/// How to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// How many instances at once (at least 1).
+    pub concurrency: usize,
+    /// After the first failure, start no further step on any instance.
+    pub fail_fast: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 1,
+            fail_fast: false,
+        }
+    }
+}
+
+impl RunOptions {
+    /// Options with this concurrency and fail-fast setting.
+    pub fn new(concurrency: usize, fail_fast: bool) -> Self {
+        Self {
+            concurrency: concurrency.max(1),
+            fail_fast,
+        }
+    }
+}
+
+/// What happened to one instance.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct InstanceOutcome {
+    /// The instance.
+    pub instance: String,
+    /// Its error, if it failed (or was cancelled).
+    pub error: Option<Error>,
+    /// Test cases its verifier reported.
+    pub cases: Vec<CaseResult>,
+}
+
+impl InstanceOutcome {
+    /// Whether it failed (cancellation is not a failure of its own).
+    pub fn failed(&self) -> bool {
+        matches!(&self.error, Some(e) if !matches!(e, Error::Cancelled { .. }))
+    }
+}
+
+/// test-kitchen's closing message when actions failed: `N actions failed.` and one
+/// `>>>>>>     <message>` line per failure; `None` when none failed.
+pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
+    let failed: Vec<&InstanceOutcome> = outcomes.iter().filter(|o| o.failed()).collect();
+    if failed.is_empty() {
+        return None;
+    }
+    let mut msg = format!("{} actions failed.", failed.len());
+    for o in failed {
+        if let Some(e) = &o.error {
+            msg.push_str(&format!("\n>>>>>>     {e}"));
+        }
+    }
+    Some(msg)
+}
+
+/// Runs commands on instances of one project.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    kitchen_root: PathBuf,
+    test_base_path: PathBuf,
+    reporter: Reporter,
+    host_env: Arc<Vec<(String, String)>>,
+}
+
+impl Runner {
+    /// A runner for the project at `kitchen_root`, reporting to `reporter`.
+    pub fn new(
+        kitchen_root: impl Into<PathBuf>,
+        test_base_path: impl Into<PathBuf>,
+        reporter: Reporter,
+    ) -> Self {
+        Self {
+            kitchen_root: kitchen_root.into(),
+            test_base_path: test_base_path.into(),
+            reporter,
+            host_env: Arc::new(std::env::vars().collect()),
+        }
+    }
+
+    /// Sets a variable in the host environment plugins see (such as `TKENV_X`, which the
+    /// shell provisioner exports into the instance as `X`), replacing an existing one.
+    pub fn with_env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        let env = Arc::make_mut(&mut self.host_env);
+        env.retain(|(k, _)| *k != key);
+        env.push((key, value.into()));
+        self
+    }
+
+    /// Runs `command` on every instance, `opts.concurrency` at a time, and returns each
+    /// instance's outcome in the given order. Failures never stop other instances unless
+    /// `fail_fast` is set, and then only between steps (never in the middle of a create).
+    pub async fn run(
+        &self,
+        instances: &[InstanceConfig],
+        command: &Command,
+        opts: RunOptions,
+    ) -> Vec<InstanceOutcome> {
+        let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for inst in instances {
+            let inst = Arc::new(inst.clone());
+            let permits = permits.clone();
+            let cancel = cancel.clone();
+            let command = command.clone();
+            let this = self.clone();
+            tasks.push((
+                inst.name.clone(),
+                tokio::spawn(async move {
+                    // The semaphore is never closed, so acquire cannot fail; treat it as a
+                    // cancellation if it ever does.
+                    let _permit = permits.acquire_owned().await.ok();
+                    let mut cases = Vec::new();
+                    let result = this
+                        .run_instance(inst.clone(), &command, &cancel, &mut cases)
+                        .await;
+                    if result.is_err() && opts.fail_fast {
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                    (result, cases)
+                }),
+            ));
+        }
+        let mut outcomes = Vec::new();
+        for (name, task) in tasks {
+            let (error, cases) = match task.await {
+                Ok((r, cases)) => (r.err(), cases),
+                Err(join) => (
+                    Some(Error::Runtime {
+                        instance: name.clone(),
+                        message: format!("the instance's task ended abnormally: {join}"),
+                    }),
+                    Vec::new(),
+                ),
+            };
+            outcomes.push(InstanceOutcome {
+                instance: name,
+                error,
+                cases,
+            });
+        }
+        outcomes
+    }
+
+    async fn run_instance(
+        &self,
+        inst: Arc<InstanceConfig>,
+        command: &Command,
+        cancel: &Arc<AtomicBool>,
+        cases: &mut Vec<CaseResult>,
+    ) -> Result<()> {
+        let output = self.reporter.instance(&inst.name)?;
+        let result = self
+            .run_instance_inner(inst.clone(), command, cancel, cases, &output)
+            .await;
+        if let Err(e) = &result
+            && !matches!(e, Error::Cancelled { .. })
+        {
+            output.error(&format!(">>>>>> {e}"));
+        }
+        result
+    }
+
+    async fn run_instance_inner(
+        &self,
+        inst: Arc<InstanceConfig>,
+        command: &Command,
+        cancel: &Arc<AtomicBool>,
+        cases: &mut Vec<CaseResult>,
+        output: &InstanceOutput,
+    ) -> Result<()> {
+        let driver = driver::for_instance(&inst)?;
+        let state_file = StateFile::new(&self.kitchen_root, &inst.name);
+        let ctx = DriverContext {
+            instance: inst.clone(),
+            kitchen_root: self.kitchen_root.clone(),
+            output: output.clone(),
+        };
+        if let Command::Exec(cmd) = command {
+            let state = state_file.load()?;
+            if state.last_action().is_none() {
+                return Err(Error::NotCreated {
+                    instance: inst.name.clone(),
+                });
+            }
+            let conn = driver.connection(&ctx, &state).await?;
+            output.banner(&format!("Execute command on {}.", inst.name));
+            conn.execute(cmd, "exec command", output).await?;
+            return Ok(());
+        }
+        let lock = state_file.lock()?;
+        let hooks = Hooks::from_config(&inst, &self.kitchen_root)?;
+        let mut run = InstanceRun {
+            runner: self,
+            inst: inst.clone(),
+            ctx,
+            driver,
+            hooks,
+            state: state_file.load()?,
+            state_file: state_file.clone(),
+            cancel: cancel.clone(),
+            cases,
+        };
+        let result = match command {
+            Command::Action(target) => run.transition_to(*target).await,
+            Command::Test(mode) => {
+                let started = std::time::Instant::now();
+                output.banner(&format!(
+                    "Cleaning up any prior instances of <{}>",
+                    inst.name
+                ));
+                let mut result = run.transition_to(Action::Destroy).await;
+                if result.is_ok() {
+                    output.banner(&format!("Testing <{}>", inst.name));
+                    result = run.transition_to(Action::Verify).await;
+                }
+                let destroy = match mode {
+                    DestroyMode::Passing => result.is_ok(),
+                    DestroyMode::Always => true,
+                    DestroyMode::Never => false,
+                };
+                if destroy {
+                    // With --destroy always this runs even after a failure or cancellation,
+                    // so nothing is left behind.
+                    let d = run.run_step(Action::Destroy).await;
+                    if result.is_ok() {
+                        result = d;
+                    }
+                }
+                if result.is_ok() {
+                    output.info(&format!(
+                        "Finished testing <{}> ({:.1}s).",
+                        inst.name,
+                        started.elapsed().as_secs_f64()
+                    ));
+                }
+                result
+            }
+            Command::Exec(_) => Ok(()),
+        };
+        if !state_file.path().exists() {
+            // Destroyed: leave nothing of the instance behind in .kitchen.
+            lock.remove();
+        }
+        result
+    }
+}
+
+struct InstanceRun<'a> {
+    runner: &'a Runner,
+    inst: Arc<InstanceConfig>,
+    ctx: DriverContext,
+    driver: Box<dyn Driver>,
+    hooks: Hooks,
+    state: State,
+    state_file: StateFile,
+    cancel: Arc<AtomicBool>,
+    cases: &'a mut Vec<CaseResult>,
+}
+
+impl InstanceRun<'_> {
+    async fn transition_to(&mut self, target: Action) -> Result<()> {
+        for step in steps(self.state.last_action(), target) {
+            if self.cancel.load(Ordering::SeqCst) {
+                return Err(Error::Cancelled {
+                    instance: self.inst.name.clone(),
+                    action: step.to_string(),
+                });
+            }
+            self.run_step(step).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_step(&mut self, action: Action) -> Result<()> {
+        let out = self.ctx.output.clone();
+        let started = std::time::Instant::now();
+        out.banner(&format!("{} <{}>...", action.verb(), self.inst.name));
+        self.state.set("last_attempted_action", action.as_str());
+        if action != Action::Destroy || self.state_file.path().exists() {
+            self.state_file.save(&self.state)?;
+        }
+        let mut result = self.run_hooks(action, Phase::Pre).await;
+        if result.is_ok() {
+            result = self.body(action).await;
+        }
+        if result.is_ok() {
+            result = self.run_hooks(action, Phase::Post).await;
+        }
+        let finally = self.run_hooks(action, Phase::Finally).await;
+        if result.is_ok() {
+            result = finally;
+        }
+        match &result {
+            Ok(()) => {
+                if action == Action::Destroy {
+                    self.state_file.delete()?;
+                    self.state = State::new();
+                } else {
+                    self.state.set("last_action", action.as_str());
+                    self.state.set("last_error", serde_json::Value::Null);
+                    self.state.remove("last_error_message");
+                    self.state_file.save(&self.state)?;
+                }
+                out.info(&format!(
+                    "Finished {} <{}> ({:.1}s).",
+                    action.verb().to_lowercase(),
+                    self.inst.name,
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            Err(e) => {
+                self.state.set("last_error", e.kind_name());
+                self.state.set("last_error_message", e.to_string());
+                self.state_file.save(&self.state)?;
+            }
+        }
+        result
+    }
+
+    async fn connection(&self) -> Result<Arc<dyn Connection>> {
+        self.driver.connection(&self.ctx, &self.state).await
+    }
+
+    async fn body(&mut self, action: Action) -> Result<()> {
+        match action {
+            Action::Create => self.driver.create(&self.ctx, &mut self.state).await,
+            Action::Destroy => self.driver.destroy(&self.ctx, &mut self.state).await,
+            Action::Setup => Ok(()),
+            Action::Converge => {
+                let prov = provisioner::for_instance(&self.inst)?;
+                let conn = self.connection().await?;
+                let pctx = PluginContext::new(
+                    &self.inst,
+                    &self.runner.kitchen_root,
+                    &self.runner.test_base_path,
+                    &self.state,
+                    conn,
+                    &self.ctx.output,
+                    &self.runner.host_env,
+                );
+                prov.converge(&pctx).await
+            }
+            Action::Verify => {
+                let ver = verifier::for_instance(&self.inst)?;
+                let conn = self.connection().await?;
+                let pctx = PluginContext::new(
+                    &self.inst,
+                    &self.runner.kitchen_root,
+                    &self.runner.test_base_path,
+                    &self.state,
+                    conn,
+                    &self.ctx.output,
+                    &self.runner.host_env,
+                );
+                let report = ver.verify(&pctx).await?;
+                self.cases.extend(report.cases);
+                match report.failure {
+                    None => Ok(()),
+                    Some(message) => Err(Error::VerifyFailed {
+                        instance: self.inst.name.clone(),
+                        message,
+                    }),
+                }
+            }
+        }
+    }
+
+    async fn run_hooks(&self, action: Action, phase: Phase) -> Result<()> {
+        let hooks = self.hooks.for_phase(action, phase, &self.inst.platform);
+        for hook in hooks {
+            let what = format!("{phase:?} {action} hook").to_lowercase();
+            match &hook.command {
+                HookCommand::Local {
+                    command,
+                    cwd,
+                    environment,
+                    user,
+                } => {
+                    let cwd: &Path = cwd.as_deref().unwrap_or(&self.runner.kitchen_root);
+                    let mut env = vec![
+                        ("KITCHEN_INSTANCE_NAME".to_string(), self.inst.name.clone()),
+                        ("KITCHEN_SUITE_NAME".to_string(), self.inst.suite.clone()),
+                        (
+                            "KITCHEN_PLATFORM_NAME".to_string(),
+                            self.inst.platform.clone(),
+                        ),
+                        (
+                            "KITCHEN_INSTANCE_HOSTNAME".to_string(),
+                            self.state.get_str("hostname").unwrap_or("").to_string(),
+                        ),
+                    ];
+                    env.extend(environment.iter().cloned());
+                    let cmd = match user {
+                        Some(u) => format!(
+                            "sudo -E -u {} sh -c {}",
+                            driver::shell_quote(u),
+                            driver::shell_quote(command)
+                        ),
+                        None => command.clone(),
+                    };
+                    self.ctx
+                        .output
+                        .log(Level::Info, &format!("Running {what}: {cmd}"));
+                    let code = crate::verifier::shell::run_local(&cmd, cwd, &env, &self.ctx.output)
+                        .await?;
+                    if code != 0 {
+                        return Err(Error::CommandFailed {
+                            instance: self.inst.name.clone(),
+                            what,
+                            command: cmd,
+                            exit_code: code,
+                        });
+                    }
+                }
+                HookCommand::Remote { command, skippable } => {
+                    if self.state.get_str("last_action").is_none()
+                        && !(action == Action::Create && phase != Phase::Pre)
+                    {
+                        if *skippable {
+                            self.ctx.output.info(&format!(
+                                "Skipping {what} (instance not created): {command}"
+                            ));
+                            continue;
+                        }
+                        return Err(Error::NotCreated {
+                            instance: self.inst.name.clone(),
+                        });
+                    }
+                    self.ctx
+                        .output
+                        .info(&format!("Running remote {what}: {command}"));
+                    let result = match self.connection().await {
+                        Ok(conn) => conn
+                            .exec(&ExecRequest::shell(command.clone()), &self.ctx.output)
+                            .await
+                            .and_then(|o| {
+                                if o.success() {
+                                    Ok(())
+                                } else {
+                                    Err(Error::CommandFailed {
+                                        instance: self.inst.name.clone(),
+                                        what: what.clone(),
+                                        command: command.clone(),
+                                        exit_code: o.exit_code,
+                                    })
+                                }
+                            }),
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        Ok(()) => {}
+                        Err(e) if *skippable => {
+                            self.ctx
+                                .output
+                                .warn(&format!("Skippable {what} failed: {e}"));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! What provisioners and verifiers receive: the [`PluginContext`] of one instance action.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::InstanceConfig;
+use crate::driver::Connection;
+use crate::report::InstanceOutput;
+use crate::state::State;
+
+/// Everything a provisioner or verifier may use for one action on one instance.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PluginContext<'a> {
+    /// The instance's merged configuration (`provisioner`, `verifier` blocks and the rest).
+    pub instance: &'a InstanceConfig,
+    /// The project directory.
+    pub kitchen_root: &'a Path,
+    /// `<kitchen_root>/test/integration` unless overridden.
+    pub test_base_path: &'a Path,
+    /// The instance's state (read-only here: drivers own it).
+    pub state: &'a State,
+    /// The connection to the created instance.
+    pub connection: Arc<dyn Connection>,
+    /// Live output and the instance's log.
+    pub output: &'a InstanceOutput,
+    /// The host environment plugins see (the process environment unless the
+    /// [`Runner`](crate::lifecycle::Runner) was given another): the shell provisioner exports
+    /// its `TKENV_*` and `CI` variables into the instance.
+    pub host_env: &'a [(String, String)],
+}
+
+impl std::fmt::Debug for PluginContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginContext")
+            .field("instance", &self.instance.name)
+            .field("kitchen_root", &self.kitchen_root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> PluginContext<'a> {
+    /// Builds a context.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        instance: &'a InstanceConfig,
+        kitchen_root: &'a Path,
+        test_base_path: &'a Path,
+        state: &'a State,
+        connection: Arc<dyn Connection>,
+        output: &'a InstanceOutput,
+        host_env: &'a [(String, String)],
+    ) -> Self {
+        Self {
+            instance,
+            kitchen_root,
+            test_base_path,
+            state,
+            connection,
+            output,
+            host_env,
+        }
+    }
+
+    /// test-kitchen's `calculate_path`: the first of `<tbp>/<suite>/<name>`, `<tbp>/<name>`,
+    /// `<kitchen_root>/<name>` that exists (as a file when `file` is true, else a directory).
+    pub fn calculate_path(&self, name: &str, file: bool) -> Option<PathBuf> {
+        calculate_path(
+            self.test_base_path,
+            &self.instance.suite,
+            self.kitchen_root,
+            name,
+            file,
+        )
+    }
+
+    /// A path from the configuration: absolute as written, else relative to `kitchen_root`
+    /// (test-kitchen's `expand_path_for`).
+    pub fn expand_path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.kitchen_root.join(p)
+        }
+    }
+}
+
+/// See [`PluginContext::calculate_path`].
+pub fn calculate_path(
+    test_base_path: &Path,
+    suite: &str,
+    kitchen_root: &Path,
+    name: &str,
+    file: bool,
+) -> Option<PathBuf> {
+    [
+        test_base_path.join(suite).join(name),
+        test_base_path.join(name),
+        kitchen_root.join(name),
+    ]
+    .into_iter()
+    .find(|p| if file { p.is_file() } else { p.is_dir() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suite_dir_wins_then_base_then_root() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let tbp = root.join("test/integration");
+        std::fs::create_dir_all(tbp.join("web")).unwrap();
+        assert_eq!(
+            calculate_path(&tbp, "web", root, "bootstrap.sh", true),
+            None
+        );
+        std::fs::write(root.join("bootstrap.sh"), "").unwrap();
+        assert_eq!(
+            calculate_path(&tbp, "web", root, "bootstrap.sh", true),
+            Some(root.join("bootstrap.sh"))
+        );
+        std::fs::write(tbp.join("bootstrap.sh"), "").unwrap();
+        assert_eq!(
+            calculate_path(&tbp, "web", root, "bootstrap.sh", true),
+            Some(tbp.join("bootstrap.sh"))
+        );
+        std::fs::write(tbp.join("web/bootstrap.sh"), "").unwrap();
+        assert_eq!(
+            calculate_path(&tbp, "web", root, "bootstrap.sh", true),
+            Some(tbp.join("web/bootstrap.sh"))
+        );
+        // A directory is not a file, and the other way round.
+        std::fs::create_dir_all(tbp.join("web/data")).unwrap();
+        assert_eq!(calculate_path(&tbp, "web", root, "data", true), None);
+        assert_eq!(
+            calculate_path(&tbp, "web", root, "data", false),
+            Some(tbp.join("web/data"))
+        );
+    }
+}

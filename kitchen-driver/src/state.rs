@@ -1,0 +1,333 @@
+//! Instance state files: `.kitchen/<instance>.yml`, as test-kitchen keeps them.
+//!
+//! A state file is a YAML mapping of string keys. The lifecycle writes test-kitchen's keys
+//! (`last_action`, `last_error`, `last_attempted_action`, ...); drivers add their own
+//! (`container_id`, `hostname`, ...). Files are written atomically (a temporary file in the same
+//! directory, then a rename), so a crash never leaves a half-written file, and an
+//! [`InstanceLock`] keeps two processes from working on one instance at the same time.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::lifecycle::Action;
+
+/// The keys of one instance's state, in key order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    values: BTreeMap<String, Value>,
+}
+
+impl State {
+    /// An empty state (an instance that was never created).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value of a key.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.values.get(key).filter(|v| !v.is_null())
+    }
+
+    /// The value of a key when it is a string.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Value::as_str)
+    }
+
+    /// Sets a key.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        self.values.insert(key.into(), value.into());
+    }
+
+    /// Removes a key, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.values.remove(key)
+    }
+
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.values.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The last action that completed, when it is one of the lifecycle's actions.
+    pub fn last_action(&self) -> Option<Action> {
+        self.get_str("last_action").and_then(|s| s.parse().ok())
+    }
+
+    /// The error class of the last failed action (`ActionFailed`, ...), if the last action
+    /// attempted failed.
+    pub fn last_error(&self) -> Option<&str> {
+        self.get_str("last_error")
+    }
+
+    /// Each key rendered as a string, as the shell verifier exports them (`KITCHEN_<KEY>`):
+    /// strings as they are, other scalars as their JSON text, maps and lists as JSON.
+    pub fn string_values(&self) -> Vec<(String, String)> {
+        self.values
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), s)
+            })
+            .collect()
+    }
+
+    /// Parses a state file's text. Empty text is an empty state.
+    ///
+    /// # Errors
+    /// [`Error::StateFile`] when the text is not a YAML mapping.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Self> {
+        if text.trim().is_empty() || text.trim() == "---" {
+            return Ok(Self::new());
+        }
+        let values: BTreeMap<String, Value> =
+            serde_saphyr::from_str(text).map_err(|e| Error::StateFile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(Self { values })
+    }
+
+    /// Renders the state as YAML, starting with `---` as test-kitchen's files do.
+    ///
+    /// # Errors
+    /// [`Error::StateFile`] if a value cannot be rendered (never for JSON values in practice).
+    pub fn to_yaml(&self, path: &Path) -> Result<String> {
+        let body = serde_saphyr::to_string(&self.values).map_err(|e| Error::StateFile {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if body.starts_with("---") {
+            Ok(body)
+        } else {
+            Ok(format!("---\n{body}"))
+        }
+    }
+}
+
+/// The state file of one instance: `<kitchen_root>/.kitchen/<instance>.yml`.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    instance: String,
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl StateFile {
+    /// The state file of `instance` in the project at `kitchen_root`.
+    pub fn new(kitchen_root: &Path, instance: &str) -> Self {
+        let dir = kitchen_root.join(".kitchen");
+        Self {
+            instance: instance.to_string(),
+            path: dir.join(format!("{instance}.yml")),
+            lock_path: dir.join(format!(".{instance}.lock")),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the state; a missing file is an empty state.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file exists but cannot be read, [`Error::StateFile`] when it is
+    /// not valid.
+    pub fn load(&self) -> Result<State> {
+        match fs::read_to_string(&self.path) {
+            Ok(text) => State::from_yaml(&text, &self.path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::new()),
+            Err(e) => Err(Error::io("reading state file", &self.path, e)),
+        }
+    }
+
+    /// Writes the state atomically: a temporary file beside it, flushed, then renamed over it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the directory or file cannot be written.
+    pub fn save(&self, state: &State) -> Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+        let text = state.to_yaml(&self.path)?;
+        let tmp = dir.join(format!(".{}.yml.tmp-{}", self.instance, std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            fs::rename(&tmp, &self.path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            Error::io("writing state file", &self.path, e)
+        })
+    }
+
+    /// Deletes the state file (after `destroy`); a missing file is fine.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file exists and cannot be removed.
+    pub fn delete(&self) -> Result<()> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("deleting state file", &self.path, e)),
+        }
+    }
+
+    /// Takes the instance's exclusive lock, failing at once if another process holds it.
+    ///
+    /// The lock is an advisory lock (fs4) on `.kitchen/.<instance>.lock`, released when the
+    /// returned guard is dropped (or the process dies).
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another process holds it, [`Error::Io`] when the lock file cannot
+    /// be created.
+    pub fn lock(&self) -> Result<InstanceLock> {
+        use std::os::unix::fs::MetadataExt;
+        let dir = self.lock_path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
+        // The lock file is removed when an instance is destroyed; a process that opened the
+        // old file must not believe it holds the lock, so check that the path still names the
+        // file that was locked, and retry otherwise.
+        for _ in 0..100 {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&self.lock_path)
+                .map_err(|e| Error::io("opening lock file", &self.lock_path, e))?;
+            match fs4::FileExt::try_lock(&file) {
+                Ok(()) => {}
+                Err(fs4::TryLockError::WouldBlock) => {
+                    return Err(Error::Locked {
+                        instance: self.instance.clone(),
+                        path: self.lock_path.clone(),
+                    });
+                }
+                Err(fs4::TryLockError::Error(e)) => {
+                    return Err(Error::io("locking", &self.lock_path, e));
+                }
+            }
+            let locked = file
+                .metadata()
+                .map_err(|e| Error::io("reading lock file", &self.lock_path, e))?;
+            match fs::metadata(&self.lock_path) {
+                Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {
+                    return Ok(InstanceLock {
+                        file,
+                        path: self.lock_path.clone(),
+                    });
+                }
+                _ => continue,
+            }
+        }
+        Err(Error::Locked {
+            instance: self.instance.clone(),
+            path: self.lock_path.clone(),
+        })
+    }
+}
+
+/// An instance's exclusive lock; released on drop.
+#[derive(Debug)]
+pub struct InstanceLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl InstanceLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Deletes the lock file, then releases the lock (after `destroy`, so nothing of the
+    /// instance is left in `.kitchen`). Other processes notice and retry on a new file.
+    pub fn remove(self) {
+        let _ = fs::remove_file(&self.path);
+        drop(self.file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_empty_state_and_roundtrip_keeps_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let sf = StateFile::new(dir.path(), "default-busybox");
+        assert_eq!(sf.load().unwrap(), State::new());
+        let mut st = State::new();
+        st.set("last_action", "converge");
+        st.set("last_error", Value::Null);
+        st.set("container_id", "abc123");
+        st.set("port", 8080);
+        sf.save(&st).unwrap();
+        let text = fs::read_to_string(sf.path()).unwrap();
+        assert!(text.starts_with("---\n"), "{text}");
+        assert!(text.contains("last_action: converge"), "{text}");
+        let back = sf.load().unwrap();
+        assert_eq!(back, st);
+        assert_eq!(back.last_action(), Some(Action::Converge));
+        assert_eq!(back.last_error(), None);
+        assert_eq!(back.get("port"), Some(&Value::from(8080)));
+        // No temporary file is left beside it.
+        let names: Vec<_> = fs::read_dir(dir.path().join(".kitchen"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("tmp"))
+            .collect();
+        assert!(names.is_empty(), "{names:?}");
+        sf.delete().unwrap();
+        assert!(!sf.path().exists());
+        sf.delete().unwrap();
+    }
+
+    #[test]
+    fn reads_a_test_kitchen_state_file() {
+        let text = "---\nhostname: 10.0.0.5\nport: '22'\nusername: kitchen\nlast_action: verify\nlast_error:\nlast_attempted_action: verify\n";
+        let st = State::from_yaml(text, Path::new("x.yml")).unwrap();
+        assert_eq!(st.last_action(), Some(Action::Verify));
+        assert_eq!(st.last_error(), None);
+        assert_eq!(st.get_str("port"), Some("22"));
+        let vals = st.string_values();
+        assert!(vals.contains(&("hostname".into(), "10.0.0.5".into())));
+    }
+
+    #[test]
+    fn invalid_state_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sf = StateFile::new(dir.path(), "x");
+        fs::create_dir_all(dir.path().join(".kitchen")).unwrap();
+        fs::write(sf.path(), "- a\n- b\n").unwrap();
+        let err = sf.load().unwrap_err();
+        assert!(matches!(err, Error::StateFile { .. }), "{err}");
+        assert!(err.to_string().contains("x.yml"), "{err}");
+    }
+
+    #[test]
+    fn second_lock_on_the_same_instance_fails_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let sf = StateFile::new(dir.path(), "a");
+        let guard = sf.lock().unwrap();
+        let err = sf.lock().unwrap_err();
+        assert!(matches!(err, Error::Locked { .. }), "{err}");
+        // Another instance is independent.
+        let _other = StateFile::new(dir.path(), "b").lock().unwrap();
+        drop(guard);
+        let again = sf.lock().unwrap();
+        again.remove();
+        assert!(!dir.path().join(".kitchen/.a.lock").exists());
+        let _fresh = sf.lock().unwrap();
+    }
+}

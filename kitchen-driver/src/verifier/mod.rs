@@ -1,0 +1,112 @@
+//! Verifiers: what `verify` runs to check an instance.
+//!
+//! A [`Verifier`] gets the same [`PluginContext`] as a provisioner and returns a
+//! [`VerifyReport`]: an overall failure (which fails the action) and, for verifiers that know
+//! them, the individual test cases (for the JUnit report). Found by name with [`for_instance`].
+
+pub mod shell;
+
+use async_trait::async_trait;
+
+use crate::config::InstanceConfig;
+use crate::error::{Error, Result};
+use crate::plugin::PluginContext;
+
+/// The verifier names this build knows.
+pub const SUPPORTED_VERIFIERS: &[&str] = &["shell"];
+
+/// The outcome of one test case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CaseOutcome {
+    /// Passed.
+    Passed,
+    /// Failed.
+    Failed,
+    /// Skipped (a TAP `# skip`).
+    Skipped,
+}
+
+/// One test case a verifier ran.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CaseResult {
+    /// The test's name.
+    pub name: String,
+    /// What happened.
+    pub outcome: CaseOutcome,
+    /// Output that belongs to this case (diagnostics).
+    pub output: String,
+}
+
+impl CaseResult {
+    /// A case result.
+    pub fn new(name: impl Into<String>, outcome: CaseOutcome, output: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            outcome,
+            output: output.into(),
+        }
+    }
+}
+
+/// What a verifier found.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Individual cases, when the verifier knows them (empty for `shell`).
+    pub cases: Vec<CaseResult>,
+    /// Why verification failed; `None` when it passed.
+    pub failure: Option<String>,
+}
+
+impl VerifyReport {
+    /// A passing report with these cases.
+    pub fn passed(cases: Vec<CaseResult>) -> Self {
+        Self {
+            cases,
+            failure: None,
+        }
+    }
+
+    /// A failing report.
+    pub fn failed(cases: Vec<CaseResult>, why: impl Into<String>) -> Self {
+        Self {
+            cases,
+            failure: Some(why.into()),
+        }
+    }
+}
+
+/// Verifies an instance.
+#[async_trait]
+pub trait Verifier: Send + Sync {
+    /// The plugin name (`shell`).
+    fn name(&self) -> &'static str;
+
+    /// Runs the checks. A test failure is `Ok` with [`VerifyReport::failure`] set; `Err` is for
+    /// when the checks could not run at all.
+    ///
+    /// # Errors
+    /// Runtime errors, missing tools, bad configuration.
+    async fn verify(&self, ctx: &PluginContext<'_>) -> Result<VerifyReport>;
+}
+
+/// The verifier named by the instance's `verifier.name`.
+///
+/// # Errors
+/// [`Error::UnknownPlugin`] listing the supported names; [`Error::Config`] for bad keys.
+pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Verifier>> {
+    match InstanceConfig::plugin_name(&instance.verifier) {
+        "shell" => Ok(Box::new(shell::ShellVerifier::from_config(
+            &instance.name,
+            &instance.verifier,
+        )?)),
+        other => Err(Error::UnknownPlugin {
+            kind: "verifier",
+            name: other.to_string(),
+            instance: instance.name.clone(),
+            supported: SUPPORTED_VERIFIERS.join(", "),
+        }),
+    }
+}

@@ -1,0 +1,217 @@
+//! The `shell` verifier, with test-kitchen's semantics.
+//!
+//! `command` (default `true`) runs on the host, in the project directory, through `sh -c`,
+//! with `KITCHEN_INSTANCE`, `KITCHEN_PLATFORM`, `KITCHEN_SUITE` and every state key as
+//! `KITCHEN_<KEY>` (upper-cased) in its environment. With `remote_exec: true` it runs inside
+//! the instance instead. `sleep` waits that many seconds first. A non-zero exit fails verify.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::{Verifier, VerifyReport};
+use crate::config::PluginConfig;
+use crate::driver::parse_block;
+use crate::error::{Error, Result};
+use crate::plugin::PluginContext;
+use crate::report::{OutputSink, OutputStream};
+use crate::state::State;
+
+fn default_command() -> String {
+    "true".into()
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+struct ShellVerifierConfig {
+    #[serde(default = "default_command")]
+    command: String,
+    #[serde(default)]
+    sleep: f64,
+    #[serde(default)]
+    remote_exec: bool,
+}
+
+/// The shell verifier.
+#[derive(Debug, Clone)]
+pub struct ShellVerifier {
+    config: ShellVerifierConfig,
+}
+
+/// The environment a local verifier command gets (pure: unit-tested).
+pub fn local_env(
+    instance: &str,
+    suite: &str,
+    platform: &str,
+    state: &State,
+) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("KITCHEN_INSTANCE".to_string(), instance.to_string()),
+        ("KITCHEN_PLATFORM".to_string(), platform.to_string()),
+        ("KITCHEN_SUITE".to_string(), suite.to_string()),
+    ];
+    for (k, v) in state.string_values() {
+        let key: String = k
+            .to_ascii_uppercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        env.push((format!("KITCHEN_{key}"), v));
+    }
+    env
+}
+
+impl ShellVerifier {
+    /// Reads the `verifier:` block of `instance`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bad key.
+    pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
+        Ok(Self {
+            config: parse_block("verifier", instance, block)?,
+        })
+    }
+}
+
+/// Runs `command` with `sh -c` on the host in `cwd`, streaming its lines to `sink`; returns the
+/// exit code (-1 when killed by a signal).
+///
+/// # Errors
+/// [`Error::Io`] when `sh` cannot be started.
+pub async fn run_local(
+    command: &str,
+    cwd: &std::path::Path,
+    env: &[(String, String)],
+    sink: &dyn OutputSink,
+) -> Result<i64> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::io("starting sh for", cwd, e))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let pump_out = async {
+        if let Some(s) = stdout {
+            let mut lines = BufReader::new(s).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                sink.line(OutputStream::Stdout, &l);
+            }
+        }
+    };
+    let pump_err = async {
+        if let Some(s) = stderr {
+            let mut lines = BufReader::new(s).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                sink.line(OutputStream::Stderr, &l);
+            }
+        }
+    };
+    let (_, _, status) = tokio::join!(pump_out, pump_err, child.wait());
+    let status = status.map_err(|e| Error::io("waiting for command in", cwd, e))?;
+    Ok(status.code().map(i64::from).unwrap_or(-1))
+}
+
+#[async_trait]
+impl Verifier for ShellVerifier {
+    fn name(&self) -> &'static str {
+        "shell"
+    }
+
+    async fn verify(&self, ctx: &PluginContext<'_>) -> Result<VerifyReport> {
+        if self.config.sleep > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(self.config.sleep)).await;
+        }
+        let cmd = &self.config.command;
+        let code = if self.config.remote_exec {
+            ctx.output
+                .debug(&format!("Running verifier command in the instance: {cmd}"));
+            ctx.connection
+                .exec(&crate::driver::ExecRequest::shell(cmd.clone()), ctx.output)
+                .await?
+                .exit_code
+        } else {
+            ctx.output
+                .debug(&format!("Running verifier command on the host: {cmd}"));
+            let env = local_env(
+                &ctx.instance.name,
+                &ctx.instance.suite,
+                &ctx.instance.platform,
+                ctx.state,
+            );
+            run_local(cmd, ctx.kitchen_root, &env, ctx.output).await?
+        };
+        if code == 0 {
+            Ok(VerifyReport::passed(Vec::new()))
+        } else {
+            Ok(VerifyReport::failed(
+                Vec::new(),
+                format!("verifier command exited with code {code}: {cmd}"),
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::NullSink;
+
+    #[test]
+    fn env_has_instance_names_and_every_state_key() {
+        let mut st = State::new();
+        st.set("container_id", "abc");
+        st.set("last_action", "setup");
+        st.set("port", 8080);
+        let env = local_env("default-busybox", "default", "busybox", &st);
+        for (k, v) in [
+            ("KITCHEN_INSTANCE", "default-busybox"),
+            ("KITCHEN_SUITE", "default"),
+            ("KITCHEN_PLATFORM", "busybox"),
+            ("KITCHEN_CONTAINER_ID", "abc"),
+            ("KITCHEN_LAST_ACTION", "setup"),
+            ("KITCHEN_PORT", "8080"),
+        ] {
+            assert!(
+                env.contains(&(k.to_string(), v.to_string())),
+                "{k} in {env:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn run_local_reports_exit_code_and_lines() {
+        struct Collect(std::sync::Mutex<Vec<String>>);
+        impl OutputSink for Collect {
+            fn line(&self, _s: OutputStream, l: &str) {
+                self.0.lock().unwrap().push(l.to_string());
+            }
+        }
+        let c = Collect(Default::default());
+        let dir = tempfile::tempdir().unwrap();
+        let code = run_local(
+            "echo \"$X in $(pwd)\"; echo err >&2; exit 3",
+            dir.path(),
+            &[("X".into(), "x".into())],
+            &c,
+        )
+        .await
+        .unwrap();
+        assert_eq!(code, 3);
+        let lines = c.0.lock().unwrap().clone();
+        assert!(lines.iter().any(|l| l.starts_with("x in /")), "{lines:?}");
+        assert!(lines.contains(&"err".to_string()), "{lines:?}");
+        assert_eq!(
+            run_local("true", dir.path(), &[], &NullSink).await.unwrap(),
+            0
+        );
+    }
+}

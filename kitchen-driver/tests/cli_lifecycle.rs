@@ -1,0 +1,311 @@
+//! The real `kitchen-driver` binary on temporary kitchen projects with `driver: docker`:
+//! exit codes, live output, state, logs, concurrency, --destroy modes, exec and login.
+//! Nothing a test creates survives it (drop guard on the project's label), and each test ends
+//! by asserting that no container of its project remains.
+
+mod common;
+
+use assert_cmd::Command;
+use common::TestProject;
+use kitchen_driver::lifecycle::Action;
+
+/// A project whose kitchen.yml has the given suites on busybox (and optionally Debian).
+fn project(label: &str, kitchen_yml: &str) -> TestProject {
+    let p = TestProject::new(label);
+    p.write("kitchen.yml", kitchen_yml);
+    p.write(
+        "test/integration/default/bootstrap.sh",
+        "#!/bin/sh\nset -eu\nmkdir -p /etc/hello\necho \"hello from $(hostname)\" > /etc/hello/hello.conf\necho converged-ok\n",
+    );
+    p.write(
+        "test/integration/default/data/verify.sh",
+        "#!/bin/sh\nset -eu\ngrep -q 'hello from' /etc/hello/hello.conf\necho verified-ok\n",
+    );
+    p
+}
+
+const BASIC: &str = r#"
+driver:
+  name: docker
+provisioner:
+  name: shell
+  sudo: false
+verifier:
+  name: shell
+  remote_exec: true
+  command: sh /tmp/kitchen/data/verify.sh
+platforms:
+  - name: busybox
+    driver:
+      image: kitchen/busybox:latest
+suites:
+  - name: default
+"#;
+
+fn kd(p: &TestProject) -> Command {
+    let mut c = Command::cargo_bin("kitchen-driver").expect("binary");
+    c.current_dir(p.root())
+        .env("HOME", p.root())
+        .env_remove("KITCHEN_YAML")
+        .env_remove("KITCHEN_LOCAL_YAML")
+        .env_remove("KITCHEN_GLOBAL_YAML")
+        .timeout(std::time::Duration::from_secs(300));
+    c
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn test_passes_and_leaves_nothing() {
+    let p = project("cli-pass", BASIC);
+    let out = kd(&p).args(["test"]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("[default-busybox]        converged-ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[default-busybox]        verified-ok"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("kitchen-driver is finished"), "{stdout}");
+    assert!(!p.state_exists("default-busybox"));
+    let log = std::fs::read_to_string(p.root().join(".kitchen/logs/default-busybox.log")).unwrap();
+    assert!(log.contains("verified-ok"), "{log}");
+    p.assert_no_containers();
+}
+
+#[test]
+fn verify_failure_exits_20_with_last_error_then_destroy_cleans_up() {
+    let yml = BASIC.replace(
+        "command: sh /tmp/kitchen/data/verify.sh",
+        "command: echo broken; exit 4",
+    );
+    let p = project("cli-verifyfail", &yml);
+    let out = kd(&p).args(["verify", "default-busybox"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(20),
+        "{}\n{stderr}",
+        text(&out.stdout)
+    );
+    assert!(stderr.contains("1 actions failed."), "{stderr}");
+    assert!(stderr.contains("verify failed"), "{stderr}");
+    let st = p.state("default-busybox");
+    assert_eq!(st.last_action(), Some(Action::Setup));
+    assert_eq!(st.last_error(), Some("ActionFailed"));
+    // list shows the error (the loader engineer's command reads our state files).
+    let list = kd(&p).args(["list", "--json"]).output().unwrap();
+    assert!(
+        text(&list.stdout).contains("ActionFailed"),
+        "{}",
+        text(&list.stdout)
+    );
+
+    let out = kd(&p).args(["destroy"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!p.state_exists("default-busybox"));
+    p.assert_no_containers();
+}
+
+#[test]
+fn converge_failure_and_destroy_modes() {
+    let p = project("cli-convfail", BASIC);
+    p.write(
+        "test/integration/default/bootstrap.sh",
+        "#!/bin/sh\necho converge-breaks\nexit 2\n",
+    );
+    // passing (default): a failed instance is kept for inspection.
+    let out = kd(&p).args(["test"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(20), "{}", text(&out.stderr));
+    assert_eq!(p.containers(Some("default-busybox")).len(), 1);
+    assert_eq!(
+        p.state("default-busybox").last_action(),
+        Some(Action::Create)
+    );
+    // always: destroyed even though it failed.
+    let out = kd(&p)
+        .args(["test", "--destroy", "always"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(20), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("converge-breaks"));
+    assert!(!p.state_exists("default-busybox"));
+    p.assert_no_containers();
+    // never: kept even when passing.
+    p.write(
+        "test/integration/default/bootstrap.sh",
+        "#!/bin/sh\nmkdir -p /etc/hello; echo 'hello from x' > /etc/hello/hello.conf\n",
+    );
+    let out = kd(&p).args(["test", "-d", "never"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        p.state("default-busybox").last_action(),
+        Some(Action::Verify)
+    );
+    assert_eq!(p.containers(Some("default-busybox")).len(), 1);
+    let out = kd(&p).args(["destroy", "all"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    p.assert_no_containers();
+}
+
+#[test]
+fn three_suites_with_c_3_and_regex_selection() {
+    let yml = r#"
+driver: {name: docker}
+provisioner: {name: shell, sudo: false, command: "echo converged-$(hostname)"}
+verifier: {name: shell, command: 'test "$KITCHEN_SUITE" != ""'}
+platforms:
+  - name: busybox
+    driver: {image: "kitchen/busybox:latest"}
+suites:
+  - name: alpha
+  - name: beta
+  - name: gamma
+  - name: other
+"#;
+    let p = project("cli-conc", yml);
+    let out = kd(&p)
+        .args(["test", "-c", "3", "alpha", "beta", "gamma"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    for s in ["alpha", "beta", "gamma"] {
+        assert!(
+            stdout.contains(&format!("[{s}-busybox]        converged-{s}-busybox")),
+            "{stdout}"
+        );
+    }
+    assert!(!stdout.contains("other-busybox"), "not selected: {stdout}");
+    // Nothing matched: exit 1.
+    let out = kd(&p).args(["create", "nomatch"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("nomatch"),
+        "{}",
+        text(&out.stderr)
+    );
+    p.assert_no_containers();
+}
+
+#[test]
+fn fail_fast_stops_the_next_instance() {
+    let yml = r#"
+driver: {name: docker}
+provisioner: {name: shell, sudo: false, command: "exit 1"}
+platforms:
+  - name: busybox
+    driver: {image: "kitchen/busybox:latest"}
+suites:
+  - name: first
+  - name: second
+"#;
+    let p = project("cli-failfast", yml);
+    let out = kd(&p).args(["converge", "--fail-fast"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(20), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("1 actions failed."),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(p.state_exists("first-busybox"));
+    assert!(!p.state_exists("second-busybox"), "second never started");
+    let out = kd(&p).args(["destroy"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    p.assert_no_containers();
+}
+
+#[test]
+fn unknown_driver_fails_only_when_an_action_runs() {
+    let yml = BASIC.replace("name: docker", "name: vagrant");
+    let p = project("cli-unknown", &yml);
+    let out = kd(&p).args(["list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = kd(&p).args(["create"]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(20), "{stderr}");
+    assert!(
+        stderr.contains("`vagrant`") && stderr.contains("lxd, docker"),
+        "{stderr}"
+    );
+    p.assert_no_containers();
+}
+
+#[test]
+fn exec_debug_log_level_and_login_through_a_pty() {
+    let p = project("cli-exec", BASIC);
+    let out = kd(&p).args(["create", "-l", "debug"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Creating container kitchen-"),
+        "debug lines shown: {}",
+        text(&out.stdout)
+    );
+
+    let out = kd(&p)
+        .args(["exec", "default-busybox", "-c", "echo in-$(hostname)"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("[default-busybox]        in-default-busybox"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = kd(&p)
+        .args(["exec", "default-busybox", "-c", "exit 3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(20));
+
+    // login: the runtime's client gets a real terminal (util-linux `script` provides the pty).
+    let bin = assert_cmd::cargo::cargo_bin("kitchen-driver");
+    let out = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} login default-busybox", bin.display()),
+            "/dev/null",
+        ])
+        .current_dir(p.root())
+        .env("HOME", p.root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b"[ -t 0 ] && echo tty-yes-$(hostname)\nexit\n")?;
+            drop(stdin);
+            child.wait_with_output()
+        })
+        .unwrap();
+    let tty = text(&out.stdout);
+    assert!(tty.contains("tty-yes-default-busybox"), "{tty}");
+
+    let out = kd(&p).args(["destroy"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // login to a destroyed instance says so.
+    let out = kd(&p).args(["login", "default-busybox"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(20));
+    assert!(
+        text(&out.stderr).contains("not yet been created"),
+        "{}",
+        text(&out.stderr)
+    );
+    p.assert_no_containers();
+}

@@ -1,0 +1,228 @@
+//! Helpers for the Docker end-to-end tests: temporary kitchen projects named `kdtest-...`, a
+//! drop guard that removes every container labelled with the project's path, and a runner that
+//! captures the live output.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bollard::Docker;
+use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use kitchen_driver::config::InstanceConfig;
+use kitchen_driver::driver::docker::{LABEL_INSTANCE, LABEL_PROJECT};
+use kitchen_driver::lifecycle::{Command, InstanceOutcome, RunOptions, Runner};
+use kitchen_driver::report::{Level, Reporter};
+use kitchen_driver::state::{State, StateFile};
+use serde_json::{Value, json};
+
+/// A temporary kitchen project directory `kdtest-<pid>-<n>-<label>...`; every container
+/// labelled with its path is removed on drop, even when the test panics.
+pub struct TestProject {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestProject {
+    pub fn new(label: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("kdtest-{}-{n}-{label}-", std::process::id()))
+            .tempdir()
+            .expect("temp dir");
+        Self { dir }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn tbp(&self) -> PathBuf {
+        self.root().join("test/integration")
+    }
+
+    /// Writes a file (creating parents) relative to the project root.
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let p = self.root().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    pub fn state(&self, instance: &str) -> State {
+        StateFile::new(self.root(), instance).load().unwrap()
+    }
+
+    pub fn state_exists(&self, instance: &str) -> bool {
+        StateFile::new(self.root(), instance).path().exists()
+    }
+
+    /// Container ids labelled with this project (optionally one instance).
+    pub fn containers(&self, instance: Option<&str>) -> Vec<String> {
+        let root = self.root().to_string_lossy().into_owned();
+        let instance = instance.map(str::to_string);
+        on_fresh_runtime(async move {
+            let docker = docker().await;
+            let mut labels = vec![format!("{LABEL_PROJECT}={root}")];
+            if let Some(i) = instance {
+                labels.push(format!("{LABEL_INSTANCE}={i}"));
+            }
+            docker
+                .list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: Some([("label".to_string(), labels)].into_iter().collect()),
+                    ..Default::default()
+                }))
+                .await
+                .expect("list containers")
+                .into_iter()
+                .filter_map(|c| c.id)
+                .collect()
+        })
+    }
+
+    /// The end-of-test assertion: nothing of this project remains.
+    pub fn assert_no_containers(&self) {
+        let left = self.containers(None);
+        assert!(left.is_empty(), "containers left behind: {left:?}");
+    }
+}
+
+impl Drop for TestProject {
+    fn drop(&mut self) {
+        let root = self.root().to_string_lossy().into_owned();
+        on_fresh_runtime(async move {
+            let docker = docker().await;
+            let Ok(list) = docker
+                .list_containers(Some(ListContainersOptions {
+                    all: true,
+                    filters: Some(
+                        [("label".to_string(), vec![format!("{LABEL_PROJECT}={root}")])]
+                            .into_iter()
+                            .collect(),
+                    ),
+                    ..Default::default()
+                }))
+                .await
+            else {
+                return;
+            };
+            for c in list {
+                if let Some(id) = c.id {
+                    let _ = docker
+                        .remove_container(
+                            &id,
+                            Some(RemoveContainerOptions {
+                                force: true,
+                                ..Default::default()
+                            }),
+                        )
+                        .await;
+                }
+            }
+        });
+    }
+}
+
+pub async fn docker() -> Docker {
+    Docker::connect_with_defaults()
+        .expect("docker socket (run scripts/setup-host)")
+        .negotiate_version()
+        .await
+        .expect("docker answers (run scripts/setup-host)")
+}
+
+/// Runs a future to completion on a new runtime in its own thread (usable from Drop and from
+/// inside another runtime).
+pub fn on_fresh_runtime<T: Send + 'static>(
+    fut: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(fut)
+    })
+    .join()
+    .expect("helper thread")
+}
+
+/// An instance built the way the loader hands it over (the struct is `non_exhaustive`).
+pub fn instance(
+    suite: &str,
+    platform: &str,
+    driver: Value,
+    provisioner: Value,
+    verifier: Value,
+    lifecycle: Value,
+) -> InstanceConfig {
+    serde_json::from_value(json!({
+        "name": format!("{suite}-{platform}"),
+        "suite": suite,
+        "platform": platform,
+        "driver": driver,
+        "provisioner": provisioner,
+        "verifier": verifier,
+        "transport": {"name": "ssh"},
+        "lifecycle": lifecycle,
+    }))
+    .expect("instance config")
+}
+
+pub fn busybox() -> Value {
+    json!({"name": "docker", "image": "kitchen/busybox:latest"})
+}
+
+/// Captured live output.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Runs `command` on `instances` of `project` with the real Docker engine.
+pub async fn run(
+    project: &TestProject,
+    instances: &[InstanceConfig],
+    command: Command,
+    concurrency: usize,
+) -> (Vec<InstanceOutcome>, String) {
+    run_with_env(project, instances, command, concurrency, &[]).await
+}
+
+/// [`run`] with extra host environment for the plugins.
+pub async fn run_with_env(
+    project: &TestProject,
+    instances: &[InstanceConfig],
+    command: Command,
+    concurrency: usize,
+    env: &[(&str, &str)],
+) -> (Vec<InstanceOutcome>, String) {
+    let out = Captured::default();
+    let reporter =
+        Reporter::new(project.root(), Box::new(out.clone()), Level::Info, false).unwrap();
+    let mut runner = Runner::new(project.root(), project.tbp(), reporter);
+    for (k, v) in env {
+        runner = runner.with_env(*k, *v);
+    }
+    let outcomes = runner
+        .run(instances, &command, RunOptions::new(concurrency, false))
+        .await;
+    (outcomes, out.text())
+}
