@@ -2,8 +2,10 @@
 //!
 //! A [`Provisioner`] gets a [`PluginContext`] (the instance's config, paths, state, a
 //! [`Connection`](crate::driver::Connection) and its output) and either succeeds or returns an
-//! error that fails the converge. Found by name with [`for_instance`].
+//! error that fails the converge. Found by name with [`for_instance`]: `shell` and
+//! `ansible_playbook`.
 
+pub mod ansible;
 pub mod shell;
 
 use async_trait::async_trait;
@@ -13,12 +15,12 @@ use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 
 /// The provisioner names this build knows.
-pub const SUPPORTED_PROVISIONERS: &[&str] = &["shell"];
+pub const SUPPORTED_PROVISIONERS: &[&str] = &["shell", "ansible_playbook"];
 
 /// Converges an instance.
 #[async_trait]
 pub trait Provisioner: Send + Sync {
-    /// The plugin name (`shell`).
+    /// The plugin name (`shell`, `ansible_playbook`).
     fn name(&self) -> &'static str;
 
     /// Runs the provisioning. Output goes to `ctx.output` live.
@@ -35,6 +37,10 @@ pub trait Provisioner: Send + Sync {
 pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Provisioner>> {
     match InstanceConfig::plugin_name(&instance.provisioner) {
         "shell" => Ok(Box::new(shell::ShellProvisioner::from_config(
+            &instance.name,
+            &instance.provisioner,
+        )?)),
+        "ansible_playbook" => Ok(Box::new(ansible::AnsiblePlaybookProvisioner::from_config(
             &instance.name,
             &instance.provisioner,
         )?)),
