@@ -530,8 +530,9 @@ impl std::fmt::Display for TaskFailure {
 fn result_message(v: &Value) -> String {
     let mut parts = Vec::new();
     let msg = v.get("msg").map(scalar_text).unwrap_or_default();
-    if !msg.trim().is_empty() {
-        parts.push(msg.trim().to_string());
+    let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !msg.is_empty() {
+        parts.push(msg);
     }
     for key in ["stderr", "module_stderr"] {
         if let Some(s) = v.get(key).and_then(Value::as_str)
