@@ -45,7 +45,10 @@ pub(crate) fn render(text: &str, file: &Path, env: &ErbEnv<'_>) -> Result<String
     match render_native(&pieces, file, env)? {
         Native::Done(out) => Ok(out),
         Native::NeedsRuby { line, expr } => match find_ruby(env.env) {
-            Some(ruby) => run_ruby(&ruby, text, file, env),
+            // RubyGems is not needed by ERB and costs most of Ruby's start-up; a template that
+            // needs it (a `require` of a gem, `Gem::Version`) fails fast and runs again with it.
+            Some(ruby) => run_ruby(&ruby, text, file, env, true)
+                .or_else(|_| run_ruby(&ruby, text, file, env, false)),
             None => Err(ConfigError::RubyMissing {
                 file: file.to_path_buf(),
                 line,
@@ -355,14 +358,24 @@ rescue Exception => e
 end
 "#;
 
-fn run_ruby(ruby: &Path, text: &str, file: &Path, env: &ErbEnv<'_>) -> Result<String, ConfigError> {
+fn run_ruby(
+    ruby: &Path,
+    text: &str,
+    file: &Path,
+    env: &ErbEnv<'_>,
+    disable_gems: bool,
+) -> Result<String, ConfigError> {
     let erb_err = |line: Option<u32>, message: String| ConfigError::Erb {
         file: file.to_path_buf(),
         line,
         message,
     };
     tracing::debug!(file = %file.display(), ruby = %ruby.display(), "evaluating ERB with Ruby");
-    let mut child = Command::new(ruby)
+    let mut cmd = Command::new(ruby);
+    if disable_gems {
+        cmd.arg("--disable-gems");
+    }
+    let mut child = cmd
         .arg("-E")
         .arg("UTF-8:UTF-8")
         .arg("-e")

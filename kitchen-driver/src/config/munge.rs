@@ -106,6 +106,11 @@ pub(crate) fn instances(
         .map(|k| normalized_block(data.get(k), k, "common", k))
         .collect::<Result<_, _>>()?;
 
+    // Each platform's and suite's blocks, normalized once (not once per instance), lazily
+    // as test-kitchen does: a platform no suite uses is never looked at.
+    let mut platform_blocks: Vec<Option<Vec<Map>>> = vec![None; platforms.len()];
+    let mut suite_blocks: Vec<Option<Vec<Map>>> = vec![None; suites.len()];
+
     let mut out = Vec::new();
     for suite in &suite_objs {
         for platform in &platform_objs {
@@ -125,24 +130,28 @@ pub(crate) fn instances(
             if !keep {
                 continue;
             }
-            let pmap = &platforms[platform.data_idx];
-            let smap = &suites[suite.data_idx];
+            let pblocks = cached_blocks(
+                &mut platform_blocks,
+                &platforms,
+                platform.data_idx,
+                "platform",
+                "platforms",
+            )?;
+            let sblocks = cached_blocks(
+                &mut suite_blocks,
+                &suites,
+                suite.data_idx,
+                "suite",
+                "suites",
+            )?;
             let mut blocks: Vec<Map> = Vec::with_capacity(PLUGINS.len());
             for (k, key) in PLUGINS.iter().enumerate() {
-                let pdata = normalized_block(
-                    pmap.get(key),
-                    key,
-                    "platform",
-                    &format!("platforms[{}].{key}", platform.data_idx),
-                )?;
-                let sdata = normalized_block(
-                    smap.get(key),
-                    key,
-                    "suite",
-                    &format!("suites[{}].{key}", suite.data_idx),
-                )?;
                 let defaults = default_block(key, &platform.name);
-                let merged = defaults.rmerge(&common[k].rmerge(&pdata.rmerge(&sdata)));
+                let (pb, sb) = (&platform_blocks[pblocks], &suite_blocks[sblocks]);
+                let (Some(pb), Some(sb)) = (pb, sb) else {
+                    continue; // filled by cached_blocks just above
+                };
+                let merged = defaults.rmerge(&common[k].rmerge(&pb[k].rmerge(&sb[k])));
                 blocks.push(finish_block(
                     key,
                     merged,
@@ -167,6 +176,25 @@ pub(crate) fn instances(
         }
     }
     Ok(out)
+}
+
+/// Fills `cache[idx]` with the normalized blocks of `maps[idx]` and returns `idx`.
+fn cached_blocks(
+    cache: &mut [Option<Vec<Map>>],
+    maps: &[Map],
+    idx: usize,
+    ns: &str,
+    list: &str,
+) -> Result<usize, ConfigError> {
+    if cache[idx].is_none() {
+        let m = &maps[idx];
+        let blocks = PLUGINS
+            .iter()
+            .map(|key| normalized_block(m.get(key), key, ns, &format!("{list}[{idx}].{key}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        cache[idx] = Some(blocks);
+    }
+    Ok(idx)
 }
 
 /// `Instance.name_for`: `"#{suite}-#{platform}".gsub(%r{[_,/]}, "-").delete(".")`.

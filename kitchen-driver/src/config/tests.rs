@@ -400,3 +400,27 @@ fn selection_errors_exit_1_and_config_errors_exit_20() {
     let e = load_str("a: [\n", &opts()).err();
     assert_eq!(e.as_ref().map(ConfigError::exit_code), Some(20));
 }
+
+#[test]
+fn ruby_erb_that_needs_rubygems_still_works() {
+    let Some(path) = std::env::var("PATH").ok() else {
+        return;
+    };
+    let mut o = opts();
+    o.dir = std::env::temp_dir();
+    o.env.insert("PATH".into(), path);
+    let yaml = "driver:\n  name: lxd\n  v: <%= Gem::Version.new('1.2.3').segments.first %>\n";
+    let p = load_str(yaml, &o);
+    assert!(p.is_ok(), "{:?}", p.err().map(|e| e.to_string()));
+}
+
+#[test]
+fn unused_platform_data_is_not_looked_at() {
+    // test-kitchen normalizes a platform's blocks only when an instance uses it.
+    let p = load(
+        "platforms: [{name: a}, {name: b, driver: [oops]}]\nsuites: [{name: s, includes: [a]}]\n",
+    );
+    assert_eq!(names(&p), ["s-a"]);
+    let e = err("platforms: [{name: a}, {name: b, driver: [oops]}]\nsuites: [{name: s}]\n");
+    assert!(e.contains("platforms[1].driver"), "{e}");
+}
