@@ -30,7 +30,7 @@ if command -v hyperfine > /dev/null; then
   cmds=(
     -n "kitchen-driver list (ERB via ruby)" "cd $work/erb && $bin list > /dev/null"
     -n "kitchen-driver list (pre-rendered)" "cd $work/plain && $bin list > /dev/null"
-    -n "ruby ERB step alone" "cd $work/erb && ruby -rerb -e 'ERB.new(File.read(%q(kitchen.yml))).result' > /dev/null"
+    -n "ruby -rerb alone (with RubyGems, as in test-kitchen)" "cd $work/erb && ruby -rerb -e 'ERB.new(File.read(%q(kitchen.yml))).result' > /dev/null"
   )
   if [ -n "$kitchen" ]; then
     cmds+=(-n "test-kitchen kitchen list" "cd $work/erb && $kitchen list > /dev/null")

@@ -426,27 +426,19 @@ fn digits(s: &str, min: usize, max: usize) -> bool {
 }
 
 fn is_date(s: &str) -> bool {
-    // /^\d{4}-(?:1[012]|0\d|\d)-(?:[12]\d|3[01]|0\d|\d)$/ ; the strptime may still fail
-    // (e.g. 2023-02-30 stays a String).
+    // /^\d{4}-(?:1[012]|0\d|\d)-(?:[12]\d|3[01]|0\d|\d)$/ : under safe_load the Date class
+    // is refused before the date is even parsed, so an impossible date (2023-02-30) fails too.
     let parts: Vec<&str> = s.split('-').collect();
     if parts.len() != 3 || !digits(parts[0], 4, 4) {
         return false;
     }
-    let (Ok(m), Ok(d)) = (parts[1].parse::<u32>(), parts[2].parse::<u32>()) else {
-        return false;
-    };
-    if !digits(parts[1], 1, 2) || !digits(parts[2], 1, 2) || !(1..=12).contains(&m) {
-        return false;
-    }
-    let y: i32 = parts[0].parse().unwrap_or(0);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let dim = match m {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    (1..=dim).contains(&d)
+    let (m, d) = (parts[1].as_bytes(), parts[2].as_bytes());
+    let month_ok = matches!(m, [b'1', b'0'..=b'2'] | [b'0', b'0'..=b'9'] | [b'0'..=b'9']);
+    let day_ok = matches!(
+        d,
+        [b'1' | b'2', b'0'..=b'9'] | [b'3', b'0' | b'1'] | [b'0', b'0'..=b'9'] | [b'0'..=b'9']
+    );
+    month_ok && day_ok
 }
 
 fn is_time(s: &str) -> bool {
@@ -693,7 +685,8 @@ mod tests {
         assert_eq!(tok("2016"), Int(2016));
         assert_eq!(tok("true_value"), Str("true_value".into()));
         assert!(tokenize("2024-01-31", &p()).is_err());
-        assert_eq!(tok("2023-02-30"), Str("2023-02-30".into()));
+        assert!(tokenize("2023-02-30", &p()).is_err());
+        assert_eq!(tok("2023-13-01"), Str("2023-13-01".into()));
         assert!(tokenize("2001-12-14t21:59:43.10-05:00", &p()).is_err());
     }
 
@@ -760,5 +753,211 @@ mod tests {
         }
         let f: Arc<Path> = Arc::from(Path::new("k.yml"));
         assert!(parse(&s, &f).is_err());
+    }
+}
+
+/// Differential test against the real Psych: every plain scalar spelling over a character set
+/// that reaches each branch of `ScalarScanner#tokenize` must resolve as Ruby resolves it.
+#[cfg(test)]
+mod psych_differential {
+    use super::*;
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    fn candidates() -> Vec<String> {
+        let chars: Vec<char> = "0179._:-+xbeEoyYnNtfl~,".chars().collect();
+        let mut out: Vec<String> = Vec::new();
+        for a in &chars {
+            out.push(a.to_string());
+            for b in &chars {
+                out.push(format!("{a}{b}"));
+                for c in &chars {
+                    out.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        // Longer spellings from a fixed pseudo-random sequence (reproducible).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..4000 {
+            let len = 4 + (x % 6) as usize;
+            let mut s = String::new();
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push(chars[(x % chars.len() as u64) as usize]);
+            }
+            out.push(s);
+        }
+        out.extend(
+            [
+                "yes",
+                "Yes",
+                "YES",
+                "no",
+                "On",
+                "off",
+                "true",
+                "False",
+                "null",
+                "Null",
+                "NULL",
+                "~",
+                "y",
+                "n",
+                "1_000",
+                "1,000",
+                "0755",
+                "0o17",
+                "0x1F",
+                "0b1010",
+                "12.04",
+                "1e3",
+                "1.0e+3",
+                "1.5E-2",
+                ".inf",
+                "-.Inf",
+                "+.INF",
+                ".NaN",
+                ":sym",
+                ":\"q\"",
+                "1:30",
+                "-1:30:00",
+                "1:30.5",
+                "190:20:30",
+                "2024-01-31",
+                "2023-02-30",
+                "2001-12-14t21:59:43.10-05:00",
+                "2001-12-14 21:59:43.10 -5",
+                "ubuntu-22.04",
+                "win",
+                "windows",
+                "0",
+                "-0",
+                "+0",
+                "00",
+                "08",
+                "0.",
+                "-.5",
+                "1__0",
+                "1_",
+                "_1",
+                "0x",
+                "0b",
+                "1e",
+                "on_off",
+                "yes!",
+                "nULL",
+                "tRUE",
+                "1.2.3",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        // Only spellings that are a plain scalar as a sequence item on their own line.
+        out.retain(|s| {
+            !s.starts_with([
+                '-', ':', '?', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '%', '@',
+                '`', '\'', '"',
+            ]) || (s.len() > 1 && s.starts_with(['-', ':', '?']) && !s[1..].starts_with([' ']))
+        });
+        out.retain(|s| {
+            !s.ends_with(':') && !s.contains(": ") && !s.contains(" #") && s != "---" && s != "..."
+        });
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn ours(s: &str) -> String {
+        let f: Arc<Path> = Arc::from(Path::new("t.yml"));
+        match parse(&format!("- {s}\n"), &f) {
+            Err(ConfigError::Yaml { .. }) => "syntax".into(),
+            Err(_) => "error".into(),
+            Ok(Some(Node {
+                v: Value::Seq(items),
+                ..
+            })) if items.len() == 1 => {
+                let n = &items[0];
+                let class = match &n.v {
+                    Value::Null => "NilClass",
+                    Value::Bool(true) => "TrueClass",
+                    Value::Bool(false) => "FalseClass",
+                    Value::Int(_) | Value::BigInt(_) => "Integer",
+                    Value::Float(_) => "Float",
+                    Value::Str(_) => "String",
+                    Value::Sym(_) => "Symbol",
+                    Value::Seq(_) => "Array",
+                    Value::Map(_) => "Hash",
+                };
+                format!("{class} {}", n.ruby_to_s())
+            }
+            Ok(other) => format!("other {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_scalars_resolve_as_psych_does() {
+        let Some(ruby) = std::env::var("PATH").ok().and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("ruby"))
+                .find(|r| r.is_file())
+        }) else {
+            panic!("ruby is not installed: run scripts/setup-host");
+        };
+        let cands = candidates();
+        let script = r##"
+            require "yaml"
+            STDIN.read.split("\n").each do |s|
+              r = begin
+                v = YAML.safe_load("- " + s + "\n", permitted_classes: [Symbol], aliases: true)
+                if v.is_a?(Array) && v.size == 1
+                  x = v[0]
+                  x.is_a?(Float) && x.nan? ? "Float NaN" : "#{x.class} #{x}"
+                else
+                  "other #{v.inspect}"
+                end
+              rescue Psych::SyntaxError
+                "syntax"
+              rescue Exception
+                "error"
+              end
+              puts r
+            end
+        "##;
+        let mut child = Command::new(ruby)
+            .args(["--disable-gems", "-e", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ruby: {e}"));
+        let input = cands.join("\n");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(input.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let theirs = String::from_utf8_lossy(&out.stdout);
+        let theirs: Vec<&str> = theirs.lines().collect();
+        assert_eq!(theirs.len(), cands.len());
+        let mut diffs = Vec::new();
+        for (s, t) in cands.iter().zip(theirs) {
+            let o = ours(s);
+            // Psych's syntax errors vs ours are a parser matter; both must at least refuse.
+            let same = o == t
+                || (t == "syntax" && (o == "syntax" || o == "error"))
+                || (o == "Float NaN" && t == "Float NaN");
+            if !same {
+                diffs.push(format!("{s:?}: psych {t:?}, ours {o:?}"));
+            }
+        }
+        assert!(
+            diffs.is_empty(),
+            "{} of {} differ:\n{}",
+            diffs.len(),
+            cands.len(),
+            diffs.join("\n")
+        );
     }
 }
