@@ -224,3 +224,21 @@ fn env_points_at_other_files() {
     assert_eq!(i["driver"]["profile"], "ci-local");
     assert_eq!(i["verifier"]["command"], "bats test/integration/from-env");
 }
+
+#[test]
+fn example_project_list_and_diagnose() {
+    // A copy of examples/kitchen.yml, so state files from a local `run-example` do not leak in.
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("kdtest-{}-{n}-example-", std::process::id()))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kitchen.yml");
+    std::fs::copy(example, dir.path().join("kitchen.yml")).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(dir.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!("example_list", text(dir.path(), &out.stdout));
+    let out = run(dir.path(), &["diagnose", "default-busybox"]);
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!("example_diagnose", text(dir.path(), &out.stdout));
+}
