@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_saphyr::granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, Tag};
+use serde_saphyr::granit_parser::{
+    Event, Options, Parser, ScalarStyle, ScanError, Span, StructureStyle, Tag,
+};
 
 use super::error::ConfigError;
 use super::value::{Map, Node, Pos, Value};
@@ -37,6 +39,7 @@ pub fn parse(text: &str, file: &Arc<Path>) -> Result<Option<Node>, ConfigError> 
         file: file.clone(),
         anchors: HashMap::new(),
         nodes: 0,
+        flow: 0,
     };
     loop {
         let Some((ev, span)) = b.next()? else {
@@ -62,6 +65,8 @@ struct Builder<'a> {
     file: Arc<Path>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    /// How many flow collections (`[...]`, `{...}`) enclose the current node.
+    flow: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -131,9 +136,24 @@ impl<'a> Builder<'a> {
         self.count(1, &pos)?;
         let (node, anchor) = match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                if self.flow > 0 && style == ScalarStyle::Plain && text.starts_with(':') {
+                    // libyaml (Psych) always reads ':' inside a flow collection as the value
+                    // indicator, so `[:sym]` or `{k: :v}` are syntax errors for test-kitchen.
+                    return Err(yaml_error(
+                        &self.file,
+                        self.text,
+                        span.start.line(),
+                        span.start.col() + 1,
+                        "a plain value starting with ':' inside [...] or {...} is a syntax error \
+                         for Ruby's YAML parser (test-kitchen's); quote it"
+                            .into(),
+                    ));
+                }
                 (self.scalar(&text, style, tag.as_deref(), &pos)?, anchor)
             }
-            Event::SequenceStart(_, anchor, _) => {
+            Event::SequenceStart(style, anchor, _) => {
+                let flow = usize::from(style == StructureStyle::Flow);
+                self.flow += flow;
                 let mut items = Vec::new();
                 loop {
                     let (ev, span) = self.next_required()?;
@@ -142,6 +162,7 @@ impl<'a> Builder<'a> {
                         ev => items.push(self.node(ev, span, depth + 1)?),
                     }
                 }
+                self.flow -= flow;
                 (
                     Node {
                         v: Value::Seq(items),
@@ -150,7 +171,13 @@ impl<'a> Builder<'a> {
                     anchor,
                 )
             }
-            Event::MappingStart(_, anchor, _) => (self.mapping(pos, depth)?, anchor),
+            Event::MappingStart(style, anchor, _) => {
+                let flow = usize::from(style == StructureStyle::Flow);
+                self.flow += flow;
+                let node = self.mapping(pos, depth)?;
+                self.flow -= flow;
+                (node, anchor)
+            }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id).cloned() else {
                     return Err(yaml_error(
@@ -957,6 +984,192 @@ mod psych_differential {
             "{} of {} differ:\n{}",
             diffs.len(),
             cands.len(),
+            diffs.join("\n")
+        );
+    }
+
+    /// Canonical form shared with the Ruby side: type-tagged scalars, ordered maps.
+    fn canon(n: &Node) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &n.v {
+            Value::Null => J::String("nil".into()),
+            Value::Bool(b) => J::String(format!("b:{b}")),
+            Value::Int(_) | Value::BigInt(_) => J::String(format!("i:{}", n.ruby_to_s())),
+            Value::Float(f) if f.is_nan() => J::String("f:NaN".into()),
+            Value::Float(_) => J::String(format!("f:{}", n.ruby_to_s())),
+            Value::Str(s) => J::String(format!("s:{s}")),
+            Value::Sym(s) => J::String(format!("y:{s}")),
+            Value::Seq(items) => J::Array(items.iter().map(canon).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), canon(v))).collect()),
+        }
+    }
+
+    /// Random documents with anchors, aliases, `<<` merges (single and lists), duplicate keys,
+    /// flow and block collections, quoted and block scalars.
+    fn documents() -> Vec<String> {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let scalars = [
+            "a",
+            "yes",
+            "'yes'",
+            "0755",
+            "1_000",
+            "1:30",
+            ":sym",
+            "~",
+            "12.10",
+            "\"q\\n\"",
+            "-1",
+            "0x1f",
+            ".inf",
+            "ubuntu-22.04",
+            "null",
+            "Off",
+            "+1",
+            "1,000",
+            "1.",
+        ];
+        let keys = ["a", "b", "c", "name", "driver", "x_y"];
+        let mut docs = Vec::new();
+        for _ in 0..400 {
+            let mut anchors: Vec<String> = Vec::new();
+            let mut doc = String::new();
+            let top = 2 + rnd(4);
+            for t in 0..top {
+                let key = keys[rnd(keys.len() as u64) as usize];
+                match rnd(6) {
+                    0 => {
+                        let name = format!("a{t}");
+                        doc.push_str(&format!("{key}: &{name}\n"));
+                        for _ in 0..1 + rnd(3) {
+                            let k = keys[rnd(keys.len() as u64) as usize];
+                            let v = scalars[rnd(scalars.len() as u64) as usize];
+                            doc.push_str(&format!("  {k}: {v}\n"));
+                        }
+                        anchors.push(name);
+                    }
+                    1 if !anchors.is_empty() => {
+                        doc.push_str(&format!("{key}:\n"));
+                        let a = &anchors[rnd(anchors.len() as u64) as usize];
+                        let k = keys[rnd(keys.len() as u64) as usize];
+                        let v = scalars[rnd(scalars.len() as u64) as usize];
+                        if rnd(2) == 0 {
+                            doc.push_str(&format!("  {k}: {v}\n  <<: *{a}\n"));
+                        } else {
+                            let b = &anchors[rnd(anchors.len() as u64) as usize];
+                            doc.push_str(&format!("  <<: [*{a}, *{b}]\n  {k}: {v}\n"));
+                        }
+                    }
+                    2 if !anchors.is_empty() => {
+                        let a = &anchors[rnd(anchors.len() as u64) as usize];
+                        let v = ["a", "yes", "0755", "~", "12.10", "0x1f"][rnd(6) as usize];
+                        doc.push_str(&format!("{key}: [*{a}, {v}]\n"));
+                    }
+                    3 => {
+                        doc.push_str(&format!("{key}: |\n  line {}\n  two\n", rnd(9)));
+                    }
+                    4 => {
+                        // `1,000` splits into two entries in a flow collection, making an
+                        // integer key that test-kitchen cannot symbolize: not generated here.
+                        let flow: Vec<&str> = scalars
+                            .iter()
+                            .copied()
+                            .filter(|s| !s.contains(','))
+                            .collect();
+                        let v = flow[rnd(flow.len() as u64) as usize];
+                        let w = flow[rnd(flow.len() as u64) as usize];
+                        doc.push_str(&format!("{key}: {{k: {v}, l: [{w}, {v}]}}\n"));
+                    }
+                    _ => {
+                        let v = scalars[rnd(scalars.len() as u64) as usize];
+                        doc.push_str(&format!("{key}: {v}\n"));
+                    }
+                }
+            }
+            docs.push(doc);
+        }
+        docs
+    }
+
+    #[test]
+    fn documents_resolve_as_psych_does() {
+        let Some(ruby) = std::env::var("PATH").ok().and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("ruby"))
+                .find(|r| r.is_file())
+        }) else {
+            panic!("ruby is not installed: run scripts/setup-host");
+        };
+        let docs = documents();
+        let script = r##"
+            require "yaml"
+            require "json"
+            def canon(x)
+              case x
+              when nil then "nil"
+              when true, false then "b:#{x}"
+              when Integer then "i:#{x}"
+              when Float then x.nan? ? "f:NaN" : "f:#{x}"
+              when String then "s:#{x}"
+              when Symbol then "y:#{x}"
+              when Array then x.map { |e| canon(e) }
+              when Hash
+                x.each_with_object({}) do |(k, v), h|
+                  # test-kitchen symbolizes every key and fails on non-String/Symbol ones
+                  raise "key" unless k.is_a?(String) || k.is_a?(Symbol)
+                  h[k.to_s] = canon(v)
+                end
+              else "other:#{x.class}"
+              end
+            end
+            JSON.parse(STDIN.read).each do |doc|
+              r = begin
+                JSON.generate(canon(YAML.safe_load(doc, permitted_classes: [Symbol], aliases: true)))
+              rescue Exception => e
+                "error"
+              end
+              puts r
+            end
+        "##;
+        let mut child = Command::new(ruby)
+            .args(["--disable-gems", "-e", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ruby: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            let input = serde_json::to_string(&docs).unwrap_or_default();
+            stdin
+                .write_all(input.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let theirs = String::from_utf8_lossy(&out.stdout);
+        let theirs: Vec<&str> = theirs.lines().collect();
+        assert_eq!(theirs.len(), docs.len());
+        let f: Arc<Path> = Arc::from(Path::new("t.yml"));
+        let mut diffs = Vec::new();
+        for (doc, t) in docs.iter().zip(theirs) {
+            let ours = match parse(doc, &f) {
+                Ok(Some(n)) => canon(&n).to_string(),
+                Ok(None) => "\"nil\"".into(),
+                Err(_) => "error".into(),
+            };
+            if ours != t {
+                diffs.push(format!("{doc}\npsych: {t}\nours:  {ours}\n"));
+            }
+        }
+        assert!(
+            diffs.is_empty(),
+            "{} of {} differ:\n{}",
+            diffs.len(),
+            docs.len(),
             diffs.join("\n")
         );
     }
