@@ -215,7 +215,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ConfigError> {
         };
         read.push(path.clone());
         let map = parse_file(&text, path, &erb_env)?;
-        merged.rmerge_in(&map);
+        merged
+            .rmerge_in(&map)
+            .map_err(|c| ConfigError::merge(c, ""))?;
     }
 
     finish(opts, dir, read, merged)

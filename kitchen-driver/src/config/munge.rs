@@ -98,8 +98,8 @@ pub(crate) fn instances(
         Some(Node {
             v: Value::Map(m), ..
         }) => m.clone(),
-        Some(n) if !n.is_null() => return Err(ConfigError::ty(n, "kitchen", "a mapping")),
-        _ => Map::new(),
+        Some(n) => return Err(ConfigError::ty(n, "kitchen", "a mapping")),
+        None => Map::new(),
     };
     let common: Vec<Map> = PLUGINS
         .iter()
@@ -151,7 +151,9 @@ pub(crate) fn instances(
                 let (Some(pb), Some(sb)) = (pb, sb) else {
                     continue; // filled by cached_blocks just above
                 };
-                let merged = defaults.rmerge(&common[k].rmerge(&pb[k].rmerge(&sb[k])));
+                let ctx = format!("{key}.");
+                let merge = |a: &Map, b: &Map| a.rmerge(b).map_err(|c| ConfigError::merge(c, &ctx));
+                let merged = merge(&defaults, &merge(&common[k], &merge(&pb[k], &sb[k])?)?)?;
                 blocks.push(finish_block(
                     key,
                     merged,
@@ -260,6 +262,24 @@ fn platform_obj(p: &Map, i: usize) -> Result<Platform, ConfigError> {
             name,
             format!("platforms[{i}].name"),
             "a string (test-kitchen fails on other platform names; quote it)",
+        ));
+    }
+    // Platform#windows?: `name.downcase =~ /^win/ || (transport && transport[:name] == "winrm")`
+    // indexes a non-Hash transport with a Symbol, which raises a TypeError.
+    let win_name = default_block("transport", &name.ruby_to_s())
+        .get("name")
+        .and_then(Node::as_str)
+        == Some("winrm");
+    if !win_name
+        && !windows_check_skipped
+        && let Some(t) = p.get("transport")
+        && !matches!(t.v, Value::Map(_) | Value::Null)
+    {
+        return Err(ConfigError::ty(
+            t,
+            format!("platforms[{i}].transport"),
+            "a mapping such as `{name: winrm}` (test-kitchen reads transport[:name] on a \
+             platform and fails on a plain name there)",
         ));
     }
     Ok(Platform {
@@ -566,7 +586,15 @@ fn for_all_roots(
 fn block_of(root: &Map, key: &str, ctx: &str) -> Result<Map, ConfigError> {
     match root.get(key) {
         None => Ok(Map::new()),
-        Some(Node { v: Value::Null, .. }) => Ok(Map::new()),
+        // `root.fetch(key, {})` is nil here and test-kitchen's legacy rewrite fails on it.
+        Some(n @ Node { v: Value::Null, .. }) => Err(ConfigError::ty(
+            n,
+            format!("{ctx}{key}"),
+            format!(
+                "a mapping or a {key} name (an empty `{key}:` next to legacy keys that \
+                 test-kitchen moves into it makes test-kitchen fail)"
+            ),
+        )),
         Some(
             n @ Node {
                 v: Value::Str(_), ..
@@ -587,6 +615,11 @@ fn block_of(root: &Map, key: &str, ctx: &str) -> Result<Map, ConfigError> {
     }
 }
 
+fn merge_at(a: &Map, b: &Map, ctx: &str, key: &str) -> Result<Map, ConfigError> {
+    a.rmerge(b)
+        .map_err(|c| ConfigError::merge(c, &format!("{ctx}{key}.")))
+}
+
 fn map_node(m: Map) -> Node {
     Node::new(Value::Map(m))
 }
@@ -596,7 +629,6 @@ fn legacy_driver_format(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
         let ddata = block_of(root, "driver", ctx)?;
         let base = match dc.v {
             Value::Map(m) => m,
-            Value::Null => Map::new(),
             _ => {
                 return Err(ConfigError::ty(
                     &dc,
@@ -605,13 +637,13 @@ fn legacy_driver_format(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
                 ));
             }
         };
-        root.insert("driver", map_node(base.rmerge(&ddata)));
+        root.insert("driver", map_node(merge_at(&base, &ddata, ctx, "driver")?));
     }
     if let Some(plugin) = root.remove("driver_plugin") {
         let ddata = block_of(root, "driver", ctx)?;
         let mut base = Map::new();
         base.insert("name", plugin);
-        root.insert("driver", map_node(base.rmerge(&ddata)));
+        root.insert("driver", map_node(merge_at(&base, &ddata, ctx, "driver")?));
     }
     Ok(())
 }
@@ -630,7 +662,10 @@ fn legacy_require_chef_omnibus(root: &mut Map, ctx: &str) -> Result<(), ConfigEr
     let pdata = block_of(root, "provisioner", ctx)?;
     let mut base = Map::new();
     base.insert(key, v);
-    root.insert("provisioner", map_node(base.rmerge(&pdata)));
+    root.insert(
+        "provisioner",
+        map_node(merge_at(&base, &pdata, ctx, "provisioner")?),
+    );
     Ok(())
 }
 
@@ -645,11 +680,10 @@ fn legacy_busser(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
             m
         }
         Value::Map(m) => m,
-        Value::Null => Map::new(),
         _ => {
             return Err(ConfigError::ty(
                 &b,
-                "busser",
+                format!("{ctx}busser"),
                 "a mapping or a busser version",
             ));
         }
@@ -658,7 +692,10 @@ fn legacy_busser(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
         bdata.insert("name", Node::str("busser"));
     }
     let vdata = block_of(root, "verifier", ctx)?;
-    root.insert("verifier", map_node(bdata.rmerge(&vdata)));
+    root.insert(
+        "verifier",
+        map_node(merge_at(&bdata, &vdata, ctx, "verifier")?),
+    );
     Ok(())
 }
 
@@ -676,9 +713,15 @@ fn legacy_http_proxy(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
         let mut base = Map::new();
         base.insert(key, v);
         let pdata = block_of(root, "provisioner", ctx)?;
-        root.insert("provisioner", map_node(base.rmerge(&pdata)));
+        root.insert(
+            "provisioner",
+            map_node(merge_at(&base, &pdata, ctx, "provisioner")?),
+        );
         let vdata = block_of(root, "verifier", ctx)?;
-        root.insert("verifier", map_node(base.rmerge(&vdata)));
+        root.insert(
+            "verifier",
+            map_node(merge_at(&base, &vdata, ctx, "verifier")?),
+        );
     }
     Ok(())
 }
@@ -695,7 +738,7 @@ fn move_data_to(root: &mut Map, to: &str, key: &str, ctx: &str) -> Result<(), Co
     };
     let mut add = Map::new();
     add.insert(key, v);
-    root.insert(to, map_node(pdata.rmerge(&add)));
+    root.insert(to, map_node(merge_at(&pdata, &add, ctx, to)?));
     Ok(())
 }
 

@@ -430,3 +430,25 @@ fn unused_platform_data_is_not_looked_at() {
     let e = err("platforms: [{name: a}, {name: b, driver: [oops]}]\nsuites: [{name: s}]\n");
     assert!(e.contains("platforms[1].driver"), "{e}");
 }
+
+#[test]
+fn where_test_kitchen_crashes_we_give_located_errors() {
+    // rmerge: a mapping merged with a non-mapping is a TypeError in test-kitchen.
+    let e = err("transport:\n  nested: {x: 1}\nplatforms: [{name: p}]\n\
+         suites:\n- name: s\n  transport:\n    nested: plain\n");
+    assert!(e.contains("kitchen.yml:7:13: transport.nested:"), "{e}");
+    // An empty provisioner next to a legacy key test-kitchen moves into it.
+    let e = err("platforms: [{name: p}]\nsuites:\n- name: s\n  provisioner:\n  run_list: [a]\n");
+    assert!(e.contains("suites[0].provisioner"), "{e}");
+    // Platform#windows? reads transport[:name] on a non-Hash transport.
+    let e = err("platforms:\n- name: debian\n  transport: docker\nsuites: [{name: s}]\n");
+    assert!(
+        e.contains("kitchen.yml:3:14: platforms[0].transport"),
+        "{e}"
+    );
+    // ... unless the platform name already says Windows.
+    let p = load("platforms:\n- name: windows\n  transport: winrm\nsuites: [{name: s}]\n");
+    assert_eq!(p.instances[0].transport_name(), "winrm");
+    // An empty `kitchen:` is nil.key? in test-kitchen.
+    assert!(err("kitchen:\nplatforms: [{name: p}]\nsuites: [{name: s}]\n").contains("kitchen"));
+}
