@@ -1,0 +1,1 @@
+class Thor; module Util; def self.camel_case(s); s; end; end; end
