@@ -481,4 +481,55 @@ mod tests {
         assert!(err.contains("File.read('x')"), "{err}");
         assert!(err.contains("install Ruby"), "{err}");
     }
+
+    /// The native evaluator against Ruby's own ERB on every expression of a generated set.
+    #[test]
+    fn native_evaluation_matches_ruby() {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let e = env(&[("A", "a"), ("E", ""), ("PATH", &path)]);
+        let Some(ruby) = find_ruby(&e) else {
+            panic!("ruby is not installed: run scripts/setup-host");
+        };
+        let atoms = [
+            "ENV['A']",
+            "ENV[\"B\"]",
+            "ENV['E']",
+            "ENV.fetch('A', 'd')",
+            "ENV.fetch(\"B\", 'd')",
+            "ENV.fetch('B', ENV['A'])",
+            "ENV.fetch('E')",
+            "'lit'",
+            "\"dq\\tx\"",
+            "'it\\'s'",
+            "nil",
+            "true",
+            "false",
+            "42",
+        ];
+        let mut exprs: Vec<String> = atoms.iter().map(|a| (*a).to_owned()).collect();
+        for a in &atoms {
+            for b in &atoms {
+                exprs.push(format!("{a} || {b}"));
+                exprs.push(format!("({a} || nil) || {b}"));
+            }
+        }
+        let template: String = exprs.iter().map(|x| format!("<%= {x} %>|\n")).collect();
+        let cwd = std::env::temp_dir();
+        let erb_env = ErbEnv { env: &e, cwd: &cwd };
+        let file = Path::new("/kdtest/kitchen.yml");
+        let pieces = scan(&template);
+        let native = match render_native(&pieces, file, &erb_env) {
+            Ok(Native::Done(s)) => s,
+            Ok(Native::NeedsRuby { expr, .. }) => panic!("not native: {expr}"),
+            Err(err) => panic!("{err}"),
+        };
+        let theirs = match run_ruby(&ruby, &template, file, &erb_env, true) {
+            Ok(s) => s,
+            Err(err) => panic!("{err}"),
+        };
+        for ((x, n), r) in exprs.iter().zip(native.lines()).zip(theirs.lines()) {
+            assert_eq!(n, r, "`{x}`");
+        }
+        assert_eq!(native, theirs);
+    }
 }
