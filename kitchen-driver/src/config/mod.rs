@@ -43,6 +43,7 @@ mod tests;
 pub use discovery::ConfigFiles;
 pub use error::ConfigError;
 pub use munge::instance_name;
+pub use value::Pos;
 
 /// A plugin block (driver, provisioner, verifier, transport, lifecycle) after merging: the
 /// user's keys as written, with `name` set. Values are kept generic because plugins this

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::InstanceConfig;
 use super::error::ConfigError;
-use super::filter::PlatformFilter;
+use super::filter::{NameKind, PlatformFilter};
 use super::value::{Map, Node, Value, map_to_json};
 
 /// The values test-kitchen forces into plugin blocks (`Kitchen::Config#kitchen_config`).
@@ -45,7 +45,11 @@ struct Platform {
     /// `name.to_s`.
     name: String,
     /// Whether the name is a String (a Symbol name never equals an exact filter string).
-    is_string: bool,
+    kind: NameKind,
+    /// Where the name was written (for errors).
+    name_node: Node,
+    /// Index in `platforms`.
+    idx: usize,
     /// Index of the first platform with an equal name (test-kitchen's `platform_data_for`).
     data_idx: usize,
 }
@@ -118,17 +122,26 @@ pub(crate) fn instances(
                 suite
                     .includes
                     .iter()
-                    .any(|f| f.matches(&platform.name, platform.is_string))
+                    .any(|f| f.matches(&platform.name, platform.kind))
             } else if !suite.excludes.is_empty() {
                 !suite
                     .excludes
                     .iter()
-                    .any(|f| f.matches(&platform.name, platform.is_string))
+                    .any(|f| f.matches(&platform.name, platform.kind))
             } else {
                 true
             };
             if !keep {
                 continue;
+            }
+            if platform.kind == NameKind::Other {
+                // The default transport is `/^win/i.match?(platform.name)`: a TypeError on
+                // anything but a String or Symbol.
+                return Err(ConfigError::ty(
+                    &platform.name_node,
+                    format!("platforms[{}].name", platform.idx),
+                    "a string (test-kitchen fails on other platform names; quote it)",
+                ));
             }
             let pblocks = cached_blocks(
                 &mut platform_blocks,
@@ -253,7 +266,12 @@ fn platform_obj(p: &Map, i: usize) -> Result<Platform, ConfigError> {
             found: "a platform without a name".into(),
         });
     };
-    let is_string = matches!(name.v, Value::Str(_));
+    let kind = match name.v {
+        Value::Str(_) => NameKind::String,
+        Value::Sym(_) => NameKind::Symbol,
+        _ => NameKind::Other,
+    };
+    let is_string = kind == NameKind::String;
     // Platform#initialize calls name.downcase unless both os_type and shell_type are given.
     let downcase_ok = is_string || matches!(name.v, Value::Sym(_));
     let windows_check_skipped = p.contains_key("os_type") && p.contains_key("shell_type");
@@ -285,7 +303,9 @@ fn platform_obj(p: &Map, i: usize) -> Result<Platform, ConfigError> {
     Ok(Platform {
         raw: name.v.clone(),
         name: name.ruby_to_s(),
-        is_string,
+        kind,
+        name_node: name.clone(),
+        idx: i,
         data_idx: i,
     })
 }

@@ -452,3 +452,19 @@ fn where_test_kitchen_crashes_we_give_located_errors() {
     // An empty `kitchen:` is nil.key? in test-kitchen.
     assert!(err("kitchen:\nplatforms: [{name: p}]\nsuites: [{name: s}]\n").contains("kitchen"));
 }
+
+#[test]
+fn integer_platform_names_with_os_and_shell_type() {
+    // Platform#new accepts them, but the default transport check fails once an instance
+    // uses the platform; a platform no suite uses is fine.
+    let yaml =
+        "platforms:\n- {name: 2016, os_type: windows, shell_type: powershell}\n- {name: b}\n";
+    assert_eq!(
+        names(&load(&format!(
+            "{yaml}suites: [{{name: s, includes: [b]}}]\n"
+        ))),
+        ["s-b"]
+    );
+    let e = err(&format!("{yaml}suites: [{{name: s}}]\n"));
+    assert!(e.contains("kitchen.yml:2:10: platforms[0].name"), "{e}");
+}
