@@ -44,7 +44,7 @@ struct Platform {
     raw: Value,
     /// `name.to_s`.
     name: String,
-    /// Whether the name is a String (a Symbol name never equals an exact filter string).
+    /// The Ruby class of the name (a Symbol name never equals an exact filter string).
     kind: NameKind,
     /// Where the name was written (for errors).
     name_node: Node,
