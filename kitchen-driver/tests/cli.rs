@@ -242,3 +242,14 @@ fn example_project_list_and_diagnose() {
     assert_eq!(out.status.code(), Some(0));
     insta::assert_snapshot!("example_diagnose", text(dir.path(), &out.stdout));
 }
+
+#[test]
+fn usage_errors_exit_1_and_bare_wins_over_json() {
+    let p = project();
+    let out = run(p.path(), &["list", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(p.path(), &["list", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(p.path(), &["list", "-b", "-j", "busybox"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "default-busybox\n");
+}
