@@ -253,3 +253,21 @@ fn usage_errors_exit_1_and_bare_wins_over_json() {
     let out = run(p.path(), &["list", "-b", "-j", "busybox"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "default-busybox\n");
 }
+
+#[test]
+fn broken_state_file_is_an_error_as_in_test_kitchen() {
+    let p = project();
+    write_state(p.path(), "default-busybox", "last_action: [create\n");
+    let out = run(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(20));
+    let err = text(p.path(), &out.stderr);
+    assert!(
+        err.contains("[ROOT]/.kitchen/default-busybox.yml:"),
+        "{err}"
+    );
+    // --bare does not read state files
+    assert_eq!(run(p.path(), &["list", "--bare"]).status.code(), Some(0));
+    // an empty state file is no state
+    write_state(p.path(), "default-busybox", "");
+    assert_eq!(run(p.path(), &["list"]).status.code(), Some(0));
+}

@@ -89,7 +89,7 @@ pub fn run(cli: Cli) -> i32 {
     let mut out = stdout.lock();
     let result = match cli.command {
         Command::List(args) => load_and_select(&opts, &args.instances)
-            .and_then(|(p, sel)| list::run(&p, &sel, &args, &mut out).map_err(CliError::from)),
+            .and_then(|(p, sel)| list::run(&p, &sel, &args, &mut out)),
         Command::Diagnose(args) => load_and_select(&opts, &args.instances).and_then(|(p, sel)| {
             let text = render_diagnose(&p, &sel, args.json);
             out.write_all(text.as_bytes()).map_err(CliError::from)
