@@ -272,26 +272,48 @@ impl<'a> Builder<'a> {
         tag: Option<&Tag>,
         pos: &Pos,
     ) -> Result<Node, ConfigError> {
+        // Psych's ToRuby#deserialize: an untagged quoted scalar is a String, an untagged plain
+        // one is tokenized; an explicit tag decides otherwise, whatever the style.
         let v = match tag {
-            Some(t) if is_core(t, "str") => Value::Str(text.to_owned()),
-            Some(t) if t.handle() == "!" && t.suffix().is_empty() => Value::Str(text.to_owned()),
-            Some(t) if t.handle() == "!" && t.suffix().starts_with("ruby/sym") => {
-                Value::Sym(text.to_owned())
+            None if style != ScalarStyle::Plain => Value::Str(text.to_owned()),
+            None => tokenize(text, pos)?,
+            Some(t) => {
+                let local = |pred: &dyn Fn(&str) -> bool| t.handle() == "!" && pred(t.suffix());
+                if is_core(t, "binary") || local(&|s| s == "binary") {
+                    Value::Str(String::from_utf8_lossy(&base64_lenient(text)).into_owned())
+                } else if is_core(t, "str")
+                    || local(&|s| {
+                        s == "str" || s.starts_with("str:") || s.starts_with("ruby/string")
+                    })
+                {
+                    Value::Str(text.to_owned())
+                } else if is_core(t, "float") || local(&|s| s == "float") {
+                    match tokenize(text, pos)? {
+                        Value::Int(i) => Value::Float(i as f64),
+                        Value::BigInt(b) => Value::Float(b.parse().unwrap_or(f64::INFINITY)),
+                        f @ Value::Float(_) => f,
+                        _ => {
+                            return Err(ConfigError::Type {
+                                at: Some(pos.clone()),
+                                path: format!("!!float {text}"),
+                                expected: "a number (Ruby's Float() fails on this)".into(),
+                                found: format!("{text:?}"),
+                            });
+                        }
+                    }
+                } else if local(&|s| s.starts_with("ruby/sym")) {
+                    Value::Sym(text.to_owned())
+                } else if local(&|s| s.starts_with("ruby/")) {
+                    return Err(ConfigError::Type {
+                        at: Some(pos.clone()),
+                        path: format!("!{}", t.suffix()),
+                        expected: "plain data (YAML.safe_load refuses Ruby object tags)".into(),
+                        found: format!("a value tagged !{}", t.suffix()),
+                    });
+                } else {
+                    tokenize(text, pos)?
+                }
             }
-            Some(t) if t.handle() == "!" && t.suffix().starts_with("ruby/") => {
-                return Err(ConfigError::Type {
-                    at: Some(pos.clone()),
-                    path: format!("!{}", t.suffix()),
-                    expected: "plain data (YAML.safe_load refuses Ruby object tags)".into(),
-                    found: format!("a value tagged !{}", t.suffix()),
-                });
-            }
-            Some(t) if is_core(t, "float") => match tokenize(text, pos)? {
-                Value::Int(i) => Value::Float(i as f64),
-                v => v,
-            },
-            _ if style != ScalarStyle::Plain => Value::Str(text.to_owned()),
-            _ => tokenize(text, pos)?,
         };
         Ok(Node {
             v,
@@ -300,8 +322,34 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Ruby's `unpack('m')`: base64, ignoring characters outside the alphabet, stopping at `=`.
+fn base64_lenient(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
 fn is_core(t: &Tag, suffix: &str) -> bool {
     t.is_yaml_core_schema_tag(suffix)
+        || (t.handle() == "tag:yaml.org,2002:" && t.suffix() == suffix)
 }
 
 fn count_nodes(n: &Node) -> usize {
@@ -891,6 +939,24 @@ mod psych_differential {
         out.retain(|s| {
             !s.ends_with(':') && !s.contains(": ") && !s.contains(" #") && s != "---" && s != "..."
         });
+        for tag in [
+            "!!str ",
+            "!!int ",
+            "!!float ",
+            "!!bool ",
+            "!!null ",
+            "! ",
+            "!foo ",
+            "!str ",
+            "!ruby/sym ",
+            "!!binary ",
+        ] {
+            for v in [
+                "0x10", "'0x10'", "\"yes\"", "yes", "1.5", "3", "aGVsbG8=", "''", "~", ":s",
+            ] {
+                out.push(format!("{tag}{v}"));
+            }
+        }
         out.sort();
         out.dedup();
         out
