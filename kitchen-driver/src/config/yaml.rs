@@ -151,7 +151,8 @@ impl<'a> Builder<'a> {
                 }
                 (self.scalar(&text, style, tag.as_deref(), &pos)?, anchor)
             }
-            Event::SequenceStart(style, anchor, _) => {
+            Event::SequenceStart(style, anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), &pos)?;
                 let flow = usize::from(style == StructureStyle::Flow);
                 self.flow += flow;
                 let mut items = Vec::new();
@@ -171,7 +172,8 @@ impl<'a> Builder<'a> {
                     anchor,
                 )
             }
-            Event::MappingStart(style, anchor, _) => {
+            Event::MappingStart(style, anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), &pos)?;
                 let flow = usize::from(style == StructureStyle::Flow);
                 self.flow += flow;
                 let node = self.mapping(pos, depth)?;
@@ -205,6 +207,26 @@ impl<'a> Builder<'a> {
             self.anchors.insert(anchor, node.clone());
         }
         Ok(node)
+    }
+
+    /// Ruby object tags on collections (`!ruby/object:Foo`, `!ruby/hash:Foo`, `!!set`) are
+    /// refused by `safe_load`; other tags are ignored, as Psych does.
+    fn check_collection_tag(&self, tag: Option<&Tag>, pos: &Pos) -> Result<(), ConfigError> {
+        let Some(t) = tag else { return Ok(()) };
+        let refused = (t.handle() == "!"
+            && (t.suffix().starts_with("ruby/")
+                || t.suffix().starts_with("map:")
+                || t.suffix() == "set"))
+            || is_core(t, "set");
+        if refused {
+            return Err(ConfigError::Type {
+                at: Some(pos.clone()),
+                path: format!("!{}", t.suffix()),
+                expected: "plain data (YAML.safe_load refuses Ruby object tags)".into(),
+                found: format!("a collection tagged !{}", t.suffix()),
+            });
+        }
+        Ok(())
     }
 
     fn mapping(&mut self, pos: Pos, depth: usize) -> Result<Node, ConfigError> {
@@ -805,6 +827,22 @@ mod tests {
         let err = err.unwrap_or_default();
         assert!(err.starts_with("k.yml:"), "{err}");
         assert!(err.contains('^'), "{err}");
+    }
+
+    #[test]
+    fn collection_tags_as_psych() {
+        let f: Arc<Path> = Arc::from(Path::new("k.yml"));
+        assert_eq!(
+            load("a: !foo {b: 1}\nc: !bar [1]\n").to_string(),
+            r#"{"a":{"b":1},"c":[1]}"#
+        );
+        for bad in [
+            "a: !ruby/object:Foo {b: 1}\n",
+            "a: !!set {b: }\n",
+            "a: !ruby/array:Foo [1]\n",
+        ] {
+            assert!(parse(bad, &f).is_err(), "{bad}");
+        }
     }
 
     #[test]
