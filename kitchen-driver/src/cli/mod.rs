@@ -109,7 +109,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::List(args) => report(&opts, &args.instances, |p, sel, out| {
             let mut out = out;
-            list::run(p, sel, &args, &mut out).map_err(CliError::from)
+            list::run(p, sel, &args, &mut out)
         }),
         Command::Diagnose(args) => report(&opts, &args.instances, |p, sel, out| {
             let text = render_diagnose(p, sel, args.json);
