@@ -61,3 +61,6 @@ pub use operations::{OperationHandle, Operations};
 pub use profiles::Profiles;
 pub use storage::StoragePools;
 pub use transport::Endpoint;
+
+/// Re-exported so [`Client::query`] can be called without a direct `http` dependency.
+pub use http::Method;
