@@ -150,6 +150,12 @@ enum ImageCommand {
     List,
     /// Delete an image by alias or fingerprint.
     Delete { image: String },
+    /// Export an image by alias or fingerprint into a directory.
+    Export {
+        image: String,
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -457,6 +463,15 @@ async fn file(client: &Client, command: FileCommand) -> Result<()> {
     Ok(())
 }
 
+/// An alias's target, or the argument itself (a fingerprint).
+async fn resolve_image(client: &Client, image: String) -> Result<String> {
+    match client.images().get_alias(&image).await {
+        Ok(a) => Ok(a.target),
+        Err(e) if e.is_not_found() => Ok(image),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn image(client: &Client, command: ImageCommand) -> Result<()> {
     let images = client.images();
     match command {
@@ -516,12 +531,14 @@ async fn image(client: &Client, command: ImageCommand) -> Result<()> {
             }
         }
         ImageCommand::Delete { image } => {
-            let fp = match images.get_alias(&image).await {
-                Ok(a) => a.target,
-                Err(e) if e.is_not_found() => image,
-                Err(e) => return Err(e.into()),
-            };
+            let fp = resolve_image(client, image).await?;
             images.delete(&fp).await?.wait(None).await?;
+        }
+        ImageCommand::Export { image, dir } => {
+            let fp = resolve_image(client, image).await?;
+            for path in images.export(&fp).await?.write_to_dir(&dir, &fp).await? {
+                println!("{}", path.display());
+            }
         }
     }
     Ok(())

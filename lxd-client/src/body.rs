@@ -41,6 +41,17 @@ impl ByteStream {
         }
     }
 
+    /// From any stream of chunks.
+    #[cfg(test)]
+    pub(crate) fn from_stream<S>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        ByteStream {
+            inner: Box::pin(stream),
+        }
+    }
+
     /// Collects the whole body into memory.
     ///
     /// # Errors
