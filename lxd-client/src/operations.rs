@@ -88,7 +88,10 @@ impl OperationHandle {
         &self.initial
     }
 
-    /// The final operation if it has already ended (success or not), without waiting.
+    /// The result if the operation has already ended, without waiting: `None` while it runs.
+    ///
+    /// # Errors
+    /// As [`OperationHandle::wait`].
     pub fn try_result(&self) -> Option<Result<Operation>> {
         let current = self.follower.rx.borrow();
         current.as_ref().map(|r| self.finish(r.clone()))
@@ -177,17 +180,22 @@ pub(crate) fn check_success(op: Operation) -> Result<Operation> {
     if op.status_code.is_success() {
         Ok(op)
     } else {
-        Err(Error::OperationFailed {
-            id: op.id.clone(),
-            description: op.description.clone(),
-            status_code: op.status_code,
-            message: if op.err.is_empty() {
-                op.status.clone()
-            } else {
-                op.err.clone()
-            },
-            operation: Box::new(op),
-        })
+        Err(failure(op))
+    }
+}
+
+/// The error for an operation that did not succeed.
+pub(crate) fn failure(op: Operation) -> Error {
+    Error::OperationFailed {
+        id: op.id.clone(),
+        description: op.description.clone(),
+        status_code: op.status_code,
+        message: if op.err.is_empty() {
+            op.status.clone()
+        } else {
+            op.err.clone()
+        },
+        operation: Box::new(op),
     }
 }
 
