@@ -283,3 +283,39 @@ async fn fifty_concurrent_execs_on_one_container() {
         assert_eq!(out.status.code, i % 7, "exec {i}");
     }
 }
+
+/// Peak resident memory of this test process in KiB (`VmHWM`).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn streaming_100_mib_of_output_stays_small() {
+    let client = client().await;
+    let c = running_busybox(&client, "stream100").await;
+    let mut p = client
+        .instances()
+        .exec(&c.name, ["head", "-c", "104857600", "/dev/zero"])
+        .spawn()
+        .await
+        .unwrap();
+    let mut stdout = p.take_stdout().unwrap();
+    let mut total = 0usize;
+    while let Some(chunk) = stdout.next().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.iter().all(|b| *b == 0));
+        total += chunk.len();
+    }
+    assert_eq!(total, 100 << 20);
+    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+    let peak = peak_rss_kib();
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB while streaming 100 MiB"
+    );
+}
