@@ -214,6 +214,18 @@ async fn follow_task(client: Client, id: String, tx: watch::Sender<Outcome>) {
             Ok(op) => {
                 tracing::trace!(operation = %id, status = %op.status_code, "operation still running");
             }
+            // LXD 5.15 until canonical/lxd#18852 answered `/wait` on a failed operation with
+            // a broken body (HTTP 200 already sent, then an error envelope). The operation
+            // itself still holds the failure for 5 s: read it from there.
+            Err(e @ Error::Decode { .. }) => {
+                tracing::debug!(operation = %id, error = %e, "undecodable /wait answer; reading the operation");
+                let outcome = match client.operations().get(&id).await {
+                    Ok(op) if op.status_code.is_final() => Ok(op),
+                    _ => Err(Arc::new(e)),
+                };
+                let _ = tx.send(Some(outcome));
+                return;
+            }
             Err(e) => {
                 let _ = tx.send(Some(Err(Arc::new(e))));
                 return;
