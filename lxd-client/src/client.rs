@@ -440,9 +440,19 @@ impl Client {
         };
         let (ws, _response) = tokio_tungstenite::client_async(url, stream)
             .await
-            .map_err(|e| Error::Websocket {
-                what,
-                source: e.into(),
+            .map_err(|e| match e {
+                // The server refused the upgrade with an LXD error envelope (e.g. 404
+                // "Operation not found" once an exec operation has gone).
+                tokio_tungstenite::tungstenite::Error::Http(response) => api_error(
+                    response.status().as_u16(),
+                    &Method::GET,
+                    &what,
+                    response.body().as_deref().unwrap_or_default(),
+                ),
+                other => Error::Websocket {
+                    what,
+                    source: other.into(),
+                },
             })?;
         Ok(ws)
     }

@@ -98,6 +98,26 @@ async fn command_not_found_is_its_own_outcome() {
 }
 
 #[tokio::test]
+async fn refused_websocket_upgrade_is_an_api_error() {
+    let client = client().await;
+    // LXD refuses the upgrade with an error envelope; it surfaces as Error::Api with the
+    // server's message, not as a bare websocket handshake error.
+    let err = client
+        .events()
+        .types(["kdtest-no-such-type"])
+        .subscribe()
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500), "{err}");
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("isn't a supported event type"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn exec_in_missing_instance_is_not_found() {
     let client = client().await;
     let err = client
