@@ -91,3 +91,26 @@ pub use transport::Endpoint;
 
 /// Re-exported so [`Client::query`] can be called without a direct `http` dependency.
 pub use http::Method;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_can_cross_tasks() {
+        send_sync::<Client>();
+        send_sync::<OperationHandle>();
+        send_sync::<Instances>();
+        send_sync::<Files>();
+        send_sync::<Error>();
+        send::<ExecProcess>();
+        send::<ExecStdin>();
+        send::<OutputStream>();
+        send::<EventStream>();
+        send::<ByteStream>();
+        send::<UploadBody>();
+    }
+}
