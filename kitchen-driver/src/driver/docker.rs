@@ -409,6 +409,7 @@ impl DockerDriver {
             Err(e) if is_not_found(&e) => Err(Error::MissingImage {
                 image,
                 instance: instance.clone(),
+                hint: "run scripts/setup-host (it builds kitchen/busybox:latest and kitchen/debian-12:latest) or build/import the image yourself (docker build, docker import)".into(),
             }),
             Err(source) => Err(Error::Docker {
                 action: format!("inspecting image {image}"),
