@@ -309,3 +309,45 @@ fn exec_debug_log_level_and_login_through_a_pty() {
     );
     p.assert_no_containers();
 }
+
+#[test]
+fn six_instances_with_c_leave_no_container_and_no_state() {
+    let yml = r#"
+driver: {name: docker}
+provisioner: {name: shell, sudo: false}
+verifier: {name: shell, remote_exec: true, command: "sh /tmp/kitchen/data/verify.sh"}
+platforms:
+  - name: busybox
+    driver: {image: "kitchen/busybox:latest"}
+  - name: debian-12
+    driver: {image: "kitchen/debian-12:latest"}
+suites:
+  - name: default
+  - name: second
+  - name: third
+"#;
+    let p = project("cli-six", yml);
+    for s in ["second", "third"] {
+        for f in ["bootstrap.sh", "data/verify.sh"] {
+            let src =
+                std::fs::read_to_string(p.root().join("test/integration/default").join(f)).unwrap();
+            p.write(&format!("test/integration/{s}/{f}"), &src);
+        }
+    }
+    let out = kd(&p).args(["test", "-c"]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(stdout.matches("verified-ok").count(), 6, "{stdout}");
+    let mut left: Vec<String> = std::fs::read_dir(p.root().join(".kitchen"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["logs"], "no state or lock files remain");
+    p.assert_no_containers();
+}
