@@ -1,8 +1,19 @@
 //! The one error type of this crate.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::models::{Operation, StatusCode};
+
+/// A boxed error from a lower layer (hyper, the operating system, TLS).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can go wrong talking to LXD.
+///
+/// Use the predicates ([`Error::is_not_found`], [`Error::is_precondition_failed`],
+/// [`Error::is_operation_failure`], [`Error::is_timeout`], [`Error::is_daemon_unreachable`])
+/// rather than matching variants when you only need to tell the common cases apart.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -14,14 +25,14 @@ pub enum Error {
         /// The paths that were tried, in order.
         searched: Vec<PathBuf>,
     },
-    /// Connecting to the socket failed (daemon not running, no permission, ...).
-    #[error("cannot connect to LXD at {path}: {source}")]
+    /// Connecting to the daemon failed (not running, nothing listening, no permission).
+    #[error("cannot connect to LXD at {endpoint}: {source}; is the daemon running?")]
     Connect {
-        /// The socket path.
-        path: PathBuf,
+        /// The endpoint (socket path or URL).
+        endpoint: String,
         /// What the operating system said.
         #[source]
-        source: std::io::Error,
+        source: BoxError,
     },
     /// The HTTP exchange failed below the LXD protocol.
     #[error("HTTP transport error on {method} {path}: {source}")]
@@ -32,12 +43,12 @@ pub enum Error {
         path: String,
         /// The underlying error.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        source: BoxError,
     },
-    /// LXD answered with an error envelope.
+    /// LXD answered with an error envelope (or a non-success HTTP status).
     #[error("LXD error {status} on {method} {path}: {message}")]
     Api {
-        /// HTTP status code.
+        /// HTTP status code (LXD's `error_code`).
         status: u16,
         /// Request method.
         method: String,
@@ -57,12 +68,141 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// The response had a shape this client did not expect (an operation where a sync result
+    /// was expected, a missing header, ...).
+    #[error("unexpected LXD response to {method} {path}: {detail}")]
+    UnexpectedResponse {
+        /// Request method.
+        method: String,
+        /// Request path.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// A background operation ended in failure or was cancelled.
+    #[error("LXD operation {id} ({description}) ended with {status_code}: {message}")]
+    OperationFailed {
+        /// Operation id.
+        id: String,
+        /// The operation's description, e.g. `Starting instance`.
+        description: String,
+        /// Final status code (400 failure, 401 cancelled).
+        status_code: StatusCode,
+        /// The server's `err` text.
+        message: String,
+        /// The final operation object, with its metadata.
+        operation: Box<Operation>,
+    },
+    /// Waiting for something took longer than allowed.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was being waited for.
+        what: String,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// Following an operation in the background failed; `source` says why.
+    #[error("waiting for LXD operation {id} failed: {source}")]
+    OperationWait {
+        /// Operation id.
+        id: String,
+        /// The error the background waiter hit.
+        #[source]
+        source: Arc<Error>,
+    },
+    /// A websocket (exec stream, events) failed.
+    #[error("websocket error on {what}: {source}")]
+    Websocket {
+        /// Which websocket.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+    /// Local file-system IO failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done, e.g. `cannot open`.
+        what: String,
+        /// The local path.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An argument was rejected before anything was sent.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 }
 
 impl Error {
+    fn inner(&self) -> &Error {
+        match self {
+            Error::OperationWait { source, .. } => source.inner(),
+            other => other,
+        }
+    }
+
+    /// The HTTP status LXD answered with, if this is an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self.inner() {
+            Error::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// True when LXD said the resource does not exist (HTTP 404).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, Error::Api { status: 404, .. })
+        self.status() == Some(404)
+    }
+
+    /// True when an `If-Match` ETag was stale (HTTP 412).
+    pub fn is_precondition_failed(&self) -> bool {
+        self.status() == Some(412)
+    }
+
+    /// True when LXD reported a conflict (HTTP 409), e.g. a name already in use.
+    pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409)
+    }
+
+    /// True when a background operation failed or was cancelled.
+    pub fn is_operation_failure(&self) -> bool {
+        matches!(self.inner(), Error::OperationFailed { .. })
+    }
+
+    /// True when a background operation was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self.inner(), Error::OperationFailed { status_code, .. } if *status_code == StatusCode::CANCELLED)
+    }
+
+    /// True when a wait timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.inner(), Error::Timeout { .. })
+    }
+
+    /// True when the daemon could not be reached at all (no socket, nothing listening).
+    pub fn is_daemon_unreachable(&self) -> bool {
+        matches!(
+            self.inner(),
+            Error::Connect { .. } | Error::SocketNotFound { .. }
+        )
+    }
+
+    /// The server's message: the error envelope's `error` or a failed operation's `err`.
+    pub fn message(&self) -> Option<&str> {
+        match self.inner() {
+            Error::Api { message, .. } | Error::OperationFailed { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The final operation object of a failed operation.
+    pub fn operation(&self) -> Option<&Operation> {
+        match self.inner() {
+            Error::OperationFailed { operation, .. } => Some(operation),
+            _ => None,
+        }
     }
 }
 

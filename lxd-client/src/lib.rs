@@ -10,10 +10,54 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Layout
+//!
+//! - [`Client`] holds a pool of keep-alive connections to one daemon and the project; it hands
+//!   out typed handles: [`Client::instances`] ([`Instances`], with [`ExecBuilder`], [`Files`]
+//!   and [`Snapshots`] below it), [`Client::images`], [`Client::operations`],
+//!   [`Client::profiles`], [`Client::networks`], [`Client::storage_pools`],
+//!   [`Client::events`].
+//! - Calls that start background work return an [`OperationHandle`]; call
+//!   [`OperationHandle::wait`]. It follows the operation from the moment it is created, so
+//!   LXD's 5-second clean-up of finished operations cannot lose the result, and a failed
+//!   operation is always an error carrying the server's text.
+//! - One [`Error`] type with predicates: [`Error::is_not_found`],
+//!   [`Error::is_precondition_failed`] (stale ETag), [`Error::is_operation_failure`],
+//!   [`Error::is_timeout`], [`Error::is_daemon_unreachable`].
+//! - [`models`] holds the API objects; they tolerate unknown fields.
+//!
+//! # Transports
+//!
+//! Today: the local unix socket ([`Endpoint::Unix`]). HTTPS remotes plug in as another
+//! [`Endpoint`] variant; see the `transport` module's documentation (`src/transport.rs`)
+//! for the three places to extend. Everything above the transport is connector-agnostic.
 
+mod body;
 mod client;
 mod error;
+mod events;
+mod exec;
+mod files;
+mod images;
+mod instances;
 pub mod models;
+mod networks;
+mod operations;
+mod profiles;
+mod storage;
+mod transport;
 
-pub use client::Client;
-pub use error::{Error, Result};
+pub use body::{ByteStream, UploadBody};
+pub use client::{Client, ETag, candidate_sockets};
+pub use error::{BoxError, Error, Result};
+pub use events::{EventStream, Events};
+pub use exec::{ExecBuilder, ExecOutput, ExecProcess, ExecStdin, ExitStatus, OutputStream};
+pub use files::{FileContent, FileInfo, FileOptions, FileType, Files, WriteMode};
+pub use images::{ImageExport, Images, ImportOptions};
+pub use instances::{CreateBuilder, Instances, Snapshots};
+pub use networks::Networks;
+pub use operations::{OperationHandle, Operations};
+pub use profiles::Profiles;
+pub use storage::StoragePools;
+pub use transport::Endpoint;

@@ -1,0 +1,58 @@
+//! Typed models of LXD API objects.
+//!
+//! Every model tolerates unknown fields (servers add fields with each API extension) and
+//! defaults fields that older servers lack, so a response from LXD 4.0 or 6.x decodes as well as
+//! one from 5.0. Request bodies (`*Post`, `*Put`) implement [`Default`]; fill the fields you
+//! need.
+
+mod event;
+mod image;
+mod instance;
+mod network;
+mod operation;
+mod profile;
+mod server;
+mod storage;
+
+pub use event::Event;
+pub use image::{Image, ImageAlias, ImageAliasPost, ImageAliasTarget, ImagePut, ImageSource};
+pub use instance::{
+    Instance, InstancePost, InstancePut, InstanceSource, InstanceState, InstanceStatePut,
+    InstanceType, MemoryState, NetworkState, ProcessesCpu, Snapshot, SnapshotPost,
+};
+pub use network::{Network, NetworkPost};
+pub use operation::{Operation, StatusCode};
+pub use profile::{Profile, ProfilePost};
+pub use server::{Server, ServerEnvironment};
+pub use storage::{StoragePool, StorageVolume};
+
+/// Devices as LXD models them: device name to its key/value configuration.
+pub type Devices = std::collections::HashMap<String, std::collections::HashMap<String, String>>;
+
+/// Configuration key/value pairs (`limits.memory`, `security.nesting`, `user.*`, ...).
+pub type Config = std::collections::HashMap<String, String>;
+
+/// The last path segment of an LXD URL, e.g. `c1` from `/1.0/instances/c1?project=p`,
+/// percent-decoded.
+pub fn name_from_url(url: &str) -> String {
+    let path = url.split('?').next().unwrap_or(url);
+    let last = path.rsplit('/').next().unwrap_or(path);
+    percent_encoding::percent_decode_str(last)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_from_urls() {
+        assert_eq!(name_from_url("/1.0/instances/c1"), "c1");
+        assert_eq!(name_from_url("/1.0/instances/c1?project=p"), "c1");
+        assert_eq!(
+            name_from_url("/1.0/images/aliases/kitchen%2Fbusybox"),
+            "kitchen/busybox"
+        );
+    }
+}

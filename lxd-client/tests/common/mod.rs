@@ -1,0 +1,152 @@
+//! Helpers shared by the integration tests: a client, unique names and drop guards that
+//! delete what a test created even when it panics.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use lxd_client::Client;
+
+/// The busybox image every test instance is made from (built by `scripts/setup-host`).
+pub const BUSYBOX: &str = "kitchen/busybox";
+
+/// How long any one operation in a test may take.
+pub const OP_TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
+
+/// `kdtest-<pid>-<n>-<label>`: unique to this process and call.
+pub fn unique_name(label: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("kdtest-{}-{n}-{label}", std::process::id())
+}
+
+/// A client for the local daemon; fails the test when there is none.
+pub async fn client() -> Client {
+    Client::connect_local()
+        .await
+        .expect("the LXD daemon must be running (scripts/setup-host)")
+}
+
+/// Runs `f` on a fresh runtime in a fresh thread (usable from `Drop` inside a runtime).
+fn block_on_side<F>(f: F)
+where
+    F: FnOnce(Client) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + 'static,
+{
+    let handle = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for cleanup");
+        rt.block_on(async move {
+            let client = Client::connect_local().await.expect("LXD socket");
+            f(client).await;
+        });
+    });
+    let _ = handle.join();
+}
+
+/// Deletes instance `name` (force-stopping it first) when dropped.
+pub struct InstanceGuard {
+    pub name: String,
+}
+
+impl Drop for InstanceGuard {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        block_on_side(move |client| {
+            Box::pin(async move {
+                let instances = client.instances();
+                if let Ok(op) = instances.stop(&name, true).await {
+                    let _ = op.wait(OP_TIMEOUT).await;
+                }
+                if let Ok(op) = instances.delete(&name).await {
+                    let _ = op.wait(OP_TIMEOUT).await;
+                }
+            })
+        });
+    }
+}
+
+/// Deletes image `fingerprint` when dropped.
+pub struct ImageGuard {
+    pub fingerprint: String,
+}
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let fp = self.fingerprint.clone();
+        block_on_side(move |client| {
+            Box::pin(async move {
+                if let Ok(op) = client.images().delete(&fp).await {
+                    let _ = op.wait(OP_TIMEOUT).await;
+                }
+            })
+        });
+    }
+}
+
+/// Deletes profile `name` when dropped.
+pub struct ProfileGuard {
+    pub name: String,
+}
+
+impl Drop for ProfileGuard {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        block_on_side(move |client| {
+            Box::pin(async move {
+                let _ = client.profiles().delete(&name).await;
+            })
+        });
+    }
+}
+
+/// Deletes network `name` when dropped.
+pub struct NetworkGuard {
+    pub name: String,
+}
+
+impl Drop for NetworkGuard {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        block_on_side(move |client| {
+            Box::pin(async move {
+                let _ = client.networks().delete(&name).await;
+            })
+        });
+    }
+}
+
+/// Creates a busybox container called `kdtest-...-<label>` (stopped) and its guard.
+pub async fn busybox(client: &Client, label: &str) -> InstanceGuard {
+    let name = unique_name(label);
+    let guard = InstanceGuard { name: name.clone() };
+    client
+        .instances()
+        .create(&name)
+        .image_alias(BUSYBOX)
+        .send()
+        .await
+        .expect("create request")
+        .wait(OP_TIMEOUT)
+        .await
+        .expect("create operation");
+    guard
+}
+
+/// Creates and starts a busybox container.
+pub async fn running_busybox(client: &Client, label: &str) -> InstanceGuard {
+    let guard = busybox(client, label).await;
+    client
+        .instances()
+        .start(&guard.name)
+        .await
+        .expect("start request")
+        .wait(OP_TIMEOUT)
+        .await
+        .expect("start operation");
+    guard
+}
