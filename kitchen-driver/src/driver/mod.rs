@@ -4,10 +4,11 @@
 //! own exec and file APIs play test-kitchen's transport (no SSH). Provisioners and verifiers
 //! only ever see a `Connection`, so they work on every runtime.
 //!
-//! Drivers are found by name with [`for_instance`]: `docker` (over bollard) today; `lxd` is
-//! named as supported and reports that it is not built in yet.
+//! Drivers are found by name with [`for_instance`]: `lxd` (over `lxd-client`) and `docker`
+//! (over bollard).
 
 pub mod docker;
+pub mod lxd;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -347,11 +348,10 @@ pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Driver>> {
             &instance.name,
             block,
         )?)),
-        "lxd" => Err(Error::Config {
-            kind: "driver",
-            instance: instance.name.clone(),
-            message: "driver `lxd` is not built into this version of kitchen-driver yet; use `driver: docker` meanwhile".into(),
-        }),
+        "lxd" => Ok(Box::new(lxd::LxdDriver::from_config(
+            &instance.name,
+            block,
+        )?)),
         other => Err(Error::UnknownPlugin {
             kind: "driver",
             name: other.to_string(),
