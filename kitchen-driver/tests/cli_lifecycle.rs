@@ -274,27 +274,12 @@ fn exec_debug_log_level_and_login_through_a_pty() {
     assert_eq!(out.status.code(), Some(20));
 
     // login: the runtime's client gets a real terminal (util-linux `script` provides the pty).
-    let bin = assert_cmd::cargo::cargo_bin("kitchen-driver");
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} login default-busybox", bin.display()),
-            "/dev/null",
-        ])
-        .current_dir(p.root())
-        .env("HOME", p.root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(b"[ -t 0 ] && echo tty-yes-$(hostname)\nexit\n")?;
-            drop(stdin);
-            child.wait_with_output()
-        })
-        .unwrap();
-    let tty = text(&out.stdout);
+    let tty = common::login_through_pty(
+        &p,
+        "default-busybox",
+        "[ -t 0 ] && echo tty-yes-$(hostname)",
+        "tty-yes-default-busybox",
+    );
     assert!(tty.contains("tty-yes-default-busybox"), "{tty}");
 
     let out = kd(&p).args(["destroy"]).output().unwrap();

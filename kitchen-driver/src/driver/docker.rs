@@ -567,11 +567,7 @@ impl DockerDriver {
                     ),
                 });
             }
-            let probe = if init {
-                "if command -v systemctl >/dev/null 2>&1; then systemctl is-system-running; else echo running; fi"
-            } else {
-                "true"
-            };
+            let probe = if init { super::READINESS_PROBE } else { "true" };
             match conn.exec(&ExecRequest::shell(probe), &NullSink).await {
                 Ok(out) => {
                     let answer = out.stdout.trim().to_string();

@@ -193,25 +193,37 @@ impl LxdDriver {
             Err(e) if e.is_not_found() => return Ok(false),
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
-        // A stopped instance refuses the stop; an ephemeral one is gone after it.
+        // A stopped instance refuses the stop; an ephemeral one is gone after it. A loaded
+        // daemon can take long to stop, and refuses a delete while the stop runs: retry.
         if let Ok(op) = instances.stop(name, true).await {
-            let _ = op.wait(Some(Duration::from_secs(60))).await;
+            let _ = op.wait(Some(Duration::from_secs(300))).await;
         }
-        match instances.delete(name).await {
-            Ok(op) => match op.wait(Some(Duration::from_secs(120))).await {
-                Ok(_) => Ok(true),
-                Err(e) if e.is_not_found() => Ok(true),
-                Err(e) => Err(Self::err(ctx, format!("deleting instance {name}"))(e)),
-            },
-            Err(e) if e.is_not_found() => Ok(true),
-            Err(e) => Err(Self::err(ctx, format!("deleting instance {name}"))(e)),
+        let mut attempt = 0u64;
+        loop {
+            attempt += 1;
+            let result = match instances.delete(name).await {
+                Ok(op) => op.wait(Some(Duration::from_secs(300))).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => return Ok(true),
+                Err(e) if e.is_not_found() => return Ok(true),
+                Err(e) if attempt < 6 => {
+                    tracing::debug!(instance = %name, error = %e, "delete refused; retrying");
+                    tokio::time::sleep(Duration::from_secs(attempt)).await;
+                    if let Ok(op) = instances.stop(name, true).await {
+                        let _ = op.wait(Some(Duration::from_secs(300))).await;
+                    }
+                }
+                Err(e) => return Err(Self::err(ctx, format!("deleting instance {name}"))(e)),
+            }
         }
     }
 
     async fn wait_ready(&self, conn: &LxdConnection, ctx: &DriverContext) -> Result<()> {
         let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(120));
         let started = Instant::now();
-        let probe = "if command -v systemctl >/dev/null 2>&1 && [ \"$(cat /proc/1/comm 2>/dev/null)\" = systemd ]; then systemctl is-system-running; else echo running; fi";
+        let probe = super::READINESS_PROBE;
         let mut last;
         loop {
             match conn.exec(&ExecRequest::shell(probe), &NullSink).await {
@@ -359,15 +371,41 @@ impl Driver for LxdDriver {
                 format!("creating instance {name} from {image}"),
             )(e));
         }
-        let started = match instances.start(&name).await {
-            Ok(op) => op.wait(Some(Duration::from_secs(120))).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
+        // A start can fail transiently on a loaded daemon (forkstart); try twice, and report
+        // the container's own log when it fails for good.
+        let mut started = Ok(());
+        for attempt in 0..2 {
+            started = match instances.start(&name).await {
+                Ok(op) => op.wait(Some(Duration::from_secs(120))).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if started.is_ok() {
+                break;
+            }
+            if attempt == 0 {
+                ctx.output.warn(&format!(
+                    "Starting LXD instance {name} failed; retrying once"
+                ));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
         if let Err(e) = started {
+            let log = instances
+                .log(&name, "lxc.log")
+                .await
+                .map(|b| {
+                    let text = String::from_utf8_lossy(&b).into_owned();
+                    let lines: Vec<&str> = text.lines().collect();
+                    lines[lines.len().saturating_sub(10)..].join("\n")
+                })
+                .unwrap_or_default();
             if Self::remove(&client, ctx, &name).await.is_ok() {
                 state.remove("container_name");
             }
-            return Err(Self::err(ctx, format!("starting instance {name}"))(e));
+            return Err(Error::Runtime {
+                instance: ctx.instance.name.clone(),
+                message: format!("starting LXD instance {name} failed: {e}; lxc.log:\n{log}"),
+            });
         }
         let conn = LxdConnection {
             client: client.clone(),

@@ -23,6 +23,11 @@ use crate::state::State;
 /// The driver names this build knows.
 pub const SUPPORTED_DRIVERS: &[&str] = &["lxd", "docker"];
 
+/// The readiness probe both drivers run until it prints `running` or `degraded`: where PID 1
+/// is systemd (judged by `/proc/1/exe`, since its `comm` is still `init` for the first
+/// moments of boot), `systemctl is-system-running`; elsewhere just `running`.
+pub const READINESS_PROBE: &str = "case \"$(readlink /proc/1/exe 2>/dev/null)\" in *systemd*) systemctl is-system-running 2>/dev/null || true ;; *) echo running ;; esac";
+
 /// What a driver needs to know about the instance it works on.
 #[derive(Debug, Clone)]
 pub struct DriverContext {
