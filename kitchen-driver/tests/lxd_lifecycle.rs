@@ -262,3 +262,37 @@ fn missing_image_says_how_to_import_it() {
     );
     p.assert_no_containers();
 }
+
+#[test]
+fn one_kitchen_yml_with_lxd_and_docker_platforms_passes_with_c() {
+    let yml = r#"
+provisioner: {name: shell, sudo: false}
+verifier: {name: shell, remote_exec: true, command: "sh /tmp/kitchen/data/verify.sh"}
+platforms:
+  - name: busybox-lxd
+    driver: {name: lxd, image: kitchen/busybox}
+  - name: busybox-docker
+    driver: {name: docker, image: "kitchen/busybox:latest"}
+suites:
+  - name: default
+"#;
+    let p = project("mixed", yml);
+    let out = kd(&p).args(["test", "-c"]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    for i in ["default-busybox-lxd", "default-busybox-docker"] {
+        assert!(
+            stdout.contains(&format!("[{i}]        verified-ok")),
+            "{stdout}"
+        );
+        assert!(!p.state_exists(i));
+    }
+    assert!(stdout.contains("LXD instance kitchen-"), "{stdout}");
+    assert!(stdout.contains("Container kitchen-"), "{stdout}");
+    p.assert_no_containers();
+}
