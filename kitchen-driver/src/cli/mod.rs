@@ -77,6 +77,24 @@ pub struct DiagnoseArgs {
     pub json: bool,
 }
 
+/// Parses `args` (the program name first) and runs the command, returning the process exit
+/// code. Usage errors exit 1 as in test-kitchen (clap's default would be 2); `--help` and
+/// `--version` print and exit 0.
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match <Cli as clap::Parser>::try_parse_from(args) {
+        Ok(cli) => run(cli),
+        Err(e) => {
+            let code = if e.use_stderr() { 1 } else { 0 };
+            let _ = e.print();
+            code
+        }
+    }
+}
+
 /// Runs the parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
     let dir = match std::env::current_dir() {
