@@ -62,8 +62,8 @@ pub struct ListArgs {
     /// Print only instance names, one per line.
     #[arg(short, long)]
     pub bare: bool,
-    /// Print JSON.
-    #[arg(short, long, conflicts_with = "bare")]
+    /// Print JSON (`--bare` wins when both are given, as in test-kitchen).
+    #[arg(short, long)]
     pub json: bool,
 }
 
@@ -85,7 +85,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    match <Cli as clap::Parser>::try_parse_from(args) {
+    match Cli::try_parse_from(args) {
         Ok(cli) => run(cli),
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
