@@ -384,3 +384,36 @@ async fn dropping_a_process_kills_the_command() {
     let code = done.metadata.unwrap()["return"].as_i64().unwrap();
     assert_eq!(code, 128 + 9, "killed by SIGKILL");
 }
+
+#[tokio::test]
+async fn cancel_operations() {
+    let client = client().await;
+    // A trust-token operation stays running until used or cancelled, and may be cancelled.
+    // Cancelling it leaves nothing behind in the trust store.
+    let body = serde_json::json!({"name": unique_name("token"), "type": "client", "token": true});
+    let op = client
+        .query_operation(lxd_client::Method::POST, "/1.0/certificates", Some(&body))
+        .await
+        .unwrap();
+    assert!(op.initial().may_cancel);
+    op.cancel().await.unwrap();
+    let err = op.wait(OP_TIMEOUT).await.unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert!(err.is_operation_failure());
+
+    // An exec operation cannot be cancelled: the server says so.
+    let c = running_busybox(&client, "nocancel").await;
+    let p = client
+        .instances()
+        .exec(&c.name, ["sleep", "1"])
+        .spawn()
+        .await
+        .unwrap();
+    let err = p.operation().cancel().await.unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(
+        err.message().unwrap().contains("can't be cancelled"),
+        "{err}"
+    );
+    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+}
