@@ -27,16 +27,22 @@ kitchen="${KITCHEN_BIN:-$(command -v kitchen || true)}"
 export HOME="$work/home"
 
 if command -v hyperfine > /dev/null; then
+  # --shell=none: no shell start-up in the numbers; run from the ERB project's directory.
+  cd "$work/erb"
   cmds=(
-    -n "kitchen-driver list (ERB via ruby)" "cd $work/erb && $bin list > /dev/null"
-    -n "kitchen-driver list (pre-rendered)" "cd $work/plain && $bin list > /dev/null"
-    -n "ruby ERB step alone" "cd $work/erb && ruby -rerb -e 'ERB.new(File.read(%q(kitchen.yml))).result' > /dev/null"
+    -n "kitchen-driver list (ERB via ruby)" "$bin list"
+    -n "kitchen-driver list (pre-rendered)" "env KITCHEN_YAML=$work/plain/kitchen.yml $bin list"
+    -n "ruby -rerb alone (with RubyGems, as in test-kitchen)" "ruby -rerb -e ERB.new(File.read(%q(kitchen.yml))).result"
   )
   if [ -n "$kitchen" ]; then
-    cmds+=(-n "test-kitchen kitchen list" "cd $work/erb && $kitchen list > /dev/null")
+    cmds+=(-n "test-kitchen kitchen list" "$kitchen list")
   fi
-  hyperfine --shell=bash --warmup 3 --min-runs 20 --export-markdown "$work/results.md" "${cmds[@]}" >&2
+  hyperfine --shell=none --warmup 3 --min-runs 30 --export-markdown "$work/results.md" "${cmds[@]}" >&2
   cat "$work/results.md"
+  if command -v perf > /dev/null; then
+    # CPU time is less disturbed than wall time by other work on a shared machine.
+    perf stat -e task-clock -r 20 "$bin" list 2>&1 > /dev/null | grep -E "task-clock|elapsed" >&2 || true
+  fi
 else
   for dir in erb plain; do
     start=$(date +%s%N)

@@ -96,15 +96,29 @@ pub enum Error {
         source: bollard::errors::Error,
     },
 
-    /// The image a platform asks for is not in the local image store.
+    /// The image a platform asks for is not in the runtime's local image store.
     #[error(
-        "image `{image}` (instance {instance}) is not in the local Docker image store and no registry is reachable here: run scripts/setup-host (it builds kitchen/busybox:latest and kitchen/debian-12:latest) or build/import the image yourself (docker build, docker import)"
+        "image `{image}` (instance {instance}) is not in the local image store and no registry is reachable here: {hint}"
     )]
     MissingImage {
         /// The image reference.
         image: String,
         /// The instance.
         instance: String,
+        /// How to get it (runtime-specific).
+        hint: String,
+    },
+
+    /// The LXD API returned an error.
+    #[error("LXD: {action} failed for instance {instance}: {source}")]
+    Lxd {
+        /// What was being done.
+        action: String,
+        /// The instance.
+        instance: String,
+        /// The lxd-client error (boxed: it is large).
+        #[source]
+        source: Box<lxd_client::Error>,
     },
 
     /// The container runtime refused to start a container.
@@ -191,9 +205,10 @@ impl Error {
             Error::Io { .. } => "IOError",
             Error::StateFile { .. } => "StateFileLoadError",
             Error::Locked { .. } => "LockError",
-            Error::Docker { .. } | Error::DockerConnect { .. } | Error::Runtime { .. } => {
-                "ActionFailed"
-            }
+            Error::Docker { .. }
+            | Error::DockerConnect { .. }
+            | Error::Runtime { .. }
+            | Error::Lxd { .. } => "ActionFailed",
             Error::MissingImage { .. } => "ActionFailed",
             Error::CommandFailed { .. } | Error::VerifyFailed { .. } => "ActionFailed",
             Error::NotCreated { .. } => "UserError",

@@ -224,3 +224,50 @@ fn env_points_at_other_files() {
     assert_eq!(i["driver"]["profile"], "ci-local");
     assert_eq!(i["verifier"]["command"], "bats test/integration/from-env");
 }
+
+#[test]
+fn example_project_list_and_diagnose() {
+    // A copy of examples/kitchen.yml, so state files from a local `run-example` do not leak in.
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("kdtest-{}-{n}-example-", std::process::id()))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kitchen.yml");
+    std::fs::copy(example, dir.path().join("kitchen.yml")).unwrap_or_else(|e| panic!("{e}"));
+    let out = run(dir.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!("example_list", text(dir.path(), &out.stdout));
+    let out = run(dir.path(), &["diagnose", "default-busybox"]);
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!("example_diagnose", text(dir.path(), &out.stdout));
+}
+
+#[test]
+fn usage_errors_exit_1_and_bare_wins_over_json() {
+    let p = project();
+    let out = run(p.path(), &["list", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(p.path(), &["list", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(p.path(), &["list", "-b", "-j", "busybox"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "default-busybox\n");
+}
+
+#[test]
+fn broken_state_file_is_an_error_as_in_test_kitchen() {
+    let p = project();
+    write_state(p.path(), "default-busybox", "last_action: [create\n");
+    let out = run(p.path(), &["list"]);
+    assert_eq!(out.status.code(), Some(20));
+    let err = text(p.path(), &out.stderr);
+    assert!(
+        err.contains("[ROOT]/.kitchen/default-busybox.yml:"),
+        "{err}"
+    );
+    // --bare does not read state files
+    assert_eq!(run(p.path(), &["list", "--bare"]).status.code(), Some(0));
+    // an empty state file is no state
+    write_state(p.path(), "default-busybox", "");
+    assert_eq!(run(p.path(), &["list"]).status.code(), Some(0));
+}

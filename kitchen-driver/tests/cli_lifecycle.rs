@@ -274,27 +274,12 @@ fn exec_debug_log_level_and_login_through_a_pty() {
     assert_eq!(out.status.code(), Some(20));
 
     // login: the runtime's client gets a real terminal (util-linux `script` provides the pty).
-    let bin = assert_cmd::cargo::cargo_bin("kitchen-driver");
-    let out = std::process::Command::new("script")
-        .args([
-            "-qec",
-            &format!("{} login default-busybox", bin.display()),
-            "/dev/null",
-        ])
-        .current_dir(p.root())
-        .env("HOME", p.root())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(b"[ -t 0 ] && echo tty-yes-$(hostname)\nexit\n")?;
-            drop(stdin);
-            child.wait_with_output()
-        })
-        .unwrap();
-    let tty = text(&out.stdout);
+    let tty = common::login_through_pty(
+        &p,
+        "default-busybox",
+        "[ -t 0 ] && echo tty-yes-$(hostname)",
+        "tty-yes-default-busybox",
+    );
     assert!(tty.contains("tty-yes-default-busybox"), "{tty}");
 
     let out = kd(&p).args(["destroy"]).output().unwrap();
@@ -307,5 +292,47 @@ fn exec_debug_log_level_and_login_through_a_pty() {
         "{}",
         text(&out.stderr)
     );
+    p.assert_no_containers();
+}
+
+#[test]
+fn six_instances_with_c_leave_no_container_and_no_state() {
+    let yml = r#"
+driver: {name: docker}
+provisioner: {name: shell, sudo: false}
+verifier: {name: shell, remote_exec: true, command: "sh /tmp/kitchen/data/verify.sh"}
+platforms:
+  - name: busybox
+    driver: {image: "kitchen/busybox:latest"}
+  - name: debian-12
+    driver: {image: "kitchen/debian-12:latest"}
+suites:
+  - name: default
+  - name: second
+  - name: third
+"#;
+    let p = project("cli-six", yml);
+    for s in ["second", "third"] {
+        for f in ["bootstrap.sh", "data/verify.sh"] {
+            let src =
+                std::fs::read_to_string(p.root().join("test/integration/default").join(f)).unwrap();
+            p.write(&format!("test/integration/{s}/{f}"), &src);
+        }
+    }
+    let out = kd(&p).args(["test", "-c"]).output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert_eq!(stdout.matches("verified-ok").count(), 6, "{stdout}");
+    let mut left: Vec<String> = std::fs::read_dir(p.root().join(".kitchen"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["logs"], "no state or lock files remain");
     p.assert_no_containers();
 }

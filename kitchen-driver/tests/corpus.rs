@@ -71,14 +71,16 @@ fn run_case(id: &str) {
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("HOME", home.path())
-        .current_dir(project.path())
-        .args(["list", "--bare"]);
+        .current_dir(project.path());
     if let Some(env) = case["env"].as_str() {
         for kv in env.split_whitespace() {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             cmd.env(k, v);
         }
     }
+    let base = cmd;
+    let mut cmd = clone_cmd(&base);
+    cmd.args(["list", "--bare"]);
     let out = cmd.output().unwrap_or_else(|e| panic!("run: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -98,6 +100,48 @@ fn run_case(id: &str) {
         let line = line.as_str().unwrap_or_default();
         assert!(stderr.contains(line), "stderr lacks {line:?}:\n{stderr}");
     }
+    if case["exit"] == 0 {
+        // The table and diagnose work on every corpus file too.
+        let table = clone_cmd(&base)
+            .arg("list")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            table.status.code(),
+            Some(0),
+            "list: {}",
+            String::from_utf8_lossy(&table.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&table.stdout).lines().count(),
+            want.len() + 1
+        );
+        let diag = clone_cmd(&base)
+            .args(["diagnose", "--json"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            diag.status.code(),
+            Some(0),
+            "diagnose: {}",
+            String::from_utf8_lossy(&diag.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&diag.stdout).unwrap_or_else(|e| panic!("diagnose JSON: {e}"));
+        let diag_names: Vec<&str> = v["instances"]
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut unique = want.clone();
+        unique.dedup();
+        assert_eq!(diag_names, unique);
+        let yaml = clone_cmd(&base)
+            .arg("diagnose")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(yaml.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&yaml.stdout).starts_with("---\n"));
+    }
     // test-kitchen's own message for a non-zero exit, with our command name.
     if let Some(msg) = case["output"].as_array().and_then(|o| {
         o.iter()
@@ -107,6 +151,21 @@ fn run_case(id: &str) {
         let ours = msg.replace("`kitchen list'", "`kitchen-driver list'");
         assert!(stderr.contains(&ours), "stderr lacks {ours:?}:\n{stderr}");
     }
+}
+
+/// A copy of `base` (program, env, cwd) without arguments.
+fn clone_cmd(base: &Command) -> Command {
+    let mut c = Command::new(base.get_program());
+    c.env_clear();
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    if let Some(d) = base.get_current_dir() {
+        c.current_dir(d);
+    }
+    c
 }
 
 macro_rules! corpus {

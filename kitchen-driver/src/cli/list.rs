@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::ListArgs;
-use crate::config::{InstanceConfig, Project};
+use crate::config::{ConfigError, InstanceConfig, Project};
 
 /// One row of `list`: the JSON object test-kitchen's `list --json` prints.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -60,33 +60,51 @@ pub fn state_label(last_action: Option<&str>) -> &'static str {
     }
 }
 
-/// `last_action` and `last_error` from `.kitchen/<instance>.yml` (absent file: both `None`).
-fn read_state(root: &Path, instance: &str) -> (Option<String>, Option<String>) {
+/// `last_action` and `last_error` from `.kitchen/<instance>.yml` (absent or empty file: both
+/// `None`).
+///
+/// # Errors
+/// As test-kitchen's `StateFileLoadError`: a state file that is not YAML, or not a mapping.
+fn read_state(
+    root: &Path,
+    instance: &str,
+) -> Result<(Option<String>, Option<String>), ConfigError> {
     let path = root.join(".kitchen").join(format!("{instance}.yml"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return (None, None);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, None)),
+        Err(source) => return Err(ConfigError::Io { path, source }),
     };
+    if text.is_empty() {
+        return Ok((None, None));
+    }
     let file: Arc<Path> = Arc::from(path.as_path());
-    let Ok(Some(node)) = crate::config::yaml::parse(&text, &file) else {
-        tracing::warn!(path = %path.display(), "unreadable state file");
-        return (None, None);
+    let node = crate::config::yaml::parse(&text, &file)?;
+    let Some(map) = node.as_ref().and_then(|n| n.as_map()) else {
+        return Err(ConfigError::Type {
+            at: node.and_then(|n| n.pos),
+            path: format!("state file {}", path.display()),
+            expected: "a mapping (test-kitchen: StateFileLoadError)".into(),
+            found: "something else".into(),
+        });
     };
-    let get = |k: &str| {
-        node.as_map()
-            .and_then(|m| m.get(k))
-            .filter(|v| !v.is_null())
-            .map(|v| v.ruby_to_s())
-    };
-    (get("last_action"), get("last_error"))
+    let get = |k: &str| map.get(k).filter(|v| !v.is_null()).map(|v| v.ruby_to_s());
+    Ok((get("last_action"), get("last_error")))
 }
 
 /// The rows for `instances` of `project`, reading each state file.
-pub fn list_rows(project: &Project, instances: &[&InstanceConfig]) -> Vec<ListRow> {
+///
+/// # Errors
+/// A state file that cannot be read or is not a YAML mapping.
+pub fn list_rows(
+    project: &Project,
+    instances: &[&InstanceConfig],
+) -> Result<Vec<ListRow>, ConfigError> {
     instances
         .iter()
         .map(|i| {
-            let (last_action, last_error) = read_state(&project.kitchen_root, &i.name);
-            ListRow {
+            let (last_action, last_error) = read_state(&project.kitchen_root, &i.name)?;
+            Ok(ListRow {
                 instance: i.name.clone(),
                 driver: camel_case(i.driver_name()),
                 provisioner: camel_case(i.provisioner_name()),
@@ -94,7 +112,7 @@ pub fn list_rows(project: &Project, instances: &[&InstanceConfig]) -> Vec<ListRo
                 transport: camel_case(i.transport_name()),
                 last_action,
                 last_error,
-            }
+            })
         })
         .collect()
 }
@@ -150,7 +168,7 @@ pub(super) fn run(
     selected: &[String],
     args: &ListArgs,
     out: &mut impl Write,
-) -> std::io::Result<()> {
+) -> Result<(), super::CliError> {
     let instances: Vec<&InstanceConfig> = selected
         .iter()
         .filter_map(|n| project.instance(n))
@@ -161,15 +179,15 @@ pub(super) fn run(
             s.push_str(&i.name);
             s.push('\n');
         }
-        return out.write_all(s.as_bytes());
+        return Ok(out.write_all(s.as_bytes())?);
     }
-    let rows = list_rows(project, &instances);
+    let rows = list_rows(project, &instances)?;
     if args.json {
         let mut s = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?;
         s.push('\n');
-        return out.write_all(s.as_bytes());
+        return Ok(out.write_all(s.as_bytes())?);
     }
-    out.write_all(render_table(&rows).as_bytes())
+    Ok(out.write_all(render_table(&rows).as_bytes())?)
 }
 
 #[cfg(test)]

@@ -19,11 +19,18 @@ pub struct ConfigFiles {
     pub local: Option<PathBuf>,
 }
 
+/// `File.expand_path(ENV[name])`: relative to `dir`, `~` and `~/...` from `HOME`.
 fn env_path(env: &BTreeMap<String, String>, names: [&str; 2], dir: &Path) -> Option<PathBuf> {
-    names
+    let v = names
         .iter()
-        .find_map(|n| env.get(*n).filter(|v| !v.is_empty()))
-        .map(|v| super::absolute(&dir.join(v)))
+        .find_map(|n| env.get(*n).filter(|v| !v.is_empty()))?;
+    let home = env.get("HOME").filter(|h| !h.is_empty());
+    let p = match (v.as_str(), home) {
+        ("~", Some(h)) => PathBuf::from(h),
+        (v, Some(h)) if v.starts_with("~/") => Path::new(h).join(&v[2..]),
+        (v, _) => dir.join(v),
+    };
+    Some(super::absolute(&p))
 }
 
 impl ConfigFiles {
@@ -104,6 +111,28 @@ fn default_local(project: &Path) -> Result<PathBuf, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn env_paths_expand_like_file_expand_path() {
+        let env: BTreeMap<String, String> = [
+            ("HOME", "/home/u"),
+            ("KITCHEN_YAML", "ci/k.yml"),
+            ("KITCHEN_GLOBAL_YML", "~/g.yml"),
+            ("KITCHEN_LOCAL_YAML", "/abs/l.yml"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        let f = ConfigFiles::discover(Path::new("/p"), &env).ok();
+        assert_eq!(
+            f,
+            Some(ConfigFiles {
+                global: Some(PathBuf::from("/home/u/g.yml")),
+                project: PathBuf::from("/p/ci/k.yml"),
+                local: Some(PathBuf::from("/abs/l.yml")),
+            })
+        );
+    }
 
     #[test]
     fn local_name_derivation() {

@@ -45,7 +45,10 @@ pub(crate) fn render(text: &str, file: &Path, env: &ErbEnv<'_>) -> Result<String
     match render_native(&pieces, file, env)? {
         Native::Done(out) => Ok(out),
         Native::NeedsRuby { line, expr } => match find_ruby(env.env) {
-            Some(ruby) => run_ruby(&ruby, text, file, env),
+            // RubyGems is not needed by ERB and costs most of Ruby's start-up; a template that
+            // needs it (a `require` of a gem, `Gem::Version`) fails fast and runs again with it.
+            Some(ruby) => run_ruby(&ruby, text, file, env, true)
+                .or_else(|_| run_ruby(&ruby, text, file, env, false)),
             None => Err(ConfigError::RubyMissing {
                 file: file.to_path_buf(),
                 line,
@@ -355,14 +358,24 @@ rescue Exception => e
 end
 "#;
 
-fn run_ruby(ruby: &Path, text: &str, file: &Path, env: &ErbEnv<'_>) -> Result<String, ConfigError> {
+fn run_ruby(
+    ruby: &Path,
+    text: &str,
+    file: &Path,
+    env: &ErbEnv<'_>,
+    disable_gems: bool,
+) -> Result<String, ConfigError> {
     let erb_err = |line: Option<u32>, message: String| ConfigError::Erb {
         file: file.to_path_buf(),
         line,
         message,
     };
     tracing::debug!(file = %file.display(), ruby = %ruby.display(), "evaluating ERB with Ruby");
-    let mut child = Command::new(ruby)
+    let mut cmd = Command::new(ruby);
+    if disable_gems {
+        cmd.arg("--disable-gems");
+    }
+    let mut child = cmd
         .arg("-E")
         .arg("UTF-8:UTF-8")
         .arg("-e")
@@ -467,5 +480,56 @@ mod tests {
         assert!(err.starts_with("/p/kitchen.yml:2:"), "{err}");
         assert!(err.contains("File.read('x')"), "{err}");
         assert!(err.contains("install Ruby"), "{err}");
+    }
+
+    /// The native evaluator against Ruby's own ERB on every expression of a generated set.
+    #[test]
+    fn native_evaluation_matches_ruby() {
+        let path = std::env::var("PATH").unwrap_or_default();
+        let e = env(&[("A", "a"), ("E", ""), ("PATH", &path)]);
+        let Some(ruby) = find_ruby(&e) else {
+            panic!("ruby is not installed: run scripts/setup-host");
+        };
+        let atoms = [
+            "ENV['A']",
+            "ENV[\"B\"]",
+            "ENV['E']",
+            "ENV.fetch('A', 'd')",
+            "ENV.fetch(\"B\", 'd')",
+            "ENV.fetch('B', ENV['A'])",
+            "ENV.fetch('E')",
+            "'lit'",
+            "\"dq\\tx\"",
+            "'it\\'s'",
+            "nil",
+            "true",
+            "false",
+            "42",
+        ];
+        let mut exprs: Vec<String> = atoms.iter().map(|a| (*a).to_owned()).collect();
+        for a in &atoms {
+            for b in &atoms {
+                exprs.push(format!("{a} || {b}"));
+                exprs.push(format!("({a} || nil) || {b}"));
+            }
+        }
+        let template: String = exprs.iter().map(|x| format!("<%= {x} %>|\n")).collect();
+        let cwd = std::env::temp_dir();
+        let erb_env = ErbEnv { env: &e, cwd: &cwd };
+        let file = Path::new("/kdtest/kitchen.yml");
+        let pieces = scan(&template);
+        let native = match render_native(&pieces, file, &erb_env) {
+            Ok(Native::Done(s)) => s,
+            Ok(Native::NeedsRuby { expr, .. }) => panic!("not native: {expr}"),
+            Err(err) => panic!("{err}"),
+        };
+        let theirs = match run_ruby(&ruby, &template, file, &erb_env, true) {
+            Ok(s) => s,
+            Err(err) => panic!("{err}"),
+        };
+        for ((x, n), r) in exprs.iter().zip(native.lines()).zip(theirs.lines()) {
+            assert_eq!(n, r, "`{x}`");
+        }
+        assert_eq!(native, theirs);
     }
 }

@@ -145,6 +145,20 @@ impl ConfigError {
     }
 }
 
+impl ConfigError {
+    /// The error for a deep merge test-kitchen cannot do, at `ctx` (a key path prefix).
+    pub(crate) fn merge(c: super::value::MergeConflict, ctx: &str) -> Self {
+        ConfigError::Type {
+            at: c.new.pos.clone(),
+            path: format!("{ctx}{}", c.path),
+            expected: "a mapping: a mapping given earlier is merged with this value, and \
+                       test-kitchen's deep merge fails (TypeError) on anything else"
+                .into(),
+            found: describe(&c.new),
+        }
+    }
+}
+
 /// `a string "x"`, `an integer 3`, `a mapping` ...
 pub(crate) fn describe(node: &super::value::Node) -> String {
     use super::value::Value;

@@ -34,14 +34,26 @@ impl PlatformFilter {
         Ok(PlatformFilter::Exact(entry.to_owned()))
     }
 
-    /// Whether the platform named `name` matches. `name_is_string` is false for platforms
-    /// whose name is a Symbol (`name: :ubuntu`), which an exact string never equals in Ruby.
-    pub fn matches(&self, name: &str, name_is_string: bool) -> bool {
+    /// Whether the platform named `name` matches. `kind` is how the name was written: an
+    /// exact entry equals only a String name, a regex matches String and Symbol names.
+    pub fn matches(&self, name: &str, kind: NameKind) -> bool {
         match self {
-            PlatformFilter::Exact(s) => name_is_string && s == name,
-            PlatformFilter::Regex(re) => re.is_match(name),
+            PlatformFilter::Exact(s) => kind == NameKind::String && s == name,
+            PlatformFilter::Regex(re) => kind != NameKind::Other && re.is_match(name),
         }
     }
+}
+
+/// The Ruby class of a platform name, which decides what a filter can match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameKind {
+    /// A String (`name: ubuntu`).
+    String,
+    /// A Symbol (`name: :ubuntu`).
+    Symbol,
+    /// Anything else (an Integer with `os_type` and `shell_type` given, ...).
+    Other,
 }
 
 /// Compiles a Ruby (Onigmo) pattern with the `regex` crate: `^`/`$` match at line breaks as
@@ -92,14 +104,17 @@ mod tests {
 
     #[test]
     fn exact_and_regex_entries() {
-        assert!(f("ubuntu-22.04").matches("ubuntu-22.04", true));
-        assert!(!f("ubuntu").matches("ubuntu-22.04", true));
-        assert!(!f("ubuntu").matches("ubuntu", false));
-        assert!(f("/ubuntu/").matches("my-ubuntu-22.04", true));
-        assert!(f("/ubuntu/").matches("ubuntu", false));
-        assert!(f("/^UBU/i").matches("ubuntu", true));
-        assert!(!f("/^UBU/").matches("ubuntu", true));
-        assert!(f("/u b u/x").matches("ubu", true));
+        use NameKind::*;
+        assert!(f("ubuntu-22.04").matches("ubuntu-22.04", String));
+        assert!(!f("ubuntu").matches("ubuntu-22.04", String));
+        assert!(!f("ubuntu").matches("ubuntu", Symbol));
+        assert!(f("/ubuntu/").matches("my-ubuntu-22.04", String));
+        assert!(f("/ubuntu/").matches("ubuntu", Symbol));
+        assert!(!f("/2016/").matches("2016", Other));
+        assert!(!f("2016").matches("2016", Other));
+        assert!(f("/^UBU/i").matches("ubuntu", String));
+        assert!(!f("/^UBU/").matches("ubuntu", String));
+        assert!(f("/u b u/x").matches("ubu", String));
         // Not regex-like: flags other than i/x, or no closing slash.
         assert!(matches!(f("/foo/g"), PlatformFilter::Exact(_)));
         assert!(matches!(f("/foo"), PlatformFilter::Exact(_)));

@@ -43,6 +43,7 @@ mod tests;
 pub use discovery::ConfigFiles;
 pub use error::ConfigError;
 pub use munge::instance_name;
+pub use value::Pos;
 
 /// A plugin block (driver, provisioner, verifier, transport, lifecycle) after merging: the
 /// user's keys as written, with `name` set. Values are kept generic because plugins this
@@ -215,7 +216,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ConfigError> {
         };
         read.push(path.clone());
         let map = parse_file(&text, path, &erb_env)?;
-        merged.rmerge_in(&map);
+        merged
+            .rmerge_in(&map)
+            .map_err(|c| ConfigError::merge(c, ""))?;
     }
 
     finish(opts, dir, read, merged)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::InstanceConfig;
 use super::error::ConfigError;
-use super::filter::PlatformFilter;
+use super::filter::{NameKind, PlatformFilter};
 use super::value::{Map, Node, Value, map_to_json};
 
 /// The values test-kitchen forces into plugin blocks (`Kitchen::Config#kitchen_config`).
@@ -44,8 +44,12 @@ struct Platform {
     raw: Value,
     /// `name.to_s`.
     name: String,
-    /// Whether the name is a String (a Symbol name never equals an exact filter string).
-    is_string: bool,
+    /// The Ruby class of the name (a Symbol name never equals an exact filter string).
+    kind: NameKind,
+    /// Where the name was written (for errors).
+    name_node: Node,
+    /// Index in `platforms`.
+    idx: usize,
     /// Index of the first platform with an equal name (test-kitchen's `platform_data_for`).
     data_idx: usize,
 }
@@ -98,13 +102,18 @@ pub(crate) fn instances(
         Some(Node {
             v: Value::Map(m), ..
         }) => m.clone(),
-        Some(n) if !n.is_null() => return Err(ConfigError::ty(n, "kitchen", "a mapping")),
-        _ => Map::new(),
+        Some(n) => return Err(ConfigError::ty(n, "kitchen", "a mapping")),
+        None => Map::new(),
     };
     let common: Vec<Map> = PLUGINS
         .iter()
         .map(|k| normalized_block(data.get(k), k, "common", k))
         .collect::<Result<_, _>>()?;
+
+    // Each platform's and suite's blocks, normalized once (not once per instance), lazily
+    // as test-kitchen does: a platform no suite uses is never looked at.
+    let mut platform_blocks: Vec<Option<Vec<Map>>> = vec![None; platforms.len()];
+    let mut suite_blocks: Vec<Option<Vec<Map>>> = vec![None; suites.len()];
 
     let mut out = Vec::new();
     for suite in &suite_objs {
@@ -113,36 +122,51 @@ pub(crate) fn instances(
                 suite
                     .includes
                     .iter()
-                    .any(|f| f.matches(&platform.name, platform.is_string))
+                    .any(|f| f.matches(&platform.name, platform.kind))
             } else if !suite.excludes.is_empty() {
                 !suite
                     .excludes
                     .iter()
-                    .any(|f| f.matches(&platform.name, platform.is_string))
+                    .any(|f| f.matches(&platform.name, platform.kind))
             } else {
                 true
             };
             if !keep {
                 continue;
             }
-            let pmap = &platforms[platform.data_idx];
-            let smap = &suites[suite.data_idx];
+            if platform.kind == NameKind::Other {
+                // The default transport is `/^win/i.match?(platform.name)`: a TypeError on
+                // anything but a String or Symbol.
+                return Err(ConfigError::ty(
+                    &platform.name_node,
+                    format!("platforms[{}].name", platform.idx),
+                    "a string (test-kitchen fails on other platform names; quote it)",
+                ));
+            }
+            let pblocks = cached_blocks(
+                &mut platform_blocks,
+                &platforms,
+                platform.data_idx,
+                "platform",
+                "platforms",
+            )?;
+            let sblocks = cached_blocks(
+                &mut suite_blocks,
+                &suites,
+                suite.data_idx,
+                "suite",
+                "suites",
+            )?;
             let mut blocks: Vec<Map> = Vec::with_capacity(PLUGINS.len());
             for (k, key) in PLUGINS.iter().enumerate() {
-                let pdata = normalized_block(
-                    pmap.get(key),
-                    key,
-                    "platform",
-                    &format!("platforms[{}].{key}", platform.data_idx),
-                )?;
-                let sdata = normalized_block(
-                    smap.get(key),
-                    key,
-                    "suite",
-                    &format!("suites[{}].{key}", suite.data_idx),
-                )?;
                 let defaults = default_block(key, &platform.name);
-                let merged = defaults.rmerge(&common[k].rmerge(&pdata.rmerge(&sdata)));
+                let (pb, sb) = (&platform_blocks[pblocks], &suite_blocks[sblocks]);
+                let (Some(pb), Some(sb)) = (pb, sb) else {
+                    continue; // filled by cached_blocks just above
+                };
+                let ctx = format!("{key}.");
+                let merge = |a: &Map, b: &Map| a.rmerge(b).map_err(|c| ConfigError::merge(c, &ctx));
+                let merged = merge(&defaults, &merge(&common[k], &merge(&pb[k], &sb[k])?)?)?;
                 blocks.push(finish_block(
                     key,
                     merged,
@@ -167,6 +191,25 @@ pub(crate) fn instances(
         }
     }
     Ok(out)
+}
+
+/// Fills `cache[idx]` with the normalized blocks of `maps[idx]` and returns `idx`.
+fn cached_blocks(
+    cache: &mut [Option<Vec<Map>>],
+    maps: &[Map],
+    idx: usize,
+    ns: &str,
+    list: &str,
+) -> Result<usize, ConfigError> {
+    if cache[idx].is_none() {
+        let m = &maps[idx];
+        let blocks = PLUGINS
+            .iter()
+            .map(|key| normalized_block(m.get(key), key, ns, &format!("{list}[{idx}].{key}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        cache[idx] = Some(blocks);
+    }
+    Ok(idx)
 }
 
 /// `Instance.name_for`: `"#{suite}-#{platform}".gsub(%r{[_,/]}, "-").delete(".")`.
@@ -223,7 +266,12 @@ fn platform_obj(p: &Map, i: usize) -> Result<Platform, ConfigError> {
             found: "a platform without a name".into(),
         });
     };
-    let is_string = matches!(name.v, Value::Str(_));
+    let kind = match name.v {
+        Value::Str(_) => NameKind::String,
+        Value::Sym(_) => NameKind::Symbol,
+        _ => NameKind::Other,
+    };
+    let is_string = kind == NameKind::String;
     // Platform#initialize calls name.downcase unless both os_type and shell_type are given.
     let downcase_ok = is_string || matches!(name.v, Value::Sym(_));
     let windows_check_skipped = p.contains_key("os_type") && p.contains_key("shell_type");
@@ -234,10 +282,30 @@ fn platform_obj(p: &Map, i: usize) -> Result<Platform, ConfigError> {
             "a string (test-kitchen fails on other platform names; quote it)",
         ));
     }
+    // Platform#windows?: `name.downcase =~ /^win/ || (transport && transport[:name] == "winrm")`
+    // indexes a non-Hash transport with a Symbol, which raises a TypeError.
+    let win_name = default_block("transport", &name.ruby_to_s())
+        .get("name")
+        .and_then(Node::as_str)
+        == Some("winrm");
+    if !win_name
+        && !windows_check_skipped
+        && let Some(t) = p.get("transport")
+        && !matches!(t.v, Value::Map(_) | Value::Null)
+    {
+        return Err(ConfigError::ty(
+            t,
+            format!("platforms[{i}].transport"),
+            "a mapping such as `{name: winrm}` (test-kitchen reads transport[:name] on a \
+             platform and fails on a plain name there)",
+        ));
+    }
     Ok(Platform {
         raw: name.v.clone(),
         name: name.ruby_to_s(),
-        is_string,
+        kind,
+        name_node: name.clone(),
+        idx: i,
         data_idx: i,
     })
 }
@@ -538,7 +606,15 @@ fn for_all_roots(
 fn block_of(root: &Map, key: &str, ctx: &str) -> Result<Map, ConfigError> {
     match root.get(key) {
         None => Ok(Map::new()),
-        Some(Node { v: Value::Null, .. }) => Ok(Map::new()),
+        // `root.fetch(key, {})` is nil here and test-kitchen's legacy rewrite fails on it.
+        Some(n @ Node { v: Value::Null, .. }) => Err(ConfigError::ty(
+            n,
+            format!("{ctx}{key}"),
+            format!(
+                "a mapping or a {key} name (an empty `{key}:` next to legacy keys that \
+                 test-kitchen moves into it makes test-kitchen fail)"
+            ),
+        )),
         Some(
             n @ Node {
                 v: Value::Str(_), ..
@@ -559,6 +635,11 @@ fn block_of(root: &Map, key: &str, ctx: &str) -> Result<Map, ConfigError> {
     }
 }
 
+fn merge_at(a: &Map, b: &Map, ctx: &str, key: &str) -> Result<Map, ConfigError> {
+    a.rmerge(b)
+        .map_err(|c| ConfigError::merge(c, &format!("{ctx}{key}.")))
+}
+
 fn map_node(m: Map) -> Node {
     Node::new(Value::Map(m))
 }
@@ -568,7 +649,6 @@ fn legacy_driver_format(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
         let ddata = block_of(root, "driver", ctx)?;
         let base = match dc.v {
             Value::Map(m) => m,
-            Value::Null => Map::new(),
             _ => {
                 return Err(ConfigError::ty(
                     &dc,
@@ -577,13 +657,13 @@ fn legacy_driver_format(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
                 ));
             }
         };
-        root.insert("driver", map_node(base.rmerge(&ddata)));
+        root.insert("driver", map_node(merge_at(&base, &ddata, ctx, "driver")?));
     }
     if let Some(plugin) = root.remove("driver_plugin") {
         let ddata = block_of(root, "driver", ctx)?;
         let mut base = Map::new();
         base.insert("name", plugin);
-        root.insert("driver", map_node(base.rmerge(&ddata)));
+        root.insert("driver", map_node(merge_at(&base, &ddata, ctx, "driver")?));
     }
     Ok(())
 }
@@ -602,7 +682,10 @@ fn legacy_require_chef_omnibus(root: &mut Map, ctx: &str) -> Result<(), ConfigEr
     let pdata = block_of(root, "provisioner", ctx)?;
     let mut base = Map::new();
     base.insert(key, v);
-    root.insert("provisioner", map_node(base.rmerge(&pdata)));
+    root.insert(
+        "provisioner",
+        map_node(merge_at(&base, &pdata, ctx, "provisioner")?),
+    );
     Ok(())
 }
 
@@ -617,11 +700,10 @@ fn legacy_busser(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
             m
         }
         Value::Map(m) => m,
-        Value::Null => Map::new(),
         _ => {
             return Err(ConfigError::ty(
                 &b,
-                "busser",
+                format!("{ctx}busser"),
                 "a mapping or a busser version",
             ));
         }
@@ -630,7 +712,10 @@ fn legacy_busser(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
         bdata.insert("name", Node::str("busser"));
     }
     let vdata = block_of(root, "verifier", ctx)?;
-    root.insert("verifier", map_node(bdata.rmerge(&vdata)));
+    root.insert(
+        "verifier",
+        map_node(merge_at(&bdata, &vdata, ctx, "verifier")?),
+    );
     Ok(())
 }
 
@@ -648,9 +733,15 @@ fn legacy_http_proxy(root: &mut Map, ctx: &str) -> Result<(), ConfigError> {
         let mut base = Map::new();
         base.insert(key, v);
         let pdata = block_of(root, "provisioner", ctx)?;
-        root.insert("provisioner", map_node(base.rmerge(&pdata)));
+        root.insert(
+            "provisioner",
+            map_node(merge_at(&base, &pdata, ctx, "provisioner")?),
+        );
         let vdata = block_of(root, "verifier", ctx)?;
-        root.insert("verifier", map_node(base.rmerge(&vdata)));
+        root.insert(
+            "verifier",
+            map_node(merge_at(&base, &vdata, ctx, "verifier")?),
+        );
     }
     Ok(())
 }
@@ -667,7 +758,7 @@ fn move_data_to(root: &mut Map, to: &str, key: &str, ctx: &str) -> Result<(), Co
     };
     let mut add = Map::new();
     add.insert(key, v);
-    root.insert(to, map_node(pdata.rmerge(&add)));
+    root.insert(to, map_node(merge_at(&pdata, &add, ctx, to)?));
     Ok(())
 }
 

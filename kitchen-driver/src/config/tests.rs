@@ -274,7 +274,7 @@ fn duplicate_platform_names_use_the_first_platform_data() {
 #[test]
 fn symbol_platform_names_match_regex_filters_only() {
     let p = load(
-        "platforms: [{name: :ubuntu}]\nsuites: [{name: a, includes: [ubuntu]}, {name: b, includes: ['/ubu/']}]\n",
+        "platforms:\n- name: :ubuntu\nsuites: [{name: a, includes: [ubuntu]}, {name: b, includes: ['/ubu/']}]\n",
     );
     assert_eq!(names(&p), ["b-ubuntu"]);
 }
@@ -323,15 +323,21 @@ fn anchors_and_merge_keys_in_platforms() {
 #[test]
 fn psych_scalars_reach_the_config() {
     let p = load(
-        "driver: {name: lxd, privileged: yes, mode: 0755, port: 1_000, quoted: 'on', sym: :x}\n\
-         platforms: [{name: p}]\nsuites: [{name: s}]\n",
+        "driver: {name: lxd, privileged: yes, mode: 0755, port: 1_000, quoted: 'on'}\n\
+         provisioner:\n  sym: :x\nplatforms: [{name: p}]\nsuites: [{name: s}]\n",
     );
     let d = &inst(&p, "s-p").driver;
     assert_eq!(d["privileged"], true);
     assert_eq!(d["mode"], 493);
     assert_eq!(d["port"], 1000);
     assert_eq!(d["quoted"], "on");
-    assert_eq!(d["sym"], ":x");
+    assert_eq!(inst(&p, "s-p").provisioner["sym"], ":x");
+    // Psych refuses a plain `:x` inside a flow collection; so do we.
+    let e = err("driver: {name: lxd, sym: :x}\n");
+    assert!(
+        e.contains("kitchen.yml:1:26") && e.contains("quote it"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -399,4 +405,66 @@ fn selection_errors_exit_1_and_config_errors_exit_20() {
     assert_eq!(e.as_ref().map(ConfigError::exit_code), Some(1));
     let e = load_str("a: [\n", &opts()).err();
     assert_eq!(e.as_ref().map(ConfigError::exit_code), Some(20));
+}
+
+#[test]
+fn ruby_erb_that_needs_rubygems_still_works() {
+    let Some(path) = std::env::var("PATH").ok() else {
+        return;
+    };
+    let mut o = opts();
+    o.dir = std::env::temp_dir();
+    o.env.insert("PATH".into(), path);
+    let yaml = "driver:\n  name: lxd\n  v: <%= Gem::Version.new('1.2.3').segments.first %>\n";
+    let p = load_str(yaml, &o);
+    assert!(p.is_ok(), "{:?}", p.err().map(|e| e.to_string()));
+}
+
+#[test]
+fn unused_platform_data_is_not_looked_at() {
+    // test-kitchen normalizes a platform's blocks only when an instance uses it.
+    let p = load(
+        "platforms: [{name: a}, {name: b, driver: [oops]}]\nsuites: [{name: s, includes: [a]}]\n",
+    );
+    assert_eq!(names(&p), ["s-a"]);
+    let e = err("platforms: [{name: a}, {name: b, driver: [oops]}]\nsuites: [{name: s}]\n");
+    assert!(e.contains("platforms[1].driver"), "{e}");
+}
+
+#[test]
+fn where_test_kitchen_crashes_we_give_located_errors() {
+    // rmerge: a mapping merged with a non-mapping is a TypeError in test-kitchen.
+    let e = err("transport:\n  nested: {x: 1}\nplatforms: [{name: p}]\n\
+         suites:\n- name: s\n  transport:\n    nested: plain\n");
+    assert!(e.contains("kitchen.yml:7:13: transport.nested:"), "{e}");
+    // An empty provisioner next to a legacy key test-kitchen moves into it.
+    let e = err("platforms: [{name: p}]\nsuites:\n- name: s\n  provisioner:\n  run_list: [a]\n");
+    assert!(e.contains("suites[0].provisioner"), "{e}");
+    // Platform#windows? reads transport[:name] on a non-Hash transport.
+    let e = err("platforms:\n- name: debian\n  transport: docker\nsuites: [{name: s}]\n");
+    assert!(
+        e.contains("kitchen.yml:3:14: platforms[0].transport"),
+        "{e}"
+    );
+    // ... unless the platform name already says Windows.
+    let p = load("platforms:\n- name: windows\n  transport: winrm\nsuites: [{name: s}]\n");
+    assert_eq!(p.instances[0].transport_name(), "winrm");
+    // An empty `kitchen:` is nil.key? in test-kitchen.
+    assert!(err("kitchen:\nplatforms: [{name: p}]\nsuites: [{name: s}]\n").contains("kitchen"));
+}
+
+#[test]
+fn integer_platform_names_with_os_and_shell_type() {
+    // Platform#new accepts them, but the default transport check fails once an instance
+    // uses the platform; a platform no suite uses is fine.
+    let yaml =
+        "platforms:\n- {name: 2016, os_type: windows, shell_type: powershell}\n- {name: b}\n";
+    assert_eq!(
+        names(&load(&format!(
+            "{yaml}suites: [{{name: s, includes: [b]}}]\n"
+        ))),
+        ["s-b"]
+    );
+    let e = err(&format!("{yaml}suites: [{{name: s}}]\n"));
+    assert!(e.contains("kitchen.yml:2:10: platforms[0].name"), "{e}");
 }

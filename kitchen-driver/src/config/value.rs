@@ -123,28 +123,50 @@ impl Map {
     /// test-kitchen's `rmerge` (lib/vendor/hash_recursive_merge.rb): `self` deep-merged with
     /// `other`; where both hold a Hash the two are merged, otherwise `other`'s value wins.
     ///
-    /// Ruby raises a TypeError when the old value is a Hash and the new one is not; here the new
-    /// value simply replaces it.
-    pub fn rmerge(&self, other: &Map) -> Map {
+    /// # Errors
+    /// Ruby raises a TypeError when the old value is a Hash and the new one is not (`nil`, a
+    /// string, a list): that is a [`MergeConflict`] naming the key path and the new value.
+    pub fn rmerge(&self, other: &Map) -> Result<Map, MergeConflict> {
         let mut out = self.clone();
-        out.rmerge_in(other);
-        out
+        out.rmerge_in(other)?;
+        Ok(out)
     }
 
     /// In-place [`Map::rmerge`].
-    pub fn rmerge_in(&mut self, other: &Map) {
+    ///
+    /// # Errors
+    /// As [`Map::rmerge`]; `self` is then partly merged.
+    pub fn rmerge_in(&mut self, other: &Map) -> Result<(), MergeConflict> {
         for (k, newval) in &other.entries {
-            match (self.get_mut(k), &newval.v) {
-                (
-                    Some(Node {
-                        v: Value::Map(old), ..
-                    }),
-                    Value::Map(new),
-                ) => old.rmerge_in(new),
+            match self.get_mut(k) {
+                Some(Node {
+                    v: Value::Map(old), ..
+                }) => match &newval.v {
+                    Value::Map(new) => old.rmerge_in(new).map_err(|mut c| {
+                        c.path = format!("{k}.{}", c.path);
+                        c
+                    })?,
+                    _ => {
+                        return Err(MergeConflict {
+                            path: k.clone(),
+                            new: newval.clone(),
+                        });
+                    }
+                },
                 _ => self.insert(k.clone(), newval.clone()),
             }
         }
+        Ok(())
     }
+}
+
+/// A deep merge test-kitchen cannot do: a mapping merged with something else.
+#[derive(Debug, Clone)]
+pub struct MergeConflict {
+    /// The key path inside the merged maps, e.g. `nested.y`.
+    pub path: String,
+    /// The value that was to replace a mapping.
+    pub new: Node,
 }
 
 impl FromIterator<(String, Node)> for Map {
@@ -357,7 +379,17 @@ mod tests {
             ("list", Value::Seq(vec![Node::str("b")])),
             ("new", Value::Null),
         ]);
-        let r = a.rmerge(&b);
+        // a mapping cannot be replaced by a non-mapping: Ruby's TypeError
+        let c = m(&[("h", Value::Map(m(&[("x", Value::Str("s".into()))])))]);
+        let d = m(&[("h", Value::Map(m(&[("x", Value::Null)])))]);
+        assert!(c.rmerge(&d).is_ok());
+        let conflict = a.rmerge(&d).err().map(|c| c.path);
+        assert_eq!(conflict.as_deref(), None);
+        let e = m(&[("h", Value::Null)]);
+        assert_eq!(a.rmerge(&e).err().map(|c| c.path).as_deref(), Some("h"));
+        let f = m(&[("h", Value::Map(m(&[("x", Value::Map(m(&[])))])))]);
+        assert_eq!(f.rmerge(&d).err().map(|c| c.path).as_deref(), Some("h.x"));
+        let r = a.rmerge(&b).unwrap_or_default();
         let j = serde_json::Value::Object(map_to_json(&r));
         assert_eq!(
             j.to_string(),

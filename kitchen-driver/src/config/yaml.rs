@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde_saphyr::granit_parser::{Event, Options, Parser, ScalarStyle, ScanError, Span, Tag};
+use serde_saphyr::granit_parser::{
+    Event, Options, Parser, ScalarStyle, ScanError, Span, StructureStyle, Tag,
+};
 
 use super::error::ConfigError;
 use super::value::{Map, Node, Pos, Value};
@@ -37,6 +39,7 @@ pub fn parse(text: &str, file: &Arc<Path>) -> Result<Option<Node>, ConfigError> 
         file: file.clone(),
         anchors: HashMap::new(),
         nodes: 0,
+        flow: 0,
     };
     loop {
         let Some((ev, span)) = b.next()? else {
@@ -62,6 +65,8 @@ struct Builder<'a> {
     file: Arc<Path>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    /// How many flow collections (`[...]`, `{...}`) enclose the current node.
+    flow: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -131,9 +136,25 @@ impl<'a> Builder<'a> {
         self.count(1, &pos)?;
         let (node, anchor) = match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                if self.flow > 0 && style == ScalarStyle::Plain && text.starts_with(':') {
+                    // libyaml (Psych) always reads ':' inside a flow collection as the value
+                    // indicator, so `[:sym]` or `{k: :v}` are syntax errors for test-kitchen.
+                    return Err(yaml_error(
+                        &self.file,
+                        self.text,
+                        span.start.line(),
+                        span.start.col() + 1,
+                        "a plain value starting with ':' inside [...] or {...} is a syntax error \
+                         for Ruby's YAML parser (test-kitchen's); quote it"
+                            .into(),
+                    ));
+                }
                 (self.scalar(&text, style, tag.as_deref(), &pos)?, anchor)
             }
-            Event::SequenceStart(_, anchor, _) => {
+            Event::SequenceStart(style, anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), &pos)?;
+                let flow = usize::from(style == StructureStyle::Flow);
+                self.flow += flow;
                 let mut items = Vec::new();
                 loop {
                     let (ev, span) = self.next_required()?;
@@ -142,6 +163,7 @@ impl<'a> Builder<'a> {
                         ev => items.push(self.node(ev, span, depth + 1)?),
                     }
                 }
+                self.flow -= flow;
                 (
                     Node {
                         v: Value::Seq(items),
@@ -150,7 +172,14 @@ impl<'a> Builder<'a> {
                     anchor,
                 )
             }
-            Event::MappingStart(_, anchor, _) => (self.mapping(pos, depth)?, anchor),
+            Event::MappingStart(style, anchor, tag) => {
+                self.check_collection_tag(tag.as_deref(), &pos)?;
+                let flow = usize::from(style == StructureStyle::Flow);
+                self.flow += flow;
+                let node = self.mapping(pos, depth)?;
+                self.flow -= flow;
+                (node, anchor)
+            }
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id).cloned() else {
                     return Err(yaml_error(
@@ -178,6 +207,26 @@ impl<'a> Builder<'a> {
             self.anchors.insert(anchor, node.clone());
         }
         Ok(node)
+    }
+
+    /// Ruby object tags on collections (`!ruby/object:Foo`, `!ruby/hash:Foo`, `!!set`) are
+    /// refused by `safe_load`; other tags are ignored, as Psych does.
+    fn check_collection_tag(&self, tag: Option<&Tag>, pos: &Pos) -> Result<(), ConfigError> {
+        let Some(t) = tag else { return Ok(()) };
+        let refused = (t.handle() == "!"
+            && (t.suffix().starts_with("ruby/")
+                || t.suffix().starts_with("map:")
+                || t.suffix() == "set"))
+            || is_core(t, "set");
+        if refused {
+            return Err(ConfigError::Type {
+                at: Some(pos.clone()),
+                path: format!("!{}", t.suffix()),
+                expected: "plain data (YAML.safe_load refuses Ruby object tags)".into(),
+                found: format!("a collection tagged !{}", t.suffix()),
+            });
+        }
+        Ok(())
     }
 
     fn mapping(&mut self, pos: Pos, depth: usize) -> Result<Node, ConfigError> {
@@ -245,26 +294,48 @@ impl<'a> Builder<'a> {
         tag: Option<&Tag>,
         pos: &Pos,
     ) -> Result<Node, ConfigError> {
+        // Psych's ToRuby#deserialize: an untagged quoted scalar is a String, an untagged plain
+        // one is tokenized; an explicit tag decides otherwise, whatever the style.
         let v = match tag {
-            Some(t) if is_core(t, "str") => Value::Str(text.to_owned()),
-            Some(t) if t.handle() == "!" && t.suffix().is_empty() => Value::Str(text.to_owned()),
-            Some(t) if t.handle() == "!" && t.suffix().starts_with("ruby/sym") => {
-                Value::Sym(text.to_owned())
+            None if style != ScalarStyle::Plain => Value::Str(text.to_owned()),
+            None => tokenize(text, pos)?,
+            Some(t) => {
+                let local = |pred: &dyn Fn(&str) -> bool| t.handle() == "!" && pred(t.suffix());
+                if is_core(t, "binary") || local(&|s| s == "binary") {
+                    Value::Str(String::from_utf8_lossy(&base64_lenient(text)).into_owned())
+                } else if is_core(t, "str")
+                    || local(&|s| {
+                        s == "str" || s.starts_with("str:") || s.starts_with("ruby/string")
+                    })
+                {
+                    Value::Str(text.to_owned())
+                } else if is_core(t, "float") || local(&|s| s == "float") {
+                    match tokenize(text, pos)? {
+                        Value::Int(i) => Value::Float(i as f64),
+                        Value::BigInt(b) => Value::Float(b.parse().unwrap_or(f64::INFINITY)),
+                        f @ Value::Float(_) => f,
+                        _ => {
+                            return Err(ConfigError::Type {
+                                at: Some(pos.clone()),
+                                path: format!("!!float {text}"),
+                                expected: "a number (Ruby's Float() fails on this)".into(),
+                                found: format!("{text:?}"),
+                            });
+                        }
+                    }
+                } else if local(&|s| s.starts_with("ruby/sym")) {
+                    Value::Sym(text.to_owned())
+                } else if local(&|s| s.starts_with("ruby/")) {
+                    return Err(ConfigError::Type {
+                        at: Some(pos.clone()),
+                        path: format!("!{}", t.suffix()),
+                        expected: "plain data (YAML.safe_load refuses Ruby object tags)".into(),
+                        found: format!("a value tagged !{}", t.suffix()),
+                    });
+                } else {
+                    tokenize(text, pos)?
+                }
             }
-            Some(t) if t.handle() == "!" && t.suffix().starts_with("ruby/") => {
-                return Err(ConfigError::Type {
-                    at: Some(pos.clone()),
-                    path: format!("!{}", t.suffix()),
-                    expected: "plain data (YAML.safe_load refuses Ruby object tags)".into(),
-                    found: format!("a value tagged !{}", t.suffix()),
-                });
-            }
-            Some(t) if is_core(t, "float") => match tokenize(text, pos)? {
-                Value::Int(i) => Value::Float(i as f64),
-                v => v,
-            },
-            _ if style != ScalarStyle::Plain => Value::Str(text.to_owned()),
-            _ => tokenize(text, pos)?,
         };
         Ok(Node {
             v,
@@ -273,8 +344,34 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// Ruby's `unpack('m')`: base64, ignoring characters outside the alphabet, stopping at `=`.
+fn base64_lenient(s: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => continue,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
 fn is_core(t: &Tag, suffix: &str) -> bool {
     t.is_yaml_core_schema_tag(suffix)
+        || (t.handle() == "tag:yaml.org,2002:" && t.suffix() == suffix)
 }
 
 fn count_nodes(n: &Node) -> usize {
@@ -426,27 +523,19 @@ fn digits(s: &str, min: usize, max: usize) -> bool {
 }
 
 fn is_date(s: &str) -> bool {
-    // /^\d{4}-(?:1[012]|0\d|\d)-(?:[12]\d|3[01]|0\d|\d)$/ ; the strptime may still fail
-    // (e.g. 2023-02-30 stays a String).
+    // /^\d{4}-(?:1[012]|0\d|\d)-(?:[12]\d|3[01]|0\d|\d)$/ : under safe_load the Date class
+    // is refused before the date is even parsed, so an impossible date (2023-02-30) fails too.
     let parts: Vec<&str> = s.split('-').collect();
     if parts.len() != 3 || !digits(parts[0], 4, 4) {
         return false;
     }
-    let (Ok(m), Ok(d)) = (parts[1].parse::<u32>(), parts[2].parse::<u32>()) else {
-        return false;
-    };
-    if !digits(parts[1], 1, 2) || !digits(parts[2], 1, 2) || !(1..=12).contains(&m) {
-        return false;
-    }
-    let y: i32 = parts[0].parse().unwrap_or(0);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let dim = match m {
-        2 if leap => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    };
-    (1..=dim).contains(&d)
+    let (m, d) = (parts[1].as_bytes(), parts[2].as_bytes());
+    let month_ok = matches!(m, [b'1', b'0'..=b'2'] | [b'0', b'0'..=b'9'] | [b'0'..=b'9']);
+    let day_ok = matches!(
+        d,
+        [b'1' | b'2', b'0'..=b'9'] | [b'3', b'0' | b'1'] | [b'0', b'0'..=b'9'] | [b'0'..=b'9']
+    );
+    month_ok && day_ok
 }
 
 fn is_time(s: &str) -> bool {
@@ -693,7 +782,8 @@ mod tests {
         assert_eq!(tok("2016"), Int(2016));
         assert_eq!(tok("true_value"), Str("true_value".into()));
         assert!(tokenize("2024-01-31", &p()).is_err());
-        assert_eq!(tok("2023-02-30"), Str("2023-02-30".into()));
+        assert!(tokenize("2023-02-30", &p()).is_err());
+        assert_eq!(tok("2023-13-01"), Str("2023-13-01".into()));
         assert!(tokenize("2001-12-14t21:59:43.10-05:00", &p()).is_err());
     }
 
@@ -740,6 +830,22 @@ mod tests {
     }
 
     #[test]
+    fn collection_tags_as_psych() {
+        let f: Arc<Path> = Arc::from(Path::new("k.yml"));
+        assert_eq!(
+            load("a: !foo {b: 1}\nc: !bar [1]\n").to_string(),
+            r#"{"a":{"b":1},"c":[1]}"#
+        );
+        for bad in [
+            "a: !ruby/object:Foo {b: 1}\n",
+            "a: !!set {b: }\n",
+            "a: !ruby/array:Foo [1]\n",
+        ] {
+            assert!(parse(bad, &f).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn non_string_keys_are_errors() {
         let f: Arc<Path> = Arc::from(Path::new("k.yml"));
         let err = parse("a:\n  8080: 80\n", &f).err().map(|e| e.to_string());
@@ -760,5 +866,415 @@ mod tests {
         }
         let f: Arc<Path> = Arc::from(Path::new("k.yml"));
         assert!(parse(&s, &f).is_err());
+    }
+}
+
+/// Differential test against the real Psych: every plain scalar spelling over a character set
+/// that reaches each branch of `ScalarScanner#tokenize` must resolve as Ruby resolves it.
+#[cfg(test)]
+mod psych_differential {
+    use super::*;
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+
+    fn candidates() -> Vec<String> {
+        let chars: Vec<char> = "0179._:-+xbeEoyYnNtfl~,".chars().collect();
+        let mut out: Vec<String> = Vec::new();
+        for a in &chars {
+            out.push(a.to_string());
+            for b in &chars {
+                out.push(format!("{a}{b}"));
+                for c in &chars {
+                    out.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        // Longer spellings from a fixed pseudo-random sequence (reproducible).
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..4000 {
+            let len = 4 + (x % 6) as usize;
+            let mut s = String::new();
+            for _ in 0..len {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push(chars[(x % chars.len() as u64) as usize]);
+            }
+            out.push(s);
+        }
+        out.extend(
+            [
+                "yes",
+                "Yes",
+                "YES",
+                "no",
+                "On",
+                "off",
+                "true",
+                "False",
+                "null",
+                "Null",
+                "NULL",
+                "~",
+                "y",
+                "n",
+                "1_000",
+                "1,000",
+                "0755",
+                "0o17",
+                "0x1F",
+                "0b1010",
+                "12.04",
+                "1e3",
+                "1.0e+3",
+                "1.5E-2",
+                ".inf",
+                "-.Inf",
+                "+.INF",
+                ".NaN",
+                ":sym",
+                ":\"q\"",
+                "1:30",
+                "-1:30:00",
+                "1:30.5",
+                "190:20:30",
+                "2024-01-31",
+                "2023-02-30",
+                "2001-12-14t21:59:43.10-05:00",
+                "2001-12-14 21:59:43.10 -5",
+                "ubuntu-22.04",
+                "win",
+                "windows",
+                "0",
+                "-0",
+                "+0",
+                "00",
+                "08",
+                "0.",
+                "-.5",
+                "1__0",
+                "1_",
+                "_1",
+                "0x",
+                "0b",
+                "1e",
+                "on_off",
+                "yes!",
+                "nULL",
+                "tRUE",
+                "1.2.3",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned()),
+        );
+        // Only spellings that are a plain scalar as a sequence item on their own line.
+        out.retain(|s| {
+            !s.starts_with([
+                '-', ':', '?', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '%', '@',
+                '`', '\'', '"',
+            ]) || (s.len() > 1 && s.starts_with(['-', ':', '?']) && !s[1..].starts_with([' ']))
+        });
+        out.retain(|s| {
+            !s.ends_with(':') && !s.contains(": ") && !s.contains(" #") && s != "---" && s != "..."
+        });
+        for tag in [
+            "!!str ",
+            "!!int ",
+            "!!float ",
+            "!!bool ",
+            "!!null ",
+            "! ",
+            "!foo ",
+            "!str ",
+            "!ruby/sym ",
+            "!!binary ",
+        ] {
+            for v in [
+                "0x10", "'0x10'", "\"yes\"", "yes", "1.5", "3", "aGVsbG8=", "''", "~", ":s",
+            ] {
+                out.push(format!("{tag}{v}"));
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn ours(s: &str) -> String {
+        let f: Arc<Path> = Arc::from(Path::new("t.yml"));
+        match parse(&format!("- {s}\n"), &f) {
+            Err(ConfigError::Yaml { .. }) => "syntax".into(),
+            Err(_) => "error".into(),
+            Ok(Some(Node {
+                v: Value::Seq(items),
+                ..
+            })) if items.len() == 1 => {
+                let n = &items[0];
+                let class = match &n.v {
+                    Value::Null => "NilClass",
+                    Value::Bool(true) => "TrueClass",
+                    Value::Bool(false) => "FalseClass",
+                    Value::Int(_) | Value::BigInt(_) => "Integer",
+                    Value::Float(_) => "Float",
+                    Value::Str(_) => "String",
+                    Value::Sym(_) => "Symbol",
+                    Value::Seq(_) => "Array",
+                    Value::Map(_) => "Hash",
+                };
+                format!("{class} {}", n.ruby_to_s())
+            }
+            Ok(other) => format!("other {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_scalars_resolve_as_psych_does() {
+        let Some(ruby) = std::env::var("PATH").ok().and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("ruby"))
+                .find(|r| r.is_file())
+        }) else {
+            panic!("ruby is not installed: run scripts/setup-host");
+        };
+        let cands = candidates();
+        let script = r##"
+            require "yaml"
+            STDIN.read.split("\n").each do |s|
+              r = begin
+                v = YAML.safe_load("- " + s + "\n", permitted_classes: [Symbol], aliases: true)
+                if v.is_a?(Array) && v.size == 1
+                  x = v[0]
+                  x.is_a?(Float) && x.nan? ? "Float NaN" : "#{x.class} #{x}"
+                else
+                  "other #{v.inspect}"
+                end
+              rescue Psych::SyntaxError
+                "syntax"
+              rescue Exception
+                "error"
+              end
+              puts r
+            end
+        "##;
+        let mut child = Command::new(ruby)
+            .args(["--disable-gems", "-e", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ruby: {e}"));
+        let input = cands.join("\n");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(input.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let theirs = String::from_utf8_lossy(&out.stdout);
+        let theirs: Vec<&str> = theirs.lines().collect();
+        assert_eq!(theirs.len(), cands.len());
+        let mut diffs = Vec::new();
+        for (s, t) in cands.iter().zip(theirs) {
+            let o = ours(s);
+            // Psych's syntax errors vs ours are a parser matter; both must at least refuse.
+            let same = o == t
+                || (t == "syntax" && (o == "syntax" || o == "error"))
+                || (o == "Float NaN" && t == "Float NaN");
+            if !same {
+                diffs.push(format!("{s:?}: psych {t:?}, ours {o:?}"));
+            }
+        }
+        assert!(
+            diffs.is_empty(),
+            "{} of {} differ:\n{}",
+            diffs.len(),
+            cands.len(),
+            diffs.join("\n")
+        );
+    }
+
+    /// Canonical form shared with the Ruby side: type-tagged scalars, ordered maps.
+    fn canon(n: &Node) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &n.v {
+            Value::Null => J::String("nil".into()),
+            Value::Bool(b) => J::String(format!("b:{b}")),
+            Value::Int(_) | Value::BigInt(_) => J::String(format!("i:{}", n.ruby_to_s())),
+            Value::Float(f) if f.is_nan() => J::String("f:NaN".into()),
+            Value::Float(_) => J::String(format!("f:{}", n.ruby_to_s())),
+            Value::Str(s) => J::String(format!("s:{s}")),
+            Value::Sym(s) => J::String(format!("y:{s}")),
+            Value::Seq(items) => J::Array(items.iter().map(canon).collect()),
+            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.clone(), canon(v))).collect()),
+        }
+    }
+
+    /// Random documents with anchors, aliases, `<<` merges (single and lists), duplicate keys,
+    /// flow and block collections, quoted and block scalars.
+    fn documents() -> Vec<String> {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let scalars = [
+            "a",
+            "yes",
+            "'yes'",
+            "0755",
+            "1_000",
+            "1:30",
+            ":sym",
+            "~",
+            "12.10",
+            "\"q\\n\"",
+            "-1",
+            "0x1f",
+            ".inf",
+            "ubuntu-22.04",
+            "null",
+            "Off",
+            "+1",
+            "1,000",
+            "1.",
+        ];
+        let keys = ["a", "b", "c", "name", "driver", "x_y"];
+        let mut docs = Vec::new();
+        for _ in 0..400 {
+            let mut anchors: Vec<String> = Vec::new();
+            let mut doc = String::new();
+            let top = 2 + rnd(4);
+            for t in 0..top {
+                let key = keys[rnd(keys.len() as u64) as usize];
+                match rnd(6) {
+                    0 => {
+                        let name = format!("a{t}");
+                        doc.push_str(&format!("{key}: &{name}\n"));
+                        for _ in 0..1 + rnd(3) {
+                            let k = keys[rnd(keys.len() as u64) as usize];
+                            let v = scalars[rnd(scalars.len() as u64) as usize];
+                            doc.push_str(&format!("  {k}: {v}\n"));
+                        }
+                        anchors.push(name);
+                    }
+                    1 if !anchors.is_empty() => {
+                        doc.push_str(&format!("{key}:\n"));
+                        let a = &anchors[rnd(anchors.len() as u64) as usize];
+                        let k = keys[rnd(keys.len() as u64) as usize];
+                        let v = scalars[rnd(scalars.len() as u64) as usize];
+                        if rnd(2) == 0 {
+                            doc.push_str(&format!("  {k}: {v}\n  <<: *{a}\n"));
+                        } else {
+                            let b = &anchors[rnd(anchors.len() as u64) as usize];
+                            doc.push_str(&format!("  <<: [*{a}, *{b}]\n  {k}: {v}\n"));
+                        }
+                    }
+                    2 if !anchors.is_empty() => {
+                        let a = &anchors[rnd(anchors.len() as u64) as usize];
+                        let v = ["a", "yes", "0755", "~", "12.10", "0x1f"][rnd(6) as usize];
+                        doc.push_str(&format!("{key}: [*{a}, {v}]\n"));
+                    }
+                    3 => {
+                        doc.push_str(&format!("{key}: |\n  line {}\n  two\n", rnd(9)));
+                    }
+                    4 => {
+                        // `1,000` splits into two entries in a flow collection, making an
+                        // integer key that test-kitchen cannot symbolize: not generated here.
+                        let flow: Vec<&str> = scalars
+                            .iter()
+                            .copied()
+                            .filter(|s| !s.contains(','))
+                            .collect();
+                        let v = flow[rnd(flow.len() as u64) as usize];
+                        let w = flow[rnd(flow.len() as u64) as usize];
+                        doc.push_str(&format!("{key}: {{k: {v}, l: [{w}, {v}]}}\n"));
+                    }
+                    _ => {
+                        let v = scalars[rnd(scalars.len() as u64) as usize];
+                        doc.push_str(&format!("{key}: {v}\n"));
+                    }
+                }
+            }
+            docs.push(doc);
+        }
+        docs
+    }
+
+    #[test]
+    fn documents_resolve_as_psych_does() {
+        let Some(ruby) = std::env::var("PATH").ok().and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("ruby"))
+                .find(|r| r.is_file())
+        }) else {
+            panic!("ruby is not installed: run scripts/setup-host");
+        };
+        let docs = documents();
+        let script = r##"
+            require "yaml"
+            require "json"
+            def canon(x)
+              case x
+              when nil then "nil"
+              when true, false then "b:#{x}"
+              when Integer then "i:#{x}"
+              when Float then x.nan? ? "f:NaN" : "f:#{x}"
+              when String then "s:#{x}"
+              when Symbol then "y:#{x}"
+              when Array then x.map { |e| canon(e) }
+              when Hash
+                x.each_with_object({}) do |(k, v), h|
+                  # test-kitchen symbolizes every key and fails on non-String/Symbol ones
+                  raise "key" unless k.is_a?(String) || k.is_a?(Symbol)
+                  h[k.to_s] = canon(v)
+                end
+              else "other:#{x.class}"
+              end
+            end
+            JSON.parse(STDIN.read).each do |doc|
+              r = begin
+                JSON.generate(canon(YAML.safe_load(doc, permitted_classes: [Symbol], aliases: true)))
+              rescue Exception => e
+                "error"
+              end
+              puts r
+            end
+        "##;
+        let mut child = Command::new(ruby)
+            .args(["--disable-gems", "-e", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("ruby: {e}"));
+        if let Some(mut stdin) = child.stdin.take() {
+            let input = serde_json::to_string(&docs).unwrap_or_default();
+            stdin
+                .write_all(input.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let out = child.wait_with_output().unwrap_or_else(|e| panic!("{e}"));
+        let theirs = String::from_utf8_lossy(&out.stdout);
+        let theirs: Vec<&str> = theirs.lines().collect();
+        assert_eq!(theirs.len(), docs.len());
+        let f: Arc<Path> = Arc::from(Path::new("t.yml"));
+        let mut diffs = Vec::new();
+        for (doc, t) in docs.iter().zip(theirs) {
+            let ours = match parse(doc, &f) {
+                Ok(Some(n)) => canon(&n).to_string(),
+                Ok(None) => "\"nil\"".into(),
+                Err(_) => "error".into(),
+            };
+            if ours != t {
+                diffs.push(format!("{doc}\npsych: {t}\nours:  {ours}\n"));
+            }
+        }
+        assert!(
+            diffs.is_empty(),
+            "{} of {} differ:\n{}",
+            diffs.len(),
+            docs.len(),
+            diffs.join("\n")
+        );
     }
 }

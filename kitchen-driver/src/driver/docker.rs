@@ -409,6 +409,7 @@ impl DockerDriver {
             Err(e) if is_not_found(&e) => Err(Error::MissingImage {
                 image,
                 instance: instance.clone(),
+                hint: "run scripts/setup-host (it builds kitchen/busybox:latest and kitchen/debian-12:latest) or build/import the image yourself (docker build, docker import)".into(),
             }),
             Err(source) => Err(Error::Docker {
                 action: format!("inspecting image {image}"),
@@ -566,11 +567,7 @@ impl DockerDriver {
                     ),
                 });
             }
-            let probe = if init {
-                "if command -v systemctl >/dev/null 2>&1; then systemctl is-system-running; else echo running; fi"
-            } else {
-                "true"
-            };
+            let probe = if init { super::READINESS_PROBE } else { "true" };
             match conn.exec(&ExecRequest::shell(probe), &NullSink).await {
                 Ok(out) => {
                     let answer = out.stdout.trim().to_string();

@@ -4,10 +4,11 @@
 //! own exec and file APIs play test-kitchen's transport (no SSH). Provisioners and verifiers
 //! only ever see a `Connection`, so they work on every runtime.
 //!
-//! Drivers are found by name with [`for_instance`]: `docker` (over bollard) today; `lxd` is
-//! named as supported and reports that it is not built in yet.
+//! Drivers are found by name with [`for_instance`]: `lxd` (over `lxd-client`) and `docker`
+//! (over bollard).
 
 pub mod docker;
+pub mod lxd;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,11 @@ use crate::state::State;
 
 /// The driver names this build knows.
 pub const SUPPORTED_DRIVERS: &[&str] = &["lxd", "docker"];
+
+/// The readiness probe both drivers run until it prints `running` or `degraded`: where PID 1
+/// is systemd (judged by `/proc/1/exe`, since its `comm` is still `init` for the first
+/// moments of boot), `systemctl is-system-running`; elsewhere just `running`.
+pub const READINESS_PROBE: &str = "case \"$(readlink /proc/1/exe 2>/dev/null)\" in *systemd*) systemctl is-system-running 2>/dev/null || true ;; *) echo running ;; esac";
 
 /// What a driver needs to know about the instance it works on.
 #[derive(Debug, Clone)]
@@ -347,11 +353,10 @@ pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Driver>> {
             &instance.name,
             block,
         )?)),
-        "lxd" => Err(Error::Config {
-            kind: "driver",
-            instance: instance.name.clone(),
-            message: "driver `lxd` is not built into this version of kitchen-driver yet; use `driver: docker` meanwhile".into(),
-        }),
+        "lxd" => Ok(Box::new(lxd::LxdDriver::from_config(
+            &instance.name,
+            block,
+        )?)),
         other => Err(Error::UnknownPlugin {
             kind: "driver",
             name: other.to_string(),

@@ -83,16 +83,38 @@ impl TestProject {
         })
     }
 
-    /// The end-of-test assertion: nothing of this project remains.
+    /// LXD instances whose `user.kitchen.project` is this project.
+    pub fn lxd_instances(&self) -> Vec<String> {
+        let root = self.root().to_string_lossy().into_owned();
+        on_fresh_runtime(async move { lxd_owned(&root).await })
+    }
+
+    /// The end-of-test assertion: nothing of this project remains, in Docker or LXD.
     pub fn assert_no_containers(&self) {
         let left = self.containers(None);
         assert!(left.is_empty(), "containers left behind: {left:?}");
+        let left = self.lxd_instances();
+        assert!(left.is_empty(), "LXD instances left behind: {left:?}");
     }
 }
 
 impl Drop for TestProject {
     fn drop(&mut self) {
         let root = self.root().to_string_lossy().into_owned();
+        let lxd_root = root.clone();
+        on_fresh_runtime(async move {
+            let Ok(client) = lxd_client::Client::connect_local().await else {
+                return;
+            };
+            for name in lxd_owned(&lxd_root).await {
+                if let Ok(op) = client.instances().stop(&name, true).await {
+                    let _ = op.wait(None).await;
+                }
+                if let Ok(op) = client.instances().delete(&name).await {
+                    let _ = op.wait(None).await;
+                }
+            }
+        });
         on_fresh_runtime(async move {
             let docker = docker().await;
             let Ok(list) = docker
@@ -124,6 +146,22 @@ impl Drop for TestProject {
             }
         });
     }
+}
+
+/// Names of the LXD instances whose `user.kitchen.project` is `root`.
+pub async fn lxd_owned(root: &str) -> Vec<String> {
+    let client = lxd_client::Client::connect_local()
+        .await
+        .expect("LXD socket (run scripts/setup-host)");
+    client
+        .instances()
+        .list()
+        .await
+        .expect("list LXD instances")
+        .into_iter()
+        .filter(|i| i.config.get("user.kitchen.project").map(String::as_str) == Some(root))
+        .map(|i| i.name)
+        .collect()
 }
 
 pub async fn docker() -> Docker {
@@ -225,4 +263,66 @@ pub async fn run_with_env(
         .run(instances, &command, RunOptions::new(concurrency, false))
         .await;
     (outcomes, out.text())
+}
+
+/// Runs `kitchen-driver login INSTANCE` in the project under a pseudo-terminal (util-linux
+/// `script`), types `command`, waits (up to 120 s) until `marker` appears in the output, then
+/// types `exit`. Returns everything the terminal showed.
+pub fn login_through_pty(
+    project: &TestProject,
+    instance: &str,
+    command: &str,
+    marker: &str,
+) -> String {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let bin = assert_cmd::cargo::cargo_bin("kitchen-driver");
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} login {instance}", bin.display()),
+            "/dev/null",
+        ])
+        .current_dir(project.root())
+        .env("HOME", project.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    let mut stdout = child.stdout.take().expect("piped");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().expect("piped");
+    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let started = std::time::Instant::now();
+    // Type the command until its answer shows (the shell may not be up yet at first).
+    let mut typed_at = None;
+    while started.elapsed() < std::time::Duration::from_secs(120) {
+        if text().contains(marker) {
+            break;
+        }
+        if typed_at
+            .is_none_or(|t: std::time::Instant| t.elapsed() > std::time::Duration::from_secs(5))
+        {
+            let _ = stdin.write_all(format!("{command}\n").as_bytes());
+            typed_at = Some(std::time::Instant::now());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = stdin.write_all(b"exit\n");
+    drop(stdin);
+    let _ = child.wait();
+    let _ = reader.join();
+    text()
 }
