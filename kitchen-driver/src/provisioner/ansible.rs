@@ -374,6 +374,8 @@ impl AnsiblePlaybookProvisioner {
             ("ANSIBLE_NOCOLOR".into(), "1".into()),
             ("ANSIBLE_FORCE_COLOR".into(), "0".into()),
             ("ANSIBLE_RETRY_FILES_ENABLED".into(), "0".into()),
+            // One exec per module instead of several (mkdir, put, chmod, run, rm).
+            ("ANSIBLE_PIPELINING".into(), "True".into()),
             (
                 "ANSIBLE_ROLES_PATH".into(),
                 join_paths(roles.iter().map(PathBuf::as_path)),
@@ -789,7 +791,10 @@ struct Tee<'a> {
 
 impl OutputSink for Tee<'_> {
     fn line(&self, stream: OutputStream, line: &str) {
-        self.inner.line(stream, line);
+        // Ansible separates its blocks with blank lines: noise between prefixed lines.
+        if !line.trim().is_empty() {
+            self.inner.line(stream, line);
+        }
         self.lines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -933,7 +938,10 @@ impl Provisioner for AnsiblePlaybookProvisioner {
         out.info(&format!(
             "Running {} {} (roles path {})",
             program.display(),
-            args.join(" "),
+            args.iter()
+                .map(|a| crate::driver::shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
             join_paths(roles.iter().map(PathBuf::as_path))
         ));
         let runs = if self.config.idempotency_test { 2 } else { 1 };
