@@ -28,6 +28,10 @@ const PLAYBOOK: &str = r#"---
       ansible.builtin.copy:
         dest: /etc/hello/marker
         content: "{{ marker }}\n"
+    - name: write the notes
+      ansible.builtin.copy:
+        dest: /etc/hello/notes
+        content: "{{ group_note | default('no group') }} {{ lookup('env', 'KD_NOTE') }}\n"
 "#;
 
 const ROLE_TASKS: &str = r#"---
@@ -90,14 +94,20 @@ fn bats() -> Value {
 #[tokio::test]
 async fn ansible_converge_and_bats_verify_pass_with_one_result_per_test() {
     let p = ansible_project("ans-pass");
-    let inst = instance(
-        "ansible",
-        "debian-12",
-        debian(),
-        ansible_provisioner(),
-        bats(),
-        json!({}),
+    // group_vars found beside the suite (kitchen-ansible's lookup) apply to the `hosts` group;
+    // env_vars reach ansible-playbook's environment.
+    p.write(
+        "test/integration/ansible/group_vars/webservers.yml",
+        "group_note: from-group-vars\n",
     );
+    p.write(
+        "test/integration/ansible/bats/notes.bats",
+        "@test \"group_vars and env_vars reached the play\" {\n  [ \"$(cat /etc/hello/notes)\" = 'from-group-vars from-env' ]\n}\n",
+    );
+    let mut prov = ansible_provisioner();
+    prov["hosts"] = json!("webservers");
+    prov["env_vars"] = json!({"KD_NOTE": "from-env"});
+    let inst = instance("ansible", "debian-12", debian(), prov, bats(), json!({}));
     let (outcomes, out) = run(&p, &[inst], Command::Test(DestroyMode::Passing), 1).await;
     let o = &outcomes[0];
     assert!(o.error.is_none(), "{:?}\n{out}", o.error);
@@ -133,13 +143,18 @@ async fn ansible_converge_and_bats_verify_pass_with_one_result_per_test() {
                 "not on this platform",
                 CaseOutcome::Skipped
             ),
+            (
+                Some("notes.bats"),
+                "group_vars and env_vars reached the play",
+                CaseOutcome::Passed
+            ),
             (Some("python.bats"), "python3 is there", CaseOutcome::Passed),
         ]
     );
     assert!(o.cases.iter().all(|c| c.duration.is_some()));
     assert!(o.cases[2].output.contains("needs systemd"));
     assert!(
-        out.contains("bats: 4 tests, 3 passed, 0 failed, 1 skipped"),
+        out.contains("bats: 5 tests, 4 passed, 0 failed, 1 skipped"),
         "{out}"
     );
     assert!(!p.state_exists("ansible-debian-12"));
@@ -326,17 +341,40 @@ async fn galaxy_requirements_install_local_roles_and_refuse_the_network() {
         .status()
         .unwrap();
     assert!(status.success());
+    // A collection built here, installed from its tarball (`type: file`).
+    let coll = p.root().join("coll-src");
+    std::fs::create_dir_all(&coll).unwrap();
+    let galaxy = |args: &[&str]| {
+        let o = std::process::Command::new("ansible-galaxy")
+            .args(args)
+            .current_dir(&coll)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+    };
+    galaxy(&["collection", "init", "kdtest.demo"]);
+    std::fs::create_dir_all(coll.join("kdtest/demo/roles/hi/tasks")).unwrap();
+    std::fs::write(
+        coll.join("kdtest/demo/roles/hi/tasks/main.yml"),
+        "- name: hi from a collection role\n  ansible.builtin.copy: {dest: /etc/from-collection, content: coll}\n",
+    )
+    .unwrap();
+    galaxy(&["collection", "build", "kdtest/demo"]);
     p.write(
         "requirements.yml",
-        &format!("- src: file://{}\n  name: greeter\n", tarball.display()),
+        &format!(
+            "roles:\n  - src: file://{}\n    name: greeter\ncollections:\n  - name: {}\n    type: file\n",
+            tarball.display(),
+            coll.join("kdtest-demo-1.0.0.tar.gz").display()
+        ),
     );
     p.write(
         "test/integration/ansible/default.yml",
-        "- hosts: all\n  gather_facts: false\n  roles: [greeter]\n",
+        "- hosts: all\n  gather_facts: false\n  roles: [greeter, kdtest.demo.hi]\n",
     );
     p.write(
         "test/integration/ansible/bats/hello.bats",
-        "@test \"the galaxy role ran\" {\n  [ \"$(cat /etc/greeter)\" = galaxy ]\n}\n",
+        "@test \"the galaxy role ran\" {\n  [ \"$(cat /etc/greeter)\" = galaxy ]\n}\n@test \"the collection role ran\" {\n  [ \"$(cat /etc/from-collection)\" = coll ]\n}\n",
     );
     std::fs::remove_file(p.root().join("test/integration/ansible/bats/python.bats")).unwrap();
     let prov = json!({"name": "ansible_playbook", "requirements_path": "requirements.yml"});
@@ -351,7 +389,11 @@ async fn galaxy_requirements_install_local_roles_and_refuse_the_network() {
         out.contains("TASK [greeter : greet from a galaxy role]"),
         "{out}"
     );
-    assert_eq!(outcomes[0].cases.len(), 1);
+    assert!(
+        out.contains("TASK [kdtest.demo.hi : hi from a collection role]"),
+        "{out}"
+    );
+    assert_eq!(outcomes[0].cases.len(), 2);
 
     // A Galaxy name would need the network: a clear error before anything runs.
     p.write(
