@@ -168,14 +168,10 @@ async fn a_failing_task_fails_converge_naming_the_task() {
         "test/integration/ansible/default.yml",
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: fine\n      ansible.builtin.command: 'true'\n    - name: install the impossible\n      ansible.builtin.command: /bin/sh -c 'echo nope >&2; exit 3'\n    - name: never reached\n      ansible.builtin.command: 'true'\n",
     );
-    let inst = instance(
-        "ansible",
-        "debian-12",
-        debian(),
-        ansible_provisioner(),
-        bats(),
-        json!({}),
-    );
+    // kitchen-ansible's default connection is `local`: replaced, with a warning.
+    let mut prov = ansible_provisioner();
+    prov["ansible_connection"] = json!("local");
+    let inst = instance("ansible", "debian-12", debian(), prov, bats(), json!({}));
     let (outcomes, out) = run(&p, &[inst], Command::Test(DestroyMode::Passing), 1).await;
     let message = match &outcomes[0].error {
         Some(Error::ProvisionFailed { message, .. }) => message.clone(),
@@ -188,6 +184,10 @@ async fn a_failing_task_fails_converge_naming_the_task() {
     assert!(message.contains("stderr: nope"), "{message}");
     assert!(message.contains("rc 3"), "{message}");
     assert!(!out.contains("TASK [never reached]"), "{out}");
+    assert!(
+        out.contains("ansible_connection `local` is not used: Ansible runs on the host and reaches the instance with community.docker.docker"),
+        "{out}"
+    );
     assert!(
         outcomes[0].cases.is_empty(),
         "verify must not run after a failed converge"

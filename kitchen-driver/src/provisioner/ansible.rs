@@ -28,6 +28,9 @@
 //!   so only local sources are installed (paths, `file://`, `git+file://`, `type: file|dir`);
 //!   anything that would be downloaded is a clear error naming it.
 //! - `idempotency_test`: run the playbook a second time and fail if a task changed.
+//! - kitchen-ansible's keys for installing Ansible in the instance (`require_ansible_repo`,
+//!   `ansible_version`, `require_chef_for_busser`, ...) are accepted and ignored: nothing is
+//!   installed; `ansible_connection` is replaced by the runtime's plugin (with a warning).
 //!
 //! The output streams live, line by line, through the instance's output. A failed task fails
 //! the converge with [`Error::ProvisionFailed`] naming the task, the host and Ansible's message.
@@ -170,6 +173,7 @@ struct AnsibleConfig {
     env_vars: BTreeMap<String, Value>,
     env: BTreeMap<String, Value>,
     idempotency_test: bool,
+    ansible_connection: Option<String>,
 }
 
 /// The ansible_playbook provisioner.
@@ -908,6 +912,16 @@ impl Provisioner for AnsiblePlaybookProvisioner {
                 .unwrap_or("?")
         ));
         out.debug(&format!("Inventory: {body}"));
+        let plugin = inv["all"]["hosts"][instance]["ansible_connection"]
+            .as_str()
+            .unwrap_or_default();
+        if let Some(c) = &self.config.ansible_connection
+            && c != plugin
+        {
+            out.warn(&format!(
+                "ansible_connection `{c}` is not used: Ansible runs on the host and reaches the instance with {plugin}"
+            ));
+        }
 
         let mut roles = paths.roles.clone();
         let mut collections = None;
