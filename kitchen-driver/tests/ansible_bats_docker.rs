@@ -100,9 +100,14 @@ async fn ansible_converge_and_bats_verify_pass_with_one_result_per_test() {
         "test/integration/ansible/group_vars/webservers.yml",
         "group_note: from-group-vars\n",
     );
+    // busser's shared helpers (<tbp>/helpers/bats/) sit beside the suite's files.
+    p.write(
+        "test/integration/helpers/bats/notes.bash",
+        "notes() { cat /etc/hello/notes; }\n",
+    );
     p.write(
         "test/integration/ansible/bats/notes.bats",
-        "@test \"group_vars and env_vars reached the play\" {\n  [ \"$(cat /etc/hello/notes)\" = 'from-group-vars from-env' ]\n}\n",
+        "load notes\n@test \"group_vars and env_vars reached the play\" {\n  [ \"$(notes)\" = 'from-group-vars from-env' ]\n}\n",
     );
     let mut prov = ansible_provisioner();
     prov["hosts"] = json!("webservers");
