@@ -569,7 +569,7 @@ fn result_message(v: &Value) -> String {
             " (Ansible needs python3 inside the instance: use an image that has it, such as kitchen/debian-12)",
         );
     }
-    text
+    with_hint(text)
 }
 
 /// The failed tasks in the default callback's output, without those Ansible ignored
@@ -701,6 +701,17 @@ fn fallback_reason(lines: &[String]) -> String {
         .map(String::as_str)
         .collect();
     tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+/// Adds what to do to the failures whose cause is on the host.
+fn with_hint(reason: String) -> String {
+    if reason.contains("connection plugin") && reason.contains("not found") {
+        format!(
+            "{reason} (Ansible on the host lacks the runtime's connection plugin: Debian's `ansible` package ships community.docker and community.general; otherwise install them from a local tarball with ansible-galaxy collection install)"
+        )
+    } else {
+        reason
+    }
 }
 
 /// Whether a galaxy requirement's source is on this machine (pure: unit-tested).
@@ -968,7 +979,7 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             if code != 0 {
                 let failures = failed_tasks(&lines);
                 let what = if failures.is_empty() {
-                    fallback_reason(&lines)
+                    with_hint(fallback_reason(&lines))
                 } else {
                     let shown: Vec<String> = failures
                         .iter()
@@ -1304,6 +1315,20 @@ fatal: [u]: UNREACHABLE! => {"changed": false, "msg": "Failed to create temporar
             "ERROR! the playbook: missing.yml could not be found"
         );
         assert_eq!(fallback_reason(&lines("a\nb\n\nc\nd")), "b | c | d");
+        let r = with_hint(fallback_reason(&lines(
+            "ERROR! the connection plugin 'community.docker.docker' was not found",
+        )));
+        assert!(r.contains("ships community.docker"), "{r}");
+        // What ansible-playbook 2.14 prints when the plugin is missing.
+        let f = failed_tasks(&lines(
+            "TASK [t] ***\nfatal: [h]: FAILED! => {\"msg\": \"the connection plugin 'community.nope.nope' was not found\"}",
+        ));
+        assert!(
+            f[0].message
+                .contains("lacks the runtime's connection plugin"),
+            "{f:?}"
+        );
+        assert_eq!(with_hint("ERROR! other".into()), "ERROR! other");
     }
 
     #[test]
