@@ -2,8 +2,7 @@
 //!
 //! A [`Provisioner`] gets a [`PluginContext`] (the instance's config, paths, state, a
 //! [`Connection`](crate::driver::Connection) and its output) and either succeeds or returns an
-//! error that fails the converge. Found by name with [`for_instance`]: `shell` and
-//! `ansible_playbook`.
+//! error that fails the converge. Found by name with [`for_instance`].
 
 pub mod ansible;
 pub mod shell;
