@@ -62,8 +62,8 @@ pub struct ListArgs {
     /// Print only instance names, one per line.
     #[arg(short, long)]
     pub bare: bool,
-    /// Print JSON.
-    #[arg(short, long, conflicts_with = "bare")]
+    /// Print JSON (`--bare` wins when both are given, as in test-kitchen).
+    #[arg(short, long)]
     pub json: bool,
 }
 
@@ -85,7 +85,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    match <Cli as clap::Parser>::try_parse_from(args) {
+    match Cli::try_parse_from(args) {
         Ok(cli) => run(cli),
         Err(e) => {
             let code = if e.use_stderr() { 1 } else { 0 };
@@ -109,7 +109,7 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::List(args) => report(&opts, &args.instances, |p, sel, out| {
             let mut out = out;
-            list::run(p, sel, &args, &mut out).map_err(CliError::from)
+            list::run(p, sel, &args, &mut out)
         }),
         Command::Diagnose(args) => report(&opts, &args.instances, |p, sel, out| {
             let text = render_diagnose(p, sel, args.json);
