@@ -336,3 +336,51 @@ suites:
     assert_eq!(left, ["logs"], "no state or lock files remain");
     p.assert_no_containers();
 }
+
+#[test]
+fn ctrl_c_finishes_the_running_step_and_destroy_always_still_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    let p = project("cli-sigint", BASIC);
+    p.write(
+        "test/integration/default/bootstrap.sh",
+        "#!/bin/sh\necho converge-started\nsleep 3\necho converge-done\n",
+    );
+    let bin = assert_cmd::cargo::cargo_bin("kitchen-driver");
+    let mut child = std::process::Command::new(bin)
+        .args(["test", "--destroy", "always"])
+        .current_dir(p.root())
+        .env("HOME", p.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    let mut sent = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if !sent && line.contains("converge-started") {
+            let pid = child.id().to_string();
+            let ok = std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            sent = true;
+        }
+        lines.push(line);
+    }
+    let status = child.wait().unwrap();
+    let out = lines.join("\n");
+    assert!(sent, "{out}");
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("Interrupted"), "{out}");
+    assert!(
+        out.contains("converge-done"),
+        "the running step finished: {out}"
+    );
+    assert!(!out.contains("Verifying"), "no further step started: {out}");
+    assert!(out.contains("Destroying <default-busybox>"), "{out}");
+    assert!(!p.state_exists("default-busybox"));
+    p.assert_no_containers();
+}

@@ -14,6 +14,8 @@ use crate::state::StateFile;
 pub const EXIT_USAGE: i32 = 1;
 /// Exit code when actions failed (test-kitchen's `ActionFailed`).
 pub const EXIT_ACTIONS_FAILED: i32 = 20;
+/// Exit code after Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Flags shared by the action commands.
 #[derive(Debug, Args)]
@@ -169,11 +171,36 @@ pub(super) fn run_lifecycle(
         &project.test_base_path,
         reporter.clone(),
     );
-    let outcomes = rt.block_on(runner.run(
-        &instances,
-        &command,
-        RunOptions::new(concurrency, args.fail_fast),
-    ));
+    let canceller = runner.canceller();
+    let outcomes = rt.block_on(async {
+        // Ctrl-C: start no further step, let running ones finish (so nothing is left
+        // half-created; --destroy always still destroys). A second Ctrl-C exits at once.
+        let watcher = {
+            let canceller = canceller.clone();
+            let reporter = reporter.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    canceller.cancel();
+                    reporter.global(
+                        Level::Warn,
+                        "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)",
+                    );
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(EXIT_INTERRUPTED);
+                    }
+                }
+            })
+        };
+        let outcomes = runner
+            .run(
+                &instances,
+                &command,
+                RunOptions::new(concurrency, args.fail_fast),
+            )
+            .await;
+        watcher.abort();
+        outcomes
+    });
     match lifecycle::failure_summary(&outcomes) {
         Some(summary) => {
             reporter.log_only(Level::Error, &format!(">>>>>> {summary}"));
@@ -183,6 +210,10 @@ pub(super) fn run_lifecycle(
             eprintln!(">>>>>> ----------------------");
             eprintln!(">>>>>> Please see .kitchen/logs/kitchen.log for more details");
             EXIT_ACTIONS_FAILED
+        }
+        None if canceller.is_cancelled() => {
+            eprintln!(">>>>>> Interrupted before every action ran");
+            EXIT_INTERRUPTED
         }
         None => {
             reporter.global(

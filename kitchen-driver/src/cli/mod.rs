@@ -14,7 +14,9 @@ mod actions;
 mod diagnose;
 mod list;
 
-pub use actions::{ActionArgs, EXIT_ACTIONS_FAILED, EXIT_USAGE, ExecArgs, LoginArgs, TestArgs};
+pub use actions::{
+    ActionArgs, EXIT_ACTIONS_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ExecArgs, LoginArgs, TestArgs,
+};
 
 pub use diagnose::render_diagnose;
 pub use list::{ListRow, list_rows, render_table, state_label};

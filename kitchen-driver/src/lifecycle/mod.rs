@@ -12,7 +12,9 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use hooks::{Hook, HookCommand, Hooks, Phase};
-pub use runner::{Command, DestroyMode, InstanceOutcome, RunOptions, Runner, failure_summary};
+pub use runner::{
+    Canceller, Command, DestroyMode, InstanceOutcome, RunOptions, Runner, failure_summary,
+};
 
 /// One lifecycle action, in test-kitchen's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -120,6 +120,23 @@ pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
     Some(msg)
 }
 
+/// Stops a [`Runner`] from starting further steps (Ctrl-C). Steps already running finish,
+/// so nothing is left half-created, and `test --destroy always` still destroys.
+#[derive(Debug, Clone, Default)]
+pub struct Canceller(Arc<AtomicBool>);
+
+impl Canceller {
+    /// Asks the runner to start no further step.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Canceller::cancel`] was called (or `--fail-fast` tripped).
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Runs commands on instances of one project.
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -127,6 +144,7 @@ pub struct Runner {
     test_base_path: PathBuf,
     reporter: Reporter,
     host_env: Arc<Vec<(String, String)>>,
+    cancel: Canceller,
 }
 
 impl Runner {
@@ -141,7 +159,13 @@ impl Runner {
             test_base_path: test_base_path.into(),
             reporter,
             host_env: Arc::new(std::env::vars().collect()),
+            cancel: Canceller::default(),
         }
+    }
+
+    /// A handle that stops this runner from starting further steps.
+    pub fn canceller(&self) -> Canceller {
+        self.cancel.clone()
     }
 
     /// Sets a variable in the host environment plugins see (such as `TKENV_X`, which the
@@ -164,7 +188,7 @@ impl Runner {
         opts: RunOptions,
     ) -> Vec<InstanceOutcome> {
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        let cancel = Arc::new(AtomicBool::new(false));
+        let cancel = self.cancel.0.clone();
         let mut tasks = Vec::new();
         for inst in instances {
             let inst = Arc::new(inst.clone());
