@@ -384,3 +384,39 @@ fn ctrl_c_finishes_the_running_step_and_destroy_always_still_cleans_up() {
     assert!(!p.state_exists("default-busybox"));
     p.assert_no_containers();
 }
+
+/// Replaces what changes between runs (ids, hashes, durations, paths) with stable tokens.
+fn redact(p: &TestProject, s: &str) -> String {
+    let s = s.replace(&p.root().to_string_lossy().into_owned(), "[PROJECT]");
+    let s = regex::Regex::new(r"kitchen-[0-9a-f]{8}-")
+        .unwrap()
+        .replace_all(&s, "kitchen-[HASH]-");
+    let s = regex::Regex::new(r"\b[0-9a-f]{64}\b|\([0-9a-f]{12}\)")
+        .unwrap()
+        .replace_all(&s, "[ID]");
+    let s = regex::Regex::new(r"\(\d+\.\d+s\)")
+        .unwrap()
+        .replace_all(&s, "([TIME])");
+    s.into_owned()
+}
+
+#[test]
+fn output_of_a_passing_and_a_failing_test_is_stable() {
+    let p = project("cli-snap", BASIC);
+    let out = kd(&p).args(["test"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!("test_passing_stdout", redact(&p, &text(&out.stdout)));
+
+    p.write(
+        "test/integration/default/bootstrap.sh",
+        "#!/bin/sh\necho about to fail >&2\nexit 3\n",
+    );
+    let out = kd(&p)
+        .args(["test", "--destroy", "always"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(20));
+    insta::assert_snapshot!("test_failing_stdout", redact(&p, &text(&out.stdout)));
+    insta::assert_snapshot!("test_failing_stderr", redact(&p, &text(&out.stderr)));
+    p.assert_no_containers();
+}

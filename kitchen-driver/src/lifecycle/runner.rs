@@ -242,10 +242,12 @@ impl Runner {
         cases: &mut Vec<CaseResult>,
     ) -> Result<()> {
         let output = self.reporter.instance(&inst.name)?;
+        let mut reported = false;
         let result = self
-            .run_instance_inner(inst.clone(), command, cancel, cases, &output)
+            .run_instance_inner(inst.clone(), command, cancel, cases, &output, &mut reported)
             .await;
         if let Err(e) = &result
+            && !reported
             && !matches!(e, Error::Cancelled { .. })
         {
             output.error(&format!(">>>>>> {e}"));
@@ -260,6 +262,7 @@ impl Runner {
         cancel: &Arc<AtomicBool>,
         cases: &mut Vec<CaseResult>,
         output: &InstanceOutput,
+        reported: &mut bool,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
@@ -292,6 +295,7 @@ impl Runner {
             state_file: state_file.clone(),
             cancel: cancel.clone(),
             cases,
+            reported,
         };
         let result = match command {
             Command::Action(target) => run.transition_to(*target).await,
@@ -348,6 +352,8 @@ struct InstanceRun<'a> {
     state_file: StateFile,
     cancel: Arc<AtomicBool>,
     cases: &'a mut Vec<CaseResult>,
+    /// Set once a step's failure has been shown, so it is not shown twice.
+    reported: &'a mut bool,
 }
 
 impl InstanceRun<'_> {
@@ -402,6 +408,10 @@ impl InstanceRun<'_> {
                 ));
             }
             Err(e) => {
+                if !matches!(e, Error::Cancelled { .. }) && !*self.reported {
+                    out.error(&format!(">>>>>> {e}"));
+                    *self.reported = true;
+                }
                 self.state.set("last_error", e.kind_name());
                 self.state.set("last_error_message", e.to_string());
                 self.state_file.save(&self.state)?;
