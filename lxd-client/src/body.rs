@@ -41,6 +41,17 @@ impl ByteStream {
         }
     }
 
+    /// From any stream of chunks.
+    #[cfg(test)]
+    pub(crate) fn from_stream<S>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        ByteStream {
+            inner: Box::pin(stream),
+        }
+    }
+
     /// Collects the whole body into memory.
     ///
     /// # Errors
@@ -161,6 +172,26 @@ impl UploadBody {
         Self::stream(tokio_util::io::ReaderStream::with_capacity(reader, CHUNK))
     }
 
+    /// Calls `progress` with the total number of bytes handed to the connection so far,
+    /// after every chunk (for upload progress bars).
+    pub fn on_progress<F>(self, progress: F) -> Self
+    where
+        F: Fn(u64) + Send + 'static,
+    {
+        use futures::TryStreamExt;
+        let mut sent = 0u64;
+        let stream = http_body_util::BodyDataStream::new(self.body)
+            .map_err(io::Error::other)
+            .inspect_ok(move |chunk| {
+                sent += chunk.len() as u64;
+                progress(sent);
+            });
+        UploadBody {
+            body: stream_body(stream),
+            len: self.len,
+        }
+    }
+
     /// The length, when known.
     pub fn len(&self) -> Option<u64> {
         self.len
@@ -209,5 +240,38 @@ impl From<String> for UploadBody {
 impl From<tokio::fs::File> for UploadBody {
     fn from(file: tokio::fs::File) -> Self {
         UploadBody::file(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[tokio::test]
+    async fn progress_counts_every_byte() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let s = Arc::clone(&seen);
+        let chunks = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"abc")),
+            Ok(Bytes::from_static(b"defgh")),
+        ]);
+        let body = UploadBody::stream(chunks).on_progress(move |n| s.store(n, Ordering::SeqCst));
+        let all = body.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&all[..], b"abcdefgh");
+        assert_eq!(seen.load(Ordering::SeqCst), 8);
+    }
+
+    #[tokio::test]
+    async fn file_body_streams_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, vec![7u8; 700_000]).unwrap();
+        let body = UploadBody::path(&p).await.unwrap();
+        assert_eq!(body.len(), Some(700_000));
+        let all = body.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(all.len(), 700_000);
     }
 }

@@ -265,6 +265,51 @@ impl Client {
         crate::Events::new(self.clone())
     }
 
+    /// Any sync endpoint this crate has no typed call for: `method path` with an optional
+    /// JSON body; decodes the envelope's metadata into `T` (use `serde_json::Value` for
+    /// anything). `path` starts with `/1.0`; the project is added.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: lxd_client::Client) -> lxd_client::Result<()> {
+    /// use lxd_client::Method;
+    /// let projects: Vec<String> = client.query(Method::GET, "/1.0/projects", None).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// API and decode errors; [`Error::UnexpectedResponse`] when the server started an
+    /// operation instead (use [`Client::query_operation`]).
+    pub async fn query<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T> {
+        let mut spec = RequestSpec::new(method, path);
+        if let Some(b) = body {
+            spec = spec.json(b);
+        }
+        self.sync(spec).await
+    }
+
+    /// Any endpoint that starts a background operation; see [`Client::query`].
+    ///
+    /// # Errors
+    /// API errors; [`Error::UnexpectedResponse`] when the answer was sync.
+    pub async fn query_operation(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<OperationHandle> {
+        let mut spec = RequestSpec::new(method, path);
+        if let Some(b) = body {
+            spec = spec.json(b);
+        }
+        self.operation(spec).await
+    }
+
     /// Sends a request and returns the raw response when its status is a success; error
     /// statuses are decoded into [`Error::Api`].
     pub(crate) async fn send(&self, spec: RequestSpec) -> Result<http::Response<Incoming>> {
@@ -395,9 +440,19 @@ impl Client {
         };
         let (ws, _response) = tokio_tungstenite::client_async(url, stream)
             .await
-            .map_err(|e| Error::Websocket {
-                what,
-                source: e.into(),
+            .map_err(|e| match e {
+                // The server refused the upgrade with an LXD error envelope (e.g. 404
+                // "Operation not found" once an exec operation has gone).
+                tokio_tungstenite::tungstenite::Error::Http(response) => api_error(
+                    response.status().as_u16(),
+                    &Method::GET,
+                    &what,
+                    response.body().as_deref().unwrap_or_default(),
+                ),
+                other => Error::Websocket {
+                    what,
+                    source: other.into(),
+                },
             })?;
         Ok(ws)
     }

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{Client, WsStream};
 use crate::error::{Error, Result};
 use crate::models::Operation;
-use crate::operations::{OperationHandle, check_success};
+use crate::operations::{OperationHandle, failure};
 use crate::transport::{RequestSpec, seg};
 
 /// `POST /1.0/instances/{name}/exec` body.
@@ -96,10 +96,7 @@ impl ExitStatus {
                 path: format!("/1.0/operations/{}", op.id),
                 detail: "exec operation succeeded without metadata.return".into(),
             }),
-            (false, None) => check_success(op).map(|_| ExitStatus {
-                code: -1,
-                failure: None,
-            }),
+            (false, None) => Err(failure(op)),
         }
     }
 }

@@ -1,15 +1,17 @@
 //! Images: import (unified or split, streamed), aliases, list, get, delete, export.
 
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use http::{HeaderName, HeaderValue, Method};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::io::AsyncWriteExt;
 
 use crate::body::{ByteStream, UploadBody};
 use crate::client::Client;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::models::{Image, ImageAliasPost, ImageAliasTarget, name_from_url};
 use crate::operations::OperationHandle;
 use crate::transport::{RequestBody, RequestSpec, seg, stream_body};
@@ -85,8 +87,92 @@ pub struct ImageExport {
     /// `application/octet-stream` for a unified tarball, `multipart/form-data; boundary=...`
     /// for a split image.
     pub content_type: String,
+    /// The file name from `Content-Disposition` (unified images).
+    pub filename: Option<String>,
     /// The content, streamed.
     pub body: ByteStream,
+}
+
+impl ImageExport {
+    /// True for a split image (a multipart body with `metadata` and `rootfs` parts).
+    pub fn is_split(&self) -> bool {
+        self.content_type.starts_with("multipart/")
+    }
+
+    /// Writes the image into the directory `dir`, streamed, as `lxc image export` does: a
+    /// unified image as one file, a split image as its metadata and rootfs files, named as
+    /// the server names them (or `default_name` / the part name when it does not). Returns
+    /// the files written, in order.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for local files; transport errors; a malformed multipart body.
+    pub async fn write_to_dir(self, dir: &Path, default_name: &str) -> Result<Vec<PathBuf>> {
+        if !self.is_split() {
+            let name = safe_name(self.filename.as_deref().unwrap_or(default_name));
+            let path = dir.join(name);
+            self.body.write_to_file(&path).await?;
+            return Ok(vec![path]);
+        }
+        let boundary =
+            multer::parse_boundary(&self.content_type).map_err(|e| Error::UnexpectedResponse {
+                method: "GET".into(),
+                path: "image export".into(),
+                detail: format!("bad multipart content type: {e}"),
+            })?;
+        let bad = |e: multer::Error| Error::UnexpectedResponse {
+            method: "GET".into(),
+            path: "image export".into(),
+            detail: format!("malformed multipart body: {e}"),
+        };
+        let mut parts = multer::Multipart::new(self.body, boundary);
+        let mut written = Vec::new();
+        while let Some(mut field) = parts.next_field().await.map_err(bad)? {
+            let name = field
+                .file_name()
+                .or(field.name())
+                .map(safe_name)
+                .unwrap_or_else(|| format!("part{}", written.len()));
+            let path = dir.join(name);
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(|source| Error::Io {
+                    what: "cannot create".into(),
+                    path: path.clone(),
+                    source,
+                })?;
+            while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                file.write_all(&chunk).await.map_err(|source| Error::Io {
+                    what: "cannot write".into(),
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            file.flush().await.map_err(|source| Error::Io {
+                what: "cannot write".into(),
+                path: path.clone(),
+                source,
+            })?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+/// The last path component of a server-provided name, so it cannot escape the directory.
+fn safe_name(name: &str) -> String {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    match base {
+        "" | "." | ".." => "image".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The `filename=` of a `Content-Disposition` header.
+fn disposition_filename(value: &str) -> Option<String> {
+    value.split(';').map(str::trim).find_map(|p| {
+        p.strip_prefix("filename=")
+            .map(|f| f.trim_matches('"').to_string())
+    })
 }
 
 /// `/1.0/images`.
@@ -259,8 +345,14 @@ impl Images {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_string();
+        let filename = response
+            .headers()
+            .get(http::header::CONTENT_DISPOSITION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(disposition_filename);
         Ok(ImageExport {
             content_type,
+            filename,
             body: ByteStream::from_incoming(response.into_body(), path),
         })
     }
@@ -329,6 +421,41 @@ mod tests {
         assert_eq!(get("x-lxd-public").as_deref(), Some("0"));
         assert_eq!(get("x-lxd-filename").as_deref(), Some("b.tar.gz"));
         assert_eq!(get("x-lxd-properties").as_deref(), Some("os=busy%20box"));
+    }
+
+    #[test]
+    fn names_from_server_cannot_escape() {
+        assert_eq!(safe_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_name(".."), "image");
+        assert_eq!(
+            disposition_filename("inline;filename=busybox.tar.gz").as_deref(),
+            Some("busybox.tar.gz")
+        );
+        assert_eq!(
+            disposition_filename("attachment; filename=\"a b.tar\"").as_deref(),
+            Some("a b.tar")
+        );
+    }
+
+    #[tokio::test]
+    async fn multipart_round_trip_through_parser() {
+        // What this crate uploads, the export parser reads back part by part.
+        let body = multipart("XyZ", UploadBody::bytes("META"), UploadBody::bytes("ROOT"));
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let dir = tempfile::tempdir().unwrap();
+        let export = ImageExport {
+            content_type: "multipart/form-data; boundary=XyZ".into(),
+            filename: None,
+            body: ByteStream::from_stream(futures::stream::once(async move { Ok(bytes) })),
+        };
+        let files = export.write_to_dir(dir.path(), "x").await.unwrap();
+        let names: Vec<_> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["metadata", "rootfs"]);
+        assert_eq!(std::fs::read(&files[0]).unwrap(), b"META");
+        assert_eq!(std::fs::read(&files[1]).unwrap(), b"ROOT");
     }
 
     #[test]

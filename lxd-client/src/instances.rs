@@ -675,6 +675,36 @@ mod tests {
     }
 
     #[test]
+    fn create_body_from_remote_and_fingerprint() {
+        let client = Client::with_socket("/nonexistent");
+        let b = client.instances().create("c2").remote_image(
+            "https://images.example",
+            "simplestreams",
+            "debian/12",
+        );
+        assert_eq!(
+            serde_json::to_value(&b.body().source).unwrap(),
+            serde_json::json!({"type": "image", "alias": "debian/12",
+                "server": "https://images.example", "protocol": "simplestreams", "mode": "pull"})
+        );
+        let b = client
+            .instances()
+            .create("c3")
+            .image_fingerprint("b08343e1e9aa")
+            .instance_type(InstanceType::VirtualMachine);
+        let v = serde_json::to_value(b.body()).unwrap();
+        assert_eq!(v["type"], "virtual-machine");
+        assert_eq!(
+            v["source"],
+            serde_json::json!({"type": "image", "fingerprint": "b08343e1e9aa"})
+        );
+        assert!(
+            v.get("profiles").is_none(),
+            "server default profiles when none given"
+        );
+    }
+
+    #[test]
     fn if_match_is_quoted() {
         let spec = with_if_match(
             RequestSpec::new(Method::PUT, "/1.0/instances/c1"),

@@ -11,6 +11,33 @@
 //! # }
 //! ```
 //!
+//! A tour: launch a container, run a command, copy a file, clean up.
+//!
+//! ```no_run
+//! # async fn demo() -> lxd_client::Result<()> {
+//! use lxd_client::{Client, FileOptions};
+//! let client = Client::connect_local().await?;
+//! let instances = client.instances();
+//! instances.create("c1").image_alias("kitchen/busybox").launch(None).await?;
+//!
+//! let out = instances.exec("c1", ["sh", "-c", "echo hi; exit 3"]).output().await?;
+//! assert_eq!((out.stdout.as_slice(), out.status.code), (&b"hi\n"[..], 3));
+//!
+//! let files = instances.files("c1");
+//! files.push("/root/hello", "hello\n", FileOptions::default().mode(0o600)).await?;
+//! let (info, data) = files.read("/root/hello").await?;
+//!
+//! // Failures are values you can tell apart.
+//! match instances.start("c1").await?.wait(None).await {
+//!     Err(e) if e.is_operation_failure() => {} // "The instance is already running"
+//!     other => panic!("{other:?}"),
+//! }
+//! instances.stop("c1", true).await?.wait(None).await?;
+//! instances.delete("c1").await?.wait(None).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Layout
 //!
 //! - [`Client`] holds a pool of keep-alive connections to one daemon and the project; it hands
@@ -61,3 +88,29 @@ pub use operations::{OperationHandle, Operations};
 pub use profiles::Profiles;
 pub use storage::StoragePools;
 pub use transport::Endpoint;
+
+/// Re-exported so [`Client::query`] can be called without a direct `http` dependency.
+pub use http::Method;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_can_cross_tasks() {
+        send_sync::<Client>();
+        send_sync::<OperationHandle>();
+        send_sync::<Instances>();
+        send_sync::<Files>();
+        send_sync::<Error>();
+        send::<ExecProcess>();
+        send::<ExecStdin>();
+        send::<OutputStream>();
+        send::<EventStream>();
+        send::<ByteStream>();
+        send::<UploadBody>();
+    }
+}

@@ -88,7 +88,10 @@ impl OperationHandle {
         &self.initial
     }
 
-    /// The final operation if it has already ended (success or not), without waiting.
+    /// The result if the operation has already ended, without waiting: `None` while it runs.
+    ///
+    /// # Errors
+    /// As [`OperationHandle::wait`].
     pub fn try_result(&self) -> Option<Result<Operation>> {
         let current = self.follower.rx.borrow();
         current.as_ref().map(|r| self.finish(r.clone()))
@@ -177,17 +180,22 @@ pub(crate) fn check_success(op: Operation) -> Result<Operation> {
     if op.status_code.is_success() {
         Ok(op)
     } else {
-        Err(Error::OperationFailed {
-            id: op.id.clone(),
-            description: op.description.clone(),
-            status_code: op.status_code,
-            message: if op.err.is_empty() {
-                op.status.clone()
-            } else {
-                op.err.clone()
-            },
-            operation: Box::new(op),
-        })
+        Err(failure(op))
+    }
+}
+
+/// The error for an operation that did not succeed.
+pub(crate) fn failure(op: Operation) -> Error {
+    Error::OperationFailed {
+        id: op.id.clone(),
+        description: op.description.clone(),
+        status_code: op.status_code,
+        message: if op.err.is_empty() {
+            op.status.clone()
+        } else {
+            op.err.clone()
+        },
+        operation: Box::new(op),
     }
 }
 
@@ -205,6 +213,18 @@ async fn follow_task(client: Client, id: String, tx: watch::Sender<Outcome>) {
             }
             Ok(op) => {
                 tracing::trace!(operation = %id, status = %op.status_code, "operation still running");
+            }
+            // LXD 5.15 until canonical/lxd#18852 answered `/wait` on a failed operation with
+            // a broken body (HTTP 200 already sent, then an error envelope). The operation
+            // itself still holds the failure for 5 s: read it from there.
+            Err(e @ Error::Decode { .. }) => {
+                tracing::debug!(operation = %id, error = %e, "undecodable /wait answer; reading the operation");
+                let outcome = match client.operations().get(&id).await {
+                    Ok(op) if op.status_code.is_final() => Ok(op),
+                    _ => Err(Arc::new(e)),
+                };
+                let _ = tx.send(Some(outcome));
+                return;
             }
             Err(e) => {
                 let _ = tx.send(Some(Err(Arc::new(e))));

@@ -98,6 +98,26 @@ async fn command_not_found_is_its_own_outcome() {
 }
 
 #[tokio::test]
+async fn refused_websocket_upgrade_is_an_api_error() {
+    let client = client().await;
+    // LXD refuses the upgrade with an error envelope; it surfaces as Error::Api with the
+    // server's message, not as a bare websocket handshake error.
+    let err = client
+        .events()
+        .types(["kdtest-no-such-type"])
+        .subscribe()
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(500), "{err}");
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("isn't a supported event type"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn exec_in_missing_instance_is_not_found() {
     let client = client().await;
     let err = client
@@ -282,4 +302,40 @@ async fn fifty_concurrent_execs_on_one_container() {
         assert_eq!(out.stderr, format!("err-{i}\n").as_bytes(), "exec {i}");
         assert_eq!(out.status.code, i % 7, "exec {i}");
     }
+}
+
+/// Peak resident memory of this test process in KiB (`VmHWM`).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn streaming_100_mib_of_output_stays_small() {
+    let client = client().await;
+    let c = running_busybox(&client, "stream100").await;
+    let mut p = client
+        .instances()
+        .exec(&c.name, ["head", "-c", "104857600", "/dev/zero"])
+        .spawn()
+        .await
+        .unwrap();
+    let mut stdout = p.take_stdout().unwrap();
+    let mut total = 0usize;
+    while let Some(chunk) = stdout.next().await {
+        let chunk = chunk.unwrap();
+        assert!(chunk.iter().all(|b| *b == 0));
+        total += chunk.len();
+    }
+    assert_eq!(total, 100 << 20);
+    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+    let peak = peak_rss_kib();
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB while streaming 100 MiB"
+    );
 }

@@ -6,7 +6,6 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use futures::StreamExt;
 use lxd_client::{ImportOptions, UploadBody};
 
 /// Appends a file to a tar builder.
@@ -146,11 +145,22 @@ async fn unified_import_alias_export_delete() {
         assert_eq!(inst.config["volatile.base_image"], fingerprint);
     }
 
-    // Export gives back the uploaded tarball.
+    // Export gives back the uploaded tarball, in memory or into a directory.
     let export = images.export(&fingerprint).await.unwrap();
     assert_eq!(export.content_type, "application/octet-stream");
+    assert!(!export.is_split());
     let exported = export.body.bytes().await.unwrap();
     assert!(exported == std::fs::read(&tarball).unwrap());
+    let out = tempfile::tempdir().unwrap();
+    let files = images
+        .export(&fingerprint)
+        .await
+        .unwrap()
+        .write_to_dir(out.path(), &fingerprint)
+        .await
+        .unwrap();
+    assert_eq!(files.len(), 1);
+    assert!(std::fs::read(&files[0]).unwrap() == std::fs::read(&tarball).unwrap());
 
     // The same tarball again fails as an operation, with the server's reason.
     let again = images
@@ -206,24 +216,14 @@ async fn split_import_is_streamed_multipart() {
     let image = client.images().get(&fingerprint).await.unwrap();
     assert_eq!(image.properties["description"], label);
 
-    // A split image exports as multipart.
+    // A split image exports as multipart; written to a directory it gives back both parts.
     let export = client.images().export(&fingerprint).await.unwrap();
-    assert!(
-        export.content_type.starts_with("multipart/form-data"),
-        "{}",
-        export.content_type
-    );
-    let mut total = 0;
-    let mut body = export.body;
-    while let Some(chunk) = body.next().await {
-        total += chunk.unwrap().len();
-    }
-    let expected =
-        std::fs::metadata(&meta).unwrap().len() + std::fs::metadata(&rootfs).unwrap().len();
-    assert!(
-        total as u64 > expected,
-        "{total} bytes for {expected} bytes of parts"
-    );
+    assert!(export.is_split(), "{}", export.content_type);
+    let out = tempfile::tempdir().unwrap();
+    let files = export.write_to_dir(out.path(), &fingerprint).await.unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(std::fs::read(&files[0]).unwrap() == std::fs::read(&meta).unwrap());
+    assert!(std::fs::read(&files[1]).unwrap() == std::fs::read(&rootfs).unwrap());
 }
 
 #[tokio::test]

@@ -338,3 +338,30 @@ async fn logs_and_console() {
     let err = client.instances().console_log(&missing).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
+
+/// The sockets this process has open, by inode (`socket:[N]`).
+fn open_sockets() -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|t| t.to_string_lossy().into_owned())
+        .filter(|t| t.starts_with("socket:"))
+        .collect()
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_connection() {
+    let client = client().await;
+    client.server().await.unwrap();
+    let before = open_sockets();
+    assert!(
+        !before.is_empty(),
+        "the first request left a pooled connection"
+    );
+    for _ in 0..50 {
+        client.server().await.unwrap();
+        client.instances().names().await.unwrap();
+    }
+    // The same connection (same socket inode) served all 100 requests.
+    assert_eq!(open_sockets(), before);
+}

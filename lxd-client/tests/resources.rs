@@ -327,3 +327,93 @@ async fn projects_are_a_property_of_the_handle() {
     let err = other.instances().get(&c.name).await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
 }
+
+#[tokio::test]
+async fn raw_query_escape_hatch() {
+    let client = client().await;
+    let projects: Vec<String> = client
+        .query(lxd_client::Method::GET, "/1.0/projects", None)
+        .await
+        .unwrap();
+    assert!(
+        projects.iter().any(|p| p.ends_with("/default")),
+        "{projects:?}"
+    );
+    let c = busybox(&client, "raw").await;
+    let body = serde_json::json!({"action": "start"});
+    client
+        .query_operation(
+            lxd_client::Method::PUT,
+            &format!("/1.0/instances/{}/state", c.name),
+            Some(&body),
+        )
+        .await
+        .unwrap()
+        .wait(OP_TIMEOUT)
+        .await
+        .unwrap();
+    assert!(client.instances().get(&c.name).await.unwrap().is_running());
+    let err = client
+        .query::<serde_json::Value>(lxd_client::Method::GET, "/1.0/kdtest-nothing", None)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[tokio::test]
+async fn dropping_a_process_kills_the_command() {
+    let client = client().await;
+    let c = running_busybox(&client, "dropkill").await;
+    let p = client
+        .instances()
+        .exec(&c.name, ["sleep", "300"])
+        .spawn()
+        .await
+        .unwrap();
+    let follower = client
+        .operations()
+        .follow(p.operation().id())
+        .await
+        .unwrap();
+    drop(p);
+    // Closing the control websocket makes LXD kill the command.
+    let done = follower
+        .wait_end(Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let code = done.metadata.unwrap()["return"].as_i64().unwrap();
+    assert_eq!(code, 128 + 9, "killed by SIGKILL");
+}
+
+#[tokio::test]
+async fn cancel_operations() {
+    let client = client().await;
+    // A trust-token operation stays running until used or cancelled, and may be cancelled.
+    // Cancelling it leaves nothing behind in the trust store.
+    let body = serde_json::json!({"name": unique_name("token"), "type": "client", "token": true});
+    let op = client
+        .query_operation(lxd_client::Method::POST, "/1.0/certificates", Some(&body))
+        .await
+        .unwrap();
+    assert!(op.initial().may_cancel);
+    op.cancel().await.unwrap();
+    let err = op.wait(OP_TIMEOUT).await.unwrap_err();
+    assert!(err.is_cancelled(), "{err}");
+    assert!(err.is_operation_failure());
+
+    // An exec operation cannot be cancelled: the server says so.
+    let c = running_busybox(&client, "nocancel").await;
+    let p = client
+        .instances()
+        .exec(&c.name, ["sleep", "1"])
+        .spawn()
+        .await
+        .unwrap();
+    let err = p.operation().cancel().await.unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(
+        err.message().unwrap().contains("can't be cancelled"),
+        "{err}"
+    );
+    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+}

@@ -59,11 +59,22 @@ impl Drop for InstanceGuard {
         block_on_side(move |client| {
             Box::pin(async move {
                 let instances = client.instances();
-                if let Ok(op) = instances.stop(&name, true).await {
-                    let _ = op.wait(OP_TIMEOUT).await;
-                }
-                if let Ok(op) = instances.delete(&name).await {
-                    let _ = op.wait(OP_TIMEOUT).await;
+                // A loaded daemon can refuse a step (e.g. "operation timed out" on the
+                // instance lock): retry a few times before giving up.
+                for _ in 0..5 {
+                    if let Ok(op) = instances.stop(&name, true).await {
+                        let _ = op.wait(OP_TIMEOUT).await;
+                    }
+                    match instances.delete(&name).await {
+                        Ok(op) => {
+                            if op.wait(OP_TIMEOUT).await.is_ok() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.is_not_found() => return,
+                        Err(_) => {}
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
                 }
             })
         });
