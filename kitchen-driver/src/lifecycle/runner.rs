@@ -504,8 +504,7 @@ impl InstanceRun<'_> {
                     self.ctx
                         .output
                         .log(Level::Info, &format!("Running {what}: {cmd}"));
-                    let code = crate::verifier::shell::run_local(&cmd, cwd, &env, &self.ctx.output)
-                        .await?;
+                    let code = crate::plugin::run_local(&cmd, cwd, &env, &self.ctx.output).await?;
                     if code != 0 {
                         return Err(Error::CommandFailed {
                             instance: self.inst.name.clone(),

@@ -14,7 +14,7 @@
 //!    `upload`/`upload_tar`. Tools that run on the host and connect by themselves (Ansible)
 //!    get the runtime and instance from `ctx.connection.target()` ([`Target::Docker`] with the
 //!    container id, [`Target::Lxd`] with name and project) and run through
-//!    `verifier::shell::run_local`, which streams their lines to `ctx.output`.
+//!    `plugin::run_local`, which streams their lines to `ctx.output`.
 //! 3. A name in [`for_instance`] and [`SUPPORTED_PROVISIONERS`].
 //!
 //! ```no_run
