@@ -61,6 +61,7 @@
 //! for the three places to extend. Everything above the transport is connector-agnostic.
 
 mod body;
+mod certificates;
 mod client;
 mod error;
 mod events;
@@ -72,10 +73,13 @@ pub mod models;
 mod networks;
 mod operations;
 mod profiles;
+mod remotes;
 mod storage;
+mod tls;
 mod transport;
 
 pub use body::{ByteStream, UploadBody};
+pub use certificates::{Certificates, TrustToken};
 pub use client::{Client, ETag, candidate_sockets};
 pub use error::{BoxError, Error, Result};
 pub use events::{EventStream, Events};
@@ -86,7 +90,12 @@ pub use instances::{CreateBuilder, Instances, Snapshots};
 pub use networks::Networks;
 pub use operations::{OperationHandle, Operations};
 pub use profiles::Profiles;
+pub use remotes::{LxcConfig, Remote, lxc_config_dir};
 pub use storage::StoragePools;
+pub use tls::{
+    ClientIdentity, DEFAULT_PORT, Fingerprint, HttpsEndpoint, ServerPin, TlsCertificate,
+    fetch_server_certificate,
+};
 pub use transport::Endpoint;
 
 /// Re-exported so [`Client::query`] can be called without a direct `http` dependency.
