@@ -342,3 +342,81 @@ async fn remote_from_an_lxc_config_dir_works_by_name() {
         .unwrap_err();
     assert!(err.is_certificate_mismatch(), "{err:?}");
 }
+
+/// The `lxc-lite` example binary cargo built next to this test's binary.
+fn lxc_lite() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("lxc-lite");
+    assert!(
+        path.exists(),
+        "{} missing: build the examples",
+        path.display()
+    );
+    path
+}
+
+#[tokio::test]
+async fn lxc_lite_adds_a_remote_with_a_token_and_uses_it_by_name() {
+    let dir = tempfile::Builder::new()
+        .prefix(&unique_name("lxcconf"))
+        .tempdir()
+        .unwrap();
+    // The identity lxc-lite will use, made here so the guard knows its fingerprint up front.
+    let config = LxcConfig::load_from(dir.path()).unwrap();
+    let identity = config
+        .client_identity_or_generate(&unique_name("lite"))
+        .unwrap();
+    let mut guard = TrustGuard {
+        fingerprint: Some(identity.fingerprint()),
+        token: None,
+    };
+    let local = client().await;
+    let token = local
+        .certificates()
+        .create_token(&unique_name("lite"))
+        .await
+        .unwrap();
+    guard.token = Some(token.clone());
+    let c = running_busybox(&local, "https-lite").await;
+
+    let lite = |args: &[&str]| {
+        let out = std::process::Command::new(lxc_lite())
+            .args(args)
+            .env("LXD_CONF", dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = lite(&["remote", "add", "kdlab", URL, "--token", &token.encode()]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(dir.path().join("servercerts/kdlab.crt").exists());
+
+    let (code, out, err) = lite(&["info", "kdlab:"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("auth: trusted"), "{out}");
+
+    let (code, out, err) = lite(&["list", "kdlab:", "--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains(&format!("\"name\":\"{}\"", c.name)), "{out}");
+
+    let target = format!("kdlab:{}", c.name);
+    let (code, out, err) = lite(&["exec", &target, "--", "sh", "-c", "echo hi; exit 4"]);
+    assert_eq!((code, out.as_str()), (Some(4), "hi\n"), "{err}");
+
+    // An unknown remote is refused by name, as lxc does.
+    let (code, _, err) = lite(&["exec", "nope:c1", "--", "true"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("\"nope\" doesn't exist"), "{err}");
+    drop(guard);
+}
