@@ -414,9 +414,82 @@ async fn lxc_lite_adds_a_remote_with_a_token_and_uses_it_by_name() {
     let (code, out, err) = lite(&["exec", &target, "--", "sh", "-c", "echo hi; exit 4"]);
     assert_eq!((code, out.as_str()), (Some(4), "hi\n"), "{err}");
 
+    // The real `lxc` CLI reads the configuration lxc-lite wrote.
+    let out = std::process::Command::new("lxc")
+        .args(["info", "kdlab:"])
+        .env("LXD_CONF", dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("auth: trusted"), "{text}");
+
     // An unknown remote is refused by name, as lxc does.
     let (code, _, err) = lite(&["exec", "nope:c1", "--", "true"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("\"nope\" doesn't exist"), "{err}");
     drop(guard);
+}
+
+#[tokio::test]
+async fn remote_added_by_the_real_lxc_cli_works_by_name() {
+    let dir = tempfile::Builder::new()
+        .prefix(&unique_name("lxcconf"))
+        .tempdir()
+        .unwrap();
+    let name = unique_name("cli");
+    let mut guard = TrustGuard {
+        fingerprint: None,
+        token: None,
+    };
+    // `lxc config trust add --name N` prints the token on its last line.
+    let out = std::process::Command::new("lxc")
+        .args(["config", "trust", "add", "--name", &name])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let token_text = stdout.lines().last().unwrap_or_default().trim().to_string();
+    let token = TrustToken::decode(&token_text).unwrap();
+    assert_eq!(token.client_name, name);
+    guard.token = Some(token);
+
+    // `lxc remote add NAME TOKEN` generates client.crt/key (SEC1 key), pins servercerts/NAME.crt.
+    let out = std::process::Command::new("lxc")
+        .args(["remote", "add", "kdcli", &token_text])
+        .env("LXD_CONF", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let config = LxcConfig::load_from(dir.path()).unwrap();
+    if let Ok(identity) = config.client_identity() {
+        guard.fingerprint = Some(identity.fingerprint());
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(guard.fingerprint.is_some(), "lxc wrote no client.crt");
+
+    let client = Client::from_lxc_config(&config, "kdcli").await.unwrap();
+    // lxc 5.0.2 records `project: default` for the remote.
+    assert_eq!(client.project_name(), Some("default"));
+    assert_eq!(client.server().await.unwrap().auth, "trusted");
+    let c = running_busybox(&client, "https-cli").await;
+    let out = client
+        .instances()
+        .exec(&c.name, ["echo", "via lxc's remote"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.stdout, b"via lxc's remote\n");
 }
