@@ -56,9 +56,20 @@
 //!
 //! # Transports
 //!
-//! Today: the local unix socket ([`Endpoint::Unix`]). HTTPS remotes plug in as another
-//! [`Endpoint`] variant; see the `transport` module's documentation (`src/transport.rs`)
-//! for the three places to extend. Everything above the transport is connector-agnostic.
+//! The local unix socket ([`Endpoint::Unix`]) and HTTPS remotes ([`Endpoint::Https`]: a TLS
+//! client certificate, [`ClientIdentity`], and a pinned server certificate, [`ServerPin`];
+//! exec and events run over the same TLS as `wss`). [`Client::from_remote`] opens a remote of
+//! the `lxc` CLI's own configuration by name ([`LxcConfig`]); [`Client::certificates`]
+//! manages the trust store and trust tokens. Everything above the transport is
+//! connector-agnostic.
+//!
+//! ```no_run
+//! # async fn demo() -> lxd_client::Result<()> {
+//! let client = lxd_client::Client::from_remote("lab").await?; // as `lxc list lab:`
+//! let names = client.instances().names().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod body;
 mod certificates;

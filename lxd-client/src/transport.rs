@@ -4,12 +4,10 @@
 //! serve both the pooled HTTP/1.1 client (through [`Connector`]) and the websockets of exec and
 //! events, which need a connection of their own.
 //!
-//! **Adding HTTPS**: add an `Endpoint::Https { url, tls config }` variant and a
-//! `Stream::Tls(tokio_rustls::client::TlsStream<TcpStream>)` variant, make
-//! [`Endpoint::connect`] do the TCP connect and TLS handshake, and return `https://host:port`
-//! from [`Endpoint::base_url`] and `wss://host:port` from [`Endpoint::ws_base_url`]. Nothing
-//! above this module needs to change: request building, pooling, websockets and every API
-//! handle go through these three methods.
+//! [`Endpoint::Https`] does the TCP connect and TLS handshake (`crate::tls`), and answers
+//! `https://host:port` from [`Endpoint::base_url`] and `wss://host:port` from
+//! [`Endpoint::ws_base_url`]. Request building, pooling, websockets and every API handle go
+//! through these three methods; a new connector only extends them.
 
 use std::future::Future;
 use std::io;
