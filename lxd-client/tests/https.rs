@@ -493,3 +493,56 @@ async fn remote_added_by_the_real_lxc_cli_works_by_name() {
         .unwrap();
     assert_eq!(out.stdout, b"via lxc's remote\n");
 }
+
+#[tokio::test]
+async fn streaming_stdin_and_concurrent_execs_over_wss() {
+    let t = trusted("https-stream").await;
+    let local = client().await;
+    let c = running_busybox(&local, "https-stream").await;
+
+    // Interactive round trips: each line comes back through TLS before the next is sent.
+    let mut p = t
+        .client
+        .instances()
+        .exec(&c.name, ["cat"])
+        .spawn()
+        .await
+        .unwrap();
+    let mut stdin = p.take_stdin().unwrap();
+    let mut stdout = p.take_stdout().unwrap();
+    for line in ["one\n", "two\n"] {
+        stdin.write(line).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < line.len() {
+            got.extend_from_slice(&stdout.next().await.unwrap().unwrap());
+        }
+        assert_eq!(got, line.as_bytes());
+    }
+    stdin.close();
+    assert!(stdout.next().await.is_none(), "stdout ends after stdin EOF");
+    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+
+    // Twenty commands at once over the pooled TLS connections: none lost or mixed up.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let client = t.client.clone();
+            let name = c.name.clone();
+            tokio::spawn(async move {
+                let script = format!("echo out-{i}; echo err-{i} >&2; exit {}", i % 5);
+                let out = client
+                    .instances()
+                    .exec(&name, ["sh", "-c", script.as_str()])
+                    .output()
+                    .await
+                    .unwrap();
+                (i, out)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (i, out) = task.await.unwrap();
+        assert_eq!(out.stdout, format!("out-{i}\n").as_bytes(), "exec {i}");
+        assert_eq!(out.stderr, format!("err-{i}\n").as_bytes(), "exec {i}");
+        assert_eq!(out.status.code, i % 5, "exec {i}");
+    }
+}
