@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::{Client, decode_envelope, decode_metadata};
 use crate::error::{Error, Result};
 use crate::models::{Certificate, CertificatesPost, Operation, name_from_url};
-use crate::tls::{HttpsEndpoint, TlsCertificate};
+use crate::tls::TlsCertificate;
 use crate::transport::{RequestSpec, seg};
 
 /// A token that lets one client add its certificate to the trust store once.
@@ -143,32 +143,6 @@ impl Client {
         Certificates {
             client: self.clone(),
         }
-    }
-
-    /// A client for an HTTPS remote: shorthand for
-    /// `Client::new(HttpsEndpoint::new(url, pin, identity)?.into())`. Nothing is sent until
-    /// the first request, which fails with [`Error::CertificateMismatch`] if the server
-    /// presents another certificate than `pin`.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> lxd_client::Result<()> {
-    /// use lxd_client::{Client, ClientIdentity, ServerPin, TlsCertificate};
-    /// let pin = ServerPin::Certificate(TlsCertificate::load("servercerts/lab.crt")?);
-    /// let id = ClientIdentity::load("client.crt", "client.key")?;
-    /// let client = Client::https("https://10.0.0.5:8443", pin, Some(id))?;
-    /// println!("{}", client.server().await?.auth);
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// See [`HttpsEndpoint::new`].
-    pub fn https(
-        url: &str,
-        pin: crate::ServerPin,
-        identity: Option<crate::ClientIdentity>,
-    ) -> Result<Client> {
-        Ok(Client::new(HttpsEndpoint::new(url, pin, identity)?.into()))
     }
 }
 
