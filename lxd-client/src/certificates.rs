@@ -339,6 +339,50 @@ mod tests {
         assert_eq!(t.operation_id.as_deref(), Some(op.id.as_str()));
     }
 
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn recorded_certificate_list_decodes_and_fingerprints_match() {
+        let path = "/1.0/certificates";
+        let body = fixture("certificates_recursion1.json");
+        let env = decode_envelope(200, &Method::GET, path, &body).unwrap();
+        let certs: Vec<Certificate> = decode_metadata(path, env.metadata).unwrap();
+        assert_eq!(certs.len(), 1);
+        let c = &certs[0];
+        assert_eq!(
+            (c.name.as_str(), c.certificate_type.as_str()),
+            ("kdtest-fixture", "client")
+        );
+        assert!(!c.restricted);
+        assert!(c.description.is_none(), "5.0.2 has no description");
+        // LXD's fingerprint is the SHA-256 of the DER, as ours.
+        let pem = TlsCertificate::from_pem(&c.certificate).unwrap();
+        assert_eq!(pem.fingerprint().as_str(), c.fingerprint);
+    }
+
+    #[test]
+    fn recorded_untrusted_server_info_decodes() {
+        let body = fixture("server_untrusted_https.json");
+        let env = decode_envelope(200, &Method::GET, "/1.0", &body).unwrap();
+        let server: crate::models::Server = decode_metadata("/1.0", env.metadata).unwrap();
+        assert_eq!(server.auth, "untrusted");
+        assert!(server.auth_methods.iter().any(|m| m == "tls"));
+        assert!(
+            !server.has_extension("explicit_trust_token"),
+            "5.0.2 takes the token as password"
+        );
+        assert!(
+            server.environment.server_version.is_empty(),
+            "no environment when untrusted"
+        );
+    }
+
     #[test]
     fn bad_tokens_are_refused() {
         assert!(TrustToken::decode("!!!").is_err());
