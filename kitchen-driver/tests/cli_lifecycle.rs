@@ -420,3 +420,49 @@ fn output_of_a_passing_and_a_failing_test_is_stable() {
     insta::assert_snapshot!("test_failing_stderr", redact(&p, &text(&out.stderr)));
     p.assert_no_containers();
 }
+
+#[test]
+fn junit_report_has_a_suite_per_instance_and_the_converge_failure() {
+    let yml = r#"
+driver:
+  name: docker
+provisioner:
+  name: shell
+  sudo: false
+verifier:
+  name: shell
+  remote_exec: true
+  command: sh /tmp/kitchen/data/verify.sh
+platforms:
+  - name: busybox
+    driver:
+      image: kitchen/busybox:latest
+suites:
+  - name: default
+  - name: broken
+    provisioner:
+      command: echo broken-converge; exit 4
+"#;
+    let p = project("cli-junit", yml);
+    let report = p.root().join("junit.xml");
+    let out = kd(&p)
+        .args(["test", "-c", "--destroy", "always", "--junit"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(20), "{}", text(&out.stderr));
+    let xml = std::fs::read_to_string(&report).expect("the report is written on failure too");
+    assert!(
+        xml.contains(
+            r#"<testsuites name="kitchen-driver" tests="2" skipped="0" failures="0" errors="1">"#
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testsuite name="default-busybox""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"<testsuite name="broken-busybox""#), "{xml}");
+    assert!(xml.contains("exited with code 4"), "{xml}");
+    p.assert_no_containers();
+}

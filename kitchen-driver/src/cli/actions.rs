@@ -37,6 +37,10 @@ pub struct ActionArgs {
     /// Where test files live (default `<kitchen_root>/test/integration`).
     #[arg(short = 't', long)]
     pub test_base_path: Option<PathBuf>,
+    /// Also write a JUnit XML report here: one suite per instance, one case per verifier
+    /// test (written even when actions fail).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `test` flags.
@@ -201,6 +205,17 @@ pub(super) fn run_lifecycle(
         watcher.abort();
         outcomes
     });
+    if let Some(path) = &args.junit {
+        let written = crate::junit::render("kitchen-driver", &outcomes)
+            .and_then(|xml| std::fs::write(path, xml).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!(
+                "kitchen-driver: cannot write the JUnit report {}: {e}",
+                path.display()
+            );
+            return EXIT_ACTIONS_FAILED;
+        }
+    }
     match lifecycle::failure_summary(&outcomes) {
         Some(summary) => {
             reporter.log_only(Level::Error, &format!(">>>>>> {summary}"));

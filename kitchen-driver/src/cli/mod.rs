@@ -131,6 +131,7 @@ pub fn run(cli: Cli) -> i32 {
                 fail_fast: false,
                 log_level: e.log_level,
                 test_base_path: None,
+                junit: None,
             };
             action(args, lifecycle::Command::Exec(e.command))
         }
