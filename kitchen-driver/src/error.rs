@@ -161,7 +161,7 @@ pub enum Error {
         instance: String,
     },
 
-    /// The run was cancelled (`--fail-fast` after another instance failed).
+    /// The run was cancelled (`--fail-fast` after another instance failed, or Ctrl-C).
     #[error(
         "instance {instance}: {action} not started: cancelled after another instance failed (--fail-fast)"
     )]

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 mod error;
+pub mod junit;
 pub mod lifecycle;
 pub mod plugin;
 pub mod provisioner;

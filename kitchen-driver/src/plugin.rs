@@ -3,9 +3,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
 use crate::config::InstanceConfig;
 use crate::driver::Connection;
-use crate::report::InstanceOutput;
+use crate::error::{Error, Result};
+use crate::report::{InstanceOutput, OutputSink, OutputStream};
 use crate::state::State;
 
 /// Everything a provisioner or verifier may use for one action on one instance.
@@ -84,6 +89,52 @@ impl<'a> PluginContext<'a> {
             self.kitchen_root.join(p)
         }
     }
+}
+
+/// Runs `command` with `sh -c` on the host in `cwd` (hooks, the shell verifier, and tools
+/// such as `ansible-playbook` that run on the host), streaming its lines to `sink`; returns the
+/// exit code (-1 when killed by a signal).
+///
+/// # Errors
+/// [`Error::Io`] when `sh` cannot be started.
+pub async fn run_local(
+    command: &str,
+    cwd: &std::path::Path,
+    env: &[(String, String)],
+    sink: &dyn OutputSink,
+) -> Result<i64> {
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(cwd)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::io("starting sh for", cwd, e))?;
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let pump_out = async {
+        if let Some(s) = stdout {
+            let mut lines = BufReader::new(s).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                sink.line(OutputStream::Stdout, &l);
+            }
+        }
+    };
+    let pump_err = async {
+        if let Some(s) = stderr {
+            let mut lines = BufReader::new(s).lines();
+            while let Ok(Some(l)) = lines.next_line().await {
+                sink.line(OutputStream::Stderr, &l);
+            }
+        }
+    };
+    let (_, _, status) = tokio::join!(pump_out, pump_err, child.wait());
+    let status = status.map_err(|e| Error::io("waiting for command in", cwd, e))?;
+    Ok(status.code().map(i64::from).unwrap_or(-1))
 }
 
 /// See [`PluginContext::calculate_path`].

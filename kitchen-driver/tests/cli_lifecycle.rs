@@ -336,3 +336,133 @@ suites:
     assert_eq!(left, ["logs"], "no state or lock files remain");
     p.assert_no_containers();
 }
+
+#[test]
+fn ctrl_c_finishes_the_running_step_and_destroy_always_still_cleans_up() {
+    use std::io::{BufRead, BufReader};
+    let p = project("cli-sigint", BASIC);
+    p.write(
+        "test/integration/default/bootstrap.sh",
+        "#!/bin/sh\necho converge-started\nsleep 3\necho converge-done\n",
+    );
+    let bin = assert_cmd::cargo::cargo_bin("kitchen-driver");
+    let mut child = std::process::Command::new(bin)
+        .args(["test", "--destroy", "always"])
+        .current_dir(p.root())
+        .env("HOME", p.root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = Vec::new();
+    let mut sent = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if !sent && line.contains("converge-started") {
+            let pid = child.id().to_string();
+            let ok = std::process::Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            sent = true;
+        }
+        lines.push(line);
+    }
+    let status = child.wait().unwrap();
+    let out = lines.join("\n");
+    assert!(sent, "{out}");
+    assert_eq!(status.code(), Some(130), "{out}");
+    assert!(out.contains("Interrupted"), "{out}");
+    assert!(
+        out.contains("converge-done"),
+        "the running step finished: {out}"
+    );
+    assert!(!out.contains("Verifying"), "no further step started: {out}");
+    assert!(out.contains("Destroying <default-busybox>"), "{out}");
+    assert!(!p.state_exists("default-busybox"));
+    p.assert_no_containers();
+}
+
+/// Replaces what changes between runs (ids, hashes, durations, paths) with stable tokens.
+fn redact(p: &TestProject, s: &str) -> String {
+    let s = s.replace(&p.root().to_string_lossy().into_owned(), "[PROJECT]");
+    let s = regex::Regex::new(r"kitchen-[0-9a-f]{8}-")
+        .unwrap()
+        .replace_all(&s, "kitchen-[HASH]-");
+    let s = regex::Regex::new(r"\b[0-9a-f]{64}\b|\([0-9a-f]{12}\)")
+        .unwrap()
+        .replace_all(&s, "[ID]");
+    let s = regex::Regex::new(r"\(\d+\.\d+s\)")
+        .unwrap()
+        .replace_all(&s, "([TIME])");
+    s.into_owned()
+}
+
+#[test]
+fn output_of_a_passing_and_a_failing_test_is_stable() {
+    let p = project("cli-snap", BASIC);
+    let out = kd(&p).args(["test"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!("test_passing_stdout", redact(&p, &text(&out.stdout)));
+
+    p.write(
+        "test/integration/default/bootstrap.sh",
+        "#!/bin/sh\necho about to fail >&2\nexit 3\n",
+    );
+    let out = kd(&p)
+        .args(["test", "--destroy", "always"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(20));
+    insta::assert_snapshot!("test_failing_stdout", redact(&p, &text(&out.stdout)));
+    insta::assert_snapshot!("test_failing_stderr", redact(&p, &text(&out.stderr)));
+    p.assert_no_containers();
+}
+
+#[test]
+fn junit_report_has_a_suite_per_instance_and_the_converge_failure() {
+    let yml = r#"
+driver:
+  name: docker
+provisioner:
+  name: shell
+  sudo: false
+verifier:
+  name: shell
+  remote_exec: true
+  command: sh /tmp/kitchen/data/verify.sh
+platforms:
+  - name: busybox
+    driver:
+      image: kitchen/busybox:latest
+suites:
+  - name: default
+  - name: broken
+    provisioner:
+      command: echo broken-converge; exit 4
+"#;
+    let p = project("cli-junit", yml);
+    let report = p.root().join("junit.xml");
+    let out = kd(&p)
+        .args(["test", "-c", "--destroy", "always", "--junit"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(20), "{}", text(&out.stderr));
+    let xml = std::fs::read_to_string(&report).expect("the report is written on failure too");
+    assert!(
+        xml.contains(
+            r#"<testsuites name="kitchen-driver" tests="2" skipped="0" failures="0" errors="1">"#
+        ),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testsuite name="default-busybox""#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"<testsuite name="broken-busybox""#), "{xml}");
+    assert!(xml.contains("exited with code 4"), "{xml}");
+    p.assert_no_containers();
+}

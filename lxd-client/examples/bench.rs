@@ -98,10 +98,12 @@ async fn concurrent_exec(client: &Client, target: &str, n: usize) -> anyhow::Res
         let instances = client.instances();
         async move {
             let script = format!("echo {i}; echo err{i} >&2; exit {}", i % 7);
+            let started = Instant::now();
             let out = instances
                 .exec(target, ["sh", "-c", script.as_str()])
                 .output()
-                .await?;
+                .await
+                .map_err(|e| anyhow::anyhow!("after {:?}: {e}", started.elapsed()))?;
             anyhow::Ok(
                 out.stdout == format!("{i}\n").into_bytes()
                     && out.stderr == format!("err{i}\n").into_bytes()

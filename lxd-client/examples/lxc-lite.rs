@@ -6,6 +6,10 @@
 //! cargo run -p lxd-client --example lxc-lite -- exec c1 --env A=1 -- sh -c 'echo $A'
 //! cargo run -p lxd-client --example lxc-lite -- file push ./x c1/root/x --mode 0640
 //! cargo run -p lxd-client --example lxc-lite -- delete c1 --force
+//! # HTTPS remotes from lxc's own configuration (~/.config/lxc or $LXD_CONF), as `lxc` takes them:
+//! cargo run -p lxd-client --example lxc-lite -- remote add lab https://127.0.0.1:8443 --token TOKEN
+//! cargo run -p lxd-client --example lxc-lite -- exec lab:c1 -- hostname
+//! cargo run -p lxd-client --example lxc-lite -- list lab:
 //! ```
 
 use std::io::Write;
@@ -14,7 +18,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use lxd_client::{Client, FileOptions, ImportOptions, UploadBody};
+use lxd_client::{
+    Client, FileOptions, ImportOptions, LxcConfig, ServerPin, TrustToken, UploadBody,
+};
 use tokio::io::AsyncWriteExt;
 
 #[derive(Parser)]
@@ -34,8 +40,10 @@ struct Cli {
 enum Command {
     /// Server information, or an instance's when NAME is given.
     Info { name: Option<String> },
-    /// List instances.
+    /// List instances (of `REMOTE:` when given).
     List {
+        /// `REMOTE:` to list another remote's instances.
+        remote: Option<String>,
         /// `table` or `json`.
         #[arg(long, short = 'f', default_value = "table")]
         format: String,
@@ -101,12 +109,36 @@ enum Command {
         #[command(subcommand)]
         command: ImageCommand,
     },
+    /// Manage remotes (lxc's `config.yml` in `$LXD_CONF` or `~/.config/lxc`).
+    Remote {
+        #[command(subcommand)]
+        command: RemoteCommand,
+    },
     /// Print events as JSON lines.
     Events {
         /// Event types (repeatable): operation, logging, lifecycle.
         #[arg(long = "type")]
         types: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum RemoteCommand {
+    /// Add an HTTPS remote and make this client trusted with a token (from `lxc config trust
+    /// add` on the server).
+    Add {
+        name: String,
+        /// `https://HOST[:PORT]`.
+        url: String,
+        /// Trust token; its server fingerprint is checked against the server's certificate.
+        #[arg(long)]
+        token: Option<String>,
+        /// Without a token: trust the certificate the server presents (after showing it).
+        #[arg(long)]
+        accept_certificate: bool,
+    },
+    /// List remotes.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -174,8 +206,11 @@ async fn main() {
     }
 }
 
-async fn run(cli: Cli) -> Result<i32> {
-    let mut client = Client::connect_local().await?;
+async fn run(mut cli: Cli) -> Result<i32> {
+    if let Command::Remote { command } = &cli.command {
+        return remote(command).await;
+    }
+    let mut client = connect(&mut cli.command).await?;
     if let Some(p) = &cli.project {
         client = client.project(p);
     }
@@ -216,7 +251,7 @@ async fn run(cli: Cli) -> Result<i32> {
                 println!("Memory usage: {} bytes", m.usage);
             }
         }
-        Command::List { format } => {
+        Command::List { format, .. } => {
             let list = instances.list_with_state().await?;
             match format.as_str() {
                 "json" => println!("{}", serde_json::to_string(&list)?),
@@ -299,6 +334,8 @@ async fn run(cli: Cli) -> Result<i32> {
             instances.delete(&name).await?.wait(None).await?;
         }
         Command::Image { command } => image(&client, command).await?,
+        // Handled before connecting.
+        Command::Remote { .. } => {}
         Command::Events { types } => {
             let mut events = client.events().types(types).subscribe().await?;
             let mut out = std::io::stdout();
@@ -542,4 +579,125 @@ async fn image(client: &Client, command: ImageCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The argument that may carry a `REMOTE:` prefix, as in `lxc exec lab:c1`.
+fn remote_arg(command: &mut Command) -> Option<&mut String> {
+    match command {
+        Command::Info { name } | Command::List { remote: name, .. } => name.as_mut(),
+        Command::Launch { name, .. }
+        | Command::Exec { name, .. }
+        | Command::Snapshot { name, .. }
+        | Command::Restore { name, .. }
+        | Command::Start { name }
+        | Command::Stop { name, .. }
+        | Command::Delete { name, .. } => Some(name),
+        Command::File {
+            command: FileCommand::Push { target: name, .. },
+        }
+        | Command::File {
+            command: FileCommand::Pull { source: name, .. },
+        } => Some(name),
+        Command::Image {
+            command: ImageCommand::Delete { image } | ImageCommand::Export { image, .. },
+        } => Some(image),
+        _ => None,
+    }
+}
+
+/// Connects to the remote named in the command (its `REMOTE:` prefix is removed), or to lxc's
+/// default remote; the remote's project applies.
+async fn connect(command: &mut Command) -> Result<Client> {
+    let config = LxcConfig::load()?;
+    let remote = match remote_arg(command) {
+        Some(arg) => {
+            let (remote, rest) = config.parse_remote(arg)?;
+            *arg = rest.to_string();
+            remote
+        }
+        None => config.default_remote.clone(),
+    };
+    if let Command::Info { name } | Command::List { remote: name, .. } = command
+        && name.as_deref() == Some("")
+    {
+        *name = None;
+    }
+    Ok(Client::from_lxc_config(&config, &remote).await?)
+}
+
+async fn remote(command: &RemoteCommand) -> Result<i32> {
+    let mut config = LxcConfig::load()?;
+    match command {
+        RemoteCommand::List => {
+            println!("{:<16} {:<40} {:<14} PROJECT", "NAME", "URL", "PROTOCOL");
+            for (name, r) in &config.remotes {
+                let default = if *name == config.default_remote {
+                    " (current)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{:<16} {:<40} {:<14} {}",
+                    format!("{name}{default}"),
+                    r.addr,
+                    r.protocol.as_deref().unwrap_or("lxd"),
+                    r.project.as_deref().unwrap_or("")
+                );
+            }
+        }
+        RemoteCommand::Add {
+            name,
+            url,
+            token,
+            accept_certificate,
+        } => {
+            if config.remotes.contains_key(name) {
+                bail!("the remote {name:?} already exists");
+            }
+            let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            let identity =
+                config.client_identity_or_generate(&format!("{user}@{}", host.trim()))?;
+            let cert = lxd_client::fetch_server_certificate(url).await?;
+            let fingerprint = cert.fingerprint();
+            match token {
+                Some(t) => {
+                    let decoded = TrustToken::decode(t)?;
+                    if decoded.fingerprint != fingerprint.as_str() {
+                        bail!(
+                            "certificate fingerprint mismatch between the token ({}) and the server ({fingerprint})",
+                            decoded.fingerprint
+                        );
+                    }
+                }
+                None if *accept_certificate => {
+                    eprintln!("Certificate fingerprint: {fingerprint} (accepted)");
+                }
+                None => bail!(
+                    "Certificate fingerprint: {fingerprint}\nPass --accept-certificate to trust it, or --token"
+                ),
+            }
+            let client = Client::https(
+                url,
+                ServerPin::Certificate(cert.clone()),
+                Some(identity.clone()),
+            )?;
+            if client.server().await?.auth != "trusted" {
+                let Some(t) = token else {
+                    bail!("the server does not trust this client; pass --token");
+                };
+                client
+                    .certificates()
+                    .trust_with_token(identity.certificate(), t)
+                    .await?;
+            }
+            if client.server().await?.auth != "trusted" {
+                bail!("the server still does not trust this client");
+            }
+            config.add_https_remote(name, url, &cert)?;
+            config.save()?;
+            println!("Remote {name} added");
+        }
+    }
+    Ok(0)
 }

@@ -325,10 +325,7 @@ impl Client {
             })?;
         let response = self.inner.http.request(request).await.map_err(|e| {
             if e.is_connect() {
-                Error::Connect {
-                    endpoint: self.inner.endpoint.to_string(),
-                    source: e.into(),
-                }
+                crate::tls::connect_error(&self.inner.endpoint, e.into())
             } else {
                 Error::Transport {
                     method: method.to_string(),
@@ -428,10 +425,7 @@ impl Client {
             .endpoint
             .connect()
             .await
-            .map_err(|e| Error::Connect {
-                endpoint: self.inner.endpoint.to_string(),
-                source: e.into(),
-            })?;
+            .map_err(|e| crate::tls::connect_error(&self.inner.endpoint, e.into()))?;
         // A plain URL makes tungstenite build the upgrade request itself; it adds no Origin
         // header, which LXD's websocket upgrader would reject.
         let stream = HangupTolerant {

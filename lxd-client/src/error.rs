@@ -34,6 +34,35 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The HTTPS server presented a certificate other than the pinned one; nothing was sent.
+    #[error(
+        "refusing to talk to {endpoint}: it presented a certificate with fingerprint {found}, but {expected} is pinned; if the server's certificate was changed on purpose, fetch and confirm the new one (`lxc remote remove` and `lxc remote add`, or `fetch_server_certificate`)"
+    )]
+    CertificateMismatch {
+        /// The endpoint URL.
+        endpoint: String,
+        /// The pinned SHA-256 fingerprint.
+        expected: String,
+        /// The fingerprint of the certificate the server presented.
+        found: String,
+    },
+    /// A certificate or key could not be read, generated or used.
+    #[error("{what}: {source}")]
+    Certificate {
+        /// What was being done, e.g. `cannot read a PEM certificate`.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: BoxError,
+    },
+    /// The `lxc` client configuration (`config.yml`) is unusable or lacks what was asked for.
+    #[error("lxc configuration {path}: {message}")]
+    Config {
+        /// The configuration file or directory.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// The HTTP exchange failed below the LXD protocol.
     #[error("HTTP transport error on {method} {path}: {source}")]
     Transport {
@@ -164,6 +193,17 @@ impl Error {
     /// True when LXD reported a conflict (HTTP 409), e.g. a name already in use.
     pub fn is_conflict(&self) -> bool {
         self.status() == Some(409)
+    }
+
+    /// True when LXD refused the request because the client is not trusted or not allowed
+    /// (HTTP 403, e.g. an HTTPS client whose certificate is not in the trust store).
+    pub fn is_forbidden(&self) -> bool {
+        self.status() == Some(403)
+    }
+
+    /// True when an HTTPS server presented a certificate other than the pinned one.
+    pub fn is_certificate_mismatch(&self) -> bool {
+        matches!(self.inner(), Error::CertificateMismatch { .. })
     }
 
     /// True when a background operation failed or was cancelled.

@@ -2,8 +2,9 @@
 //!
 //! Wire protocol (LXD's `POST /1.0/instances/{name}/exec`): the server answers with an
 //! operation whose metadata holds one secret per websocket (`0`, `1`, `2`, `control`, or `0`
-//! and `control` in interactive mode). All data websockets must connect within 5 s, so they
-//! are connected concurrently. Data travels in binary messages; an empty text message marks
+//! and `control` in interactive mode). The control socket is connected first (see
+//! [`ExecBuilder::spawn`] for the daemon crash that avoids); the data websockets must then all
+//! connect within 5 s, so they are connected concurrently. Data travels in binary messages; an empty text message marks
 //! end of stream in both directions. The exit code is the operation's `metadata.return`.
 
 use std::collections::HashMap;
@@ -270,13 +271,17 @@ impl ExecBuilder {
                     .await
             }
         };
-        let (ws0, ws1, ws2, control) = if interactive {
-            let (ws0, control) = tokio::join!(connect("0"), connect("control"));
-            (ws0?, None, None, control)
+        // The control socket connects first, while the command is certainly still waiting
+        // for its data sockets. Connected last (or concurrently), it can reach an operation
+        // that a fast command has just finished, and LXD 5.0.2 then dereferences the
+        // operation's cleared connect handler and the whole daemon panics
+        // (lxd/operations/operations.go:427, seen here under 50 concurrent execs).
+        let control = connect("control").await;
+        let (ws0, ws1, ws2) = if interactive {
+            (connect("0").await?, None, None)
         } else {
-            let (ws0, ws1, ws2, control) =
-                tokio::join!(connect("0"), connect("1"), connect("2"), connect("control"));
-            (ws0?, Some(ws1?), Some(ws2?), control)
+            let (ws0, ws1, ws2) = tokio::join!(connect("0"), connect("1"), connect("2"));
+            (ws0?, Some(ws1?), Some(ws2?))
         };
         let control = match control {
             Ok(ws) => Some(Arc::new(Mutex::new(ws))),

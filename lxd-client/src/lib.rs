@@ -56,11 +56,23 @@
 //!
 //! # Transports
 //!
-//! Today: the local unix socket ([`Endpoint::Unix`]). HTTPS remotes plug in as another
-//! [`Endpoint`] variant; see the `transport` module's documentation (`src/transport.rs`)
-//! for the three places to extend. Everything above the transport is connector-agnostic.
+//! The local unix socket ([`Endpoint::Unix`]) and HTTPS remotes ([`Endpoint::Https`]: a TLS
+//! client certificate, [`ClientIdentity`], and a pinned server certificate, [`ServerPin`];
+//! exec and events run over the same TLS as `wss`). [`Client::from_remote`] opens a remote of
+//! the `lxc` CLI's own configuration by name ([`LxcConfig`]); [`Client::certificates`]
+//! manages the trust store and trust tokens. Everything above the transport is
+//! connector-agnostic.
+//!
+//! ```no_run
+//! # async fn demo() -> lxd_client::Result<()> {
+//! let client = lxd_client::Client::from_remote("lab").await?; // as `lxc list lab:`
+//! let names = client.instances().names().await?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod body;
+mod certificates;
 mod client;
 mod error;
 mod events;
@@ -72,10 +84,13 @@ pub mod models;
 mod networks;
 mod operations;
 mod profiles;
+mod remotes;
 mod storage;
+mod tls;
 mod transport;
 
 pub use body::{ByteStream, UploadBody};
+pub use certificates::{Certificates, TrustToken};
 pub use client::{Client, ETag, candidate_sockets};
 pub use error::{BoxError, Error, Result};
 pub use events::{EventStream, Events};
@@ -86,7 +101,12 @@ pub use instances::{CreateBuilder, Instances, Snapshots};
 pub use networks::Networks;
 pub use operations::{OperationHandle, Operations};
 pub use profiles::Profiles;
+pub use remotes::{LxcConfig, Remote, lxc_config_dir};
 pub use storage::StoragePools;
+pub use tls::{
+    ClientIdentity, DEFAULT_PORT, Fingerprint, HttpsEndpoint, ServerPin, TlsCertificate,
+    fetch_server_certificate,
+};
 pub use transport::Endpoint;
 
 /// Re-exported so [`Client::query`] can be called without a direct `http` dependency.

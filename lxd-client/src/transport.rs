@@ -4,12 +4,10 @@
 //! serve both the pooled HTTP/1.1 client (through [`Connector`]) and the websockets of exec and
 //! events, which need a connection of their own.
 //!
-//! **Adding HTTPS**: add an `Endpoint::Https { url, tls config }` variant and a
-//! `Stream::Tls(tokio_rustls::client::TlsStream<TcpStream>)` variant, make
-//! [`Endpoint::connect`] do the TCP connect and TLS handshake, and return `https://host:port`
-//! from [`Endpoint::base_url`] and `wss://host:port` from [`Endpoint::ws_base_url`]. Nothing
-//! above this module needs to change: request building, pooling, websockets and every API
-//! handle go through these three methods.
+//! [`Endpoint::Https`] does the TCP connect and TLS handshake (`crate::tls`), and answers
+//! `https://host:port` from [`Endpoint::base_url`] and `wss://host:port` from
+//! [`Endpoint::ws_base_url`]. Request building, pooling, websockets and every API handle go
+//! through these three methods; a new connector only extends them.
 
 use std::future::Future;
 use std::io;
@@ -39,12 +37,21 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 pub enum Endpoint {
     /// A local unix socket, e.g. `/var/lib/lxd/unix.socket`.
     Unix(PathBuf),
+    /// An HTTPS remote with a pinned server certificate (see [`crate::HttpsEndpoint`]).
+    Https(crate::tls::HttpsEndpoint),
+}
+
+impl From<crate::tls::HttpsEndpoint> for Endpoint {
+    fn from(endpoint: crate::tls::HttpsEndpoint) -> Self {
+        Endpoint::Https(endpoint)
+    }
 }
 
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::Https(https) => f.write_str(https.base_url()),
         }
     }
 }
@@ -55,6 +62,7 @@ impl Endpoint {
     pub(crate) fn base_url(&self) -> &str {
         match self {
             Endpoint::Unix(_) => "http://lxd",
+            Endpoint::Https(https) => https.base_url(),
         }
     }
 
@@ -62,6 +70,7 @@ impl Endpoint {
     pub(crate) fn ws_base_url(&self) -> &str {
         match self {
             Endpoint::Unix(_) => "ws://lxd",
+            Endpoint::Https(https) => https.ws_base_url(),
         }
     }
 
@@ -69,6 +78,7 @@ impl Endpoint {
     pub(crate) async fn connect(&self) -> io::Result<Stream> {
         match self {
             Endpoint::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+            Endpoint::Https(https) => Ok(Stream::Tls(Box::new(https.connect().await?))),
         }
     }
 }
@@ -78,6 +88,8 @@ impl Endpoint {
 pub(crate) enum Stream {
     /// A unix-socket connection.
     Unix(UnixStream),
+    /// A TLS connection over TCP.
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
 }
 
 impl AsyncRead for Stream {
@@ -88,6 +100,7 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -100,18 +113,21 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -122,12 +138,14 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             Stream::Unix(s) => s.is_write_vectored(),
+            Stream::Tls(s) => s.is_write_vectored(),
         }
     }
 }

@@ -14,6 +14,8 @@ use crate::state::StateFile;
 pub const EXIT_USAGE: i32 = 1;
 /// Exit code when actions failed (test-kitchen's `ActionFailed`).
 pub const EXIT_ACTIONS_FAILED: i32 = 20;
+/// Exit code after Ctrl-C (128 + SIGINT).
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Flags shared by the action commands.
 #[derive(Debug, Args)]
@@ -35,6 +37,10 @@ pub struct ActionArgs {
     /// Where test files live (default `<kitchen_root>/test/integration`).
     #[arg(short = 't', long)]
     pub test_base_path: Option<PathBuf>,
+    /// Also write a JUnit XML report here: one suite per instance, one case per verifier
+    /// test (written even when actions fail).
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<PathBuf>,
 }
 
 /// `test` flags.
@@ -169,11 +175,47 @@ pub(super) fn run_lifecycle(
         &project.test_base_path,
         reporter.clone(),
     );
-    let outcomes = rt.block_on(runner.run(
-        &instances,
-        &command,
-        RunOptions::new(concurrency, args.fail_fast),
-    ));
+    let canceller = runner.canceller();
+    let outcomes = rt.block_on(async {
+        // Ctrl-C: start no further step, let running ones finish (so nothing is left
+        // half-created; --destroy always still destroys). A second Ctrl-C exits at once.
+        let watcher = {
+            let canceller = canceller.clone();
+            let reporter = reporter.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    canceller.cancel();
+                    reporter.global(
+                        Level::Warn,
+                        "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)",
+                    );
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        std::process::exit(EXIT_INTERRUPTED);
+                    }
+                }
+            })
+        };
+        let outcomes = runner
+            .run(
+                &instances,
+                &command,
+                RunOptions::new(concurrency, args.fail_fast),
+            )
+            .await;
+        watcher.abort();
+        outcomes
+    });
+    if let Some(path) = &args.junit {
+        let written = crate::junit::render("kitchen-driver", &outcomes)
+            .and_then(|xml| std::fs::write(path, xml).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!(
+                "kitchen-driver: cannot write the JUnit report {}: {e}",
+                path.display()
+            );
+            return EXIT_ACTIONS_FAILED;
+        }
+    }
     match lifecycle::failure_summary(&outcomes) {
         Some(summary) => {
             reporter.log_only(Level::Error, &format!(">>>>>> {summary}"));
@@ -183,6 +225,10 @@ pub(super) fn run_lifecycle(
             eprintln!(">>>>>> ----------------------");
             eprintln!(">>>>>> Please see .kitchen/logs/kitchen.log for more details");
             EXIT_ACTIONS_FAILED
+        }
+        None if canceller.is_cancelled() => {
+            eprintln!(">>>>>> Interrupted before every action ran");
+            EXIT_INTERRUPTED
         }
         None => {
             reporter.global(
@@ -239,7 +285,7 @@ pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
             return EXIT_ACTIONS_FAILED;
         }
     };
-    let login = rt.block_on(async {
+    let code = rt.block_on(async {
         let driver = crate::driver::for_instance(inst)?;
         let reporter = Reporter::without_logs(Box::new(std::io::sink()), Level::Error);
         let ctx = crate::driver::DriverContext {
@@ -248,25 +294,110 @@ pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
             output: reporter.instance(&inst.name)?,
         };
         let conn = driver.connection(&ctx, &state).await?;
-        Ok::<_, crate::Error>(conn.login_command())
+        interactive_login(conn.as_ref()).await
     });
-    drop(rt);
-    match login {
-        Ok(cmd) => {
-            use std::os::unix::process::CommandExt;
-            // Hand the terminal to the runtime's own client, as test-kitchen's login execs ssh.
-            let err = std::process::Command::new(&cmd.program)
-                .args(&cmd.args)
-                .envs(cmd.env.iter().map(|(k, v)| (k, v)))
-                .exec();
-            eprintln!("kitchen-driver: cannot run {}: {err}", cmd.program);
-            EXIT_ACTIONS_FAILED
-        }
+    match code {
+        Ok(code) => i32::try_from(code).unwrap_or(EXIT_ACTIONS_FAILED),
         Err(e) => {
             eprintln!("kitchen-driver: {e}");
             EXIT_ACTIONS_FAILED
         }
     }
+}
+
+/// Puts the local terminal in raw mode until dropped (when stdin is a terminal).
+struct RawTerminal(Option<rustix::termios::Termios>);
+
+impl RawTerminal {
+    fn enter() -> Self {
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return RawTerminal(None);
+        }
+        match rustix::termios::tcgetattr(&stdin) {
+            Ok(original) => {
+                let mut raw = original.clone();
+                raw.make_raw();
+                if rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw)
+                    .is_ok()
+                {
+                    RawTerminal(Some(original))
+                } else {
+                    RawTerminal(None)
+                }
+            }
+            Err(_) => RawTerminal(None),
+        }
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(original) = &self.0 {
+            let _ = rustix::termios::tcsetattr(
+                std::io::stdin(),
+                rustix::termios::OptionalActions::Now,
+                original,
+            );
+        }
+    }
+}
+
+fn window_size() -> (u16, u16) {
+    rustix::termios::tcgetwinsize(std::io::stdout())
+        .ok()
+        .filter(|w| w.ws_col > 0 && w.ws_row > 0)
+        .map(|w| (w.ws_col, w.ws_row))
+        .unwrap_or((80, 24))
+}
+
+/// `login`: a shell under a pseudo-terminal in the instance, through the runtime's exec API,
+/// wired to this terminal (raw mode, window resizes). Returns the shell's exit code.
+async fn interactive_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+    use std::io::{Read, Write};
+    let (w, h) = window_size();
+    let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
+    let argv = [
+        "sh".to_string(),
+        "-c".to_string(),
+        crate::driver::LOGIN_SHELL.to_string(),
+    ];
+    let mut session = conn
+        .open_tty(&argv, &[("TERM".to_string(), term)], w, h)
+        .await?;
+    let _raw = RawTerminal::enter();
+    // Keystrokes: a blocking reader thread (the process exits when the shell ends).
+    let input = session.input.clone();
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || input.blocking_send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    drop(session.input);
+    // Window resizes.
+    let resize = session.resize.clone();
+    let winch = tokio::spawn(async move {
+        if let Ok(mut sig) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        {
+            while sig.recv().await.is_some() {
+                if resize.send(window_size()).await.is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let mut stdout = std::io::stdout();
+    while let Some(chunk) = session.output.recv().await {
+        let _ = stdout.write_all(&chunk);
+        let _ = stdout.flush();
+    }
+    winch.abort();
+    session.exit.await.unwrap_or(Ok(-1))
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ mod actions;
 mod diagnose;
 mod list;
 
-pub use actions::{ActionArgs, EXIT_ACTIONS_FAILED, EXIT_USAGE, ExecArgs, LoginArgs, TestArgs};
+pub use actions::{
+    ActionArgs, EXIT_ACTIONS_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ExecArgs, LoginArgs, TestArgs,
+};
 
 pub use diagnose::render_diagnose;
 pub use list::{ListRow, list_rows, render_table, state_label};
@@ -129,6 +131,7 @@ pub fn run(cli: Cli) -> i32 {
                 fail_fast: false,
                 log_level: e.log_level,
                 test_base_path: None,
+                junit: None,
             };
             action(args, lifecycle::Command::Exec(e.command))
         }

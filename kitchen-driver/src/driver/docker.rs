@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigCgroupnsModeEnum, PortBinding};
 use bollard::query_parameters::{
     BuildImageOptions, CreateContainerOptions, DownloadFromContainerOptions, ListContainersOptions,
@@ -32,7 +32,7 @@ use tokio::sync::OnceCell;
 
 use super::{
     Connection, Driver, DriverContext, ExecOutput, ExecRequest, LoginCommand, TarBuilder, Target,
-    parse_block,
+    TtySession, parse_block,
 };
 use crate::config::PluginConfig;
 use crate::error::{Error, Result};
@@ -889,6 +889,24 @@ pub struct DockerConnection {
 }
 
 impl DockerConnection {
+    /// The exit code of a finished exec. The output stream ends when the process closes its
+    /// output; the exit code follows shortly.
+    async fn exit_code(&self, exec_id: &str) -> Result<i64> {
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let inspect = self
+                .docker
+                .inspect_exec(exec_id)
+                .await
+                .map_err(|e| self.err("inspecting exec", e))?;
+            if inspect.running != Some(true) {
+                return Ok(inspect.exit_code.unwrap_or(-1));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+    }
+
     fn err(&self, action: impl Into<String>, source: BollardError) -> Error {
         Error::Docker {
             action: action.into(),
@@ -944,21 +962,8 @@ impl Connection for DockerConnection {
             so.finish(|l| sink.line(OutputStream::Stdout, l));
             se.finish(|l| sink.line(OutputStream::Stderr, l));
         }
-        // The stream ends when the process closes its output; the exit code follows shortly.
-        let mut delay = Duration::from_millis(5);
-        loop {
-            let inspect = self
-                .docker
-                .inspect_exec(&created.id)
-                .await
-                .map_err(|e| self.err("inspecting exec", e))?;
-            if inspect.running != Some(true) {
-                out.exit_code = inspect.exit_code.unwrap_or(-1);
-                return Ok(out);
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(200));
-        }
+        out.exit_code = self.exit_code(&created.id).await?;
+        Ok(out)
     }
 
     async fn upload_tar(&self, tar: Vec<u8>, remote_dir: &str) -> Result<()> {
@@ -991,6 +996,107 @@ impl Connection for DockerConnection {
         Ok(data)
     }
 
+    async fn open_tty(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        width: u16,
+        height: u16,
+    ) -> Result<TtySession> {
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let created = self
+            .docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions::<String> {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    cmd: Some(argv.to_vec()),
+                    env: (!env.is_empty()).then_some(env),
+                    user: self.user.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.err("creating the login exec", e))?;
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    tty: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.err("starting the login exec", e))?;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        else {
+            return Err(Error::Runtime {
+                instance: self.instance.clone(),
+                message: "the login exec started detached".into(),
+            });
+        };
+        let docker = self.docker.clone();
+        let exec_id = created.id.clone();
+        let resize = move |w: u16, h: u16| {
+            let docker = docker.clone();
+            let exec_id = exec_id.clone();
+            async move {
+                let _ = docker
+                    .resize_exec(
+                        &exec_id,
+                        ResizeExecOptions {
+                            width: w,
+                            height: h,
+                        },
+                    )
+                    .await;
+            }
+        };
+        resize(width, height).await;
+        let (session, mut ends) = TtySession::channels();
+        let this = self.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let mut input_open = true;
+            loop {
+                tokio::select! {
+                    data = ends.input.recv(), if input_open => match data {
+                        Some(d) => {
+                            if input.write_all(&d).await.is_err() {
+                                input_open = false;
+                            }
+                            let _ = input.flush().await;
+                        }
+                        None => {
+                            let _ = input.shutdown().await;
+                            input_open = false;
+                        }
+                    },
+                    Some((w, h)) = ends.resize.recv() => resize(w, h).await,
+                    item = output.next() => match item {
+                        Some(Ok(chunk)) => {
+                            if ends.output.send(chunk.into_bytes().to_vec()).await.is_err() {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    },
+                }
+            }
+            drop(ends.output);
+            let code = this.exit_code(&created.id).await;
+            let _ = ends.exit.send(code);
+        });
+        Ok(session)
+    }
+
     fn login_command(&self) -> LoginCommand {
         let mut args = vec!["exec".to_string(), "-it".to_string()];
         if let Some(u) = &self.user {
@@ -1000,7 +1106,7 @@ impl Connection for DockerConnection {
             self.id.clone(),
             "sh".into(),
             "-c".into(),
-            "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi".into(),
+            super::LOGIN_SHELL.into(),
         ]);
         LoginCommand {
             program: "docker".into(),

@@ -25,7 +25,7 @@ use tokio::sync::OnceCell;
 use super::docker::project_hash;
 use super::{
     Connection, Driver, DriverContext, ExecOutput, ExecRequest, LoginCommand, TarBuilder, Target,
-    parse_block,
+    TtySession, parse_block,
 };
 use crate::config::PluginConfig;
 use crate::error::{Error, Result};
@@ -603,6 +603,72 @@ impl Connection for LxdConnection {
         tar.finish()
     }
 
+    async fn open_tty(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        width: u16,
+        height: u16,
+    ) -> Result<TtySession> {
+        let mut process = self
+            .client
+            .instances()
+            .exec(&self.name, argv.to_vec())
+            .envs(env.to_vec())
+            .interactive(true)
+            .size(u32::from(width), u32::from(height))
+            .spawn()
+            .await
+            .map_err(self.err("starting the login shell"))?;
+        let mut stdin = process.take_stdin();
+        let mut stdout = process.take_stdout();
+        let (session, mut ends) = TtySession::channels();
+        let instance = self.instance.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    data = ends.input.recv(), if stdin.is_some() => match (data, stdin.as_mut()) {
+                        (Some(d), Some(w)) => {
+                            if w.write(bytes::Bytes::from(d)).await.is_err() {
+                                stdin = None;
+                            }
+                        }
+                        _ => stdin = None,
+                    },
+                    Some((w, h)) = ends.resize.recv() => {
+                        let _ = process.resize(u32::from(w), u32::from(h)).await;
+                    }
+                    chunk = async {
+                        match stdout.as_mut() {
+                            Some(s) => s.next().await,
+                            None => None,
+                        }
+                    } => match chunk {
+                        Some(Ok(b)) => {
+                            if ends.output.send(b.to_vec()).await.is_err() {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    },
+                }
+            }
+            drop(ends.output);
+            drop(stdin);
+            let code = process
+                .wait(None)
+                .await
+                .map(|s| i64::from(s.code))
+                .map_err(|source| Error::Lxd {
+                    action: "waiting for the login shell".into(),
+                    instance,
+                    source: Box::new(source),
+                });
+            let _ = ends.exit.send(code);
+        });
+        Ok(session)
+    }
+
     fn login_command(&self) -> LoginCommand {
         let mut args = vec!["exec".to_string(), self.name.clone()];
         if self.project != "default" {
@@ -612,7 +678,7 @@ impl Connection for LxdConnection {
             "--".into(),
             "sh".into(),
             "-c".into(),
-            "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi".into(),
+            super::LOGIN_SHELL.into(),
         ]);
         LoginCommand {
             program: "lxc".into(),

@@ -132,6 +132,10 @@ impl ExecOutput {
     }
 }
 
+/// The shell `login` opens: bash when the image has it, else sh.
+pub const LOGIN_SHELL: &str =
+    "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi";
+
 /// How to log in interactively: a program and its arguments to hand the terminal to.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -142,6 +146,54 @@ pub struct LoginCommand {
     pub args: Vec<String>,
     /// Environment to set for it (such as `DOCKER_HOST`).
     pub env: Vec<(String, String)>,
+}
+
+/// An interactive program running under a pseudo-terminal in an instance (`login`), driven
+/// through channels: a task inside the driver moves bytes between them and the runtime.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TtySession {
+    /// Keystrokes for the program (send raw bytes; dropping it sends end-of-file).
+    pub input: tokio::sync::mpsc::Sender<Vec<u8>>,
+    /// The terminal's output, chunk by chunk; closed when the program ends.
+    pub output: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    /// New window sizes (columns, rows).
+    pub resize: tokio::sync::mpsc::Sender<(u16, u16)>,
+    /// The program's exit code, once it ended.
+    pub exit: tokio::sync::oneshot::Receiver<Result<i64>>,
+}
+
+/// The channel ends a driver's session task works with (see [`TtySession`]).
+#[derive(Debug)]
+pub(crate) struct TtyEnds {
+    pub(crate) input: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    pub(crate) output: tokio::sync::mpsc::Sender<Vec<u8>>,
+    pub(crate) resize: tokio::sync::mpsc::Receiver<(u16, u16)>,
+    pub(crate) exit: tokio::sync::oneshot::Sender<Result<i64>>,
+}
+
+impl TtySession {
+    /// A session and the ends its driver task serves.
+    pub(crate) fn channels() -> (TtySession, TtyEnds) {
+        let (in_tx, in_rx) = tokio::sync::mpsc::channel(64);
+        let (out_tx, out_rx) = tokio::sync::mpsc::channel(64);
+        let (rz_tx, rz_rx) = tokio::sync::mpsc::channel(8);
+        let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
+        (
+            TtySession {
+                input: in_tx,
+                output: out_rx,
+                resize: rz_tx,
+                exit: exit_rx,
+            },
+            TtyEnds {
+                input: in_rx,
+                output: out_tx,
+                resize: rz_rx,
+                exit: exit_tx,
+            },
+        )
+    }
 }
 
 /// How a connection reaches its instance, for tools on the host that connect by themselves
@@ -191,7 +243,21 @@ pub trait Connection: Send + Sync {
     /// Runtime errors, including a missing path.
     async fn download_tar(&self, remote: &str) -> Result<Vec<u8>>;
 
-    /// The command that opens an interactive shell in the instance.
+    /// Starts `argv` under a pseudo-terminal of `width` x `height` (for `login`), through the
+    /// runtime's API.
+    ///
+    /// # Errors
+    /// Runtime errors when the program cannot be started.
+    async fn open_tty(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        width: u16,
+        height: u16,
+    ) -> Result<TtySession>;
+
+    /// The runtime's own CLI command that opens the same shell (`docker exec -it ...`,
+    /// `lxc exec ...`), for users who want to run it themselves.
     fn login_command(&self) -> LoginCommand;
 
     /// How host-side tools can reach this instance.

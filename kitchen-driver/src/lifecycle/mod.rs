@@ -4,6 +4,25 @@
 //! action runs every later step not yet run ([`steps`]); asking again for an action already
 //! reached runs just that action again. [`Runner`] takes many instances through a
 //! [`Command`] at once, collecting failures as test-kitchen does.
+//!
+//! ```no_run
+//! use kitchen_driver::config::{self, LoadOptions};
+//! use kitchen_driver::lifecycle::{Command, DestroyMode, RunOptions, Runner, failure_summary};
+//! use kitchen_driver::report::{Level, Reporter};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let project = config::load(&LoadOptions::from_process("examples".into()))?;
+//! let reporter = Reporter::new(&project.kitchen_root, Box::new(std::io::stdout()), Level::Info, false)?;
+//! let runner = Runner::new(&project.kitchen_root, &project.test_base_path, reporter);
+//! let outcomes = runner
+//!     .run(&project.instances, &Command::Test(DestroyMode::Always), RunOptions::new(4, false))
+//!     .await;
+//! if let Some(summary) = failure_summary(&outcomes) {
+//!     eprintln!("{summary}"); // "N actions failed." and one line per failure
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod hooks;
 mod runner;
@@ -12,7 +31,9 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use hooks::{Hook, HookCommand, Hooks, Phase};
-pub use runner::{Command, DestroyMode, InstanceOutcome, RunOptions, Runner, failure_summary};
+pub use runner::{
+    Canceller, Command, DestroyMode, InstanceOutcome, RunOptions, Runner, failure_summary,
+};
 
 /// One lifecycle action, in test-kitchen's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

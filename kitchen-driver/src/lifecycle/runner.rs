@@ -120,6 +120,23 @@ pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
     Some(msg)
 }
 
+/// Stops a [`Runner`] from starting further steps (Ctrl-C). Steps already running finish,
+/// so nothing is left half-created, and `test --destroy always` still destroys.
+#[derive(Debug, Clone, Default)]
+pub struct Canceller(Arc<AtomicBool>);
+
+impl Canceller {
+    /// Asks the runner to start no further step.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Canceller::cancel`] was called (or `--fail-fast` tripped).
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 /// Runs commands on instances of one project.
 #[derive(Debug, Clone)]
 pub struct Runner {
@@ -127,6 +144,7 @@ pub struct Runner {
     test_base_path: PathBuf,
     reporter: Reporter,
     host_env: Arc<Vec<(String, String)>>,
+    cancel: Canceller,
 }
 
 impl Runner {
@@ -141,7 +159,13 @@ impl Runner {
             test_base_path: test_base_path.into(),
             reporter,
             host_env: Arc::new(std::env::vars().collect()),
+            cancel: Canceller::default(),
         }
+    }
+
+    /// A handle that stops this runner from starting further steps.
+    pub fn canceller(&self) -> Canceller {
+        self.cancel.clone()
     }
 
     /// Sets a variable in the host environment plugins see (such as `TKENV_X`, which the
@@ -164,7 +188,7 @@ impl Runner {
         opts: RunOptions,
     ) -> Vec<InstanceOutcome> {
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        let cancel = Arc::new(AtomicBool::new(false));
+        let cancel = self.cancel.0.clone();
         let mut tasks = Vec::new();
         for inst in instances {
             let inst = Arc::new(inst.clone());
@@ -218,10 +242,12 @@ impl Runner {
         cases: &mut Vec<CaseResult>,
     ) -> Result<()> {
         let output = self.reporter.instance(&inst.name)?;
+        let mut reported = false;
         let result = self
-            .run_instance_inner(inst.clone(), command, cancel, cases, &output)
+            .run_instance_inner(inst.clone(), command, cancel, cases, &output, &mut reported)
             .await;
         if let Err(e) = &result
+            && !reported
             && !matches!(e, Error::Cancelled { .. })
         {
             output.error(&format!(">>>>>> {e}"));
@@ -236,6 +262,7 @@ impl Runner {
         cancel: &Arc<AtomicBool>,
         cases: &mut Vec<CaseResult>,
         output: &InstanceOutput,
+        reported: &mut bool,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
@@ -268,6 +295,7 @@ impl Runner {
             state_file: state_file.clone(),
             cancel: cancel.clone(),
             cases,
+            reported,
         };
         let result = match command {
             Command::Action(target) => run.transition_to(*target).await,
@@ -324,6 +352,8 @@ struct InstanceRun<'a> {
     state_file: StateFile,
     cancel: Arc<AtomicBool>,
     cases: &'a mut Vec<CaseResult>,
+    /// Set once a step's failure has been shown, so it is not shown twice.
+    reported: &'a mut bool,
 }
 
 impl InstanceRun<'_> {
@@ -378,6 +408,10 @@ impl InstanceRun<'_> {
                 ));
             }
             Err(e) => {
+                if !matches!(e, Error::Cancelled { .. }) && !*self.reported {
+                    out.error(&format!(">>>>>> {e}"));
+                    *self.reported = true;
+                }
                 self.state.set("last_error", e.kind_name());
                 self.state.set("last_error_message", e.to_string());
                 self.state_file.save(&self.state)?;
@@ -470,8 +504,7 @@ impl InstanceRun<'_> {
                     self.ctx
                         .output
                         .log(Level::Info, &format!("Running {what}: {cmd}"));
-                    let code = crate::verifier::shell::run_local(&cmd, cwd, &env, &self.ctx.output)
-                        .await?;
+                    let code = crate::plugin::run_local(&cmd, cwd, &env, &self.ctx.output).await?;
                     if code != 0 {
                         return Err(Error::CommandFailed {
                             instance: self.inst.name.clone(),

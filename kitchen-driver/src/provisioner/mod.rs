@@ -3,6 +3,43 @@
 //! A [`Provisioner`] gets a [`PluginContext`] (the instance's config, paths, state, a
 //! [`Connection`](crate::driver::Connection) and its output) and either succeeds or returns an
 //! error that fails the converge. Found by name with [`for_instance`].
+//!
+//! # Adding a provisioner
+//!
+//! 1. A module here with a typed config read by `driver::parse_block("provisioner", ..)`
+//!    (serde, `#[serde(default)]`; unknown keys are ignored, since the loader adds
+//!    `kitchen_root`, `test_base_path`, `log_level`).
+//! 2. `impl Provisioner`: run things in the instance with `ctx.connection.execute(..)` /
+//!    `exec(..)` (output streams to `ctx.output` when you pass it as the sink), copy files with
+//!    `upload`/`upload_tar`. Tools that run on the host and connect by themselves (Ansible)
+//!    get the runtime and instance from `ctx.connection.target()` ([`Target::Docker`] with the
+//!    container id, [`Target::Lxd`] with name and project) and run through
+//!    `plugin::run_local`, which streams their lines to `ctx.output`.
+//! 3. A name in [`for_instance`] and [`SUPPORTED_PROVISIONERS`].
+//!
+//! ```no_run
+//! use async_trait::async_trait;
+//! use kitchen_driver::plugin::PluginContext;
+//! use kitchen_driver::provisioner::Provisioner;
+//!
+//! struct Touch;
+//!
+//! #[async_trait]
+//! impl Provisioner for Touch {
+//!     fn name(&self) -> &'static str {
+//!         "touch"
+//!     }
+//!     async fn converge(&self, ctx: &PluginContext<'_>) -> kitchen_driver::Result<()> {
+//!         ctx.connection
+//!             .execute("touch /tmp/converged", "converge", ctx.output)
+//!             .await?;
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! [`Target::Docker`]: crate::driver::Target::Docker
+//! [`Target::Lxd`]: crate::driver::Target::Lxd
 
 pub mod ansible;
 pub mod shell;

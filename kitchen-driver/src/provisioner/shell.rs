@@ -279,7 +279,25 @@ impl Provisioner for ShellProvisioner {
                     "Attempting to execute command - try {tries} of {}: {cmd}",
                     self.config.max_retries
                 ));
-                match conn.execute(&cmd, "converge", out).await {
+                let result = conn
+                    .execute(&cmd, "converge", out)
+                    .await
+                    .map_err(|e| match e {
+                        // Name the command as written, not the environment wrapper around it.
+                        Error::CommandFailed {
+                            instance,
+                            what,
+                            exit_code,
+                            ..
+                        } => Error::CommandFailed {
+                            instance,
+                            what,
+                            command: code.clone(),
+                            exit_code,
+                        },
+                        other => other,
+                    });
+                match result {
                     Ok(_) => break,
                     Err(Error::CommandFailed { exit_code, .. })
                         if tries <= self.config.max_retries

@@ -3,6 +3,46 @@
 //! A [`Verifier`] gets the same [`PluginContext`] as a provisioner and returns a
 //! [`VerifyReport`]: an overall failure (which fails the action) and, for verifiers that know
 //! them, the individual test cases (for the JUnit report). Found by name with [`for_instance`].
+//!
+//! # Adding a verifier
+//!
+//! As for provisioners (see [`crate::provisioner`]): a typed config, `impl Verifier`, a name in
+//! [`for_instance`] and [`SUPPORTED_VERIFIERS`]. Test files live under
+//! `ctx.test_base_path/<suite>/<plugin>/` (busser's layout; `ctx.instance.suite`); upload them
+//! with `ctx.connection.upload(..)`, run the tool with `exec`, and return each test as a
+//! [`CaseResult`]. A test failure is `Ok(VerifyReport::failed(cases, why))`, which the
+//! lifecycle turns into a failed verify (exit 20) while keeping the cases; `Err` means the
+//! checks could not run (a missing tool: say which, and how to get it).
+//!
+//! ```no_run
+//! use async_trait::async_trait;
+//! use kitchen_driver::driver::ExecRequest;
+//! use kitchen_driver::plugin::PluginContext;
+//! use kitchen_driver::verifier::{CaseOutcome, CaseResult, Verifier, VerifyReport};
+//!
+//! struct FileExists;
+//!
+//! #[async_trait]
+//! impl Verifier for FileExists {
+//!     fn name(&self) -> &'static str {
+//!         "file_exists"
+//!     }
+//!     async fn verify(&self, ctx: &PluginContext<'_>) -> kitchen_driver::Result<VerifyReport> {
+//!         let out = ctx
+//!             .connection
+//!             .exec(&ExecRequest::shell("test -f /tmp/converged"), ctx.output)
+//!             .await?;
+//!         let passed = out.success();
+//!         let outcome = if passed { CaseOutcome::Passed } else { CaseOutcome::Failed };
+//!         let case = CaseResult::new("/tmp/converged exists", outcome, out.stderr);
+//!         Ok(if passed {
+//!             VerifyReport::passed(vec![case])
+//!         } else {
+//!             VerifyReport::failed(vec![case], "/tmp/converged is missing")
+//!         })
+//!     }
+//! }
+//! ```
 
 pub mod bats;
 pub mod shell;

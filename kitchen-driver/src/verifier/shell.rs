@@ -5,19 +5,16 @@
 //! `KITCHEN_<KEY>` (upper-cased) in its environment. With `remote_exec: true` it runs inside
 //! the instance instead. `sleep` waits that many seconds first. A non-zero exit fails verify.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::{Verifier, VerifyReport};
 use crate::config::PluginConfig;
 use crate::driver::parse_block;
-use crate::error::{Error, Result};
-use crate::plugin::PluginContext;
-use crate::report::{OutputSink, OutputStream};
+use crate::error::Result;
+use crate::plugin::{PluginContext, run_local};
 use crate::state::State;
 
 fn default_command() -> String {
@@ -67,57 +64,12 @@ impl ShellVerifier {
     /// Reads the `verifier:` block of `instance`.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the bad key.
+    /// [`Error::Config`](crate::Error::Config) naming the bad key.
     pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
         Ok(Self {
             config: parse_block("verifier", instance, block)?,
         })
     }
-}
-
-/// Runs `command` with `sh -c` on the host in `cwd`, streaming its lines to `sink`; returns the
-/// exit code (-1 when killed by a signal).
-///
-/// # Errors
-/// [`Error::Io`] when `sh` cannot be started.
-pub async fn run_local(
-    command: &str,
-    cwd: &std::path::Path,
-    env: &[(String, String)],
-    sink: &dyn OutputSink,
-) -> Result<i64> {
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(cwd)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::io("starting sh for", cwd, e))?;
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let pump_out = async {
-        if let Some(s) = stdout {
-            let mut lines = BufReader::new(s).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                sink.line(OutputStream::Stdout, &l);
-            }
-        }
-    };
-    let pump_err = async {
-        if let Some(s) = stderr {
-            let mut lines = BufReader::new(s).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                sink.line(OutputStream::Stderr, &l);
-            }
-        }
-    };
-    let (_, _, status) = tokio::join!(pump_out, pump_err, child.wait());
-    let status = status.map_err(|e| Error::io("waiting for command in", cwd, e))?;
-    Ok(status.code().map(i64::from).unwrap_or(-1))
 }
 
 #[async_trait]
@@ -163,7 +115,7 @@ impl Verifier for ShellVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::NullSink;
+    use crate::report::{NullSink, OutputSink, OutputStream};
 
     #[test]
     fn env_has_instance_names_and_every_state_key() {

@@ -5,6 +5,7 @@
 //! one from 5.0. Request bodies (`*Post`, `*Put`) implement [`Default`]; fill the fields you
 //! need.
 
+mod certificate;
 mod event;
 mod image;
 mod instance;
@@ -14,6 +15,7 @@ mod profile;
 mod server;
 mod storage;
 
+pub use certificate::{Certificate, CertificatesPost};
 pub use event::Event;
 pub use image::{Image, ImageAlias, ImageAliasPost, ImageAliasTarget, ImagePut, ImageSource};
 pub use instance::{
