@@ -63,6 +63,9 @@ fn case(instance: &str, c: &CaseResult) -> TestCase {
     };
     let mut tc = TestCase::new(c.name.as_str(), status);
     tc.set_classname(instance);
+    if let Some(d) = c.duration {
+        tc.set_time(d);
+    }
     if !c.output.is_empty() {
         tc.set_system_out(c.output.as_str());
     }
@@ -137,6 +140,17 @@ mod tests {
         );
         assert!(
             xml.contains(r#"<testcase name="a-b" classname="a-b"/>"#),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn a_case_duration_becomes_its_time() {
+        let timed = CaseResult::new("quick", CaseOutcome::Passed, "")
+            .with_duration(std::time::Duration::from_millis(12));
+        let xml = render("k", &[outcome("a-b", None, vec![timed])]).unwrap();
+        assert!(
+            xml.contains(r#"<testcase name="quick" classname="a-b" time="0.012"/>"#),
             "{xml}"
         );
     }
