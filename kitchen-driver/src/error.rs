@@ -171,6 +171,28 @@ pub enum Error {
         /// The action that did not run.
         action: String,
     },
+
+    /// A provisioner ran and failed (for `ansible_playbook`: the failing task and its message).
+    #[error("instance {instance}: converge failed: {message}")]
+    ProvisionFailed {
+        /// The instance.
+        instance: String,
+        /// What failed, naming the task and host where known.
+        message: String,
+    },
+
+    /// A tool a plugin needs is missing on the host or in the instance.
+    #[error("instance {instance}: {tool} not found {location}; {hint}")]
+    MissingTool {
+        /// The instance.
+        instance: String,
+        /// The program (`ansible-playbook`, `bats`).
+        tool: String,
+        /// `on the host` or `in the instance`.
+        location: &'static str,
+        /// How to get it.
+        hint: String,
+    },
 }
 
 impl Error {
@@ -191,6 +213,8 @@ impl Error {
             Error::CommandFailed { .. } | Error::VerifyFailed { .. } => "ActionFailed",
             Error::NotCreated { .. } => "UserError",
             Error::Cancelled { .. } => "Cancelled",
+            Error::ProvisionFailed { .. } => "ActionFailed",
+            Error::MissingTool { .. } => "UserError",
         }
     }
 

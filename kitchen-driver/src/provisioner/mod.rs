@@ -41,6 +41,7 @@
 //! [`Target::Docker`]: crate::driver::Target::Docker
 //! [`Target::Lxd`]: crate::driver::Target::Lxd
 
+pub mod ansible;
 pub mod shell;
 
 use async_trait::async_trait;
@@ -50,12 +51,12 @@ use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 
 /// The provisioner names this build knows.
-pub const SUPPORTED_PROVISIONERS: &[&str] = &["shell"];
+pub const SUPPORTED_PROVISIONERS: &[&str] = &["shell", "ansible_playbook"];
 
 /// Converges an instance.
 #[async_trait]
 pub trait Provisioner: Send + Sync {
-    /// The plugin name (`shell`).
+    /// The plugin name (`shell`, `ansible_playbook`).
     fn name(&self) -> &'static str;
 
     /// Runs the provisioning. Output goes to `ctx.output` live.
@@ -72,6 +73,10 @@ pub trait Provisioner: Send + Sync {
 pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Provisioner>> {
     match InstanceConfig::plugin_name(&instance.provisioner) {
         "shell" => Ok(Box::new(shell::ShellProvisioner::from_config(
+            &instance.name,
+            &instance.provisioner,
+        )?)),
+        "ansible_playbook" => Ok(Box::new(ansible::AnsiblePlaybookProvisioner::from_config(
             &instance.name,
             &instance.provisioner,
         )?)),

@@ -44,7 +44,11 @@
 //! }
 //! ```
 
+pub mod bats;
 pub mod shell;
+pub mod tap;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -53,7 +57,7 @@ use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 
 /// The verifier names this build knows.
-pub const SUPPORTED_VERIFIERS: &[&str] = &["shell"];
+pub const SUPPORTED_VERIFIERS: &[&str] = &["shell", "bats"];
 
 /// The outcome of one test case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +81,11 @@ pub struct CaseResult {
     pub outcome: CaseOutcome,
     /// Output that belongs to this case (diagnostics).
     pub output: String,
+    /// Where the case comes from inside the verifier's run (for `bats`: the `.bats` file), a
+    /// JUnit class name.
+    pub group: Option<String>,
+    /// How long it ran, when the verifier reports it.
+    pub duration: Option<Duration>,
 }
 
 impl CaseResult {
@@ -86,7 +95,21 @@ impl CaseResult {
             name: name.into(),
             outcome,
             output: output.into(),
+            group: None,
+            duration: None,
         }
+    }
+
+    /// Sets the group (such as the file the case is in).
+    pub fn with_group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Sets the duration.
+    pub fn with_duration(mut self, duration: Duration) -> Self {
+        self.duration = Some(duration);
+        self
     }
 }
 
@@ -121,7 +144,7 @@ impl VerifyReport {
 /// Verifies an instance.
 #[async_trait]
 pub trait Verifier: Send + Sync {
-    /// The plugin name (`shell`).
+    /// The plugin name (`shell`, `bats`).
     fn name(&self) -> &'static str;
 
     /// Runs the checks. A test failure is `Ok` with [`VerifyReport::failure`] set; `Err` is for
@@ -139,6 +162,10 @@ pub trait Verifier: Send + Sync {
 pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Verifier>> {
     match InstanceConfig::plugin_name(&instance.verifier) {
         "shell" => Ok(Box::new(shell::ShellVerifier::from_config(
+            &instance.name,
+            &instance.verifier,
+        )?)),
+        "bats" => Ok(Box::new(bats::BatsVerifier::from_config(
             &instance.name,
             &instance.verifier,
         )?)),
