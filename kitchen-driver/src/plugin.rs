@@ -103,7 +103,7 @@ pub async fn run_local(
     env: &[(String, String)],
     sink: &dyn OutputSink,
 ) -> Result<i64> {
-    let mut child = tokio::process::Command::new("sh")
+    let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
         .current_dir(cwd)
@@ -114,27 +114,34 @@ pub async fn run_local(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| Error::io("starting sh for", cwd, e))?;
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let pump_out = async {
-        if let Some(s) = stdout {
-            let mut lines = BufReader::new(s).lines();
+    stream_child(child, sink)
+        .await
+        .map_err(|e| Error::io("waiting for command in", cwd, e))
+}
+
+/// Streams a started host process's piped stdout and stderr to `sink` line by line while it
+/// runs, and returns its exit code (-1 when killed by a signal). Shared by every host command
+/// the plugins run ([`run_local`], `ansible-playbook`).
+pub(crate) async fn stream_child(
+    mut child: tokio::process::Child,
+    sink: &dyn OutputSink,
+) -> std::io::Result<i64> {
+    let pump = |stream, pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
+        if let Some(pipe) = pipe {
+            let mut lines = BufReader::new(pipe).lines();
             while let Ok(Some(l)) = lines.next_line().await {
-                sink.line(OutputStream::Stdout, &l);
+                sink.line(stream, &l);
             }
         }
     };
-    let pump_err = async {
-        if let Some(s) = stderr {
-            let mut lines = BufReader::new(s).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                sink.line(OutputStream::Stderr, &l);
-            }
-        }
-    };
-    let (_, _, status) = tokio::join!(pump_out, pump_err, child.wait());
-    let status = status.map_err(|e| Error::io("waiting for command in", cwd, e))?;
-    Ok(status.code().map(i64::from).unwrap_or(-1))
+    let stdout = child.stdout.take().map(|s| Box::new(s) as _);
+    let stderr = child.stderr.take().map(|s| Box::new(s) as _);
+    let (_, _, status) = tokio::join!(
+        pump(OutputStream::Stdout, stdout),
+        pump(OutputStream::Stderr, stderr),
+        child.wait()
+    );
+    Ok(status?.code().map(i64::from).unwrap_or(-1))
 }
 
 /// See [`PluginContext::calculate_path`].

@@ -43,7 +43,6 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::Provisioner;
 use crate::config::PluginConfig;
@@ -827,7 +826,7 @@ async fn run_host(
     env: &[(String, String)],
     sink: &dyn OutputSink,
 ) -> Result<(i64, Vec<String>)> {
-    let mut child = match tokio::process::Command::new(program)
+    let child = match tokio::process::Command::new(program)
         .args(args)
         .current_dir(cwd)
         .env_clear()
@@ -853,28 +852,11 @@ async fn run_host(
         inner: sink,
         lines: Mutex::new(Vec::new()),
     };
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let pump_out = async {
-        if let Some(s) = stdout {
-            let mut lines = BufReader::new(s).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                tee.line(OutputStream::Stdout, &l);
-            }
-        }
-    };
-    let pump_err = async {
-        if let Some(s) = stderr {
-            let mut lines = BufReader::new(s).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                tee.line(OutputStream::Stderr, &l);
-            }
-        }
-    };
-    let (_, _, status) = tokio::join!(pump_out, pump_err, child.wait());
-    let status = status.map_err(|e| Error::io("waiting for", program, e))?;
+    let code = crate::plugin::stream_child(child, &tee)
+        .await
+        .map_err(|e| Error::io("waiting for", program, e))?;
     let lines = tee.lines.into_inner().unwrap_or_else(|p| p.into_inner());
-    Ok((status.code().map(i64::from).unwrap_or(-1), lines))
+    Ok((code, lines))
 }
 
 #[async_trait]
