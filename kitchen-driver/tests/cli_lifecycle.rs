@@ -6,7 +6,7 @@
 mod common;
 
 use assert_cmd::Command;
-use common::TestProject;
+use common::{TestProject, text};
 use kitchen_driver::lifecycle::Action;
 
 /// A project whose kitchen.yml has the given suites on busybox (and optionally Debian).
@@ -43,18 +43,7 @@ suites:
 "#;
 
 fn kd(p: &TestProject) -> Command {
-    let mut c = Command::cargo_bin("kitchen-driver").expect("binary");
-    c.current_dir(p.root())
-        .env("HOME", p.root())
-        .env_remove("KITCHEN_YAML")
-        .env_remove("KITCHEN_LOCAL_YAML")
-        .env_remove("KITCHEN_GLOBAL_YAML")
-        .timeout(std::time::Duration::from_secs(300));
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    p.kitchen_driver(300)
 }
 
 #[test]

@@ -5,22 +5,11 @@
 mod common;
 
 use assert_cmd::Command;
-use common::{TestProject, on_fresh_runtime};
+use common::{TestProject, on_fresh_runtime, text};
 use kitchen_driver::lifecycle::Action;
 
 fn kd(p: &TestProject) -> Command {
-    let mut c = Command::cargo_bin("kitchen-driver").expect("binary");
-    c.current_dir(p.root())
-        .env("HOME", p.root())
-        .env_remove("KITCHEN_YAML")
-        .env_remove("KITCHEN_LOCAL_YAML")
-        .env_remove("KITCHEN_GLOBAL_YAML")
-        .timeout(std::time::Duration::from_secs(600));
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    p.kitchen_driver(600)
 }
 
 fn project(label: &str, yml: &str) -> TestProject {

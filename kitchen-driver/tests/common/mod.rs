@@ -39,6 +39,19 @@ impl TestProject {
         self.dir.path()
     }
 
+    /// The real `kitchen-driver` binary, run in this project with no KITCHEN_* file variables
+    /// from the caller's environment, HOME pointing into the project, and a deadline.
+    pub fn kitchen_driver(&self, timeout_secs: u64) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("kitchen-driver").expect("binary");
+        c.current_dir(self.root())
+            .env("HOME", self.root())
+            .env_remove("KITCHEN_YAML")
+            .env_remove("KITCHEN_LOCAL_YAML")
+            .env_remove("KITCHEN_GLOBAL_YAML")
+            .timeout(std::time::Duration::from_secs(timeout_secs));
+        c
+    }
+
     pub fn tbp(&self) -> PathBuf {
         self.root().join("test/integration")
     }
@@ -325,4 +338,9 @@ pub fn login_through_pty(
     let _ = child.wait();
     let _ = reader.join();
     text()
+}
+
+/// Process output as text, for assertions and their messages.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
