@@ -212,8 +212,12 @@ suites:
         "{}",
         text(&out.stderr)
     );
-    assert!(p.state_exists("first-busybox"));
-    assert!(!p.state_exists("second-busybox"), "second never started");
+    let stderr = text(&out.stderr);
+    assert!(p.state_exists("first-busybox"), "first ran first: {stderr}");
+    assert!(
+        !p.state_exists("second-busybox"),
+        "second never started: {stderr}"
+    );
     let out = kd(&p).args(["destroy"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     p.assert_no_containers();

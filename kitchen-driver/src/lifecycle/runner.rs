@@ -192,16 +192,18 @@ impl Runner {
         let mut tasks = Vec::new();
         for inst in instances {
             let inst = Arc::new(inst.clone());
-            let permits = permits.clone();
+            // Take the permit here, before spawning, so instances start in the order given
+            // (with `-c 1`, spawned tasks would otherwise race for the permit and a later
+            // instance could run, and fail fast, before the first one). The semaphore is
+            // never closed, so acquire cannot fail.
+            let permit = permits.clone().acquire_owned().await.ok();
             let cancel = cancel.clone();
             let command = command.clone();
             let this = self.clone();
             tasks.push((
                 inst.name.clone(),
                 tokio::spawn(async move {
-                    // The semaphore is never closed, so acquire cannot fail; treat it as a
-                    // cancellation if it ever does.
-                    let _permit = permits.acquire_owned().await.ok();
+                    let _permit = permit;
                     let mut cases = Vec::new();
                     let result = this
                         .run_instance(inst.clone(), &command, &cancel, &mut cases)
