@@ -324,7 +324,7 @@ impl Client {
                 source: e.into(),
             })?;
         let response = self.inner.http.request(request).await.map_err(|e| {
-            if e.is_connect() {
+            if e.is_connect() || crate::transport::is_deferred_connect_error(&e) {
                 crate::tls::connect_error(&self.inner.endpoint, e.into())
             } else {
                 Error::Transport {
