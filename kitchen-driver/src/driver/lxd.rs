@@ -193,8 +193,9 @@ impl LxdDriver {
             Err(e) if e.is_not_found() => return Ok(false),
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
-        // A stopped instance refuses the stop; an ephemeral one is gone after it. A loaded
-        // daemon can take long to stop, and refuses a delete while the stop runs: retry.
+        // A stopped instance refuses the stop; an ephemeral one is gone after it. A stop that
+        // LXD gave up on (its 30 s operation timeout, e.g. when another client of the daemon
+        // holds a silent connection) may still be running and make it refuse the delete: retry.
         if let Ok(op) = instances.stop(name, true).await {
             let _ = op.wait(Some(Duration::from_secs(300))).await;
         }
@@ -371,8 +372,9 @@ impl Driver for LxdDriver {
                 format!("creating instance {name} from {image}"),
             )(e));
         }
-        // A start can fail transiently on a loaded daemon (forkstart); try twice, and report
-        // the container's own log when it fails for good.
+        // A start fails when LXC's pre-start hook (`lxd callhook`) cannot reach the daemon in
+        // time ("forkstart ... exit status 1"), as when another client holds a silent unix
+        // connection to LXD 5.0.2; try twice, and report the container's log when it fails.
         let mut started = Ok(());
         for attempt in 0..2 {
             started = match instances.start(&name).await {
