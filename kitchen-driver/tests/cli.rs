@@ -85,6 +85,37 @@ fn list_json_and_bare() {
 }
 
 #[test]
+fn published_ports_in_the_state_show_in_list_json_and_diagnose() {
+    let p = project();
+    // What the Docker driver records after `create` with `forward: [80, 53/udp]`.
+    write_state(
+        p.path(),
+        "default-busybox",
+        "---\nlast_action: create\ncontainer_id: 0123abcd\nforwarded_ports:\n  80/tcp: '32768'\n  53/udp: '32769'\n",
+    );
+    let out = run(p.path(), &["list", "--json", "default-busybox"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rows: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rows[0]["forwarded_ports"]["80/tcp"], "32768");
+    assert_eq!(rows[0]["forwarded_ports"]["53/udp"], "32769");
+    let out = run(p.path(), &["diagnose", "default-busybox"]);
+    assert_eq!(out.status.code(), Some(0));
+    let yaml = text(p.path(), &out.stdout);
+    assert!(yaml.contains("state_file:"), "{yaml}");
+    assert!(yaml.contains("80/tcp: \"32768\""), "{yaml}");
+    // Instances without ports carry no key in the JSON, and the table keeps test-kitchen's
+    // seven columns.
+    let out = run(p.path(), &["list", "--json", "default-debian-12"]);
+    let rows: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert!(rows[0].get("forwarded_ports").is_none(), "{rows}");
+    let out = run(p.path(), &["list", "default-busybox"]);
+    let table = text(p.path(), &out.stdout);
+    assert!(!table.contains("32768"), "{table}");
+}
+
+#[test]
 fn list_no_match_exits_1() {
     let p = project();
     let out = run(p.path(), &["list", "centos"]);

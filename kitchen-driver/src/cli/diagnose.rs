@@ -1,8 +1,10 @@
-//! `kitchen-driver diagnose`: the merged configuration of each selected instance.
+//! `kitchen-driver diagnose`: the merged configuration of each selected instance, and its
+//! state file (as test-kitchen's `state_file`), which holds what the driver recorded, such as
+//! a Docker container's published ports.
 
 use serde::Serialize;
 
-use crate::config::{InstanceConfig, PluginConfig, Project};
+use crate::config::{ConfigError, InstanceConfig, PluginConfig, Project};
 
 #[derive(Serialize)]
 struct Diagnose<'a> {
@@ -17,6 +19,7 @@ struct Diagnose<'a> {
 struct InstanceDiag<'a> {
     suite: &'a str,
     platform: &'a str,
+    state_file: serde_json::Map<String, serde_json::Value>,
     driver: &'a PluginConfig,
     provisioner: &'a PluginConfig,
     verifier: &'a PluginConfig,
@@ -26,7 +29,14 @@ struct InstanceDiag<'a> {
 
 /// The `diagnose` document for the instances named in `selected`: YAML (a `---` document, as
 /// test-kitchen prints) or pretty JSON.
-pub fn render_diagnose(project: &Project, selected: &[String], json: bool) -> String {
+///
+/// # Errors
+/// A state file that cannot be read or is not a YAML mapping.
+pub fn render_diagnose(
+    project: &Project,
+    selected: &[String],
+    json: bool,
+) -> Result<String, ConfigError> {
     let instances = selected
         .iter()
         .filter_map(|n| project.instance(n))
@@ -34,18 +44,19 @@ pub fn render_diagnose(project: &Project, selected: &[String], json: bool) -> St
             let d = InstanceDiag {
                 suite: &i.suite,
                 platform: &i.platform,
+                state_file: super::list::read_state(&project.kitchen_root, &i.name)?,
                 driver: &i.driver,
                 provisioner: &i.provisioner,
                 verifier: &i.verifier,
                 transport: &i.transport,
                 lifecycle: &i.lifecycle,
             };
-            (
+            Ok((
                 i.name.clone(),
                 serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
-            )
+            ))
         })
-        .collect();
+        .collect::<Result<_, ConfigError>>()?;
     let doc = Diagnose {
         kitchen_driver_version: crate::VERSION,
         kitchen_root: project.kitchen_root.display().to_string(),
@@ -57,12 +68,12 @@ pub fn render_diagnose(project: &Project, selected: &[String], json: bool) -> St
             .collect(),
         instances,
     };
-    if json {
+    Ok(if json {
         let mut s = serde_json::to_string_pretty(&doc).unwrap_or_default();
         s.push('\n');
         s
     } else {
         let body = serde_saphyr::to_string(&doc).unwrap_or_default();
         format!("---\n{body}")
-    }
+    })
 }

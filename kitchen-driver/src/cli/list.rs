@@ -26,6 +26,10 @@ pub struct ListRow {
     pub last_action: Option<String>,
     /// `last_error` from the state file, if any.
     pub last_error: Option<String>,
+    /// Published ports the driver recorded (`container port/proto` -> host port), shown in
+    /// `--json` only, so the table stays test-kitchen's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_ports: Option<serde_json::Value>,
 }
 
 /// Thor's `camel_case`, which test-kitchen uses to find a plugin's class from its name:
@@ -60,23 +64,22 @@ pub fn state_label(last_action: Option<&str>) -> &'static str {
     }
 }
 
-/// `last_action` and `last_error` from `.kitchen/<instance>.yml` (absent or empty file: both
-/// `None`).
+/// The contents of `.kitchen/<instance>.yml` as JSON (absent or empty file: an empty map).
 ///
 /// # Errors
 /// As test-kitchen's `StateFileLoadError`: a state file that is not YAML, or not a mapping.
-fn read_state(
+pub fn read_state(
     root: &Path,
     instance: &str,
-) -> Result<(Option<String>, Option<String>), ConfigError> {
+) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
     let path = root.join(".kitchen").join(format!("{instance}.yml"));
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
         Err(source) => return Err(ConfigError::Io { path, source }),
     };
     if text.is_empty() {
-        return Ok((None, None));
+        return Ok(Default::default());
     }
     let file: Arc<Path> = Arc::from(path.as_path());
     let node = crate::config::yaml::parse(&text, &file)?;
@@ -88,8 +91,16 @@ fn read_state(
             found: "something else".into(),
         });
     };
-    let get = |k: &str| map.get(k).filter(|v| !v.is_null()).map(|v| v.ruby_to_s());
-    Ok((get("last_action"), get("last_error")))
+    Ok(crate::config::value::map_to_json(map))
+}
+
+/// A state value as test-kitchen prints it in `list` (Ruby's `to_s`; null is absent).
+fn state_text(state: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
+    match state.get(key)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 /// The rows for `instances` of `project`, reading each state file.
@@ -103,15 +114,16 @@ pub fn list_rows(
     instances
         .iter()
         .map(|i| {
-            let (last_action, last_error) = read_state(&project.kitchen_root, &i.name)?;
+            let state = read_state(&project.kitchen_root, &i.name)?;
             Ok(ListRow {
                 instance: i.name.clone(),
                 driver: camel_case(i.driver_name()),
                 provisioner: camel_case(i.provisioner_name()),
                 verifier: camel_case(i.verifier_name()),
                 transport: camel_case(i.transport_name()),
-                last_action,
-                last_error,
+                last_action: state_text(&state, "last_action"),
+                last_error: state_text(&state, "last_error"),
+                forwarded_ports: state.get("forwarded_ports").cloned(),
             })
         })
         .collect()

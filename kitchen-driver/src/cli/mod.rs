@@ -114,7 +114,7 @@ pub fn run(cli: Cli) -> i32 {
             list::run(p, sel, &args, &mut out)
         }),
         Command::Diagnose(args) => report(&opts, &args.instances, |p, sel, out| {
-            let text = render_diagnose(p, sel, args.json);
+            let text = render_diagnose(p, sel, args.json)?;
             out.write_all(text.as_bytes()).map_err(CliError::from)
         }),
         Command::Create(a) => action(a, lifecycle::Command::Action(Action::Create)),
