@@ -63,6 +63,10 @@
 //! manages the trust store and trust tokens. Everything above the transport is
 //! connector-agnostic.
 //!
+//! On the unix socket the pool opens a connection only when it has a request to write: LXD
+//! 5.0.2 stops accepting every other client, LXC's own hooks included, while one unix
+//! connection is open and silent, which made stops time out after 30 s with pooling clients.
+//!
 //! ```no_run
 //! # async fn demo() -> lxd_client::Result<()> {
 //! let client = lxd_client::Client::from_remote("lab").await?; // as `lxc list lab:`
