@@ -289,9 +289,14 @@ suites:
 #[test]
 fn lxd_keys_profiles_storage_pool_devices_config_and_ephemeral() {
     let p = project("lxd-keys2", "placeholder: true\n");
-    // A host-directory disk device cannot start here (forkstart fails for any unprivileged
-    // container with one on this kind of host, lxc CLI included), so the device passed is a
-    // `none` device; what matters is that the driver hands `devices` to LXD as written.
+    // A host directory shared as a disk device. The container is unprivileged (its root is
+    // an unmapped uid on the host), so the directory and its parents must be world-readable.
+    let share = p.write("share/hello.txt", "from-the-host\n");
+    for dir in [p.root().to_path_buf(), p.root().join("share")] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let share_dir = share.parent().unwrap().display().to_string();
     let yml = r#"
 driver:
   name: lxd
@@ -303,15 +308,17 @@ driver:
     environment.KD_VAR: hello
   devices:
     eth9: {type: none}
+    share: {type: disk, source: SHARE, path: /mnt/share}
 provisioner: {name: shell, sudo: false, command: "true"}
 verifier:
   name: shell
   remote_exec: true
-  command: 'test "$KD_VAR" = hello && echo env-ok'
+  command: 'test "$KD_VAR" = hello && echo env-ok && cat /mnt/share/hello.txt'
 platforms: [{name: busybox}]
 suites: [{name: default}]
-"#;
-    p.write("kitchen.yml", yml);
+"#
+    .replace("SHARE", &share_dir);
+    p.write("kitchen.yml", &yml);
     let out = kd(&p).args(["verify"]).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(
@@ -321,6 +328,7 @@ suites: [{name: default}]
         text(&out.stderr)
     );
     assert!(stdout.contains("env-ok"), "{stdout}");
+    assert!(stdout.contains("from-the-host"), "{stdout}");
     let name = p
         .state("default-busybox")
         .get_str("container_name")
@@ -339,6 +347,7 @@ suites: [{name: default}]
     assert_eq!(inst.profiles, ["default"]);
     assert_eq!(inst.devices["root"]["pool"], "default");
     assert_eq!(inst.devices["eth9"]["type"], "none");
+    assert_eq!(inst.devices["share"]["source"], share_dir);
     // An ephemeral instance disappears when stopped; destroy copes.
     let out = kd(&p).args(["destroy"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
