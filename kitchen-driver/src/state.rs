@@ -64,19 +64,12 @@ impl State {
         self.get_str("last_error")
     }
 
-    /// Each key rendered as a string, as the shell verifier exports them (`KITCHEN_<KEY>`):
-    /// strings as they are, other scalars as their JSON text, maps and lists as JSON.
+    /// Each key with a value, rendered by [`value_text`], as the shell verifier exports them
+    /// (`KITCHEN_<KEY>`).
     pub fn string_values(&self) -> Vec<(String, String)> {
         self.values
             .iter()
-            .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| {
-                let s = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), s)
-            })
+            .filter_map(|(k, v)| Some((k.clone(), value_text(v)?)))
             .collect()
     }
 
@@ -110,6 +103,17 @@ impl State {
         } else {
             Ok(format!("---\n{body}"))
         }
+    }
+}
+
+/// A state value as text: strings as they are, other scalars as their JSON text, maps and
+/// lists as JSON; null is no value. The shell verifier's `KITCHEN_<KEY>` variables and
+/// `list`'s columns both show state this way.
+pub fn value_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::ListArgs;
 use crate::config::{ConfigError, InstanceConfig, Project};
+use crate::state::value_text;
 
 /// One row of `list`: the JSON object test-kitchen's `list --json` prints.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -94,15 +95,6 @@ pub fn read_state(
     Ok(crate::config::value::map_to_json(map))
 }
 
-/// A state value as test-kitchen prints it in `list` (Ruby's `to_s`; null is absent).
-fn state_text(state: &serde_json::Map<String, serde_json::Value>, key: &str) -> Option<String> {
-    match state.get(key)? {
-        serde_json::Value::Null => None,
-        serde_json::Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
 /// The rows for `instances` of `project`, reading each state file.
 ///
 /// # Errors
@@ -121,8 +113,8 @@ pub fn list_rows(
                 provisioner: camel_case(i.provisioner_name()),
                 verifier: camel_case(i.verifier_name()),
                 transport: camel_case(i.transport_name()),
-                last_action: state_text(&state, "last_action"),
-                last_error: state_text(&state, "last_error"),
+                last_action: state.get("last_action").and_then(value_text),
+                last_error: state.get("last_error").and_then(value_text),
                 forwarded_ports: state.get("forwarded_ports").cloned(),
             })
         })
