@@ -218,6 +218,19 @@ impl Error {
         }
     }
 
+    /// [`Error::Config`]: `message` names what is wrong in `instance`'s `kind` block.
+    pub(crate) fn config(
+        kind: &'static str,
+        instance: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            kind,
+            instance: instance.into(),
+            message: message.into(),
+        }
+    }
+
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,

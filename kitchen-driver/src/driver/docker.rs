@@ -252,11 +252,7 @@ impl DockerDriver {
     /// [`Error::Config`] naming the bad key.
     pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
         let config: DockerConfig = parse_block("driver", instance, block)?;
-        let bad = |message: String| Error::Config {
-            kind: "driver",
-            instance: instance.to_string(),
-            message,
-        };
+        let bad = |message: String| Error::config("driver", instance, message);
         if config.image.is_none() && config.dockerfile.is_none() {
             return Err(bad(
                 "set `image` (such as kitchen/busybox:latest) or `dockerfile`".into(),

@@ -106,11 +106,7 @@ impl LxdDriver {
     /// [`Error::Config`] naming the bad key.
     pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
         let config: LxdConfig = parse_block("driver", instance, block)?;
-        let bad = |message: String| Error::Config {
-            kind: "driver",
-            instance: instance.to_string(),
-            message,
-        };
+        let bad = |message: String| Error::config("driver", instance, message);
         match config.image.as_deref() {
             None | Some("") => {
                 return Err(bad("set `image` (an alias such as kitchen/busybox)".into()));

@@ -439,11 +439,8 @@ pub(crate) fn parse_block<T: serde::de::DeserializeOwned>(
     block: &PluginConfig,
 ) -> Result<T> {
     let value = serde_json::Value::Object(block.clone());
-    serde_path_to_error::deserialize(value).map_err(|e| Error::Config {
-        kind,
-        instance: instance.to_string(),
-        message: format!("key `{}`: {}", e.path(), e.inner()),
-    })
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| Error::config(kind, instance, format!("key `{}`: {}", e.path(), e.inner())))
 }
 
 #[cfg(test)]

@@ -119,10 +119,8 @@ impl Hooks {
 
     fn parse(instance: &str, block: &PluginConfig, kitchen_root: &std::path::Path) -> Result<Self> {
         let mut map = BTreeMap::new();
-        let bad = |key: &str, message: String| Error::Config {
-            kind: "lifecycle",
-            instance: instance.to_string(),
-            message: format!("key `{key}`: {message}"),
+        let bad = |key: &str, message: String| {
+            Error::config("lifecycle", instance, format!("key `{key}`: {message}"))
         };
         for action in Action::ALL {
             for phase in [Phase::Pre, Phase::Post, Phase::Finally] {

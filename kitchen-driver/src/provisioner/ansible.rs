@@ -199,11 +199,7 @@ impl AnsiblePlaybookProvisioner {
     /// [`Error::Config`] naming the bad key.
     pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
         let config: AnsibleConfig = parse_block("provisioner", instance, block)?;
-        let bad = |message: String| Error::Config {
-            kind: "provisioner",
-            instance: instance.to_string(),
-            message,
-        };
+        let bad = |message: String| Error::config("provisioner", instance, message);
         let extra_flags = config
             .ansible_extra_flags
             .split("ansible_extra_flags")
@@ -243,11 +239,7 @@ impl AnsiblePlaybookProvisioner {
                 file,
             )
         };
-        let bad = |message: String| Error::Config {
-            kind: "provisioner",
-            instance: ctx.instance.name.clone(),
-            message,
-        };
+        let bad = |message: String| Error::config("provisioner", &ctx.instance.name, message);
         let playbook = match &self.config.playbook {
             Some(p) => {
                 let p = ctx.expand_path(p);
@@ -870,13 +862,8 @@ impl Provisioner for AnsiblePlaybookProvisioner {
         let instance = ctx.instance.name.as_str();
         let paths = self.paths(ctx)?;
         let target = ctx.connection.target();
-        let inv = inventory(instance, &target, self.config.hosts.as_deref()).map_err(|m| {
-            Error::Config {
-                kind: "provisioner",
-                instance: instance.to_string(),
-                message: m,
-            }
-        })?;
+        let inv = inventory(instance, &target, self.config.hosts.as_deref())
+            .map_err(|m| Error::config("provisioner", instance, m))?;
 
         // Inventory, vars and galaxy installs live in a temporary directory removed on return.
         let tmp = tempfile::Builder::new()
@@ -1010,10 +997,9 @@ impl AnsiblePlaybookProvisioner {
     ) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
         let instance = ctx.instance.name.as_str();
         let text = std::fs::read_to_string(req).map_err(|e| Error::io("reading", req, e))?;
-        let bad = |message: String| Error::Config {
-            kind: "provisioner",
-            instance: instance.to_string(),
-            message: format!("requirements_path {}: {message}", req.display()),
+        let bad = |message: String| {
+            let message = format!("requirements_path {}: {message}", req.display());
+            Error::config("provisioner", instance, message)
         };
         let doc: Value = if text.trim().is_empty() {
             Value::Null

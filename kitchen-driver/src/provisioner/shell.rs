@@ -210,11 +210,11 @@ impl Provisioner for ShellProvisioner {
         let mut sandbox_items = 0;
         if let Some(data) = self.data_path(ctx) {
             if !data.is_dir() {
-                return Err(Error::Config {
-                    kind: "provisioner",
-                    instance: ctx.instance.name.clone(),
-                    message: format!("data_path {} is not a directory", data.display()),
-                });
+                return Err(Error::config(
+                    "provisioner",
+                    &ctx.instance.name,
+                    format!("data_path {} is not a directory", data.display()),
+                ));
             }
             out.info("Preparing data");
             out.debug(&format!("Using data from {}", data.display()));
@@ -234,11 +234,11 @@ impl Provisioner for ShellProvisioner {
                     sandbox_items += 1;
                 }
                 Some(s) => {
-                    return Err(Error::Config {
-                        kind: "provisioner",
-                        instance: ctx.instance.name.clone(),
-                        message: format!("script {} does not exist", s.display()),
-                    });
+                    return Err(Error::config(
+                        "provisioner",
+                        &ctx.instance.name,
+                        format!("script {} does not exist", s.display()),
+                    ));
                 }
                 None => out.info("No provisioner script file specified, skipping"),
             }

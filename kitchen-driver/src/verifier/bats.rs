@@ -101,11 +101,7 @@ impl BatsVerifier {
     /// [`Error::Config`] naming the bad key.
     pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
         let config: BatsConfig = parse_block("verifier", instance, block)?;
-        let bad = |message: String| Error::Config {
-            kind: "verifier",
-            instance: instance.to_string(),
-            message,
-        };
+        let bad = |message: String| Error::config("verifier", instance, message);
         let flags = match &config.bats_flags {
             Words::None => Vec::new(),
             Words::Many(v) => v.clone(),
@@ -237,23 +233,23 @@ impl Verifier for BatsVerifier {
         let instance = &ctx.instance.name;
         let local = self.local_dir(ctx);
         if !local.is_dir() {
-            return Err(Error::Config {
-                kind: "verifier",
-                instance: instance.clone(),
-                message: format!(
+            return Err(Error::config(
+                "verifier",
+                instance,
+                format!(
                     "no bats tests: {} is not a directory; put *.bats files in test/integration/{}/bats or set `bats_path`",
                     local.display(),
                     ctx.instance.suite
                 ),
-            });
+            ));
         }
         let files = bats_files(&local)?;
         if files.is_empty() {
-            return Err(Error::Config {
-                kind: "verifier",
-                instance: instance.clone(),
-                message: format!("no *.bats files in {}", local.display()),
-            });
+            return Err(Error::config(
+                "verifier",
+                instance,
+                format!("no *.bats files in {}", local.display()),
+            ));
         }
 
         let program = self.program();
