@@ -6,7 +6,7 @@ mod common;
 
 use bollard::models::NetworkCreateRequest;
 use bollard::query_parameters::RemoveImageOptions;
-use common::{TestProject, busybox, docker, instance, on_fresh_runtime, run};
+use common::{TestProject, busybox, docker, instance, on_fresh_runtime, run, run_one};
 use kitchen_driver::Error;
 use kitchen_driver::lifecycle::{Action, Command, DestroyMode};
 use kitchen_driver::state::StateFile;
@@ -120,13 +120,7 @@ async fn dockerfile_platform_is_built_once_and_cached() {
         verifier,
         json!({}),
     );
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Never),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Never)).await;
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     assert!(
         out.contains("Building image kitchen-driver-build:"),
@@ -158,13 +152,7 @@ async fn dockerfile_platform_is_built_once_and_cached() {
     }
     let _image_guard = ImageGuard(image.clone());
     // Second run: same content, no build.
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Always),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Always)).await;
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     assert!(!out.contains("Building image"), "cached: {out}");
     p.assert_no_containers();
@@ -195,13 +183,7 @@ async fn container_options_reach_the_container() {
         verifier,
         json!({}),
     );
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Verify),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Action(Action::Verify)).await;
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     assert!(
         out.contains("host-file") && out.contains("options-ok"),
@@ -260,13 +242,7 @@ async fn published_port_is_recorded_in_state_and_reachable() {
     // The verifier runs on the host and reaches the published port from the state.
     let verifier = json!({"name": "shell", "command": "busybox wget -qO- http://127.0.0.1:$KITCHEN_PORT/index.html"});
     let inst = instance("default", "busybox", driver, prov, verifier, json!({}));
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Verify),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Action(Action::Verify)).await;
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     assert!(out.contains("served-by-default-busybox"), "{out}");
     let st = p.state("default-busybox");
@@ -292,26 +268,14 @@ async fn leftovers_of_a_lost_state_file_are_found_by_label() {
         json!({"name": "shell"}),
         json!({}),
     );
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Create),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Action(Action::Create)).await;
     assert!(o[0].error.is_none());
     let first = p.containers(Some("default-busybox"));
     assert_eq!(first.len(), 1);
     // Lose the state file: the container is now unknown to the state...
     std::fs::remove_file(StateFile::new(p.root(), "default-busybox").path()).unwrap();
     // ...but create finds and replaces it, and destroy finds the rest.
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Create),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Action(Action::Create)).await;
     assert!(o[0].error.is_none(), "{:?}", o[0].error);
     assert!(out.contains("Removed leftover container"), "{out}");
     let second = p.containers(Some("default-busybox"));
@@ -335,13 +299,7 @@ async fn a_locked_instance_is_refused_and_unknown_drivers_are_named() {
         json!({}),
     );
     let lock = StateFile::new(p.root(), "default-busybox").lock().unwrap();
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Create),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Action(Action::Create)).await;
     assert!(
         matches!(o[0].error, Some(Error::Locked { .. })),
         "{:?}",

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestProject, busybox, instance, run, run_with_env};
+use common::{TestProject, busybox, instance, run, run_one, run_with_env};
 use kitchen_driver::Error;
 use kitchen_driver::lifecycle::{Action, Command, DestroyMode, failure_summary};
 use serde_json::json;
@@ -103,13 +103,7 @@ async fn actions_follow_the_state_machine_and_record_state() {
     );
     let name = "default-busybox";
 
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Create),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Action(Action::Create)).await;
     assert!(o[0].error.is_none(), "{:?}", o[0].error);
     let st = p.state(name);
     assert_eq!(st.last_action(), Some(Action::Create));
@@ -121,13 +115,7 @@ async fn actions_follow_the_state_machine_and_record_state() {
     assert_eq!(p.containers(Some(name)), std::slice::from_ref(&id));
 
     // verify from created runs converge, setup, verify.
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Verify),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Action(Action::Verify)).await;
     assert!(o[0].error.is_none(), "{:?}", o[0].error);
     for verb in ["Converging", "Setting up", "Verifying"] {
         assert!(
@@ -140,13 +128,7 @@ async fn actions_follow_the_state_machine_and_record_state() {
     assert_eq!(p.state(name).last_action(), Some(Action::Verify));
 
     // converge on a verified instance runs converge again, only.
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Converge),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Action(Action::Converge)).await;
     assert!(o[0].error.is_none(), "{:?}", o[0].error);
     assert!(out.contains("count 2"), "{out}");
     assert!(!out.contains("Verifying"), "{out}");
@@ -158,47 +140,28 @@ async fn actions_follow_the_state_machine_and_record_state() {
     );
 
     // exec runs in the instance; a failing command fails.
-    let (o, out) = run(
+    let (o, out) = run_one(
         &p,
-        std::slice::from_ref(&inst),
+        &inst,
         Command::Exec("cat /tmp/converge-count | wc -l; echo on-$(hostname)".into()),
-        1,
     )
     .await;
     assert!(o[0].error.is_none(), "{:?}", o[0].error);
     assert!(out.contains("on-default-busybox"), "{out}");
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Exec("exit 7".into()),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Exec("exit 7".into())).await;
     assert!(
         matches!(o[0].error, Some(Error::CommandFailed { exit_code: 7, .. })),
         "{:?}",
         o[0].error
     );
 
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Destroy),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Action(Action::Destroy)).await;
     assert!(o[0].error.is_none(), "{:?}", o[0].error);
     assert!(!p.state_exists(name));
     p.assert_no_containers();
 
     // exec on a destroyed instance is a clear error.
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Exec("true".into()),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Exec("true".into())).await;
     assert!(
         matches!(o[0].error, Some(Error::NotCreated { .. })),
         "{:?}",
@@ -222,13 +185,7 @@ async fn converge_failure_keeps_the_instance_and_records_the_error() {
         json!({}),
     );
     let name = "default-busybox";
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Passing),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Passing)).await;
     assert!(
         matches!(o[0].error, Some(Error::CommandFailed { exit_code: 3, .. })),
         "{:?}",
@@ -250,13 +207,7 @@ async fn converge_failure_keeps_the_instance_and_records_the_error() {
         "--destroy passing keeps a failed instance"
     );
 
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Destroy),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Action(Action::Destroy)).await;
     assert!(o[0].error.is_none(), "{:?}", o[0].error);
     p.assert_no_containers();
 }
@@ -275,13 +226,7 @@ async fn verify_failure_with_destroy_always_and_never() {
     );
     let name = "default-busybox";
 
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Never),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Never)).await;
     assert!(
         matches!(o[0].error, Some(Error::VerifyFailed { .. })),
         "{:?}",
@@ -303,13 +248,7 @@ async fn verify_failure_with_destroy_always_and_never() {
         "--destroy never keeps it"
     );
 
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Always),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Test(DestroyMode::Always)).await;
     assert!(
         matches!(o[0].error, Some(Error::VerifyFailed { .. })),
         "{:?}",
@@ -378,13 +317,7 @@ async fn hooks_run_locally_and_remotely_with_filters() {
         verifier,
         lifecycle,
     );
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Passing),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Passing)).await;
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     let pre = std::fs::read_to_string(p.root().join("pre_create.txt")).unwrap();
     assert_eq!(pre.trim(), "default-busybox default busybox v1");
@@ -408,13 +341,7 @@ async fn hooks_run_locally_and_remotely_with_filters() {
         remote_verifier(),
         lifecycle,
     );
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Always),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Always)).await;
     assert!(
         matches!(o[0].error, Some(Error::CommandFailed { exit_code: 9, .. })),
         "{:?}",
@@ -464,13 +391,7 @@ async fn data_uploads_downloads_arguments_and_tkenv() {
         std::fs::read_to_string(p.root().join("downloaded/result.txt")).unwrap(),
         "result\n"
     );
-    let (o, _) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Action(Action::Destroy),
-        1,
-    )
-    .await;
+    let (o, _) = run_one(&p, &inst, Command::Action(Action::Destroy)).await;
     assert!(o[0].error.is_none());
     p.assert_no_containers();
 }
@@ -492,13 +413,7 @@ async fn retries_on_listed_exit_codes() {
         json!({"name": "shell"}),
         json!({}),
     );
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Always),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Always)).await;
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     assert!(
         out.contains("first-try") && out.contains("second-try"),
@@ -516,13 +431,7 @@ async fn retries_on_listed_exit_codes() {
         json!({"name": "shell"}),
         json!({}),
     );
-    let (o, out) = run(
-        &p,
-        std::slice::from_ref(&inst),
-        Command::Test(DestroyMode::Always),
-        1,
-    )
-    .await;
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Always)).await;
     assert!(
         matches!(o[0].error, Some(Error::CommandFailed { exit_code: 42, .. })),
         "{:?}",

@@ -257,6 +257,15 @@ pub async fn run(
     run_with_env(project, instances, command, concurrency, &[]).await
 }
 
+/// [`run`] on the one instance `instance`.
+pub async fn run_one(
+    project: &TestProject,
+    instance: &InstanceConfig,
+    command: Command,
+) -> (Vec<InstanceOutcome>, String) {
+    run(project, std::slice::from_ref(instance), command, 1).await
+}
+
 /// [`run`] with extra host environment for the plugins.
 pub async fn run_with_env(
     project: &TestProject,
