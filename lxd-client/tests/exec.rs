@@ -133,28 +133,7 @@ async fn exec_in_missing_instance_is_not_found() {
 async fn streaming_stdin_and_stdout_as_they_arrive() {
     let client = client().await;
     let c = running_busybox(&client, "stream").await;
-    let mut p = client
-        .instances()
-        .exec(&c.name, ["cat"])
-        .spawn()
-        .await
-        .unwrap();
-    let mut stdin = p.take_stdin().unwrap();
-    let mut stdout = p.take_stdout().unwrap();
-    for line in ["one\n", "two\n"] {
-        stdin.write(line).await.unwrap();
-        // Each line comes back before the next one is written: output is not buffered
-        // until the end.
-        let mut got = Vec::new();
-        while got.len() < line.len() {
-            got.extend_from_slice(&stdout.next().await.unwrap().unwrap());
-        }
-        assert_eq!(got, line.as_bytes());
-    }
-    stdin.close();
-    assert!(stdout.next().await.is_none(), "stdout ends after stdin EOF");
-    let status = p.wait(OP_TIMEOUT).await.unwrap();
-    assert!(status.success());
+    cat_echoes_each_line_as_it_arrives(&client, &c.name).await;
 }
 
 #[tokio::test]

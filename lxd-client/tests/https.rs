@@ -501,26 +501,7 @@ async fn streaming_stdin_and_concurrent_execs_over_wss() {
     let c = running_busybox(&local, "https-stream").await;
 
     // Interactive round trips: each line comes back through TLS before the next is sent.
-    let mut p = t
-        .client
-        .instances()
-        .exec(&c.name, ["cat"])
-        .spawn()
-        .await
-        .unwrap();
-    let mut stdin = p.take_stdin().unwrap();
-    let mut stdout = p.take_stdout().unwrap();
-    for line in ["one\n", "two\n"] {
-        stdin.write(line).await.unwrap();
-        let mut got = Vec::new();
-        while got.len() < line.len() {
-            got.extend_from_slice(&stdout.next().await.unwrap().unwrap());
-        }
-        assert_eq!(got, line.as_bytes());
-    }
-    stdin.close();
-    assert!(stdout.next().await.is_none(), "stdout ends after stdin EOF");
-    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+    cat_echoes_each_line_as_it_arrives(&t.client, &c.name).await;
 
     // Twenty commands at once over the pooled TLS connections: none lost or mixed up.
     let tasks: Vec<_> = (0..20)

@@ -161,3 +161,29 @@ pub async fn running_busybox(client: &Client, label: &str) -> InstanceGuard {
         .expect("start operation");
     guard
 }
+
+/// Runs `cat` in instance `name` through `client` and checks that each line written to its
+/// stdin comes back on stdout before the next is written (output is not buffered until the
+/// end), that stdout ends after stdin's EOF, and that `cat` exits 0.
+pub async fn cat_echoes_each_line_as_it_arrives(client: &Client, name: &str) {
+    use futures::StreamExt;
+    let mut p = client
+        .instances()
+        .exec(name, ["cat"])
+        .spawn()
+        .await
+        .unwrap();
+    let mut stdin = p.take_stdin().unwrap();
+    let mut stdout = p.take_stdout().unwrap();
+    for line in ["one\n", "two\n"] {
+        stdin.write(line).await.unwrap();
+        let mut got = Vec::new();
+        while got.len() < line.len() {
+            got.extend_from_slice(&stdout.next().await.unwrap().unwrap());
+        }
+        assert_eq!(got, line.as_bytes());
+    }
+    stdin.close();
+    assert!(stdout.next().await.is_none(), "stdout ends after stdin EOF");
+    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+}
