@@ -416,27 +416,11 @@ fn output_of_a_passing_and_a_failing_test_is_stable() {
 
 #[test]
 fn junit_report_has_a_suite_per_instance_and_the_converge_failure() {
-    let yml = r#"
-driver:
-  name: docker
-provisioner:
-  name: shell
-  sudo: false
-verifier:
-  name: shell
-  remote_exec: true
-  command: sh /tmp/kitchen/data/verify.sh
-platforms:
-  - name: busybox
-    driver:
-      image: kitchen/busybox:latest
-suites:
-  - name: default
-  - name: broken
-    provisioner:
-      command: echo broken-converge; exit 4
-"#;
-    let p = project("cli-junit", yml);
+    // BASIC plus a suite whose converge fails.
+    let yml = format!(
+        "{BASIC}  - name: broken\n    provisioner:\n      command: echo broken-converge; exit 4\n"
+    );
+    let p = project("cli-junit", &yml);
     let report = p.root().join("junit.xml");
     let out = kd(&p)
         .args(["test", "-c", "--destroy", "always", "--junit"])
