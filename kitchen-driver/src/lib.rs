@@ -9,6 +9,7 @@
 //! - [`driver`]: the [`driver::Driver`] and [`driver::Connection`] traits and the Docker driver.
 //! - [`provisioner`] and [`verifier`]: the plugin traits and the `shell` implementations.
 //! - [`plugin`]: the context provisioners and verifiers receive.
+//! - [`events`]: the typed run events the runner emits and the [`events::Reporter`] trait.
 //! - [`report`]: live prefixed output and the log files.
 //! - [`cli`]: the command line, test-kitchen's verbs and exit codes.
 
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 mod error;
+pub mod events;
 pub mod junit;
 pub mod lifecycle;
 pub mod plugin;

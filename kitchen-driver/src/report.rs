@@ -15,93 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 
-/// How important a line is (`-l/--log-level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-#[non_exhaustive]
-pub enum Level {
-    /// Commands run, files uploaded, state changes.
-    Debug,
-    /// Banners and command output.
-    Info,
-    /// Problems that do not fail the action.
-    Warn,
-    /// Failures.
-    Error,
-}
-
-impl Level {
-    /// Parses test-kitchen's level names (`debug`, `info`, `warn`, `error`, `fatal`).
-    pub fn parse(s: &str) -> Option<Level> {
-        match s.to_ascii_lowercase().as_str() {
-            "debug" => Some(Level::Debug),
-            "info" => Some(Level::Info),
-            "warn" => Some(Level::Warn),
-            "error" | "fatal" => Some(Level::Error),
-            _ => None,
-        }
-    }
-
-    fn tag(self) -> &'static str {
-        match self {
-            Level::Debug => "DEBUG",
-            Level::Info => "INFO",
-            Level::Warn => "WARN",
-            Level::Error => "ERROR",
-        }
-    }
-}
-
-/// Which stream of a command a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OutputStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-/// Where a running command's output goes, one complete line at a time.
-pub trait OutputSink: Send + Sync {
-    /// One line of output, without its line terminator.
-    fn line(&self, stream: OutputStream, line: &str);
-}
-
-/// A sink that drops everything (for commands whose output only matters as a value).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NullSink;
-
-impl OutputSink for NullSink {
-    fn line(&self, _stream: OutputStream, _line: &str) {}
-}
-
-/// Splits byte chunks into lines for an [`OutputSink`], keeping the last partial line until
-/// more arrives or [`LineSplitter::finish`] is called.
-#[derive(Debug, Default)]
-pub struct LineSplitter {
-    buf: Vec<u8>,
-}
-
-impl LineSplitter {
-    /// Feeds a chunk; calls `f` with each complete line (lossy UTF-8, `\r\n` trimmed).
-    pub fn push(&mut self, chunk: &[u8], mut f: impl FnMut(&str)) {
-        self.buf.extend_from_slice(chunk);
-        while let Some(pos) = self.buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=pos).collect();
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-            f(text.trim_end_matches('\r'));
-        }
-    }
-
-    /// Flushes a final line that had no terminator.
-    pub fn finish(&mut self, mut f: impl FnMut(&str)) {
-        if !self.buf.is_empty() {
-            let text = String::from_utf8_lossy(&self.buf).into_owned();
-            self.buf.clear();
-            f(text.trim_end_matches('\r'));
-        }
-    }
-}
+pub use crate::events::{Level, LineSplitter, NullSink, OutputSink, OutputStream};
 
 struct Shared {
     live: Box<dyn Write + Send>,
@@ -345,17 +259,6 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
-    }
-
-    #[test]
-    fn splitter_yields_whole_lines_across_chunks() {
-        let mut s = LineSplitter::default();
-        let mut out = Vec::new();
-        s.push(b"ab", |l| out.push(l.to_string()));
-        s.push(b"c\r\nd\ne", |l| out.push(l.to_string()));
-        assert_eq!(out, ["abc", "d"]);
-        s.finish(|l| out.push(l.to_string()));
-        assert_eq!(out, ["abc", "d", "e"]);
     }
 
     #[test]

@@ -59,8 +59,9 @@ use crate::plugin::PluginContext;
 /// The verifier names this build knows.
 pub const SUPPORTED_VERIFIERS: &[&str] = &["shell", "bats"];
 
-/// The outcome of one test case.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of one test case (`passed`, `failed`, `skipped` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CaseOutcome {
     /// Passed.
