@@ -10,7 +10,8 @@
 //! - [`provisioner`] and [`verifier`]: the plugin traits and the `shell` implementations.
 //! - [`plugin`]: the context provisioners and verifiers receive.
 //! - [`events`]: the typed run events the runner emits and the [`events::Reporter`] trait.
-//! - [`report`]: live prefixed output and the log files.
+//! - [`report`]: the reporters that render events: text lines, live display, log files,
+//!   JSON lines, JUnit, the closing summary.
 //! - [`cli`]: the command line, test-kitchen's verbs and exit codes.
 
 pub mod cli;
@@ -18,7 +19,6 @@ pub mod config;
 pub mod driver;
 mod error;
 pub mod events;
-pub mod junit;
 pub mod lifecycle;
 pub mod plugin;
 pub mod provisioner;

@@ -50,8 +50,20 @@ pub use output::{InstanceOutput, LineSplitter, NullSink, OUTPUT_TAIL_LINES, Outp
 /// know).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A point in time, UTC. Serialised as RFC 3339 with milliseconds (`2026-12-01T11:46:36.123Z`).
+/// A point in time, UTC, to the millisecond. Serialised as RFC 3339 (`2026-12-01T11:46:36.123Z`;
+/// the fraction is left out when it is zero).
 pub type Timestamp = chrono::DateTime<chrono::Utc>;
+
+/// This host's name (for [`RunStarted::hostname`]): the kernel's, else `$HOSTNAME`, else
+/// `localhost`.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
 
 /// Now, to the millisecond (what every event records).
 pub fn now() -> Timestamp {
@@ -316,6 +328,9 @@ pub struct RunStarted {
     pub concurrency: usize,
     /// The version of the program that runs (kitchen-driver's or ecs-runner's).
     pub version: String,
+    /// The host the run is on (JUnit's `hostname`).
+    #[serde(default)]
+    pub hostname: String,
 }
 
 /// An instance's task began (it holds its lock and is about to run its first step).

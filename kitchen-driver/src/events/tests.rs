@@ -44,6 +44,7 @@ fn every_event_kind_round_trips_through_json() {
             instances: vec![busybox()],
             concurrency: 2,
             version: "0.1.0".into(),
+            hostname: "ci-7".into(),
         }),
         Event::InstanceStarted(InstanceStarted {
             at: t,

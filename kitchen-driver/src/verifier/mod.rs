@@ -87,6 +87,10 @@ pub struct CaseResult {
     pub group: Option<String>,
     /// How long it ran, when the verifier reports it.
     pub duration: Option<Duration>,
+    /// The line in the file of the failing assertion (bats: `(in test file x.bats, line 10)`).
+    pub line: Option<u32>,
+    /// Why it failed or was skipped: the failing assertion, the skip reason.
+    pub message: Option<String>,
 }
 
 impl CaseResult {
@@ -98,6 +102,8 @@ impl CaseResult {
             output: output.into(),
             group: None,
             duration: None,
+            line: None,
+            message: None,
         }
     }
 
@@ -110,6 +116,18 @@ impl CaseResult {
     /// Sets the duration.
     pub fn with_duration(mut self, duration: Duration) -> Self {
         self.duration = Some(duration);
+        self
+    }
+
+    /// Sets the line of the failing assertion.
+    pub fn with_line(mut self, line: u32) -> Self {
+        self.line = Some(line);
+        self
+    }
+
+    /// Sets the message (the failing assertion, the skip reason).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
         self
     }
 }
