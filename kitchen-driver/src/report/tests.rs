@@ -540,25 +540,10 @@ fn junit_is_valid_against_the_jenkins_xunit_schema() {
     validate_junit(&path);
 }
 
-/// Validates `path` against the vendored junit-10.xsd with Python's xmlschema (from
-/// `scripts/python-test-deps`; `KITCHEN_TEST_PYTHON` names another interpreter).
+/// Validates `path` with `scripts/validate-junit` (junit-10.xsd, Python's xmlschema).
 pub(crate) fn validate_junit(path: &Path) {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = std::env::var_os("KITCHEN_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../target/pyvenv/bin/python3"));
-    assert!(
-        python.exists(),
-        "{} is missing: run scripts/python-test-deps (scripts/test does) to install xmlschema",
-        python.display()
-    );
-    let xsd = manifest.join("tests/schema/junit-10.xsd");
-    let out = std::process::Command::new(&python)
-        .args([
-            "-c",
-            "import sys, xmlschema; xmlschema.XMLSchema(sys.argv[1]).validate(sys.argv[2]); print('valid')",
-        ])
-        .arg(&xsd)
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/validate-junit");
+    let out = std::process::Command::new(&script)
         .arg(path)
         .output()
         .unwrap();

@@ -49,6 +49,12 @@ impl TestProject {
             .env_remove("KITCHEN_YAML")
             .env_remove("KITCHEN_LOCAL_YAML")
             .env_remove("KITCHEN_GLOBAL_YAML")
+            // Output as on a plain pipe, whatever CI runs the tests.
+            .env_remove("CI")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITLAB_CI")
+            .env_remove("NO_COLOR")
             .timeout(std::time::Duration::from_secs(timeout_secs));
         c
     }
