@@ -670,6 +670,9 @@ fn result_message(v: &Value) -> String {
 pub fn failed_tasks(lines: &[String]) -> Vec<TaskFailure> {
     let mut task = String::new();
     let mut failures: Vec<TaskFailure> = Vec::new();
+    // Where the current task's failures start: `...ignoring` excuses all of them (every item
+    // of a loop), not only the last.
+    let mut task_start = 0;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim_end();
@@ -677,8 +680,9 @@ pub fn failed_tasks(lines: &[String]) -> Vec<TaskFailure> {
             && let Some(end) = rest.rfind(']')
         {
             task = rest[..end].to_string();
+            task_start = failures.len();
         } else if line.trim() == "...ignoring" {
-            failures.pop();
+            failures.truncate(task_start);
         } else if let Some((host, kind, json_start)) = failure_head(line) {
             // The result: JSON on this line, or indented over the next lines (-vvv).
             let mut text = line[json_start..].to_string();
@@ -1512,6 +1516,26 @@ fatal: [probe-host]: FAILED! => {"changed": true, "cmd": ["/bin/false"], "delta"
 PLAY RECAP *********************************************************************
 probe-host                 : ok=2    changed=1    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0   
 "#;
+
+    /// ansible-playbook 2.14: a loop task with `ignore_errors: true` whose items all failed,
+    /// then a task that really failed (recorded here, abridged).
+    const IGNORED_LOOP: &str = r#"
+TASK [try each item] ***********************************************************
+failed: [localhost] (item=a) => {"ansible_loop_var": "item", "changed": true, "cmd": ["false"], "item": "a", "msg": "non-zero return code", "rc": 1}
+failed: [localhost] (item=b) => {"ansible_loop_var": "item", "changed": true, "cmd": ["false"], "item": "b", "msg": "non-zero return code", "rc": 1}
+...ignoring
+
+TASK [the real failure] ********************************************************
+fatal: [localhost]: FAILED! => {"changed": false, "msg": "really broken"}
+"#;
+
+    #[test]
+    fn an_ignored_loop_excuses_every_item() {
+        let f = failed_tasks(&lines(IGNORED_LOOP));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].task, "the real failure");
+        assert_eq!(f[0].message, "really broken");
+    }
 
     #[test]
     fn the_failing_task_is_named() {
