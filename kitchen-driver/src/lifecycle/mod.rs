@@ -27,6 +27,7 @@
 //! ```
 
 mod hooks;
+pub mod preflight;
 mod runner;
 
 use std::fmt;

@@ -375,6 +375,7 @@ impl Runner {
         last_action: &mut Option<Action>,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
+        super::preflight::check(&inst, command, &self.test_base_path)?;
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
         let ctx = DriverContext {
             instance: inst.clone(),
