@@ -29,6 +29,7 @@
 mod hooks;
 pub mod preflight;
 mod runner;
+mod sampler;
 
 use std::fmt;
 use std::str::FromStr;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 use super::hooks::{HookCommand, Hooks, Phase};
+use super::sampler::Sampler;
 use super::{Action, steps};
 use crate::config::InstanceConfig;
 use crate::driver::{self, Connection, Driver, DriverContext, ExecRequest};
@@ -483,7 +484,19 @@ impl InstanceRun<'_> {
         }
         let mut result = self.run_hooks(action, Phase::Pre).await;
         if result.is_ok() {
+            // Converge and verify are what use the instance: sample it while they run.
+            let sampler = match action {
+                Action::Converge | Action::Verify => self
+                    .connection()
+                    .await
+                    .ok()
+                    .map(|conn| Sampler::start(conn, out.clone(), action)),
+                _ => None,
+            };
             result = self.body(action).await;
+            if let Some(sampler) = sampler {
+                sampler.finish().await;
+            }
         }
         if result.is_ok() {
             result = self.run_hooks(action, Phase::Post).await;
