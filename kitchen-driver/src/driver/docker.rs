@@ -403,7 +403,7 @@ impl DockerDriver {
         match docker.inspect_image(&image).await {
             Ok(_) => Ok(image),
             Err(e) if is_not_found(&e) => Err(Error::MissingImage {
-                image,
+                image: image.clone(),
                 instance: instance.clone(),
                 hint: format!(
                     "build or import it first (`docker build -t {image} DIR`, `docker load -i IMAGE.tar`, or `docker import ROOTFS.tar {image}`), or give the platform `driver: {{dockerfile: PATH}}` and kitchen-driver builds it"

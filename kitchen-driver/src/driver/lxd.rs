@@ -318,7 +318,7 @@ impl Driver for LxdDriver {
         };
         if !known {
             return Err(Error::MissingImage {
-                image,
+                image: image.clone(),
                 instance: ctx.instance.name.clone(),
                 hint: format!(
                     "import it first: `lxc image import METADATA.tar.xz ROOTFS.squashfs --alias {image}` (or a unified tarball: `lxc image import IMAGE.tar.gz --alias {image}`), or copy it from a remote you reach: `lxc image copy REMOTE:IMAGE local: --alias {image}`"
