@@ -34,6 +34,7 @@ mod error;
 pub mod filter;
 mod munge;
 mod select;
+pub mod unused;
 pub(crate) mod value;
 pub(crate) mod yaml;
 

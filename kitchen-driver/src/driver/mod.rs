@@ -439,8 +439,17 @@ pub(crate) fn parse_block<T: serde::de::DeserializeOwned>(
     block: &PluginConfig,
 ) -> Result<T> {
     let value = serde_json::Value::Object(block.clone());
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| Error::config(kind, instance, format!("key `{}`: {}", e.path(), e.inner())))
+    // Keys the typed configuration does not use are reported, so none is dropped silently.
+    let mut unused = Vec::new();
+    let mut on_unused = |path: serde_ignored::Path<'_>| unused.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(value, &mut on_unused);
+    let parsed = serde_path_to_error::deserialize(de)
+        .map_err(|e| Error::config(kind, instance, format!("key `{}`: {}", e.path(), e.inner())));
+    let plugin = InstanceConfig::plugin_name(block);
+    for key in unused {
+        crate::config::unused::record(kind, plugin, key);
+    }
+    parsed
 }
 
 #[cfg(test)]
