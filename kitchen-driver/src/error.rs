@@ -50,16 +50,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A state file exists but is not valid YAML of the expected shape.
+    /// A state file exists but is not valid YAML of the expected shape (test-kitchen's
+    /// `StateFileLoadError`, with its wording).
     #[error(
-        "state file {} is not valid: {message}; fix or delete it (it is rewritten by the next action)",
+        "Error parsing {} ({source}); fix the file or delete it (the next action rewrites it)",
         path.display()
     )]
     StateFile {
         /// The state file.
         path: PathBuf,
-        /// The parse error.
-        message: String,
+        /// What is wrong, with file, line and column (boxed: it is large).
+        #[source]
+        source: Box<crate::config::ConfigError>,
     },
 
     /// Another process holds the instance's lock.

@@ -1,14 +1,12 @@
 //! `kitchen-driver list`: test-kitchen's table, `--bare` and `--json` (lib/kitchen/command/list.rb).
 
 use std::io::Write;
-use std::path::Path;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::ListArgs;
-use crate::config::{ConfigError, InstanceConfig, Project};
-use crate::state::value_text;
+use crate::config::{InstanceConfig, Project};
+use crate::state::{StateFile, keys, value_text};
 
 /// One row of `list`: the JSON object test-kitchen's `list --json` prints.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -65,57 +63,25 @@ pub fn state_label(last_action: Option<&str>) -> &'static str {
     }
 }
 
-/// The contents of `.kitchen/<instance>.yml` as JSON (absent or empty file: an empty map).
-///
-/// # Errors
-/// As test-kitchen's `StateFileLoadError`: a state file that is not YAML, or not a mapping.
-pub fn read_state(
-    root: &Path,
-    instance: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
-    let path = root.join(".kitchen").join(format!("{instance}.yml"));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-        Err(source) => return Err(ConfigError::Io { path, source }),
-    };
-    if text.is_empty() {
-        return Ok(Default::default());
-    }
-    let file: Arc<Path> = Arc::from(path.as_path());
-    let node = crate::config::yaml::parse(&text, &file)?;
-    let Some(map) = node.as_ref().and_then(|n| n.as_map()) else {
-        return Err(ConfigError::Type {
-            at: node.and_then(|n| n.pos),
-            path: format!("state file {}", path.display()),
-            expected: "a mapping (test-kitchen: StateFileLoadError)".into(),
-            found: "something else".into(),
-        });
-    };
-    Ok(crate::config::value::map_to_json(map))
-}
-
 /// The rows for `instances` of `project`, reading each state file.
 ///
 /// # Errors
-/// A state file that cannot be read or is not a YAML mapping.
-pub fn list_rows(
-    project: &Project,
-    instances: &[&InstanceConfig],
-) -> Result<Vec<ListRow>, ConfigError> {
+/// [`crate::Error::StateFile`] for a state file that is not a YAML mapping,
+/// [`crate::Error::Io`] for one that cannot be read.
+pub fn list_rows(project: &Project, instances: &[&InstanceConfig]) -> crate::Result<Vec<ListRow>> {
     instances
         .iter()
         .map(|i| {
-            let state = read_state(&project.kitchen_root, &i.name)?;
+            let state = StateFile::new(&project.kitchen_root, &i.name).load()?;
             Ok(ListRow {
                 instance: i.name.clone(),
                 driver: camel_case(i.driver_name()),
                 provisioner: camel_case(i.provisioner_name()),
                 verifier: camel_case(i.verifier_name()),
                 transport: camel_case(i.transport_name()),
-                last_action: state.get("last_action").and_then(value_text),
-                last_error: state.get("last_error").and_then(value_text),
-                forwarded_ports: state.get("forwarded_ports").cloned(),
+                last_action: state.get(keys::LAST_ACTION).and_then(value_text),
+                last_error: state.get(keys::LAST_ERROR).and_then(value_text),
+                forwarded_ports: state.get(keys::FORWARDED_PORTS).cloned(),
             })
         })
         .collect()

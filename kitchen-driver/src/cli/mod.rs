@@ -164,6 +164,9 @@ pub enum CliError {
     /// Loading the project or selecting instances failed.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Reading a state file failed.
+    #[error(transparent)]
+    State(#[from] crate::Error),
     /// Writing the output failed.
     #[error("cannot write output: {0}")]
     Io(#[from] std::io::Error),
@@ -174,7 +177,7 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CliError::Config(e) => e.exit_code(),
-            CliError::Io(_) => 20,
+            CliError::State(_) | CliError::Io(_) => 20,
         }
     }
 }

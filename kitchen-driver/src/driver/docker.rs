@@ -37,7 +37,7 @@ use super::{
 use crate::config::PluginConfig;
 use crate::error::{Error, Result};
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
-use crate::state::State;
+use crate::state::{State, keys};
 
 /// Label holding the project directory (`kitchen_root`) on every container the driver creates.
 pub const LABEL_PROJECT: &str = "io.kitchen-driver.project";
@@ -719,7 +719,7 @@ impl Driver for DockerDriver {
         let docker = self.docker().await?;
         let instance = ctx.instance.name.clone();
         // An instance already created: keep it if it is running (test-kitchen's drivers do).
-        if let Some(id) = state.get_str("container_id").map(str::to_string) {
+        if let Some(id) = state.get_str(keys::CONTAINER_ID).map(str::to_string) {
             match docker.inspect_container(&id, None).await {
                 Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
                     ctx.output.info(&format!("Container {id} already exists"));
@@ -735,7 +735,7 @@ impl Driver for DockerDriver {
                     });
                 }
             }
-            state.remove("container_id");
+            state.remove(keys::CONTAINER_ID);
         }
         // Leftovers of a run whose state file was lost carry our labels: they are ours.
         for id in self.remove_owned(&docker, ctx, None).await? {
@@ -762,9 +762,9 @@ impl Driver for DockerDriver {
                 source,
             })?;
         // Recorded before anything else can fail, so destroy always finds it.
-        state.set("container_id", created.id.clone());
-        state.set("container_name", name.clone());
-        state.set("image", image.clone());
+        state.set(keys::CONTAINER_ID, created.id.clone());
+        state.set(keys::CONTAINER_NAME, name.clone());
+        state.set(keys::IMAGE, image.clone());
         if let Err(source) = docker
             .start_container(&created.id, None::<StartContainerOptions>)
             .await
@@ -775,8 +775,8 @@ impl Driver for DockerDriver {
                 .await
                 .is_ok()
             {
-                state.remove("container_id");
-                state.remove("container_name");
+                state.remove(keys::CONTAINER_ID);
+                state.remove(keys::CONTAINER_NAME);
             }
             let hint = if self.config.privileged && msg.contains("operation not permitted") {
                 "; `privileged: true` is refused on this host (its capability bounding set lacks some capabilities): drop it and grant what is needed with `cap_add` (systemd: run_command /sbin/init gets SYS_ADMIN and the cgroup mount automatically)"
@@ -805,7 +805,7 @@ impl Driver for DockerDriver {
                 source,
             })?;
         if let Some(h) = inspect.config.as_ref().and_then(|c| c.hostname.clone()) {
-            state.set("hostname", h);
+            state.set(keys::HOSTNAME, h);
         }
         let ports = inspect
             .network_settings
@@ -824,10 +824,10 @@ impl Driver for DockerDriver {
         if forwarded.len() == 1
             && let Some(p) = forwarded.values().next()
         {
-            state.set("port", p.clone());
+            state.set(keys::PORT, p.clone());
         }
         if !forwarded.is_empty() {
-            state.set("forwarded_ports", serde_json::Value::Object(forwarded));
+            state.set(keys::FORWARDED_PORTS, serde_json::Value::Object(forwarded));
         }
         ctx.output.info(&format!(
             "Container {name} ({}) is ready",
@@ -838,7 +838,7 @@ impl Driver for DockerDriver {
 
     async fn destroy(&self, ctx: &DriverContext, state: &mut State) -> Result<()> {
         let docker = self.docker().await?;
-        if let Some(id) = state.get_str("container_id").map(str::to_string) {
+        if let Some(id) = state.get_str(keys::CONTAINER_ID).map(str::to_string) {
             ctx.output.info(&format!("Removing container {id}"));
             remove_container(&docker, &ctx.instance.name, &id).await?;
         }
@@ -846,12 +846,12 @@ impl Driver for DockerDriver {
             ctx.output.info(&format!("Removed container {id}"));
         }
         for key in [
-            "container_id",
-            "container_name",
-            "hostname",
-            "port",
-            "forwarded_ports",
-            "image",
+            keys::CONTAINER_ID,
+            keys::CONTAINER_NAME,
+            keys::HOSTNAME,
+            keys::PORT,
+            keys::FORWARDED_PORTS,
+            keys::IMAGE,
         ] {
             state.remove(key);
         }
@@ -859,7 +859,7 @@ impl Driver for DockerDriver {
     }
 
     async fn connection(&self, ctx: &DriverContext, state: &State) -> Result<Arc<dyn Connection>> {
-        let Some(id) = state.get_str("container_id") else {
+        let Some(id) = state.get_str(keys::CONTAINER_ID) else {
             return Err(Error::NotCreated {
                 instance: ctx.instance.name.clone(),
             });
@@ -867,7 +867,10 @@ impl Driver for DockerDriver {
         Ok(Arc::new(DockerConnection {
             docker: self.docker().await?,
             id: id.to_string(),
-            name: state.get_str("container_name").unwrap_or(id).to_string(),
+            name: state
+                .get_str(keys::CONTAINER_NAME)
+                .unwrap_or(id)
+                .to_string(),
             instance: ctx.instance.name.clone(),
             user: self.config.user.clone(),
         }))

@@ -30,7 +30,7 @@ use super::{
 use crate::config::PluginConfig;
 use crate::error::{Error, Result};
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
-use crate::state::State;
+use crate::state::{State, keys};
 
 /// Config key holding the project directory on every instance the driver creates.
 pub const CONFIG_PROJECT: &str = "user.kitchen.project";
@@ -281,7 +281,7 @@ impl Driver for LxdDriver {
         let instances = client.instances();
         let name = instance_name(&ctx.kitchen_root, &ctx.instance.name);
         let root = ctx.kitchen_root.to_string_lossy().into_owned();
-        if state.get_str("container_name").is_some()
+        if state.get_str(keys::CONTAINER_NAME).is_some()
             && let Ok(i) = instances.get(&name).await
             && i.status == "Running"
         {
@@ -353,16 +353,16 @@ impl Driver for LxdDriver {
         ctx.output
             .debug(&format!("Creating LXD instance {name} from {image}"));
         // Recorded first: a crash from here on leaves a name destroy can find.
-        state.set("container_name", name.clone());
-        state.set("lxd_project", self.project());
-        state.set("image", image.clone());
+        state.set(keys::CONTAINER_NAME, name.clone());
+        state.set(keys::LXD_PROJECT, self.project());
+        state.set(keys::IMAGE, image.clone());
         let created = match b.send().await {
             Ok(op) => op.wait(Some(Duration::from_secs(600))).await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = created {
             let _ = Self::remove(&client, ctx, &name).await;
-            state.remove("container_name");
+            state.remove(keys::CONTAINER_NAME);
             return Err(Self::err(
                 ctx,
                 format!("creating instance {name} from {image}"),
@@ -398,7 +398,7 @@ impl Driver for LxdDriver {
                 })
                 .unwrap_or_default();
             if Self::remove(&client, ctx, &name).await.is_ok() {
-                state.remove("container_name");
+                state.remove(keys::CONTAINER_NAME);
             }
             return Err(Error::Runtime {
                 instance: ctx.instance.name.clone(),
@@ -412,7 +412,7 @@ impl Driver for LxdDriver {
             instance: ctx.instance.name.clone(),
         };
         self.wait_ready(&conn, ctx).await?;
-        state.set("hostname", name.clone());
+        state.set(keys::HOSTNAME, name.clone());
         ctx.output.info(&format!("LXD instance {name} is ready"));
         Ok(())
     }
@@ -420,7 +420,7 @@ impl Driver for LxdDriver {
     async fn destroy(&self, ctx: &DriverContext, state: &mut State) -> Result<()> {
         let client = self.client().await?;
         let name = state
-            .get_str("container_name")
+            .get_str(keys::CONTAINER_NAME)
             .map(str::to_string)
             .unwrap_or_else(|| instance_name(&ctx.kitchen_root, &ctx.instance.name));
         let root = ctx.kitchen_root.to_string_lossy().into_owned();
@@ -436,14 +436,19 @@ impl Driver for LxdDriver {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
-        for key in ["container_name", "lxd_project", "hostname", "image"] {
+        for key in [
+            keys::CONTAINER_NAME,
+            keys::LXD_PROJECT,
+            keys::HOSTNAME,
+            keys::IMAGE,
+        ] {
             state.remove(key);
         }
         Ok(())
     }
 
     async fn connection(&self, ctx: &DriverContext, state: &State) -> Result<Arc<dyn Connection>> {
-        let Some(name) = state.get_str("container_name") else {
+        let Some(name) = state.get_str(keys::CONTAINER_NAME) else {
             return Err(Error::NotCreated {
                 instance: ctx.instance.name.clone(),
             });

@@ -13,7 +13,7 @@ use crate::driver::{self, Connection, Driver, DriverContext, ExecRequest};
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 use crate::report::{InstanceOutput, Level, Reporter};
-use crate::state::{State, StateFile};
+use crate::state::{State, StateFile, keys};
 use crate::verifier::CaseResult;
 use crate::{provisioner, verifier};
 
@@ -376,7 +376,7 @@ impl InstanceRun<'_> {
         let out = self.ctx.output.clone();
         let started = std::time::Instant::now();
         out.banner(&format!("{} <{}>...", action.verb(), self.inst.name));
-        self.state.set("last_attempted_action", action.as_str());
+        self.state.set(keys::LAST_ATTEMPTED_ACTION, action.as_str());
         if action != Action::Destroy || self.state_file.path().exists() {
             self.state_file.save(&self.state)?;
         }
@@ -397,9 +397,9 @@ impl InstanceRun<'_> {
                     self.state_file.delete()?;
                     self.state = State::new();
                 } else {
-                    self.state.set("last_action", action.as_str());
-                    self.state.set("last_error", serde_json::Value::Null);
-                    self.state.remove("last_error_message");
+                    self.state.set(keys::LAST_ACTION, action.as_str());
+                    self.state.set(keys::LAST_ERROR, serde_json::Value::Null);
+                    self.state.remove(keys::LAST_ERROR_MESSAGE);
                     self.state_file.save(&self.state)?;
                 }
                 out.info(&format!(
@@ -414,8 +414,8 @@ impl InstanceRun<'_> {
                     out.error(&format!(">>>>>> {e}"));
                     *self.reported = true;
                 }
-                self.state.set("last_error", e.kind_name());
-                self.state.set("last_error_message", e.to_string());
+                self.state.set(keys::LAST_ERROR, e.kind_name());
+                self.state.set(keys::LAST_ERROR_MESSAGE, e.to_string());
                 self.state_file.save(&self.state)?;
             }
         }
@@ -491,7 +491,7 @@ impl InstanceRun<'_> {
                         ),
                         (
                             "KITCHEN_INSTANCE_HOSTNAME".to_string(),
-                            self.state.get_str("hostname").unwrap_or("").to_string(),
+                            self.state.get_str(keys::HOSTNAME).unwrap_or("").to_string(),
                         ),
                     ];
                     env.extend(environment.iter().cloned());
@@ -517,7 +517,7 @@ impl InstanceRun<'_> {
                     }
                 }
                 HookCommand::Remote { command, skippable } => {
-                    if self.state.get_str("last_action").is_none()
+                    if self.state.get_str(keys::LAST_ACTION).is_none()
                         && !(action == Action::Create && phase != Phase::Pre)
                     {
                         if *skippable {
