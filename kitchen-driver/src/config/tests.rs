@@ -242,6 +242,22 @@ fn invalid_filter_regex_is_located() {
 }
 
 #[test]
+fn invalid_hook_filter_regex_is_located_at_load_time() {
+    // Hooks use the suites' PlatformFilter: a bad /regex/ is a load error with its location,
+    // never a silent exact match.
+    let e = err(
+        "platforms: [{name: p}]\nsuites:\n  - name: s\n    lifecycle:\n      pre_create:\n        - local: echo\n          excludes: ['/(/']\n",
+    );
+    assert!(e.starts_with("/proj/kitchen.yml:7:22: "), "{e}");
+    assert!(e.contains("lifecycle.pre_create[0].excludes[0]"), "{e}");
+    assert!(e.contains("invalid regular expression `/(/`"), "{e}");
+    // A valid one loads, in Ruby's syntax (\h).
+    load(
+        "platforms: [{name: p}]\nsuites: [{name: s, lifecycle: {pre_create: [{local: x, includes: ['/^\\h+$/']}]}}]\n",
+    );
+}
+
+#[test]
 fn instance_names_and_suite_major_order() {
     let p = load(
         "platforms: [{name: Ubuntu_22.04}, {name: 'centos/7,x'}]\n\
