@@ -4,6 +4,7 @@
 //! The library is what the `kitchen-driver` binary runs; it can be imported to drive instances
 //! from Rust. Modules, one per area:
 //! - [`config`]: kitchen.yml loading (pure).
+//! - [`action`]: the five lifecycle actions and their names.
 //! - [`lifecycle`]: the action state machine, hooks and the concurrent [`lifecycle::Runner`].
 //! - [`state`]: `.kitchen/<instance>.yml`, written atomically, with a per-instance lock.
 //! - [`driver`]: the [`driver::Driver`] and [`driver::Connection`] traits and the Docker driver.
@@ -12,6 +13,7 @@
 //! - [`report`]: live prefixed output and the log files.
 //! - [`cli`]: the command line, test-kitchen's verbs and exit codes.
 
+pub mod action;
 pub mod cli;
 pub mod config;
 pub mod driver;
@@ -24,6 +26,7 @@ pub mod report;
 pub mod state;
 pub mod verifier;
 
+pub use action::Action;
 pub use error::{Error, Result};
 
 /// The version of this crate, as printed by `kitchen-driver --version`.

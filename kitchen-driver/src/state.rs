@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::action::Action;
 use crate::config::ConfigError;
 use crate::error::{Error, Result};
-use crate::lifecycle::Action;
 
 /// The state keys kitchen-driver reads or writes. test-kitchen's own keys come first; the
 /// drivers' keys follow (a driver publishes where its instance is through them).

@@ -5,6 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::ListArgs;
+use crate::action::Action;
 use crate::config::{InstanceConfig, Project};
 use crate::state::{StateFile, keys, value_text};
 
@@ -51,14 +52,13 @@ pub fn camel_case(name: &str) -> String {
         .collect()
 }
 
-/// The `Last Action` column label for a state file's `last_action`.
-pub fn state_label(last_action: Option<&str>) -> &'static str {
-    match last_action {
-        None => "<Not Created>",
-        Some("create") => "Created",
-        Some("converge") => "Converged",
-        Some("setup") => "Set Up",
-        Some("verify") => "Verified",
+/// The `Last Action` column for a state file's `last_action` (test-kitchen's
+/// `format_last_action`): the action's [`Action::label`], `<Not Created>` without one, and
+/// `<Unknown>` for anything that is not a completed action.
+fn last_action_label(last_action: Option<&str>) -> &'static str {
+    match last_action.map(str::parse::<Action>) {
+        None => Action::Destroy.label(),
+        Some(Ok(action)) if action != Action::Destroy => action.label(),
         Some(_) => "<Unknown>",
     }
 }
@@ -109,7 +109,7 @@ pub fn render_table(rows: &[ListRow]) -> String {
             r.provisioner.clone(),
             r.verifier.clone(),
             r.transport.clone(),
-            state_label(r.last_action.as_deref()).to_owned(),
+            last_action_label(r.last_action.as_deref()).to_owned(),
             r.last_error.clone().unwrap_or_else(|| "<None>".to_owned()),
         ]);
     }
@@ -177,8 +177,9 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(state_label(None), "<Not Created>");
-        assert_eq!(state_label(Some("setup")), "Set Up");
-        assert_eq!(state_label(Some("destroy")), "<Unknown>");
+        assert_eq!(last_action_label(None), "<Not Created>");
+        assert_eq!(last_action_label(Some("setup")), "Set Up");
+        assert_eq!(last_action_label(Some("destroy")), "<Unknown>");
+        assert_eq!(last_action_label(Some("frobnicate")), "<Unknown>");
     }
 }

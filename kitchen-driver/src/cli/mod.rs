@@ -7,8 +7,9 @@ use std::io::Write;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::action::Action;
 use crate::config::{self, ConfigError, LoadOptions, Project};
-use crate::lifecycle::{self, Action};
+use crate::lifecycle;
 
 mod actions;
 mod diagnose;
@@ -19,7 +20,7 @@ pub use actions::{
 };
 
 pub use diagnose::render_diagnose;
-pub use list::{ListRow, list_rows, render_table, state_label};
+pub use list::{ListRow, list_rows, render_table};
 
 /// Test infrastructure code in LXD and Docker containers, reading test-kitchen's kitchen.yml.
 #[derive(Debug, Parser)]

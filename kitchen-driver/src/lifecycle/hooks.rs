@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::Action;
+use crate::action::Action;
 use crate::config::filter::{NameKind, PlatformFilter};
 use crate::config::{InstanceConfig, PluginConfig};
 use crate::error::{Error, Result};
