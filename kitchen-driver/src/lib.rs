@@ -27,7 +27,7 @@ pub mod state;
 pub mod verifier;
 
 pub use action::Action;
-pub use error::{Error, Result};
+pub use error::{CancelReason, Error, Result};
 
 /// The version of this crate, as printed by `kitchen-driver --version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -138,7 +138,7 @@ pub(super) fn run(
     selected: &[String],
     args: &ListArgs,
     out: &mut impl Write,
-) -> Result<(), super::CliError> {
+) -> crate::Result<()> {
     let instances: Vec<&InstanceConfig> = selected
         .iter()
         .filter_map(|n| project.instance(n))
@@ -149,15 +149,20 @@ pub(super) fn run(
             s.push_str(&i.name);
             s.push('\n');
         }
-        return Ok(out.write_all(s.as_bytes())?);
+        return out.write_all(s.as_bytes()).map_err(super::output_error);
     }
     let rows = list_rows(project, &instances)?;
     if args.json {
-        let mut s = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?;
-        s.push('\n');
-        return Ok(out.write_all(s.as_bytes())?);
+        let mut s = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other);
+        if let Ok(s) = &mut s {
+            s.push('\n');
+        }
+        return s
+            .and_then(|s| out.write_all(s.as_bytes()))
+            .map_err(super::output_error);
     }
-    Ok(out.write_all(render_table(&rows).as_bytes())?)
+    out.write_all(render_table(&rows).as_bytes())
+        .map_err(super::output_error)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{ConfigError, InstanceConfig, LoadOptions, Project, load_str};
+use super::{InstanceConfig, LoadOptions, Project, load_str};
 
 fn opts() -> LoadOptions {
     LoadOptions::new(PathBuf::from("/proj"), BTreeMap::new())
@@ -418,9 +418,9 @@ fn yaml_syntax_errors_show_the_line() {
 fn selection_errors_exit_1_and_config_errors_exit_20() {
     let p = load("platforms: [{name: p}]\nsuites: [{name: s}]\n");
     let e = p.select(&["nope".into()]).err();
-    assert_eq!(e.as_ref().map(ConfigError::exit_code), Some(1));
+    assert_eq!(e.map(|e| crate::Error::from(e).exit_code()), Some(1));
     let e = load_str("a: [\n", &opts()).err();
-    assert_eq!(e.as_ref().map(ConfigError::exit_code), Some(20));
+    assert_eq!(e.map(|e| crate::Error::from(e).exit_code()), Some(20));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio::sync::Semaphore;
 
@@ -10,7 +10,7 @@ use super::hooks::{HookCommand, Hooks, Phase};
 use super::{Action, steps};
 use crate::config::InstanceConfig;
 use crate::driver::{self, Connection, Driver, DriverContext, ExecRequest};
-use crate::error::{Error, Result};
+use crate::error::{CancelReason, Error, Result};
 use crate::plugin::PluginContext;
 use crate::report::{InstanceOutput, Level, Reporter};
 use crate::state::{State, StateFile, keys};
@@ -120,20 +120,48 @@ pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
     Some(msg)
 }
 
-/// Stops a [`Runner`] from starting further steps (Ctrl-C). Steps already running finish,
-/// so nothing is left half-created, and `test --destroy always` still destroys.
+/// Stops a [`Runner`] from starting further steps (Ctrl-C, or `--fail-fast` after a
+/// failure). Steps already running finish, so nothing is left half-created, and
+/// `test --destroy always` still destroys. The first reason given is kept.
 #[derive(Debug, Clone, Default)]
-pub struct Canceller(Arc<AtomicBool>);
+pub struct Canceller(Arc<AtomicU8>);
 
 impl Canceller {
-    /// Asks the runner to start no further step.
+    const NOT_CANCELLED: u8 = 0;
+    const INTERRUPTED: u8 = 1;
+    const FAIL_FAST: u8 = 2;
+
+    /// Asks the runner to start no further step, because of Ctrl-C.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.cancel_for(CancelReason::Interrupted);
     }
 
-    /// Whether [`Canceller::cancel`] was called (or `--fail-fast` tripped).
+    /// Asks the runner to start no further step, for `reason`.
+    pub fn cancel_for(&self, reason: CancelReason) {
+        let code = match reason {
+            CancelReason::FailFast => Self::FAIL_FAST,
+            _ => Self::INTERRUPTED,
+        };
+        let _ = self.0.compare_exchange(
+            Self::NOT_CANCELLED,
+            code,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Why the run was cancelled, if it was.
+    pub fn reason(&self) -> Option<CancelReason> {
+        match self.0.load(Ordering::SeqCst) {
+            Self::INTERRUPTED => Some(CancelReason::Interrupted),
+            Self::FAIL_FAST => Some(CancelReason::FailFast),
+            _ => None,
+        }
+    }
+
+    /// Whether the run was cancelled (Ctrl-C or `--fail-fast`).
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.reason().is_some()
     }
 }
 
@@ -188,7 +216,7 @@ impl Runner {
         opts: RunOptions,
     ) -> Vec<InstanceOutcome> {
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        let cancel = self.cancel.0.clone();
+        let cancel = self.cancel.clone();
         let mut tasks = Vec::new();
         for inst in instances {
             let inst = Arc::new(inst.clone());
@@ -209,7 +237,7 @@ impl Runner {
                         .run_instance(inst.clone(), &command, &cancel, &mut cases)
                         .await;
                     if result.is_err() && opts.fail_fast {
-                        cancel.store(true, Ordering::SeqCst);
+                        cancel.cancel_for(CancelReason::FailFast);
                     }
                     (result, cases)
                 }),
@@ -240,7 +268,7 @@ impl Runner {
         &self,
         inst: Arc<InstanceConfig>,
         command: &Command,
-        cancel: &Arc<AtomicBool>,
+        cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
     ) -> Result<()> {
         let output = self.reporter.instance(&inst.name)?;
@@ -261,7 +289,7 @@ impl Runner {
         &self,
         inst: Arc<InstanceConfig>,
         command: &Command,
-        cancel: &Arc<AtomicBool>,
+        cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
         output: &InstanceOutput,
         reported: &mut bool,
@@ -352,7 +380,7 @@ struct InstanceRun<'a> {
     hooks: Hooks,
     state: State,
     state_file: StateFile,
-    cancel: Arc<AtomicBool>,
+    cancel: Canceller,
     cases: &'a mut Vec<CaseResult>,
     /// Set once a step's failure has been shown, so it is not shown twice.
     reported: &'a mut bool,
@@ -361,10 +389,11 @@ struct InstanceRun<'a> {
 impl InstanceRun<'_> {
     async fn transition_to(&mut self, target: Action) -> Result<()> {
         for step in steps(self.state.last_action(), target) {
-            if self.cancel.load(Ordering::SeqCst) {
+            if let Some(reason) = self.cancel.reason() {
                 return Err(Error::Cancelled {
                     instance: self.inst.name.clone(),
                     action: step.to_string(),
+                    reason,
                 });
             }
             self.run_step(step).await?;
