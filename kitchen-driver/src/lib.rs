@@ -7,7 +7,9 @@
 //! - [`action`]: the five lifecycle actions and their names.
 //! - [`lifecycle`]: the action state machine, hooks and the concurrent [`lifecycle::Runner`].
 //! - [`state`]: `.kitchen/<instance>.yml`, written atomically, with a per-instance lock.
-//! - [`driver`]: the [`driver::Driver`] and [`driver::Connection`] traits and the Docker driver.
+//! - [`driver`]: the [`driver::Driver`] trait and the LXD and Docker drivers.
+//! - [`transport`]: the [`transport::Connection`] a driver hands out (exec, upload/download,
+//!   terminal), as test-kitchen's transports.
 //! - [`provisioner`] and [`verifier`]: the plugin traits and the `shell` implementations.
 //! - [`plugin`]: the context provisioners and verifiers receive.
 //! - [`report`]: live prefixed output and the log files.
@@ -24,6 +26,7 @@ pub mod plugin;
 pub mod provisioner;
 pub mod report;
 pub mod state;
+pub mod transport;
 pub mod verifier;
 
 pub use action::Action;

@@ -8,10 +8,10 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::config::InstanceConfig;
-use crate::driver::Connection;
 use crate::error::{Error, Result};
 use crate::report::{InstanceOutput, OutputSink, OutputStream};
 use crate::state::State;
+use crate::transport::Connection;
 
 /// Everything a provisioner or verifier may use for one action on one instance.
 #[derive(Clone)]

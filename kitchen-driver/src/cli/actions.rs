@@ -291,14 +291,14 @@ fn window_size() -> (u16, u16) {
 
 /// `login`: a shell under a pseudo-terminal in the instance, through the runtime's exec API,
 /// wired to this terminal (raw mode, window resizes). Returns the shell's exit code.
-async fn interactive_login(conn: &dyn crate::driver::Connection) -> Result<i64> {
+async fn interactive_login(conn: &dyn crate::transport::Connection) -> Result<i64> {
     use std::io::{Read, Write};
     let (w, h) = window_size();
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
     let argv = [
         "sh".to_string(),
         "-c".to_string(),
-        crate::driver::LOGIN_SHELL.to_string(),
+        crate::transport::LOGIN_SHELL.to_string(),
     ];
     let mut session = conn
         .open_tty(&argv, &[("TERM".to_string(), term)], w, h)

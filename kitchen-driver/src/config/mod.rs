@@ -87,6 +87,22 @@ pub struct InstanceConfig {
     pub lifecycle: PluginConfig,
 }
 
+/// Deserializes a plugin block into a plugin's typed configuration, naming the failing key
+/// (drivers, provisioners and verifiers read their blocks with it when an action runs).
+///
+/// # Errors
+/// [`crate::Error::Config`] naming the key path and what is wrong.
+pub(crate) fn parse_block<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    instance: &str,
+    block: &PluginConfig,
+) -> crate::Result<T> {
+    let value = serde_json::Value::Object(block.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        crate::Error::config(kind, instance, format!("key `{}`: {}", e.path(), e.inner()))
+    })
+}
+
 impl InstanceConfig {
     /// The plugin name of a block (`driver.name` etc.), or `""` when missing.
     pub fn plugin_name(block: &PluginConfig) -> &str {

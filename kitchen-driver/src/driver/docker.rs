@@ -30,14 +30,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::{
-    Connection, Driver, DriverContext, ExecOutput, ExecRequest, LoginCommand, TarBuilder, Target,
-    TtySession, parse_block,
-};
-use crate::config::PluginConfig;
+use super::{Driver, DriverContext};
+use crate::config::{PluginConfig, parse_block};
 use crate::error::{Error, Result};
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
 use crate::state::{State, keys};
+use crate::transport::{Connection, ExecOutput, ExecRequest, TarBuilder, Target, TtySession};
 
 /// Label holding the project directory (`kitchen_root`) on every container the driver creates.
 pub const LABEL_PROJECT: &str = "io.kitchen-driver.project";
@@ -1094,26 +1092,6 @@ impl Connection for DockerConnection {
             let _ = ends.exit.send(code);
         });
         Ok(session)
-    }
-
-    fn login_command(&self) -> LoginCommand {
-        let mut args = vec!["exec".to_string(), "-it".to_string()];
-        if let Some(u) = &self.user {
-            args.extend(["-u".to_string(), u.clone()]);
-        }
-        args.extend([
-            self.id.clone(),
-            "sh".into(),
-            "-c".into(),
-            super::LOGIN_SHELL.into(),
-        ]);
-        LoginCommand {
-            program: "docker".into(),
-            args,
-            env: std::env::var("DOCKER_HOST")
-                .map(|h| vec![("DOCKER_HOST".to_string(), h)])
-                .unwrap_or_default(),
-        }
     }
 
     fn target(&self) -> Target {

@@ -23,14 +23,12 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::docker::project_hash;
-use super::{
-    Connection, Driver, DriverContext, ExecOutput, ExecRequest, LoginCommand, TarBuilder, Target,
-    TtySession, parse_block,
-};
-use crate::config::PluginConfig;
+use super::{Driver, DriverContext};
+use crate::config::{PluginConfig, parse_block};
 use crate::error::{Error, Result};
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
 use crate::state::{State, keys};
+use crate::transport::{Connection, ExecOutput, ExecRequest, TarBuilder, Target, TtySession};
 
 /// Config key holding the project directory on every instance the driver creates.
 pub const CONFIG_PROJECT: &str = "user.kitchen.project";
@@ -670,24 +668,6 @@ impl Connection for LxdConnection {
             let _ = ends.exit.send(code);
         });
         Ok(session)
-    }
-
-    fn login_command(&self) -> LoginCommand {
-        let mut args = vec!["exec".to_string(), self.name.clone()];
-        if self.project != "default" {
-            args.extend(["--project".to_string(), self.project.clone()]);
-        }
-        args.extend([
-            "--".into(),
-            "sh".into(),
-            "-c".into(),
-            super::LOGIN_SHELL.into(),
-        ]);
-        LoginCommand {
-            program: "lxc".into(),
-            args,
-            env: Vec::new(),
-        }
     }
 
     fn target(&self) -> Target {

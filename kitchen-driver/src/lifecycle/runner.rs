@@ -9,11 +9,12 @@ use tokio::sync::Semaphore;
 use super::hooks::{HookCommand, Hooks, Phase};
 use super::{Action, steps};
 use crate::config::InstanceConfig;
-use crate::driver::{self, Connection, Driver, DriverContext, ExecRequest};
+use crate::driver::{self, Driver, DriverContext};
 use crate::error::{CancelReason, Error, Result};
 use crate::plugin::PluginContext;
 use crate::report::{InstanceOutput, Level, Reporter};
 use crate::state::{State, StateFile, keys};
+use crate::transport::{self, Connection, ExecRequest};
 use crate::verifier::CaseResult;
 use crate::{provisioner, verifier};
 
@@ -527,8 +528,8 @@ impl InstanceRun<'_> {
                     let cmd = match user {
                         Some(u) => format!(
                             "sudo -E -u {} sh -c {}",
-                            driver::shell_quote(u),
-                            driver::shell_quote(command)
+                            transport::shell_quote(u),
+                            transport::shell_quote(command)
                         ),
                         None => command.clone(),
                     };

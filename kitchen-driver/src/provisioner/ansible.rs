@@ -55,10 +55,11 @@ use serde_json::{Value, json};
 
 use super::Provisioner;
 use crate::config::PluginConfig;
-use crate::driver::{Target, parse_block};
+use crate::config::parse_block;
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 use crate::report::{OutputSink, OutputStream};
+use crate::transport::Target;
 
 /// A string (split like a shell would) or a list of words.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -1043,7 +1044,7 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             "Running {} {} (roles path {})",
             program.display(),
             args.iter()
-                .map(|a| crate::driver::shell_quote(a))
+                .map(|a| crate::transport::shell_quote(a))
                 .collect::<Vec<_>>()
                 .join(" "),
             join_paths(roles.iter().map(PathBuf::as_path))

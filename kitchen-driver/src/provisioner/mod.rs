@@ -1,12 +1,12 @@
 //! Provisioners: what `converge` runs against an instance.
 //!
 //! A [`Provisioner`] gets a [`PluginContext`] (the instance's config, paths, state, a
-//! [`Connection`](crate::driver::Connection) and its output) and either succeeds or returns an
+//! [`Connection`](crate::transport::Connection) and its output) and either succeeds or returns an
 //! error that fails the converge. Found by name with [`for_instance`].
 //!
 //! # Adding a provisioner
 //!
-//! 1. A module here with a typed config read by `driver::parse_block("provisioner", ..)`
+//! 1. A module here with a typed config read by `config::parse_block("provisioner", ..)`
 //!    (serde, `#[serde(default)]`; unknown keys are ignored, since the loader adds
 //!    `kitchen_root`, `test_base_path`, `log_level`).
 //! 2. `impl Provisioner`: run things in the instance with `ctx.connection.execute(..)` /
@@ -38,8 +38,8 @@
 //! }
 //! ```
 //!
-//! [`Target::Docker`]: crate::driver::Target::Docker
-//! [`Target::Lxd`]: crate::driver::Target::Lxd
+//! [`Target::Docker`]: crate::transport::Target::Docker
+//! [`Target::Lxd`]: crate::transport::Target::Lxd
 
 pub mod ansible;
 pub mod shell;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{Verifier, VerifyReport};
 use crate::config::PluginConfig;
-use crate::driver::parse_block;
+use crate::config::parse_block;
 use crate::error::Result;
 use crate::plugin::{PluginContext, run_local};
 use crate::state::State;
@@ -87,7 +87,10 @@ impl Verifier for ShellVerifier {
             ctx.output
                 .debug(&format!("Running verifier command in the instance: {cmd}"));
             ctx.connection
-                .exec(&crate::driver::ExecRequest::shell(cmd.clone()), ctx.output)
+                .exec(
+                    &crate::transport::ExecRequest::shell(cmd.clone()),
+                    ctx.output,
+                )
                 .await?
                 .exit_code
         } else {
