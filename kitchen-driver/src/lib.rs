@@ -10,8 +10,11 @@
 //! - [`driver`]: the [`driver::Driver`] trait and the LXD and Docker drivers.
 //! - [`transport`]: the [`transport::Connection`] a driver hands out (exec, upload/download,
 //!   terminal), as test-kitchen's transports.
-//! - [`provisioner`] and [`verifier`]: the plugin traits and the `shell` implementations.
-//! - [`plugin`]: the context provisioners and verifiers receive.
+//! - [`provisioner`] and [`verifier`]: the plugin traits and their implementations
+//!   (`shell`, `ansible_playbook`; `shell`, `bats`).
+//! - [`plugin`]: the one context per instance ([`plugin::InstanceContext`]) drivers get, and
+//!   the [`plugin::PluginContext`] of a provisioner or verifier action.
+//! - [`host`]: the one runner of host commands (hooks, shell verifier, `ansible-playbook`).
 //! - [`report`]: live prefixed output and the log files.
 //! - [`cli`]: the command line, test-kitchen's verbs and exit codes.
 
@@ -20,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 mod error;
+pub mod host;
 pub mod junit;
 pub mod lifecycle;
 pub mod plugin;

@@ -232,11 +232,12 @@ pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> Result<i32> {
     let code = rt.block_on(async {
         let driver = crate::driver::for_instance(inst)?;
         let reporter = Reporter::without_logs(Box::new(std::io::sink()), Level::Error);
-        let ctx = crate::driver::DriverContext {
-            instance: std::sync::Arc::new(inst.clone()),
-            kitchen_root: project.kitchen_root.clone(),
-            output: reporter.instance(&inst.name)?,
-        };
+        let ctx = crate::plugin::InstanceContext::new(
+            std::sync::Arc::new(inst.clone()),
+            &project.kitchen_root,
+            &project.test_base_path,
+            reporter.instance(&inst.name)?,
+        );
         let conn = driver.connection(&ctx, &state).await?;
         interactive_login(conn.as_ref()).await
     })?;

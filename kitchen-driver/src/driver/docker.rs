@@ -30,9 +30,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::{Driver, DriverContext};
+use super::Driver;
 use crate::config::{PluginConfig, parse_block};
 use crate::error::{Error, Result};
+use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
 use crate::state::{State, keys};
 use crate::transport::{Connection, ExecOutput, ExecRequest, TarBuilder, Target, TtySession};
@@ -391,7 +392,7 @@ impl DockerDriver {
     }
 
     /// The image to run: `image`, or the `dockerfile` built (once per content).
-    async fn resolve_image(&self, docker: &Docker, ctx: &DriverContext) -> Result<String> {
+    async fn resolve_image(&self, docker: &Docker, ctx: &InstanceContext) -> Result<String> {
         let instance = &ctx.instance.name;
         if let Some(dockerfile) = &self.config.dockerfile {
             return self.build_image(docker, ctx, dockerfile).await;
@@ -416,7 +417,7 @@ impl DockerDriver {
     async fn build_image(
         &self,
         docker: &Docker,
-        ctx: &DriverContext,
+        ctx: &InstanceContext,
         dockerfile: &str,
     ) -> Result<String> {
         let instance = &ctx.instance.name;
@@ -490,7 +491,7 @@ impl DockerDriver {
     async fn remove_owned(
         &self,
         docker: &Docker,
-        ctx: &DriverContext,
+        ctx: &InstanceContext,
         keep: Option<&str>,
     ) -> Result<Vec<String>> {
         let root = ctx.kitchen_root.to_string_lossy().into_owned();
@@ -525,7 +526,7 @@ impl DockerDriver {
         Ok(removed)
     }
 
-    async fn wait_ready(&self, conn: &DockerConnection, ctx: &DriverContext) -> Result<()> {
+    async fn wait_ready(&self, conn: &DockerConnection, ctx: &InstanceContext) -> Result<()> {
         let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(60));
         let init = self.config.run_command.as_deref().is_some_and(runs_init);
         let started = Instant::now();
@@ -713,7 +714,7 @@ impl Driver for DockerDriver {
         "docker"
     }
 
-    async fn create(&self, ctx: &DriverContext, state: &mut State) -> Result<()> {
+    async fn create(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let docker = self.docker().await?;
         let instance = ctx.instance.name.clone();
         // An instance already created: keep it if it is running (test-kitchen's drivers do).
@@ -834,7 +835,7 @@ impl Driver for DockerDriver {
         Ok(())
     }
 
-    async fn destroy(&self, ctx: &DriverContext, state: &mut State) -> Result<()> {
+    async fn destroy(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let docker = self.docker().await?;
         if let Some(id) = state.get_str(keys::CONTAINER_ID).map(str::to_string) {
             ctx.output.info(&format!("Removing container {id}"));
@@ -856,7 +857,11 @@ impl Driver for DockerDriver {
         Ok(())
     }
 
-    async fn connection(&self, ctx: &DriverContext, state: &State) -> Result<Arc<dyn Connection>> {
+    async fn connection(
+        &self,
+        ctx: &InstanceContext,
+        state: &State,
+    ) -> Result<Arc<dyn Connection>> {
         let Some(id) = state.get_str(keys::CONTAINER_ID) else {
             return Err(Error::NotCreated {
                 instance: ctx.instance.name.clone(),

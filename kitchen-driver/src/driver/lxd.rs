@@ -22,10 +22,11 @@ use lxd_client::{Client, FileOptions};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use super::Driver;
 use super::docker::project_hash;
-use super::{Driver, DriverContext};
 use crate::config::{PluginConfig, parse_block};
 use crate::error::{Error, Result};
+use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
 use crate::state::{State, keys};
 use crate::transport::{Connection, ExecOutput, ExecRequest, TarBuilder, Target, TtySession};
@@ -167,7 +168,7 @@ impl LxdDriver {
     }
 
     fn err(
-        ctx: &DriverContext,
+        ctx: &InstanceContext,
         action: impl Into<String>,
     ) -> impl FnOnce(lxd_client::Error) -> Error {
         let instance = ctx.instance.name.clone();
@@ -180,7 +181,7 @@ impl LxdDriver {
     }
 
     /// Removes the instance `name` if it exists (stopping it first).
-    async fn remove(client: &Client, ctx: &DriverContext, name: &str) -> Result<bool> {
+    async fn remove(client: &Client, ctx: &InstanceContext, name: &str) -> Result<bool> {
         let instances = client.instances();
         match instances.get(name).await {
             Ok(_) => {}
@@ -215,7 +216,7 @@ impl LxdDriver {
         }
     }
 
-    async fn wait_ready(&self, conn: &LxdConnection, ctx: &DriverContext) -> Result<()> {
+    async fn wait_ready(&self, conn: &LxdConnection, ctx: &InstanceContext) -> Result<()> {
         let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(120));
         let started = Instant::now();
         let probe = super::READINESS_PROBE;
@@ -274,7 +275,7 @@ impl Driver for LxdDriver {
         "lxd"
     }
 
-    async fn create(&self, ctx: &DriverContext, state: &mut State) -> Result<()> {
+    async fn create(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let client = self.client().await?;
         let instances = client.instances();
         let name = instance_name(&ctx.kitchen_root, &ctx.instance.name);
@@ -415,7 +416,7 @@ impl Driver for LxdDriver {
         Ok(())
     }
 
-    async fn destroy(&self, ctx: &DriverContext, state: &mut State) -> Result<()> {
+    async fn destroy(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let client = self.client().await?;
         let name = state
             .get_str(keys::CONTAINER_NAME)
@@ -445,7 +446,11 @@ impl Driver for LxdDriver {
         Ok(())
     }
 
-    async fn connection(&self, ctx: &DriverContext, state: &State) -> Result<Arc<dyn Connection>> {
+    async fn connection(
+        &self,
+        ctx: &InstanceContext,
+        state: &State,
+    ) -> Result<Arc<dyn Connection>> {
         let Some(name) = state.get_str(keys::CONTAINER_NAME) else {
             return Err(Error::NotCreated {
                 instance: ctx.instance.name.clone(),

@@ -11,14 +11,13 @@
 pub mod docker;
 pub mod lxd;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::config::{InstanceConfig, PluginConfig};
 use crate::error::{Error, Result};
-use crate::report::InstanceOutput;
+use crate::plugin::InstanceContext;
 use crate::state::State;
 use crate::transport::Connection;
 
@@ -29,17 +28,6 @@ pub const SUPPORTED_DRIVERS: &[&str] = &["lxd", "docker"];
 /// is systemd (judged by `/proc/1/exe`, since its `comm` is still `init` for the first
 /// moments of boot), `systemctl is-system-running`; elsewhere just `running`.
 pub const READINESS_PROBE: &str = "case \"$(readlink /proc/1/exe 2>/dev/null)\" in *systemd*) systemctl is-system-running 2>/dev/null || true ;; *) echo running ;; esac";
-
-/// What a driver needs to know about the instance it works on.
-#[derive(Debug, Clone)]
-pub struct DriverContext {
-    /// The instance's merged configuration.
-    pub instance: Arc<InstanceConfig>,
-    /// The project directory (`kitchen_root`).
-    pub kitchen_root: PathBuf,
-    /// Where progress and command output go.
-    pub output: InstanceOutput,
-}
 
 /// A container runtime: creates and destroys instances and connects to them.
 ///
@@ -57,19 +45,20 @@ pub trait Driver: Send + Sync {
     /// # Errors
     /// Runtime errors, with the instance named and, for the usual causes (missing image,
     /// privileged refused), what to do.
-    async fn create(&self, ctx: &DriverContext, state: &mut State) -> Result<()>;
+    async fn create(&self, ctx: &InstanceContext, state: &mut State) -> Result<()>;
 
     /// Removes everything the instance owns; fine when nothing exists.
     ///
     /// # Errors
     /// Runtime errors other than "not found".
-    async fn destroy(&self, ctx: &DriverContext, state: &mut State) -> Result<()>;
+    async fn destroy(&self, ctx: &InstanceContext, state: &mut State) -> Result<()>;
 
     /// A connection to a created instance.
     ///
     /// # Errors
     /// [`Error::NotCreated`] when `state` records no instance.
-    async fn connection(&self, ctx: &DriverContext, state: &State) -> Result<Arc<dyn Connection>>;
+    async fn connection(&self, ctx: &InstanceContext, state: &State)
+    -> Result<Arc<dyn Connection>>;
 }
 
 /// The driver named by the instance's `driver.name`.

@@ -9,9 +9,10 @@ use tokio::sync::Semaphore;
 use super::hooks::{HookCommand, Hooks, Phase};
 use super::{Action, steps};
 use crate::config::InstanceConfig;
-use crate::driver::{self, Driver, DriverContext};
+use crate::driver::{self, Driver};
 use crate::error::{CancelReason, Error, Result};
-use crate::plugin::PluginContext;
+use crate::host::HostCommand;
+use crate::plugin::InstanceContext;
 use crate::report::{InstanceOutput, Level, Reporter};
 use crate::state::{State, StateFile, keys};
 use crate::transport::{self, Connection, ExecRequest};
@@ -297,11 +298,13 @@ impl Runner {
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
-        let ctx = DriverContext {
-            instance: inst.clone(),
-            kitchen_root: self.kitchen_root.clone(),
-            output: output.clone(),
-        };
+        let ctx = InstanceContext::new(
+            inst.clone(),
+            &self.kitchen_root,
+            &self.test_base_path,
+            output.clone(),
+        )
+        .with_host_env(self.host_env.clone());
         if let Command::Exec(cmd) = command {
             let state = state_file.load()?;
             if state.last_action().is_none() {
@@ -376,7 +379,7 @@ impl Runner {
 struct InstanceRun<'a> {
     runner: &'a Runner,
     inst: Arc<InstanceConfig>,
-    ctx: DriverContext,
+    ctx: InstanceContext,
     driver: Box<dyn Driver>,
     hooks: Hooks,
     state: State,
@@ -464,30 +467,12 @@ impl InstanceRun<'_> {
             Action::Converge => {
                 let prov = provisioner::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
-                let pctx = PluginContext::new(
-                    &self.inst,
-                    &self.runner.kitchen_root,
-                    &self.runner.test_base_path,
-                    &self.state,
-                    conn,
-                    &self.ctx.output,
-                    &self.runner.host_env,
-                );
-                prov.converge(&pctx).await
+                prov.converge(&self.ctx.plugin(&self.state, conn)).await
             }
             Action::Verify => {
                 let ver = verifier::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
-                let pctx = PluginContext::new(
-                    &self.inst,
-                    &self.runner.kitchen_root,
-                    &self.runner.test_base_path,
-                    &self.state,
-                    conn,
-                    &self.ctx.output,
-                    &self.runner.host_env,
-                );
-                let report = ver.verify(&pctx).await?;
+                let report = ver.verify(&self.ctx.plugin(&self.state, conn)).await?;
                 self.cases.extend(report.cases);
                 match report.failure {
                     None => Ok(()),
@@ -536,7 +521,12 @@ impl InstanceRun<'_> {
                     self.ctx
                         .output
                         .log(Level::Info, &format!("Running {what}: {cmd}"));
-                    let code = crate::plugin::run_local(&cmd, cwd, &env, &self.ctx.output).await?;
+                    let code = HostCommand::shell(&cmd, cwd)
+                        .envs(self.ctx.host_env.iter().cloned())
+                        .envs(env)
+                        .run(&self.ctx.output)
+                        .await
+                        .map_err(|e| Error::io("running hook command in", cwd, e))?;
                     if code != 0 {
                         return Err(Error::CommandFailed {
                             instance: self.inst.name.clone(),

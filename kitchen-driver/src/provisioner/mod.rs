@@ -13,8 +13,9 @@
 //!    `exec(..)` (output streams to `ctx.output` when you pass it as the sink), copy files with
 //!    `upload`/`upload_tar`. Tools that run on the host and connect by themselves (Ansible)
 //!    get the runtime and instance from `ctx.connection.target()` ([`Target::Docker`] with the
-//!    container id, [`Target::Lxd`] with name and project) and run through
-//!    `plugin::run_local`, which streams their lines to `ctx.output`.
+//!    container id, [`Target::Lxd`] with name and project) and run as a
+//!    [`HostCommand`](crate::host::HostCommand) with `ctx.host_env`, which streams their
+//!    lines to `ctx.output`.
 //! 3. A name in [`for_instance`] and [`SUPPORTED_PROVISIONERS`].
 //!
 //! ```no_run
