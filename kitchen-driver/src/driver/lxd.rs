@@ -23,7 +23,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::Driver;
-use super::docker::project_hash;
+use super::naming::lxd_instance_name;
 use crate::config::{PluginConfig, parse_block};
 use crate::error::{Error, Result};
 use crate::plugin::InstanceContext;
@@ -69,26 +69,6 @@ struct LxdConfig {
     remote: Option<String>,
     wait_for: Option<String>,
     ready_timeout: Option<u64>,
-}
-
-/// The LXD instance name for an instance of the project at `kitchen_root`: a valid hostname
-/// (`[a-z0-9-]`, at most 63 characters, starting with a letter).
-pub fn instance_name(kitchen_root: &std::path::Path, instance: &str) -> String {
-    let mut tail: String = instance
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let prefix = format!("kitchen-{}-", project_hash(kitchen_root));
-    let room = 63 - prefix.len();
-    if tail.len() > room {
-        // Keep names unique when truncating: the end is a hash of the full instance name.
-        let h = project_hash(std::path::Path::new(instance));
-        tail.truncate(room - 7);
-        tail = format!("{}-{}", tail.trim_end_matches('-'), &h[..6]);
-    }
-    let name = format!("{prefix}{tail}");
-    name.trim_end_matches('-').to_string()
 }
 
 /// The LXD driver.
@@ -278,7 +258,7 @@ impl Driver for LxdDriver {
     async fn create(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let client = self.client().await?;
         let instances = client.instances();
-        let name = instance_name(&ctx.kitchen_root, &ctx.instance.name);
+        let name = lxd_instance_name(&ctx.kitchen_root, &ctx.instance.name);
         let root = ctx.kitchen_root.to_string_lossy().into_owned();
         if state.get_str(keys::CONTAINER_NAME).is_some()
             && let Ok(i) = instances.get(&name).await
@@ -421,7 +401,7 @@ impl Driver for LxdDriver {
         let name = state
             .get_str(keys::CONTAINER_NAME)
             .map(str::to_string)
-            .unwrap_or_else(|| instance_name(&ctx.kitchen_root, &ctx.instance.name));
+            .unwrap_or_else(|| lxd_instance_name(&ctx.kitchen_root, &ctx.instance.name));
         let root = ctx.kitchen_root.to_string_lossy().into_owned();
         // Only ever delete what carries this project's key.
         match client.instances().get(&name).await {
@@ -744,29 +724,6 @@ mod tests {
             panic!("object")
         };
         LxdDriver::from_config("default-busybox", &m)
-    }
-
-    #[test]
-    fn names_are_valid_hostnames_unique_per_project() {
-        let a = instance_name(std::path::Path::new("/a"), "default-Ubuntu 2204");
-        let b = instance_name(std::path::Path::new("/b"), "default-Ubuntu 2204");
-        assert_ne!(a, b);
-        assert!(
-            a.starts_with("kitchen-") && a.ends_with("-default-ubuntu-2204"),
-            "{a}"
-        );
-        let long = "x".repeat(100);
-        let l1 = instance_name(std::path::Path::new("/a"), &long);
-        let l2 = instance_name(std::path::Path::new("/a"), &format!("{long}y"));
-        assert!(l1.len() <= 63 && l2.len() <= 63, "{l1}");
-        assert_ne!(l1, l2);
-        for n in [&a, &l1] {
-            assert!(
-                n.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            );
-            assert!(!n.ends_with('-'));
-        }
     }
 
     #[test]

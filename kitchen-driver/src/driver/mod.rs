@@ -10,6 +10,7 @@
 
 pub mod docker;
 pub mod lxd;
+pub mod naming;
 
 use std::sync::Arc;
 
