@@ -47,6 +47,17 @@ pub mod keys {
     pub const FORWARDED_PORTS: &str = "forwarded_ports";
     /// LXD: the project the instance lives in.
     pub const LXD_PROJECT: &str = "lxd_project";
+
+    /// Every key a driver writes: what `destroy` forgets ([`super::State::forget_instance`]).
+    pub const DRIVER: [&str; 7] = [
+        CONTAINER_ID,
+        CONTAINER_NAME,
+        HOSTNAME,
+        IMAGE,
+        PORT,
+        FORWARDED_PORTS,
+        LXD_PROJECT,
+    ];
 }
 
 /// The keys of one instance's state, in key order (serialized as a plain mapping, as
@@ -81,6 +92,13 @@ impl State {
     /// Removes a key, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
         self.values.remove(key)
+    }
+
+    /// Removes every key a driver wrote ([`keys::DRIVER`]): the instance is gone.
+    pub fn forget_instance(&mut self) {
+        for key in keys::DRIVER {
+            self.values.remove(key);
+        }
     }
 
     /// Every key and value, in key order.

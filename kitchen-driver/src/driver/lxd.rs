@@ -22,13 +22,14 @@ use lxd_client::{Client, FileOptions};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::Driver;
 use super::naming::lxd_instance_name;
+use super::{Driver, ready};
 use crate::config::{PluginConfig, parse_block};
 use crate::error::{Error, Result};
 use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
 use crate::state::{State, keys};
+use crate::transport::tty::TtyRuntime;
 use crate::transport::{Connection, ExecOutput, ExecRequest, TarBuilder, Target, TtySession};
 
 /// Config key holding the project directory on every instance the driver creates.
@@ -199,31 +200,16 @@ impl LxdDriver {
     async fn wait_ready(&self, conn: &LxdConnection, ctx: &InstanceContext) -> Result<()> {
         let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(120));
         let started = Instant::now();
-        let probe = super::READINESS_PROBE;
-        let mut last;
-        loop {
-            match conn.exec(&ExecRequest::shell(probe), &NullSink).await {
-                Ok(out) => {
-                    let answer = out.stdout.trim().to_string();
-                    if answer == "running" || answer == "degraded" {
-                        break;
-                    }
-                    last = format!("`systemctl is-system-running` answered `{answer}`");
-                }
-                Err(e) => last = e.to_string(),
-            }
-            if started.elapsed() > timeout {
-                return Err(Error::Runtime {
-                    instance: ctx.instance.name.clone(),
-                    message: format!(
-                        "LXD instance {} not ready after {}s: {last}; raise `ready_timeout` if it is slow",
-                        conn.name,
-                        timeout.as_secs()
-                    ),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let what = format!("LXD instance {}", conn.name);
+        ready::wait_until_ready(
+            conn,
+            ctx,
+            &what,
+            timeout,
+            Duration::from_millis(250),
+            || async { Ok(()) },
+        )
+        .await?;
         if let Some(cmd) = &self.config.wait_for {
             loop {
                 let out = conn
@@ -415,14 +401,7 @@ impl Driver for LxdDriver {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
-        for key in [
-            keys::CONTAINER_NAME,
-            keys::LXD_PROJECT,
-            keys::HOSTNAME,
-            keys::IMAGE,
-        ] {
-            state.remove(key);
-        }
+        state.forget_instance();
         Ok(())
     }
 
@@ -606,41 +585,21 @@ impl Connection for LxdConnection {
             .spawn()
             .await
             .map_err(self.err("starting the login shell"))?;
-        let mut stdin = process.take_stdin();
-        let mut stdout = process.take_stdout();
-        let (session, mut ends) = TtySession::channels();
+        let stdin = process.take_stdin();
+        let stdout = process.take_stdout();
+        let (session, ends) = TtySession::channels();
         let instance = self.instance.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    data = ends.input.recv(), if stdin.is_some() => match (data, stdin.as_mut()) {
-                        (Some(d), Some(w)) => {
-                            if w.write(bytes::Bytes::from(d)).await.is_err() {
-                                stdin = None;
-                            }
-                        }
-                        _ => stdin = None,
-                    },
-                    Some((w, h)) = ends.resize.recv() => {
-                        let _ = process.resize(u32::from(w), u32::from(h)).await;
-                    }
-                    chunk = async {
-                        match stdout.as_mut() {
-                            Some(s) => s.next().await,
-                            None => None,
-                        }
-                    } => match chunk {
-                        Some(Ok(b)) => {
-                            if ends.output.send(b.to_vec()).await.is_err() {
-                                break;
-                            }
-                        }
-                        _ => break,
-                    },
-                }
-            }
-            drop(ends.output);
-            drop(stdin);
+            let output = match stdout {
+                Some(s) => s.map(|item| item.ok().map(|b| b.to_vec())).left_stream(),
+                None => futures::stream::empty().right_stream(),
+            };
+            let mut runtime = LxdTty {
+                process: &process,
+                stdin,
+            };
+            let exit = ends.pump(output, &mut runtime).await;
+            drop(runtime);
             let code = process
                 .wait(None)
                 .await
@@ -650,7 +609,7 @@ impl Connection for LxdConnection {
                     instance,
                     source: Box::new(source),
                 });
-            let _ = ends.exit.send(code);
+            let _ = exit.send(code);
         });
         Ok(session)
     }
@@ -664,6 +623,37 @@ impl Connection for LxdConnection {
 
     fn instance(&self) -> &str {
         &self.instance
+    }
+}
+
+/// LXD's side of a `login` exec: its stdin websocket and its resize control.
+struct LxdTty<'a> {
+    process: &'a lxd_client::ExecProcess,
+    stdin: Option<lxd_client::ExecStdin>,
+}
+
+#[async_trait]
+impl TtyRuntime for LxdTty<'_> {
+    async fn write(&mut self, data: Vec<u8>) -> bool {
+        let written = match self.stdin.as_mut() {
+            Some(w) => w.write(bytes::Bytes::from(data)).await.is_ok(),
+            None => false,
+        };
+        if !written {
+            self.stdin = None;
+        }
+        written
+    }
+
+    async fn close_input(&mut self) {
+        self.stdin = None;
+    }
+
+    async fn resize(&mut self, width: u16, height: u16) {
+        let _ = self
+            .process
+            .resize(u32::from(width), u32::from(height))
+            .await;
     }
 }
 

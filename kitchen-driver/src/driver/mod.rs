@@ -11,6 +11,7 @@
 pub mod docker;
 pub mod lxd;
 pub mod naming;
+mod ready;
 
 use std::sync::Arc;
 
@@ -24,11 +25,6 @@ use crate::transport::Connection;
 
 /// The driver names this build knows.
 pub const SUPPORTED_DRIVERS: &[&str] = &["lxd", "docker"];
-
-/// The readiness probe both drivers run until it prints `running` or `degraded`: where PID 1
-/// is systemd (judged by `/proc/1/exe`, since its `comm` is still `init` for the first
-/// moments of boot), `systemctl is-system-running`; elsewhere just `running`.
-pub const READINESS_PROBE: &str = "case \"$(readlink /proc/1/exe 2>/dev/null)\" in *systemd*) systemctl is-system-running 2>/dev/null || true ;; *) echo running ;; esac";
 
 /// A container runtime: creates and destroys instances and connects to them.
 ///

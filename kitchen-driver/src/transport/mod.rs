@@ -10,7 +10,7 @@
 //! - [`shell_quote`], for the command lines sent through `sh -c`.
 
 mod archive;
-mod tty;
+pub(crate) mod tty;
 
 use std::path::{Path, PathBuf};
 

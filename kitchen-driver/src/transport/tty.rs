@@ -49,3 +49,54 @@ impl TtySession {
         )
     }
 }
+
+/// The runtime's side of a terminal session, as [`TtyEnds::pump`] drives it.
+#[async_trait::async_trait]
+pub(crate) trait TtyRuntime: Send {
+    /// Writes keystrokes to the program; `false` once its input is closed.
+    async fn write(&mut self, data: Vec<u8>) -> bool;
+    /// Closes the program's input (end-of-file).
+    async fn close_input(&mut self);
+    /// Resizes the pseudo-terminal.
+    async fn resize(&mut self, width: u16, height: u16);
+}
+
+impl TtyEnds {
+    /// Moves bytes between the session's channels and the runtime until the program's
+    /// `output` ends (`None` or an item of `None`): keystrokes to [`TtyRuntime::write`], window
+    /// sizes to [`TtyRuntime::resize`], output chunks to the session. Returns the sender for
+    /// the exit code, which the driver fills once the program is reaped. Both drivers'
+    /// session tasks are this loop.
+    pub(crate) async fn pump<S>(
+        mut self,
+        mut output: S,
+        runtime: &mut dyn TtyRuntime,
+    ) -> tokio::sync::oneshot::Sender<Result<i64>>
+    where
+        S: futures::Stream<Item = Option<Vec<u8>>> + Unpin + Send,
+    {
+        use futures::StreamExt;
+        let mut input_open = true;
+        loop {
+            tokio::select! {
+                data = self.input.recv(), if input_open => match data {
+                    Some(d) => input_open = runtime.write(d).await,
+                    None => {
+                        runtime.close_input().await;
+                        input_open = false;
+                    }
+                },
+                Some((w, h)) = self.resize.recv() => runtime.resize(w, h).await,
+                chunk = output.next() => match chunk {
+                    Some(Some(bytes)) => {
+                        if self.output.send(bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    _ => break,
+                },
+            }
+        }
+        self.exit
+    }
+}

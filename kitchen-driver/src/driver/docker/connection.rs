@@ -13,6 +13,7 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::report::{LineSplitter, OutputSink, OutputStream};
+use crate::transport::tty::TtyRuntime;
 use crate::transport::{Connection, ExecOutput, ExecRequest, Target, TtySession};
 
 /// A connection to a container: exec, archive upload and download through the engine API.
@@ -169,67 +170,24 @@ impl Connection for DockerConnection {
             )
             .await
             .map_err(|e| self.err("starting the login exec", e))?;
-        let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started
-        else {
+        let StartExecResults::Attached { output, input } = started else {
             return Err(Error::Runtime {
                 instance: self.instance.clone(),
                 message: "the login exec started detached".into(),
             });
         };
-        let docker = self.docker.clone();
-        let exec_id = created.id.clone();
-        let resize = move |w: u16, h: u16| {
-            let docker = docker.clone();
-            let exec_id = exec_id.clone();
-            async move {
-                let _ = docker
-                    .resize_exec(
-                        &exec_id,
-                        ResizeExecOptions {
-                            width: w,
-                            height: h,
-                        },
-                    )
-                    .await;
-            }
+        let mut runtime = DockerTty {
+            docker: self.docker.clone(),
+            exec_id: created.id.clone(),
+            input,
         };
-        resize(width, height).await;
-        let (session, mut ends) = TtySession::channels();
+        runtime.resize(width, height).await;
+        let (session, ends) = TtySession::channels();
         let this = self.clone();
         tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            let mut input_open = true;
-            loop {
-                tokio::select! {
-                    data = ends.input.recv(), if input_open => match data {
-                        Some(d) => {
-                            if input.write_all(&d).await.is_err() {
-                                input_open = false;
-                            }
-                            let _ = input.flush().await;
-                        }
-                        None => {
-                            let _ = input.shutdown().await;
-                            input_open = false;
-                        }
-                    },
-                    Some((w, h)) = ends.resize.recv() => resize(w, h).await,
-                    item = output.next() => match item {
-                        Some(Ok(chunk)) => {
-                            if ends.output.send(chunk.into_bytes().to_vec()).await.is_err() {
-                                break;
-                            }
-                        }
-                        _ => break,
-                    },
-                }
-            }
-            drop(ends.output);
-            let code = this.exit_code(&created.id).await;
-            let _ = ends.exit.send(code);
+            let output = output.map(|item| item.ok().map(|c| c.into_bytes().to_vec()));
+            let exit = ends.pump(output, &mut runtime).await;
+            let _ = exit.send(this.exit_code(&created.id).await);
         });
         Ok(session)
     }
@@ -244,5 +202,32 @@ impl Connection for DockerConnection {
 
     fn instance(&self) -> &str {
         &self.instance
+    }
+}
+
+/// The engine's side of a `login` exec: its attached input and its resize call.
+struct DockerTty {
+    docker: Docker,
+    exec_id: String,
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+#[async_trait]
+impl TtyRuntime for DockerTty {
+    async fn write(&mut self, data: Vec<u8>) -> bool {
+        use tokio::io::AsyncWriteExt;
+        let ok = self.input.write_all(&data).await.is_ok();
+        let _ = self.input.flush().await;
+        ok
+    }
+
+    async fn close_input(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.input.shutdown().await;
+    }
+
+    async fn resize(&mut self, width: u16, height: u16) {
+        let options = ResizeExecOptions { width, height };
+        let _ = self.docker.resize_exec(&self.exec_id, options).await;
     }
 }

@@ -21,7 +21,7 @@ mod image;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::Docker;
@@ -33,13 +33,12 @@ use bollard::query_parameters::{
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
-use super::Driver;
+use super::{Driver, ready};
 use crate::config::{PluginConfig, parse_block};
 use crate::error::{Error, Result};
 use crate::plugin::InstanceContext;
-use crate::report::NullSink;
 use crate::state::{State, keys};
-use crate::transport::{Connection, ExecRequest};
+use crate::transport::Connection;
 
 use super::naming::container_name;
 use config::{DockerConfig, parse_forward, parse_memory, runs_init};
@@ -157,67 +156,52 @@ impl DockerDriver {
 
     async fn wait_ready(&self, conn: &DockerConnection, ctx: &InstanceContext) -> Result<()> {
         let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(60));
+        let what = format!("container {}", conn.name);
+        ready::wait_until_ready(
+            conn,
+            ctx,
+            &what,
+            timeout,
+            Duration::from_millis(200),
+            || self.still_running(conn, ctx),
+        )
+        .await
+    }
+
+    /// Fails, with the container's last lines, when it stopped right after starting.
+    async fn still_running(&self, conn: &DockerConnection, ctx: &InstanceContext) -> Result<()> {
         let init = self.config.run_command.as_deref().is_some_and(runs_init);
-        let started = Instant::now();
-        let mut last;
-        loop {
-            let inspect = conn
-                .docker
-                .inspect_container(&conn.id, None)
-                .await
-                .map_err(|source| Error::Docker {
-                    action: "inspecting container".into(),
-                    instance: ctx.instance.name.clone(),
-                    source,
-                })?;
-            let st = inspect.state.unwrap_or_default();
-            if st.running != Some(true) {
-                let logs = container_logs(&conn.docker, &conn.id).await;
-                return Err(Error::Runtime {
-                    instance: ctx.instance.name.clone(),
-                    message: format!(
-                        "container {} stopped right after starting (exit code {}{}); its output:\n{logs}{}",
-                        conn.name,
-                        st.exit_code.unwrap_or(-1),
-                        st.error
-                            .filter(|e| !e.is_empty())
-                            .map(|e| format!(", {e}"))
-                            .unwrap_or_default(),
-                        if init {
-                            "\nsystemd as PID 1 needs a systemd image (such as kitchen/debian-12:latest); the driver adds SYS_ADMIN, the /sys/fs/cgroup mount, cgroupns=host and tmpfs /run, /run/lock"
-                        } else {
-                            ""
-                        }
-                    ),
-                });
-            }
-            let probe = if init { super::READINESS_PROBE } else { "true" };
-            match conn.exec(&ExecRequest::shell(probe), &NullSink).await {
-                Ok(out) => {
-                    let answer = out.stdout.trim().to_string();
-                    if !init && out.success() {
-                        return Ok(());
+        let inspect = conn
+            .docker
+            .inspect_container(&conn.id, None)
+            .await
+            .map_err(|source| Error::Docker {
+                action: "inspecting container".into(),
+                instance: ctx.instance.name.clone(),
+                source,
+            })?;
+        let st = inspect.state.unwrap_or_default();
+        if st.running != Some(true) {
+            let logs = container_logs(&conn.docker, &conn.id).await;
+            return Err(Error::Runtime {
+                instance: ctx.instance.name.clone(),
+                message: format!(
+                    "container {} stopped right after starting (exit code {}{}); its output:\n{logs}{}",
+                    conn.name,
+                    st.exit_code.unwrap_or(-1),
+                    st.error
+                        .filter(|e| !e.is_empty())
+                        .map(|e| format!(", {e}"))
+                        .unwrap_or_default(),
+                    if init {
+                        "\nsystemd as PID 1 needs a systemd image (such as kitchen/debian-12:latest); the driver adds SYS_ADMIN, the /sys/fs/cgroup mount, cgroupns=host and tmpfs /run, /run/lock"
+                    } else {
+                        ""
                     }
-                    if init && (answer == "running" || answer == "degraded") {
-                        ctx.output.debug(&format!("systemd is {answer}"));
-                        return Ok(());
-                    }
-                    last = format!("`{probe}` answered `{answer}` (exit {})", out.exit_code);
-                }
-                Err(e) => last = e.to_string(),
-            }
-            if started.elapsed() > timeout {
-                return Err(Error::Runtime {
-                    instance: ctx.instance.name.clone(),
-                    message: format!(
-                        "container {} not ready after {}s: {last}; raise `ready_timeout` if it is slow",
-                        conn.name,
-                        timeout.as_secs()
-                    ),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+                ),
+            });
         }
+        Ok(())
     }
 }
 
@@ -410,16 +394,7 @@ impl Driver for DockerDriver {
         for id in self.remove_owned(&docker, ctx, None).await? {
             ctx.output.info(&format!("Removed container {id}"));
         }
-        for key in [
-            keys::CONTAINER_ID,
-            keys::CONTAINER_NAME,
-            keys::HOSTNAME,
-            keys::PORT,
-            keys::FORWARDED_PORTS,
-            keys::IMAGE,
-        ] {
-            state.remove(key);
-        }
+        state.forget_instance();
         Ok(())
     }
 
