@@ -88,6 +88,32 @@ pub struct InstanceConfig {
     pub lifecycle: PluginConfig,
 }
 
+/// Deserializes a plugin block into a plugin's typed configuration, naming the failing key
+/// (drivers, provisioners and verifiers read their blocks with it when an action runs).
+///
+/// # Errors
+/// [`crate::Error::Config`] naming the key path and what is wrong.
+pub(crate) fn parse_block<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    instance: &str,
+    block: &PluginConfig,
+) -> crate::Result<T> {
+    let value = serde_json::Value::Object(block.clone());
+    // Keys the typed configuration does not use are reported (see [`unused`]), so none is
+    // dropped silently.
+    let mut unused_keys = Vec::new();
+    let mut on_unused = |path: serde_ignored::Path<'_>| unused_keys.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(value, &mut on_unused);
+    let parsed = serde_path_to_error::deserialize(de).map_err(|e| {
+        crate::Error::config(kind, instance, format!("key `{}`: {}", e.path(), e.inner()))
+    });
+    let plugin = InstanceConfig::plugin_name(block);
+    for key in unused_keys {
+        unused::record(kind, plugin, key);
+    }
+    parsed
+}
+
 impl InstanceConfig {
     /// The plugin name of a block (`driver.name` etc.), or `""` when missing.
     pub fn plugin_name(block: &PluginConfig) -> &str {

@@ -50,7 +50,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -59,10 +58,12 @@ use serde_json::{Value, json};
 
 use super::Provisioner;
 use crate::config::PluginConfig;
-use crate::driver::{Target, parse_block};
+use crate::config::parse_block;
 use crate::error::{Error, Result};
+use crate::host::HostCommand;
 use crate::plugin::PluginContext;
 use crate::report::{OutputSink, OutputStream};
+use crate::transport::Target;
 
 /// A string (split like a shell would) or a list of words.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -1013,18 +1014,17 @@ async fn run_host(
     env: &[(String, String)],
     sink: &dyn OutputSink,
 ) -> Result<(i64, Vec<String>)> {
-    let child = match tokio::process::Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
-        Ok(c) => c,
+    let tee = Tee {
+        inner: sink,
+        lines: Mutex::new(Vec::new()),
+    };
+    let run = HostCommand::new(program, cwd)
+        .args(args.iter().cloned())
+        .envs(env.iter().cloned())
+        .run(&tee)
+        .await;
+    let code = match run {
+        Ok(code) => code,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::MissingTool {
                 instance: instance.to_string(),
@@ -1033,15 +1033,8 @@ async fn run_host(
                 hint: "install Ansible (Debian: apt-get install ansible; scripts/setup-host does) or set provisioner.ansible_binary_path to its directory".into(),
             });
         }
-        Err(e) => return Err(Error::io("starting", program, e)),
+        Err(e) => return Err(Error::io("running", program, e)),
     };
-    let tee = Tee {
-        inner: sink,
-        lines: Mutex::new(Vec::new()),
-    };
-    let code = crate::plugin::stream_child(child, &tee)
-        .await
-        .map_err(|e| Error::io("waiting for", program, e))?;
     let lines = tee.lines.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok((code, lines))
 }
@@ -1151,7 +1144,7 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             "Running {} {} (roles path {})",
             program.display(),
             args.iter()
-                .map(|a| crate::driver::shell_quote(a))
+                .map(|a| crate::transport::shell_quote(a))
                 .collect::<Vec<_>>()
                 .join(" "),
             join_paths(roles.iter().map(PathBuf::as_path))
