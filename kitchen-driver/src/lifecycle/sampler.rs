@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::driver::Connection;
 use crate::events::{self, Event, InstanceOutput, ResourceSample};
 use crate::lifecycle::Action;
+use crate::transport::Connection;
 
 /// How often a running step is sampled.
 const EVERY: Duration = Duration::from_secs(1);
