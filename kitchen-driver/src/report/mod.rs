@@ -1,6 +1,6 @@
 //! Reporters: each renders the run's [`Event`](crate::events::Event)s one way.
 //!
-//! The runner emits events into an [`EventBus`](crate::events::EventBus); the CLI subscribes
+//! The runner emits events into an [`crate::events::EventBus`]; the CLI subscribes
 //! the reporters a run asks for ([`Reports::subscribe`]):
 //!
 //! | Reporter | Output | Module |
