@@ -10,8 +10,10 @@ use futures::{Stream, StreamExt};
 use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use crate::error::{Error, Result};
-use crate::transport::{Body, stream_body};
+use crate::error::{BoxError, Error, Result};
+
+/// The request body type used on the wire.
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
 /// Size of the chunks read from local files when streaming uploads.
 const CHUNK: usize = 256 * 1024;
@@ -241,6 +243,19 @@ impl From<tokio::fs::File> for UploadBody {
     fn from(file: tokio::fs::File) -> Self {
         UploadBody::file(file)
     }
+}
+
+/// Turns a stream of byte chunks into a request body.
+pub(crate) fn stream_body<S>(stream: S) -> Body
+where
+    S: futures::Stream<Item = io::Result<Bytes>> + Send + 'static,
+{
+    use futures::TryStreamExt;
+    use http_body_util::BodyExt;
+    let frames = stream
+        .map_ok(hyper::body::Frame::data)
+        .map_err(|e| Box::new(e) as BoxError);
+    http_body_util::StreamBody::new(frames).boxed_unsync()
 }
 
 #[cfg(test)]

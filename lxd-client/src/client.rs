@@ -14,10 +14,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::body::Body;
 use crate::error::{Error, Result};
 use crate::models::{Operation, Server};
 use crate::operations::OperationHandle;
-use crate::transport::{Body, Connector, Endpoint, RequestSpec, Stream};
+use crate::request::RequestSpec;
+use crate::transport::{Connector, Endpoint, Stream};
 
 /// A websocket to the daemon.
 pub(crate) type WsStream = WebSocketStream<HangupTolerant>;

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{Client, WsStream};
 use crate::error::{Error, Result};
 use crate::models::Event;
-use crate::transport::RequestSpec;
+use crate::request::RequestSpec;
 
 /// Builder for a subscription to `/1.0/events`.
 ///

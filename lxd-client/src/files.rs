@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use crate::body::{ByteStream, UploadBody};
 use crate::client::{Client, decode_envelope, decode_metadata};
 use crate::error::{Error, Result};
-use crate::transport::{RequestBody, RequestSpec, seg};
+use crate::request::{RequestBody, RequestSpec, seg};
 
 /// What kind of file system entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

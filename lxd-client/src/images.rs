@@ -9,12 +9,13 @@ use http::{HeaderName, HeaderValue, Method};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::AsyncWriteExt;
 
+use crate::body::stream_body;
 use crate::body::{ByteStream, UploadBody};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::models::{Image, ImageAliasPost, ImageAliasTarget, name_from_url};
 use crate::operations::OperationHandle;
-use crate::transport::{RequestBody, RequestSpec, seg, stream_body};
+use crate::request::{RequestBody, RequestSpec, seg};
 
 /// Options for [`Images::import`] and [`Images::import_split`].
 #[derive(Debug, Clone, Default)]
@@ -371,7 +372,7 @@ pub(crate) fn multipart(
     boundary: &str,
     metadata: UploadBody,
     rootfs: UploadBody,
-) -> crate::transport::Body {
+) -> crate::body::Body {
     let head = |name: &str| {
         Bytes::from(format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"

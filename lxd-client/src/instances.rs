@@ -12,7 +12,7 @@ use crate::models::{
     InstanceType, Snapshot, SnapshotPost, name_from_url,
 };
 use crate::operations::OperationHandle;
-use crate::transport::{RequestSpec, seg};
+use crate::request::{RequestSpec, seg};
 
 /// `/1.0/instances`, scoped to the client's project.
 ///
@@ -638,7 +638,7 @@ mod tests {
         );
         assert_eq!(spec.method, Method::PUT);
         assert_eq!(spec.path, "/1.0/instances/c1/state");
-        let crate::transport::RequestBody::Json(body) = &spec.body else {
+        let crate::request::RequestBody::Json(body) = &spec.body else {
             panic!("json body expected")
         };
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();

@@ -89,6 +89,7 @@ mod networks;
 mod operations;
 mod profiles;
 mod remotes;
+mod request;
 mod storage;
 mod tls;
 mod transport;

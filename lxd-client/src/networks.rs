@@ -5,7 +5,7 @@ use http::Method;
 use crate::client::Client;
 use crate::error::Result;
 use crate::models::{Network, NetworkPost, name_from_url};
-use crate::transport::{RequestSpec, seg};
+use crate::request::{RequestSpec, seg};
 
 /// `/1.0/networks`.
 ///

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::models::Operation;
-use crate::transport::{RequestSpec, seg};
+use crate::request::{RequestSpec, seg};
 
 /// Seconds one `/wait` long poll may last before it is renewed.
 const WAIT_CHUNK_SECS: u64 = 30;

@@ -3,7 +3,7 @@
 use crate::client::Client;
 use crate::error::Result;
 use crate::models::{StoragePool, StorageVolume, name_from_url};
-use crate::transport::{RequestSpec, seg};
+use crate::request::{RequestSpec, seg};
 
 /// `/1.0/storage-pools`.
 ///
