@@ -137,16 +137,11 @@ pub struct Certificates {
     client: Client,
 }
 
-impl Client {
-    /// The server's trust store and trust tokens.
-    pub fn certificates(&self) -> Certificates {
-        Certificates {
-            client: self.clone(),
-        }
-    }
-}
-
 impl Certificates {
+    pub(crate) fn new(client: Client) -> Self {
+        Certificates { client }
+    }
+
     /// `GET /1.0/certificates?recursion=1`.
     ///
     /// # Errors

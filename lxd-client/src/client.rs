@@ -1,4 +1,5 @@
-//! The [`Client`], its pooled connection and the response envelope.
+//! The [`Client`]: every way to make one (unix socket, HTTPS, the `lxc` CLI's remotes), the
+//! typed handles it hands out, its pooled connection and the response envelope.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +19,9 @@ use crate::body::Body;
 use crate::error::{Error, Result};
 use crate::models::{Operation, Server};
 use crate::operations::OperationHandle;
+use crate::remotes::LxcConfig;
 use crate::request::RequestSpec;
+use crate::tls::{ClientIdentity, HttpsEndpoint, ServerPin};
 use crate::transport::{Connector, Endpoint, Stream};
 
 /// A websocket to the daemon.
@@ -206,6 +209,60 @@ impl Client {
         }
     }
 
+    /// A client for an HTTPS remote: shorthand for
+    /// `Client::new(HttpsEndpoint::new(url, pin, identity)?.into())`. Nothing is sent until
+    /// the first request, which fails with [`Error::CertificateMismatch`] if the server
+    /// presents another certificate than `pin`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> lxd_client::Result<()> {
+    /// use lxd_client::{Client, ClientIdentity, ServerPin, TlsCertificate};
+    /// let pin = ServerPin::Certificate(TlsCertificate::load("servercerts/lab.crt")?);
+    /// let id = ClientIdentity::load("client.crt", "client.key")?;
+    /// let client = Client::https("https://10.0.0.5:8443", pin, Some(id))?;
+    /// println!("{}", client.server().await?.auth);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`HttpsEndpoint::new`].
+    pub fn https(url: &str, pin: ServerPin, identity: Option<ClientIdentity>) -> Result<Client> {
+        Ok(Client::new(HttpsEndpoint::new(url, pin, identity)?.into()))
+    }
+
+    /// A client for the `lxc` remote `name` from the user's `lxc` configuration
+    /// ([`LxcConfig::load`], then [`LxcConfig::connect`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> lxd_client::Result<()> {
+    /// let client = lxd_client::Client::from_remote("lab").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`LxcConfig::load`] and [`LxcConfig::connect`].
+    pub async fn from_remote(name: &str) -> Result<Client> {
+        LxcConfig::load()?.connect(name).await
+    }
+
+    /// A client for remote `name` of an already loaded `lxc` configuration.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> lxd_client::Result<()> {
+    /// let config = lxd_client::LxcConfig::load_from("/home/me/.config/lxc")?;
+    /// let client = lxd_client::Client::from_lxc_config(&config, "lab").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`LxcConfig::connect`].
+    pub async fn from_lxc_config(config: &LxcConfig, name: &str) -> Result<Client> {
+        config.connect(name).await
+    }
+
     /// Where this client connects.
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
@@ -260,6 +317,11 @@ impl Client {
     /// Storage pools and their volumes.
     pub fn storage_pools(&self) -> crate::StoragePools {
         crate::StoragePools::new(self.clone())
+    }
+
+    /// The server's trust store and trust tokens.
+    pub fn certificates(&self) -> crate::Certificates {
+        crate::Certificates::new(self.clone())
     }
 
     /// The events websocket.

@@ -78,6 +78,7 @@
 mod body;
 mod certificates;
 mod client;
+mod collection;
 mod error;
 mod events;
 mod exec;
@@ -85,29 +86,24 @@ mod files;
 mod images;
 mod instances;
 pub mod models;
-mod networks;
 mod operations;
-mod profiles;
 mod remotes;
 mod request;
-mod storage;
 mod tls;
 mod transport;
 
 pub use body::{ByteStream, UploadBody};
 pub use certificates::{Certificates, TrustToken};
 pub use client::{Client, ETag, candidate_sockets};
+pub use collection::{Collection, Networks, Profiles, Resource, StoragePools};
 pub use error::{BoxError, Error, Result};
 pub use events::{EventStream, Events};
 pub use exec::{ExecBuilder, ExecOutput, ExecProcess, ExecStdin, ExitStatus, OutputStream};
 pub use files::{FileContent, FileInfo, FileOptions, FileType, Files, WriteMode};
 pub use images::{ImageExport, Images, ImportOptions};
 pub use instances::{CreateBuilder, Instances, Snapshots};
-pub use networks::Networks;
 pub use operations::{OperationHandle, Operations};
-pub use profiles::Profiles;
 pub use remotes::{LxcConfig, Remote, lxc_config_dir};
-pub use storage::StoragePools;
 pub use tls::{
     ClientIdentity, DEFAULT_PORT, Fingerprint, HttpsEndpoint, ServerPin, TlsCertificate,
     fetch_server_certificate,
