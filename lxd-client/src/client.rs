@@ -197,7 +197,19 @@ impl Client {
 
     /// A client for any [`Endpoint`].
     pub fn new(endpoint: Endpoint) -> Self {
-        let endpoint = Arc::new(endpoint);
+        Self::pooled(Arc::new(endpoint))
+    }
+
+    /// The same endpoint and project with a connection pool of its own, for work done on
+    /// another runtime (a pooled connection belongs to the runtime that opened it).
+    pub(crate) fn with_own_pool(&self) -> Client {
+        Client {
+            project: self.project.clone(),
+            ..Self::pooled(Arc::clone(&self.inner.endpoint))
+        }
+    }
+
+    fn pooled(endpoint: Arc<Endpoint>) -> Self {
         let http = legacy::Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))

@@ -11,9 +11,23 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can go wrong talking to LXD.
 ///
-/// Use the predicates ([`Error::is_not_found`], [`Error::is_precondition_failed`],
-/// [`Error::is_operation_failure`], [`Error::is_timeout`], [`Error::is_daemon_unreachable`])
-/// rather than matching variants when you only need to tell the common cases apart.
+/// Use the predicates rather than matching variants when you only need to tell the common
+/// cases apart; they look through the wrappers ([`Error::File`], [`Error::OperationWait`]):
+///
+/// | predicate | true when |
+/// |---|---|
+/// | [`Error::is_not_found`] | the resource does not exist (404) |
+/// | [`Error::is_already_exists`] | the name is taken, however the server said so |
+/// | [`Error::is_conflict`] | 409, or the name is taken |
+/// | [`Error::is_precondition_failed`] | an `If-Match` ETag was stale (412) |
+/// | [`Error::is_forbidden`] | the client is not trusted or not allowed (403) |
+/// | [`Error::is_operation_failure`] | a background operation failed or was cancelled |
+/// | [`Error::is_cancelled`] | a background operation was cancelled |
+/// | [`Error::is_timeout`] | a wait ran out of time |
+/// | [`Error::is_daemon_unreachable`] | no socket, nothing listening |
+/// | [`Error::is_certificate_mismatch`] | an HTTPS server presented another certificate |
+///
+/// [`Error::status`], [`Error::message`] and [`Error::operation`] give the details.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -148,6 +162,19 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A file operation inside an instance failed; names the file, `source` says why.
+    #[error("{action} {path} in instance {instance}: {source}")]
+    File {
+        /// What was being done, e.g. `cannot pull`.
+        action: String,
+        /// The instance.
+        instance: String,
+        /// The path inside the instance.
+        path: String,
+        /// The underlying error (an API error such as 404 `Not Found`).
+        #[source]
+        source: Box<Error>,
+    },
     /// Local file-system IO failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -168,6 +195,7 @@ impl Error {
     fn inner(&self) -> &Error {
         match self {
             Error::OperationWait { source, .. } => source.inner(),
+            Error::File { source, .. } => source.inner(),
             other => other,
         }
     }
@@ -190,9 +218,21 @@ impl Error {
         self.status() == Some(412)
     }
 
-    /// True when LXD reported a conflict (HTTP 409), e.g. a name already in use.
+    /// True when LXD reported a conflict: HTTP 409, or a name already taken however the
+    /// server reported it (see [`Error::is_already_exists`]).
     pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409) || self.is_already_exists()
+    }
+
+    /// True when a create failed because the name is taken.
+    ///
+    /// Servers say so in different ways: HTTP 409; LXD 5.0.2 accepts an instance create and
+    /// fails the operation with 400 `This "instances" entry already exists`, and answers a
+    /// duplicate profile with HTTP 500 `... The profile already exists`. All of them count.
+    pub fn is_already_exists(&self) -> bool {
         self.status() == Some(409)
+            || matches!(self.inner(), Error::Api { message, .. } | Error::OperationFailed { message, .. }
+                if message.contains("already exists"))
     }
 
     /// True when LXD refused the request because the client is not trusted or not allowed

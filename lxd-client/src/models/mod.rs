@@ -16,7 +16,7 @@ mod server;
 mod storage;
 
 pub use certificate::{Certificate, CertificatesPost};
-pub use event::Event;
+pub use event::{Event, EventType};
 pub use image::{Image, ImageAlias, ImageAliasPost, ImageAliasTarget, ImagePut, ImageSource};
 pub use instance::{
     Instance, InstancePost, InstancePut, InstanceSource, InstanceState, InstanceStatePut,
