@@ -368,3 +368,105 @@ async fn sequential_requests_reuse_one_connection() {
     // The same connection (same socket inode) served all 100 requests.
     assert_eq!(open_sockets(), before);
 }
+
+#[tokio::test]
+async fn a_taken_name_is_already_exists_on_every_path() {
+    let client = client().await;
+    let guard = busybox(&client, "dup").await;
+    // LXD 5.0.2 accepts the create and fails the operation with 400.
+    let result = match client
+        .instances()
+        .create(&guard.name)
+        .image_alias(BUSYBOX)
+        .send()
+        .await
+    {
+        Ok(op) => op.wait_for(OP_TIMEOUT).await.map(drop),
+        Err(e) => Err(e),
+    };
+    let err = result.unwrap_err();
+    assert!(err.is_already_exists(), "{err}");
+    assert!(err.is_conflict(), "{err}");
+    assert!(!err.is_not_found(), "{err}");
+    // launch and launch_guarded say the same, and leave the existing instance alone.
+    let err = client
+        .instances()
+        .create(&guard.name)
+        .image_alias(BUSYBOX)
+        .launch_guarded()
+        .await
+        .unwrap_err();
+    assert!(err.is_already_exists(), "{err}");
+    let existing = client.instances().get(&guard.name).await.unwrap();
+    assert_eq!(existing.status_code, StatusCode::STOPPED);
+}
+
+#[tokio::test]
+async fn delete_force_removes_running_and_stopped_instances() {
+    let client = client().await;
+    let instances = client.instances();
+    let running = running_busybox(&client, "dfrun").await;
+    assert!(instances.state(&running.name).await.unwrap().is_running());
+    instances.delete_force(&running.name).await.unwrap();
+    assert!(
+        instances
+            .get(&running.name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    let stopped = busybox(&client, "dfstop").await;
+    assert!(!instances.state(&stopped.name).await.unwrap().is_running());
+    instances.delete_force(&stopped.name).await.unwrap();
+    assert!(
+        instances
+            .get(&stopped.name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // Nothing to delete is an error, as with `lxc delete --force`.
+    let err = instances.delete_force(&stopped.name).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[tokio::test]
+async fn state_changes_take_options() {
+    let client = client().await;
+    let guard = running_busybox(&client, "opts").await;
+    let instances = client.instances();
+    let stop = instances
+        .stop(&guard.name)
+        .force()
+        .timeout(std::time::Duration::from_secs(5));
+    assert!(stop.body().force);
+    assert_eq!(stop.body().timeout, 5);
+    stop.await.unwrap().wait().await.unwrap();
+    assert!(!instances.state(&guard.name).await.unwrap().is_running());
+    // A stateful snapshot of a stopped instance: the option reaches the server, which refuses.
+    let stateful = match instances
+        .snapshots(&guard.name)
+        .create("s0")
+        .stateful()
+        .await
+    {
+        Ok(op) => op.wait().await.map(drop),
+        Err(e) => Err(e),
+    };
+    let err = stateful.unwrap_err();
+    assert!(err.message().unwrap().contains("Unable to create a stateful snapshot"), "{err}");
+    instances
+        .snapshots(&guard.name)
+        .create("s1")
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(
+        instances.snapshots(&guard.name).names().await.unwrap(),
+        ["s1"]
+    );
+}

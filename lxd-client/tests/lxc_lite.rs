@@ -146,6 +146,32 @@ fn lxc_lite_agrees_with_lxc() {
         "content\n"
     );
 
+    // A duplicate launch says so; a missing file is named with its instance.
+    let out = run(&["launch", BUSYBOX, &name]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("instance {name} already exists")),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("x");
+    let out = run(&[
+        "file",
+        "pull",
+        &format!("{name}/root/kdtest-missing"),
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("/root/kdtest-missing in instance {name}"))
+            && stderr.contains("Not Found"),
+        "{stderr}"
+    );
+    // Each cause once.
+    assert_eq!(stderr.matches("Not Found").count(), 1, "{stderr}");
+
     // stop / start / delete.
     ok(&["stop", &name, "--force"]);
     assert!(lxc(&["list", &name, "--format", "csv", "-c", "s"]).contains("STOPPED"));

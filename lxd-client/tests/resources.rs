@@ -257,6 +257,61 @@ async fn events_stream_sees_lifecycle() {
 }
 
 #[tokio::test]
+async fn events_can_be_scoped_to_one_instance() {
+    let client = client().await;
+    let watched = busybox(&client, "evone").await;
+    let mut events = client
+        .events()
+        .project("default")
+        .instance(&watched.name)
+        .subscribe()
+        .await
+        .unwrap();
+    // Another instance changes first: none of its events may come through.
+    let other = running_busybox(&client, "evother").await;
+    client
+        .instances()
+        .start(&watched.name)
+        .await
+        .unwrap()
+        .wait_for(OP_TIMEOUT)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut kinds = std::collections::HashSet::new();
+    let mut started = false;
+    while !(started && kinds.contains(&EventType::Operation)) {
+        let ev = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("events within a minute")
+            .expect("stream open")
+            .unwrap();
+        assert_eq!(
+            ev.instance().as_deref(),
+            Some(watched.name.as_str()),
+            "{ev:?}"
+        );
+        assert_ne!(ev.instance().as_deref(), Some(other.name.as_str()));
+        assert_eq!(ev.project(), Some("default"), "{ev:?}");
+        if let Some(op) = ev.operation().unwrap() {
+            assert!(!op.description.is_empty());
+        }
+        started |= ev.lifecycle_action() == Some("instance-started");
+        kinds.insert(ev.event_type.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_taken_profile_name_is_already_exists() {
+    let client = client().await;
+    let mut body = ProfilePost::default();
+    body.name = "default".into();
+    // LXD 5.0.2 answers HTTP 500 "... The profile already exists".
+    let err = client.profiles().create(&body).await.unwrap_err();
+    assert!(err.is_already_exists(), "{err}");
+}
+
+#[tokio::test]
 async fn operations_list_get_cancel_and_follow() {
     let client = client().await;
     let c = running_busybox(&client, "ops").await;
