@@ -456,7 +456,12 @@ async fn state_changes_take_options() {
         Err(e) => Err(e),
     };
     let err = stateful.unwrap_err();
-    assert!(err.message().unwrap().contains("Unable to create a stateful snapshot"), "{err}");
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("Unable to create a stateful snapshot"),
+        "{err}"
+    );
     instances
         .snapshots(&guard.name)
         .create("s1")
