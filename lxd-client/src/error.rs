@@ -288,3 +288,69 @@ impl Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, message: &str) -> Error {
+        Error::Api {
+            status,
+            method: "POST".into(),
+            path: "/1.0/profiles".into(),
+            message: message.into(),
+        }
+    }
+
+    fn failed_operation(err: &str) -> Error {
+        let op: Operation = serde_json::from_value(serde_json::json!({
+            "id": "x", "description": "Creating instance", "status": "Failure",
+            "status_code": 400, "err": err,
+        }))
+        .unwrap();
+        crate::operations::check_success(op).unwrap_err()
+    }
+
+    #[test]
+    fn a_taken_name_is_recognised_however_the_server_says_it() {
+        // 409 from servers that check before accepting the request.
+        assert!(api(409, "Instance \"c1\" already exists").is_already_exists());
+        // LXD 5.0.2: the create operation fails with 400 ...
+        let in_operation = failed_operation(
+            "Failed creating instance record: Add instance info to the database: This \"instances\" entry already exists",
+        );
+        assert!(in_operation.is_already_exists() && in_operation.is_conflict());
+        assert_eq!(in_operation.status(), None);
+        // ... and a duplicate profile is HTTP 500.
+        let profile = api(
+            500,
+            "Error inserting \"default\" into database: The profile already exists",
+        );
+        assert!(profile.is_already_exists() && profile.is_conflict());
+        // Other failures are not.
+        assert!(!failed_operation("The instance is already running").is_already_exists());
+        assert!(!api(404, "Not Found").is_conflict());
+    }
+
+    #[test]
+    fn wrappers_keep_the_predicates_and_name_the_file() {
+        let err = Error::File {
+            action: "cannot pull".into(),
+            instance: "c1".into(),
+            path: "/etc/missing".into(),
+            source: Box::new(api(404, "Not Found")),
+        };
+        assert!(err.is_not_found());
+        assert_eq!(err.message(), Some("Not Found"));
+        assert!(
+            err.to_string()
+                .starts_with("cannot pull /etc/missing in instance c1: LXD error 404"),
+            "{err}"
+        );
+        let waited = Error::OperationWait {
+            id: "x".into(),
+            source: Arc::new(failed_operation("Cancelled")),
+        };
+        assert!(waited.is_operation_failure());
+    }
+}
