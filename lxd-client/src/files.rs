@@ -221,6 +221,10 @@ pub enum FileContent {
 
 /// The files of one instance: `/1.0/instances/{name}/files`.
 ///
+/// A failed call about one path is an [`Error::File`] that names the path and the instance
+/// (`cannot pull /etc/motd in instance c1: LXD error 404 ...: Not Found`); the predicates
+/// ([`Error::is_not_found`], ...) see through it.
+///
 /// ```no_run
 /// # async fn demo(client: lxd_client::Client) -> lxd_client::Result<()> {
 /// use lxd_client::FileOptions;
@@ -256,11 +260,13 @@ impl Files {
         }
     }
 
-    /// Writes a file. `body` may be bytes, a string, a `tokio::fs::File` or any
-    /// [`UploadBody`] (streamed: a 1 GiB file is never held in memory).
+    /// Writes a file. `body` may be bytes or a string, owned or borrowed (`&config`,
+    /// `buf.as_slice()`), a local `&Path` or `tokio::fs::File` (streamed: a 1 GiB file is
+    /// never held in memory), or any [`UploadBody`].
     ///
     /// # Errors
-    /// [`Error::is_not_found`] when the parent directory is missing; API errors.
+    /// [`Error::File`] naming `path`: [`Error::is_not_found`] when the parent directory is
+    /// missing; API errors. [`Error::Io`] when a local file cannot be opened.
     pub async fn push(
         &self,
         path: &str,
