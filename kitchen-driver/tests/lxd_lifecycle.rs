@@ -2,26 +2,24 @@
 //! real LXD daemon with `kitchen/busybox` and `kitchen/debian-12`. Every test removes what it
 //! created (drop guard on `user.kitchen.project`) and asserts that nothing is left.
 
-mod common;
-
 use assert_cmd::Command;
-use common::{TestProject, on_fresh_runtime, text};
 use kitchen_driver::lifecycle::Action;
+use test_support::{STANDARD_BOOTSTRAP, TestProject, on_fresh_runtime, standard_project, text};
 
 fn kd(p: &TestProject) -> Command {
     p.kitchen_driver(600)
 }
 
+/// The standard project (see `test_support::standard_project`), whose bootstrap also says
+/// where it ran, so the hostname inside can be checked.
 fn project(label: &str, yml: &str) -> TestProject {
-    let p = TestProject::new(label);
-    p.write("kitchen.yml", yml);
+    let p = standard_project(label, yml);
     p.write(
         "test/integration/default/bootstrap.sh",
-        "#!/bin/sh\nset -eu\nmkdir -p /etc/hello\necho \"hello from $(hostname)\" > /etc/hello/hello.conf\necho converged-ok TEST_KITCHEN=$TEST_KITCHEN on $(hostname)\n",
-    );
-    p.write(
-        "test/integration/default/data/verify.sh",
-        "#!/bin/sh\nset -eu\ngrep -q 'hello from' /etc/hello/hello.conf\necho verified-ok\n",
+        &STANDARD_BOOTSTRAP.replace(
+            "echo converged-ok",
+            "echo converged-ok TEST_KITCHEN=$TEST_KITCHEN on $(hostname)",
+        ),
     );
     p
 }
@@ -199,7 +197,7 @@ suites: [{name: default}]
         text(&out.stdout)
     );
 
-    let tty = common::login_through_pty(
+    let tty = test_support::login_through_pty(
         &p,
         "default-busybox",
         "[ -t 0 ] && echo tty-yes-$(cat /tmp/hook.txt)",
