@@ -297,7 +297,9 @@ impl Runner {
         reported: &mut bool,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
-        super::preflight::check(&inst, command, &self.test_base_path)?;
+        for key in super::preflight::check(&inst, command, &self.test_base_path)? {
+            output.warn(&key.to_string());
+        }
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
         let ctx = InstanceContext::new(
             inst.clone(),

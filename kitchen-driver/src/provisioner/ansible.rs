@@ -23,7 +23,8 @@
 //! - `roles_path`: default the first `roles` directory found the same way, else the project
 //!   itself (a role under test); exported as `ANSIBLE_ROLES_PATH`, with the parent directory
 //!   too when the path is a role rather than a `roles` directory (so the role is found by its
-//!   directory name). `group_vars_path` and `host_vars_path` (default `group_vars`/`host_vars`
+//!   directory name). `role_name` names the role under test when its directory is called
+//!   something else (kitchen-ansible's key). `group_vars_path` and `host_vars_path` (default `group_vars`/`host_vars`
 //!   found the same way) sit beside the inventory.
 //! - `extra_vars` (a map, passed as JSON with `-e`; `attributes.extra_vars` wins, as in
 //!   kitchen-ansible), `tags` and `skip_tags`, `ansible_check`, `ansible_diff`,
@@ -166,6 +167,7 @@ struct Attributes {
 struct AnsibleConfig {
     playbook: Option<String>,
     roles_path: Option<String>,
+    role_name: Option<String>,
     group_vars_path: OptPath,
     host_vars_path: OptPath,
     extra_vars: serde_json::Map<String, Value>,
@@ -200,6 +202,8 @@ pub struct AnsiblePlaybookProvisioner {
 #[derive(Debug, Clone, PartialEq)]
 struct Paths {
     playbook: PathBuf,
+    /// The `roles_path` directory (or the one found by lookup).
+    roles_dir: PathBuf,
     roles: Vec<PathBuf>,
     group_vars: Option<PathBuf>,
     host_vars: Option<PathBuf>,
@@ -303,6 +307,7 @@ impl AnsiblePlaybookProvisioner {
         Ok(Paths {
             playbook,
             roles: roles_search_path(&roles_dir),
+            roles_dir,
             group_vars: vars(&self.config.group_vars_path, "group_vars")?,
             host_vars: vars(&self.config.host_vars_path, "host_vars")?,
         })
@@ -1100,6 +1105,16 @@ impl Provisioner for AnsiblePlaybookProvisioner {
         let pin = Value::Object(pin).to_string();
 
         let mut roles = paths.roles.clone();
+        if let Some(name) = self.config.role_name.as_deref().filter(|n| !n.is_empty()) {
+            // kitchen-ansible's `role_name`: the role under test (`roles_path`) is known by
+            // this name, whatever its directory is called.
+            let dir = tmp.path().join("role-under-test");
+            let link = dir.join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+            std::os::unix::fs::symlink(&paths.roles_dir, &link)
+                .map_err(|e| Error::io("linking", &link, e))?;
+            roles.insert(0, dir);
+        }
         let mut collections = None;
         if let Some(req) = self.config.requirements_path.path() {
             let req = ctx.expand_path(req);
