@@ -4,7 +4,10 @@
 
 use assert_cmd::Command;
 use kitchen_driver::lifecycle::Action;
-use test_support::{STANDARD_BOOTSTRAP, TestProject, on_fresh_runtime, standard_project, text};
+use test_support::{
+    Runtime, STANDARD_BOOTSTRAP, TestProject, basic_kitchen_yml, on_fresh_runtime,
+    standard_project, text,
+};
 
 fn kd(p: &TestProject) -> Command {
     p.kitchen_driver(600)
@@ -24,32 +27,17 @@ fn project(label: &str, yml: &str) -> TestProject {
     p
 }
 
-const BOTH: &str = r#"
-driver:
-  name: lxd
-provisioner:
-  name: shell
-  sudo: false
-verifier:
-  name: shell
-  remote_exec: true
-  command: sh /tmp/kitchen/data/verify.sh
-platforms:
-  - name: busybox
-    driver:
-      image: kitchen/busybox
-  - name: debian-12
-    driver:
-      image: kitchen/debian-12
-      config:
-        limits.memory: 512MiB
-suites:
-  - name: default
-"#;
+/// The standard project on LXD, with a Debian 12 platform (512 MiB) beside busybox.
+fn both() -> String {
+    basic_kitchen_yml(Runtime::Lxd).replace(
+        "suites:",
+        "  - name: debian-12\n    driver:\n      image: kitchen/debian-12\n      config:\n        limits.memory: 512MiB\nsuites:",
+    )
+}
 
 #[test]
 fn example_suite_passes_on_busybox_and_debian_in_parallel() {
-    let p = project("lxd-pass", BOTH);
+    let p = project("lxd-pass", &both());
     let out = kd(&p).args(["test", "-c"]).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(
@@ -75,7 +63,7 @@ fn example_suite_passes_on_busybox_and_debian_in_parallel() {
 
 #[test]
 fn instance_carries_its_keys_and_systemd_is_up_then_verify_failure_exits_20() {
-    let yml = BOTH.replace(
+    let yml = both().replace(
         "command: sh /tmp/kitchen/data/verify.sh",
         "command: systemctl is-system-running; exit 6",
     );
