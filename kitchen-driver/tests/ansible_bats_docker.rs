@@ -5,14 +5,12 @@
 //! binary's exit code 20. Every test removes what it created (drop guard on the project label)
 //! and asserts that nothing of its project is left.
 
-mod common;
-
 use assert_cmd::Command as Bin;
-use common::{TestProject, busybox, instance, run};
 use kitchen_driver::Error;
 use kitchen_driver::lifecycle::{Command, DestroyMode};
 use kitchen_driver::verifier::CaseOutcome;
 use serde_json::{Value, json};
+use test_support::{TestProject, busybox, instance, run};
 
 fn debian() -> Value {
     json!({"name": "docker", "image": "kitchen/debian-12:latest"})
@@ -200,7 +198,7 @@ async fn a_failing_task_fails_converge_naming_the_task() {
     // test-kitchen's record of the failure, kept because --destroy passing keeps failures.
     let st = p.state("ansible-debian-12");
     assert_eq!(st.get_str("last_action"), Some("create"));
-    assert_eq!(st.get_str("last_error"), Some("ActionFailed"));
+    assert_eq!(st.get_str("last_error"), Some("Kitchen::ActionFailed"));
     assert!(
         st.get_str("last_error_message")
             .unwrap()
@@ -547,7 +545,7 @@ suites:
         "the passing suite is destroyed"
     );
     let st = p.state("broken-debian-12");
-    assert_eq!(st.get_str("last_error"), Some("ActionFailed"));
+    assert_eq!(st.get_str("last_error"), Some("Kitchen::ActionFailed"));
     assert!(
         st.get_str("last_error_message")
             .unwrap()

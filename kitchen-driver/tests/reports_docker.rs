@@ -2,11 +2,9 @@
 //! the closing summary, the Markdown summary, JSON lines, GitHub and GitLab markers, the live
 //! display under a pseudo-terminal, and no escape codes into a pipe.
 
-mod common;
-
 use std::path::Path;
 
-use common::{TestProject, text};
+use test_support::{TestProject, text};
 
 const KITCHEN_YML: &str = r#"
 driver:

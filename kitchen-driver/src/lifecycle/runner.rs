@@ -483,7 +483,7 @@ impl InstanceRun<'_> {
             instance: out.id().clone(),
             action,
         }));
-        self.state.set(keys::LAST_ATTEMPTED_ACTION, action.as_str());
+        self.state.record_attempt(action);
         if action != Action::Destroy || self.state_file.path().exists() {
             self.state_file.save(&self.state)?;
         }
