@@ -353,7 +353,7 @@ fn window_size() -> (u16, u16) {
 
 /// `login`: a shell under a pseudo-terminal in the instance, through the runtime's exec API,
 /// wired to this terminal (raw mode, window resizes). Returns the shell's exit code.
-async fn interactive_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+pub(super) async fn interactive_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
     use std::io::{Read, Write};
     let (w, h) = window_size();
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());

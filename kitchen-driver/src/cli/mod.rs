@@ -13,6 +13,7 @@ use crate::lifecycle::{self, Action};
 mod actions;
 mod diagnose;
 mod list;
+pub mod plugin_protocol;
 
 pub use actions::{
     ActionArgs, EXIT_ACTIONS_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ExecArgs, LoginArgs, TestArgs,
@@ -54,6 +55,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Run a command in instances (`kitchen exec -c CMD`).
     Exec(ExecArgs),
+    /// The machine interface for test-kitchen plugins (JSON in, JSON lines out; see
+    /// PLUGIN-PROTOCOL.md).
+    Plugin(plugin_protocol::PluginArgs),
 }
 
 /// `list [REGEX...|all] [--bare] [--json]`.
@@ -136,6 +140,7 @@ pub fn run(cli: Cli) -> i32 {
             action(args, lifecycle::Command::Exec(e.command))
         }
         Command::Login(l) => actions::login(&opts, l),
+        Command::Plugin(p) => plugin_protocol::main(p),
     }
 }
 
