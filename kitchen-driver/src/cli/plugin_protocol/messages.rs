@@ -76,7 +76,11 @@ impl Request {
         let req: Request = serde_path_to_error::deserialize(de).map_err(|e| {
             ProtocolError::new(
                 ErrorCode::BadRequest,
-                format!("the request is not valid (at `{}`): {}", e.path(), e.inner()),
+                format!(
+                    "the request is not valid (at `{}`): {}",
+                    e.path(),
+                    e.inner()
+                ),
             )
         })?;
         if req.protocol != PROTOCOL_VERSION {
@@ -146,21 +150,24 @@ impl Request {
         state
     }
 
-    /// A field a command needs, or a `bad_request` error naming it.
+    /// Checks that `command` (`exec`, `upload`, `download`; others need nothing more) has
+    /// the fields it needs, before any driver is built.
     ///
     /// # Errors
-    /// [`ErrorCode::BadRequest`] when `value` is `None`.
-    pub fn required<'a, T: ?Sized>(
-        command: &str,
-        field: &str,
-        value: Option<&'a T>,
-    ) -> Result<&'a T, ProtocolError> {
-        value.ok_or_else(|| {
-            ProtocolError::new(
-                ErrorCode::BadRequest,
-                format!("`plugin {command}` needs the field `{field}`"),
-            )
-        })
+    /// [`ErrorCode::BadRequest`] naming the missing field.
+    pub fn check_fields(&self, command: &str) -> Result<(), ProtocolError> {
+        let missing = match command {
+            "exec" if self.command.is_none() => "`command` (a string run with sh -c)",
+            "upload" if self.locals.is_empty() => "`locals` (a list of host paths)",
+            "upload" if self.remote.is_none() => "`remote` (a directory in the instance)",
+            "download" if self.remotes.is_empty() => "`remotes` (a list of paths in the instance)",
+            "download" if self.local.is_none() => "`local` (a host directory)",
+            _ => return Ok(()),
+        };
+        Err(ProtocolError::new(
+            ErrorCode::BadRequest,
+            format!("`plugin {command}` needs the field {missing}"),
+        ))
     }
 }
 
@@ -423,6 +430,31 @@ mod tests {
         let mut v = base();
         v["instance"] = json!("");
         assert_eq!(request(v).unwrap_err().code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn commands_name_the_fields_they_miss() {
+        let r = request(base()).unwrap();
+        assert!(r.check_fields("create").is_ok());
+        let e = r.check_fields("exec").unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.message.contains("`command`"), "{}", e.message);
+        assert!(
+            r.check_fields("upload")
+                .unwrap_err()
+                .message
+                .contains("`locals`")
+        );
+        let mut v = base();
+        v["locals"] = json!(["/a"]);
+        let e = request(v).unwrap().check_fields("upload").unwrap_err();
+        assert!(e.message.contains("`remote`"), "{}", e.message);
+        assert!(
+            r.check_fields("download")
+                .unwrap_err()
+                .message
+                .contains("`remotes`")
+        );
     }
 
     #[test]

@@ -57,6 +57,22 @@ pub enum PluginCommand {
     Login,
 }
 
+impl PluginCommand {
+    /// The name as typed (`exec`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PluginCommand::Version => "version",
+            PluginCommand::Create => "create",
+            PluginCommand::Destroy => "destroy",
+            PluginCommand::Status => "status",
+            PluginCommand::Exec => "exec",
+            PluginCommand::Upload => "upload",
+            PluginCommand::Download => "download",
+            PluginCommand::Login => "login",
+        }
+    }
+}
+
 /// Where answer lines go: one JSON object per line, flushed at once, from any task.
 #[derive(Clone)]
 struct Lines(Arc<Mutex<Box<dyn Write + Send>>>);
@@ -172,6 +188,7 @@ fn serve(args: &PluginArgs, lines: &Lines) -> Result<Option<Outcome>, Answered> 
         }
     };
     let req = Request::parse(&text)?;
+    req.check_fields(args.command.name())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -226,7 +243,7 @@ async fn run(
             status: status(driver.as_ref(), &ctx, req).await,
         },
         PluginCommand::Exec => {
-            let command = Request::required("exec", "command", req.command.as_deref())?;
+            let command = req.command.as_deref().unwrap_or_default();
             let out = conn()
                 .await?
                 .exec(&ExecRequest::shell(command), lines)
@@ -236,26 +253,12 @@ async fn run(
             }
         }
         PluginCommand::Upload => {
-            let remote = Request::required("upload", "remote", req.remote.as_deref())?;
-            if req.locals.is_empty() {
-                return Err(ProtocolError::new(
-                    ErrorCode::BadRequest,
-                    "`plugin upload` needs the field `locals` (a list of host paths)",
-                )
-                .into());
-            }
+            let remote = req.remote.as_deref().unwrap_or_default();
             conn().await?.upload(&req.locals, remote).await?;
             Outcome::Upload {}
         }
         PluginCommand::Download => {
-            let local = Request::required("download", "local", req.local.as_deref())?;
-            if req.remotes.is_empty() {
-                return Err(ProtocolError::new(
-                    ErrorCode::BadRequest,
-                    "`plugin download` needs the field `remotes` (a list of paths in the instance)",
-                )
-                .into());
-            }
+            let local = req.local.as_deref().unwrap_or(std::path::Path::new(""));
             conn().await?.download(&req.remotes, local).await?;
             Outcome::Download {}
         }
@@ -338,6 +341,19 @@ mod tests {
     }
 
     #[test]
+    fn every_command_is_listed_by_version_under_its_clap_name() {
+        for c in PluginCommand::value_variants() {
+            let clap_name = c.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(c.name(), clap_name);
+            assert!(PROTOCOL_COMMANDS.contains(&c.name()), "{clap_name}");
+        }
+        assert_eq!(
+            PROTOCOL_COMMANDS.len(),
+            PluginCommand::value_variants().len()
+        );
+    }
+
+    #[test]
     fn progress_lines_become_log_messages_without_the_instance_prefix() {
         let buf = Buf::default();
         let lines = Lines(Arc::new(Mutex::new(Box::new(buf.clone()))));
@@ -346,7 +362,8 @@ mod tests {
             prefix: "[default-busybox] ".into(),
             buf: Vec::new(),
         };
-        w.write_all(b"[default-busybox] Creating c1\nplain").unwrap();
+        w.write_all(b"[default-busybox] Creating c1\nplain")
+            .unwrap();
         w.write_all(b" line\n").unwrap();
         lines.line(OutputStream::Stderr, "oops");
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
