@@ -119,7 +119,7 @@ async fn ansible_converge_and_bats_verify_pass_with_one_result_per_test() {
     // Ansible's output streamed through the instance's prefixed lines.
     for needle in [
         "[ansible-debian-12]        TASK [hello : write the greeting]",
-        "[ansible-debian-12]        changed: [ansible-debian-12]",
+        "[ansible-debian-12]        changed: [localhost]",
         "[ansible-debian-12]        TASK [write the marker]",
         "[ansible-debian-12]        ok 1 the greeting is configured",
     ] {

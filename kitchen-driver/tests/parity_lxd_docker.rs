@@ -75,7 +75,8 @@ fn recap(out: &str, instance: &str) -> Option<String> {
     out.lines()
         .filter(|l| l.starts_with(&prefix))
         .map(|l| l[prefix.len()..].trim())
-        .find(|l| l.starts_with(&format!("{instance} ")) && l.contains("ok="))
+        // The instance is `localhost` in the generated inventory, as under kitchen-ansible.
+        .find(|l| l.starts_with("localhost ") && l.contains("ok="))
         .map(|l| {
             l.split_once(':')
                 .map(|x| x.1)

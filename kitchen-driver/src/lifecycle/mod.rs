@@ -25,6 +25,7 @@
 //! ```
 
 mod hooks;
+pub mod preflight;
 mod runner;
 
 use std::fmt;

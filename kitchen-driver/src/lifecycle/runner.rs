@@ -267,6 +267,7 @@ impl Runner {
         reported: &mut bool,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
+        super::preflight::check(&inst, command, &self.test_base_path)?;
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
         let ctx = DriverContext {
             instance: inst.clone(),

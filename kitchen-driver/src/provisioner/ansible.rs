@@ -7,6 +7,15 @@
 //! `community.general.lxd` (LXD: the instance name and project, through the `lxc` CLI). The
 //! instance only needs python3 for the modules.
 //!
+//! The user's machine is never a target. kitchen-ansible runs Ansible inside the instance, so
+//! test playbooks say `hosts: localhost`, `connection: local`, `delegate_to: localhost` and mean
+//! the instance. Here the instance is the inventory's `localhost` ([`INVENTORY_HOST`]), and its
+//! connection is pinned with extra vars, which outrank every play, task and inventory variable
+//! ([`connection_vars`]). After the run, a play that matched no host, or a recap host other than
+//! the instance, fails the converge ([`reach_problem`]). Lookups (`lookup('pipe', ...)`,
+//! `lookup('file', ...)`) still run where Ansible runs, on the host, as they always do on
+//! Ansible's controller.
+//!
 //! Keys, as kitchen-ansible users write them:
 //! - `playbook`: default `default.yml`, found as kitchen-ansible finds it: the first file of
 //!   `<tbp>/<suite>/ansible/default.yml`, `<tbp>/<suite>/default.yml`, `<tbp>/default.yml`,
@@ -305,12 +314,15 @@ impl AnsiblePlaybookProvisioner {
         (!vars.is_empty()).then(|| Value::Object(vars.clone()).to_string())
     }
 
-    /// The `ansible-playbook` arguments after the program (pure: unit-tested).
+    /// The `ansible-playbook` arguments after the program (pure: unit-tested). `pin` is
+    /// [`connection_vars`] as JSON: it comes last but for the playbook, after the user's own
+    /// flags, so nothing outranks it.
     fn args(
         &self,
         inventory: &Path,
         playbook: &Path,
         vault_password_file: Option<&Path>,
+        pin: &str,
     ) -> Vec<String> {
         let mut a = vec!["-i".to_string(), inventory.to_string_lossy().into_owned()];
         if let Some(n) = self.verbosity {
@@ -344,6 +356,8 @@ impl AnsiblePlaybookProvisioner {
             a.push(format!("--vault-password-file={}", v.display()));
         }
         a.extend(self.extra_flags.iter().cloned());
+        a.push("-e".into());
+        a.push(pin.to_string());
         a.push(playbook.to_string_lossy().into_owned());
         a
     }
@@ -456,30 +470,39 @@ fn roles_search_path(roles: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// The generated inventory: one host, the instance, with the connection for its runtime, in
-/// `all` and in the `hosts` group when one is configured (pure: unit-tested).
+/// The name of the instance in the generated inventory. kitchen-ansible runs Ansible inside the
+/// instance, so test playbooks say `hosts: localhost`, `connection: local`, `delegate_to:
+/// localhost` or `local_action` and mean the instance. Naming the instance `localhost` here
+/// makes all of these reach it: an inventory host named `localhost` also stands for Ansible's
+/// implicit `127.0.0.1` and `::1`, so Ansible never creates its own local host, which would be
+/// the user's machine.
+pub const INVENTORY_HOST: &str = "localhost";
+
+/// The connection variables that point Ansible at the instance through its runtime's
+/// connection plugin (pure: unit-tested). They are both the inventory host's variables and the
+/// last `-e` of the command line: extra vars outrank every other variable, so a play's
+/// `connection: local`, `vars: {ansible_connection: local}` or a delegation to another host
+/// still reaches the instance and never runs on the host.
 ///
 /// # Errors
 /// A message when the runtime has no Ansible connection plugin known here.
-pub fn inventory(
-    instance: &str,
+pub fn connection_vars(
     target: &Target,
-    group: Option<&str>,
-) -> std::result::Result<Value, String> {
-    let mut host = serde_json::Map::new();
+) -> std::result::Result<serde_json::Map<String, Value>, String> {
+    let mut vars = serde_json::Map::new();
     match target {
         Target::Docker { container_id, .. } => {
-            host.insert(
+            vars.insert(
                 "ansible_connection".into(),
                 "community.docker.docker".into(),
             );
-            host.insert("ansible_host".into(), container_id.clone().into());
+            vars.insert("ansible_host".into(), container_id.clone().into());
         }
         Target::Lxd { name, project } => {
-            host.insert("ansible_connection".into(), "community.general.lxd".into());
-            host.insert("ansible_host".into(), name.clone().into());
+            vars.insert("ansible_connection".into(), "community.general.lxd".into());
+            vars.insert("ansible_host".into(), name.clone().into());
             if !project.is_empty() && project != "default" {
-                host.insert("ansible_lxd_project".into(), project.clone().into());
+                vars.insert("ansible_lxd_project".into(), project.clone().into());
             }
         }
         #[allow(unreachable_patterns)]
@@ -489,12 +512,88 @@ pub fn inventory(
             ));
         }
     }
+    Ok(vars)
+}
+
+/// The generated inventory: one host, [`INVENTORY_HOST`], which is the instance, with the
+/// connection for its runtime, in `all` and in the `hosts` group when one is configured
+/// (pure: unit-tested).
+///
+/// # Errors
+/// A message when the runtime has no Ansible connection plugin known here.
+pub fn inventory(target: &Target, group: Option<&str>) -> std::result::Result<Value, String> {
+    let mut host = connection_vars(target)?;
     host.insert("ansible_python_interpreter".into(), "auto_silent".into());
-    let mut all = json!({"hosts": {instance: Value::Object(host)}});
+    let mut all = json!({"hosts": {INVENTORY_HOST: Value::Object(host)}});
     if let Some(g) = group.filter(|g| !g.is_empty() && *g != "all") {
-        all["children"] = json!({g: {"hosts": {instance: {}}}});
+        all["children"] = json!({g: {"hosts": {INVENTORY_HOST: {}}}});
     }
     Ok(json!({ "all": all }))
+}
+
+/// The plays that matched no host (`PLAY [name]` followed by `skipping: no hosts matched`), by
+/// name (pure: unit-tested).
+pub fn unmatched_plays(lines: &[String]) -> Vec<String> {
+    let mut play = None;
+    let mut out = Vec::new();
+    for line in lines {
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("PLAY [")
+            && let Some(end) = rest.rfind(']')
+        {
+            play = Some(rest[..end].to_string());
+        } else if line.trim() == "skipping: no hosts matched"
+            && let Some(p) = play.take()
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The hosts named in the last `PLAY RECAP` (pure: unit-tested).
+pub fn recap_hosts(lines: &[String]) -> Vec<String> {
+    let Some(start) = lines.iter().rposition(|l| l.starts_with("PLAY RECAP")) else {
+        return Vec::new();
+    };
+    lines[start + 1..]
+        .iter()
+        .map(|l| l.trim_end())
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| {
+            let (host, rest) = l.split_once(" : ")?;
+            rest.trim_start()
+                .starts_with("ok=")
+                .then(|| host.trim().to_string())
+        })
+        .collect()
+}
+
+/// Why a playbook that exited 0 must still fail the converge: a play that matched no host, or
+/// a host other than the instance in the recap (pure: unit-tested).
+pub fn reach_problem(lines: &[String], instance: &str) -> Option<String> {
+    let unmatched = unmatched_plays(lines);
+    if !unmatched.is_empty() {
+        let names = unmatched
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Some(format!(
+            "play {names} matched no host: the instance {instance} is `{INVENTORY_HOST}` in the generated inventory, in the group `all` and in the provisioner's `hosts` group; target one of those"
+        ));
+    }
+    let others: Vec<String> = recap_hosts(lines)
+        .into_iter()
+        .filter(|h| h != INVENTORY_HOST)
+        .collect();
+    if !others.is_empty() {
+        return Some(format!(
+            "Ansible reported hosts other than the instance: {} (only `{INVENTORY_HOST}`, the instance {instance}, may run)",
+            others.join(", ")
+        ));
+    }
+    None
 }
 
 /// One task that failed, as the default stdout callback reported it.
@@ -797,10 +896,8 @@ struct Tee<'a> {
 
 impl OutputSink for Tee<'_> {
     fn line(&self, stream: OutputStream, line: &str) {
-        // Ansible separates its blocks with blank lines: noise between prefixed lines.
-        if !line.trim().is_empty() {
-            self.inner.line(stream, line);
-        }
+        // Blank lines stay: they are part of `--diff` hunks and of Ansible's own layout.
+        self.inner.line(stream, line);
         self.lines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -862,7 +959,9 @@ impl Provisioner for AnsiblePlaybookProvisioner {
         let instance = ctx.instance.name.as_str();
         let paths = self.paths(ctx)?;
         let target = ctx.connection.target();
-        let inv = inventory(instance, &target, self.config.hosts.as_deref())
+        let pin =
+            connection_vars(&target).map_err(|m| Error::config("provisioner", instance, m))?;
+        let inv = inventory(&target, self.config.hosts.as_deref())
             .map_err(|m| Error::config("provisioner", instance, m))?;
 
         // Inventory, vars and galaxy installs live in a temporary directory removed on return.
@@ -884,24 +983,35 @@ impl Provisioner for AnsiblePlaybookProvisioner {
                 std::os::unix::fs::symlink(d, &link).map_err(|e| Error::io("linking", &link, e))?;
             }
         }
+        let plugin = pin
+            .get("ansible_connection")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         out.info(&format!(
-            "Inventory {} names {instance} ({})",
+            "Inventory {} names {instance} `{INVENTORY_HOST}` ({plugin}), as kitchen-ansible's does",
             inventory_path.display(),
-            inv["all"]["hosts"][instance]["ansible_connection"]
-                .as_str()
-                .unwrap_or("?")
         ));
         out.debug(&format!("Inventory: {body}"));
-        let plugin = inv["all"]["hosts"][instance]["ansible_connection"]
-            .as_str()
-            .unwrap_or_default();
         if let Some(c) = &self.config.ansible_connection
-            && c != plugin
+            && *c != plugin
         {
             out.warn(&format!(
                 "ansible_connection `{c}` is not used: Ansible runs on the host and reaches the instance with {plugin}"
             ));
         }
+        for key in pin.keys() {
+            if self
+                .extra_vars()
+                .is_some_and(|v| v.contains(&format!("\"{key}\"")))
+                || self.extra_flags.iter().any(|f| f.contains(key.as_str()))
+            {
+                out.warn(&format!(
+                    "`{key}` from extra_vars or ansible_extra_flags is replaced: every task runs in the instance, through {plugin}"
+                ));
+            }
+        }
+        let pin = Value::Object(pin).to_string();
 
         let mut roles = paths.roles.clone();
         let mut collections = None;
@@ -919,7 +1029,7 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             .ansible_vault_password_file
             .path()
             .map(|p| ctx.expand_path(p));
-        let args = self.args(&inventory_path, &paths.playbook, vault.as_deref());
+        let args = self.args(&inventory_path, &paths.playbook, vault.as_deref(), &pin);
         let mut env: Vec<(String, String)> = ctx.host_env.to_vec();
         env.extend(self.env(
             &roles,
@@ -946,7 +1056,12 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             let (code, lines) =
                 run_host(instance, &program, &args, ctx.kitchen_root, &env, out).await?;
             if code != 0 {
-                let failures = failed_tasks(&lines);
+                let mut failures = failed_tasks(&lines);
+                for f in &mut failures {
+                    if f.host == INVENTORY_HOST {
+                        f.host = instance.to_string();
+                    }
+                }
                 let what = if failures.is_empty() {
                     with_hint(fallback_reason(&lines))
                 } else {
@@ -969,8 +1084,14 @@ impl Provisioner for AnsiblePlaybookProvisioner {
                     message: format!("ansible-playbook exited with code {code}: {what}"),
                 });
             }
+            if let Some(problem) = reach_problem(&lines, instance) {
+                return Err(Error::ProvisionFailed {
+                    instance: instance.to_string(),
+                    message: problem,
+                });
+            }
             if run == 2 {
-                let changed = recap_changed(&lines, instance).unwrap_or(0);
+                let changed = recap_changed(&lines, INVENTORY_HOST).unwrap_or(0);
                 if changed > 0 {
                     return Err(Error::ProvisionFailed {
                         instance: instance.to_string(),
@@ -1087,7 +1208,12 @@ mod tests {
             "ansible_extra_flags": "--forks 1 --limit 'default-*'"
         }))
         .unwrap();
-        let a = p.args(Path::new("/t/inv.yml"), Path::new("/p/site.yml"), None);
+        let a = p.args(
+            Path::new("/t/inv.yml"),
+            Path::new("/p/site.yml"),
+            None,
+            "{}",
+        );
         assert_eq!(
             a,
             [
@@ -1106,13 +1232,20 @@ mod tests {
                 "1",
                 "--limit",
                 "default-*",
+                "-e",
+                "{}",
                 "/p/site.yml"
             ]
         );
         let p = prov(json!({})).unwrap();
         assert_eq!(
-            p.args(Path::new("i"), Path::new("pb.yml"), Some(Path::new("/v"))),
-            ["-i", "i", "--vault-password-file=/v", "pb.yml"]
+            p.args(
+                Path::new("i"),
+                Path::new("pb.yml"),
+                Some(Path::new("/v")),
+                "{}"
+            ),
+            ["-i", "i", "--vault-password-file=/v", "-e", "{}", "pb.yml"]
         );
     }
 
@@ -1157,22 +1290,24 @@ mod tests {
             "requirements_path": false
         }))
         .unwrap();
-        let a = p.args(Path::new("i"), Path::new("pb"), None);
+        let a = p.args(Path::new("i"), Path::new("pb"), None, "{}");
         assert!(a.contains(&r#"{"b":2}"#.to_string()), "{a:?}");
         assert!(a.contains(&"y".to_string()), "{a:?}");
         assert_eq!(p.config.requirements_path.path(), None);
     }
 
     #[test]
-    fn inventory_names_the_instance_with_the_runtime_connection() {
-        let inv = inventory("default-debian-12", &docker_target(), Some("webservers")).unwrap();
-        let host = &inv["all"]["hosts"]["default-debian-12"];
+    fn inventory_names_the_instance_localhost_with_the_runtime_connection() {
+        let inv = inventory(&docker_target(), Some("webservers")).unwrap();
+        let hosts = inv["all"]["hosts"].as_object().unwrap();
+        assert_eq!(hosts.keys().collect::<Vec<_>>(), ["localhost"]);
+        let host = &hosts["localhost"];
         assert_eq!(host["ansible_connection"], "community.docker.docker");
         assert_eq!(host["ansible_host"], "8f68f65a");
         assert_eq!(host["ansible_python_interpreter"], "auto_silent");
         assert!(
             inv["all"]["children"]["webservers"]["hosts"]
-                .get("default-debian-12")
+                .get("localhost")
                 .is_some()
         );
 
@@ -1180,8 +1315,8 @@ mod tests {
             name: "kitchen-abc-default".into(),
             project: "kitchen".into(),
         };
-        let inv = inventory("i", &lxd, None).unwrap();
-        let host = &inv["all"]["hosts"]["i"];
+        let inv = inventory(&lxd, None).unwrap();
+        let host = &inv["all"]["hosts"]["localhost"];
         assert_eq!(host["ansible_connection"], "community.general.lxd");
         assert_eq!(host["ansible_host"], "kitchen-abc-default");
         assert_eq!(host["ansible_lxd_project"], "kitchen");
@@ -1190,13 +1325,61 @@ mod tests {
             name: "n".into(),
             project: "default".into(),
         };
-        let inv = inventory("i", &lxd, Some("all")).unwrap();
+        let inv = inventory(&lxd, Some("all")).unwrap();
         assert!(
-            inv["all"]["hosts"]["i"]
+            inv["all"]["hosts"]["localhost"]
                 .get("ansible_lxd_project")
                 .is_none()
         );
         assert!(inv["all"].get("children").is_none());
+    }
+
+    #[test]
+    fn the_pin_is_the_connection_alone() {
+        let pin = connection_vars(&docker_target()).unwrap();
+        assert_eq!(
+            Value::Object(pin),
+            json!({"ansible_connection": "community.docker.docker", "ansible_host": "8f68f65a"})
+        );
+    }
+
+    /// ansible-playbook 2.14 with the instance as `localhost` (recorded here): a play for a
+    /// group that does not exist, and the recap.
+    const UNMATCHED_RUN: &str = r#"
+PLAY [localhost] ***************************************************************
+
+TASK [copy] ********************************************************************
+changed: [localhost]
+[WARNING]: Could not match supplied host pattern, ignoring: nosuchgroup
+
+PLAY [configure the web tier] **************************************************
+skipping: no hosts matched
+
+PLAY RECAP *********************************************************************
+localhost                  : ok=1    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   
+"#;
+
+    #[test]
+    fn a_play_that_matches_no_host_is_named() {
+        let l = lines(UNMATCHED_RUN);
+        assert_eq!(unmatched_plays(&l), ["configure the web tier"]);
+        assert_eq!(recap_hosts(&l), ["localhost"]);
+        let why = reach_problem(&l, "default-debian-12").unwrap();
+        assert!(
+            why.contains("play `configure the web tier` matched no host"),
+            "{why}"
+        );
+        assert!(why.contains("default-debian-12"), "{why}");
+    }
+
+    #[test]
+    fn a_recap_host_other_than_the_instance_is_a_problem() {
+        let l = lines(FAILED_RUN);
+        assert_eq!(recap_hosts(&l), ["probe-host"]);
+        let why = reach_problem(&l, "i").unwrap();
+        assert!(why.contains("other than the instance: probe-host"), "{why}");
+        let ok = lines(&UNMATCHED_RUN.replace("skipping: no hosts matched", ""));
+        assert_eq!(reach_problem(&ok, "i"), None);
     }
 
     /// Output of ansible-playbook 2.14 against kitchen/debian-12 on Docker (recorded here).

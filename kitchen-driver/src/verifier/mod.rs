@@ -56,8 +56,9 @@ use crate::config::InstanceConfig;
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 
-/// The verifier names this build knows.
-pub const SUPPORTED_VERIFIERS: &[&str] = &["shell", "bats"];
+/// The verifier names this build knows. `busser` (test-kitchen's default verifier) is known
+/// when the suite has bats tests: see [`for_instance_under`].
+pub const SUPPORTED_VERIFIERS: &[&str] = &["shell", "bats", "busser (with bats tests)"];
 
 /// The outcome of one test case.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,12 +156,52 @@ pub trait Verifier: Send + Sync {
     async fn verify(&self, ctx: &PluginContext<'_>) -> Result<VerifyReport>;
 }
 
+/// [`for_instance`], checking first that `busser` (test-kitchen's default verifier) has
+/// something to run: bats tests under `<test_base_path>/<suite>/bats/`, which busser would hand
+/// to its `busser-bats` runner and which run here with `bats`. busser's other runners
+/// (serverspec, minitest, ...) need Ruby gems in the instance and are refused.
+///
+/// # Errors
+/// As [`for_instance`]; [`Error::UnknownPlugin`] for a `busser` suite without bats tests.
+pub fn for_instance_under(
+    instance: &InstanceConfig,
+    test_base_path: &std::path::Path,
+) -> Result<Box<dyn Verifier>> {
+    if InstanceConfig::plugin_name(&instance.verifier) == "busser" {
+        let dir = test_base_path.join(&instance.suite).join("bats");
+        let has_bats = std::fs::read_dir(&dir).is_ok_and(|entries| {
+            entries
+                .filter_map(std::result::Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "bats"))
+        });
+        if !has_bats {
+            return Err(Error::UnknownPlugin {
+                kind: "verifier",
+                name: "busser".into(),
+                instance: instance.name.clone(),
+                supported: format!(
+                    "{} (busser, test-kitchen's default verifier, runs here only as bats: no .bats file in {}; set `verifier: {{name: shell, command: ...}}` or add bats tests there)",
+                    SUPPORTED_VERIFIERS.join(", "),
+                    dir.display()
+                ),
+            });
+        }
+    }
+    for_instance(instance)
+}
+
 /// The verifier named by the instance's `verifier.name`.
 ///
 /// # Errors
 /// [`Error::UnknownPlugin`] listing the supported names; [`Error::Config`] for bad keys.
 pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Verifier>> {
     match InstanceConfig::plugin_name(&instance.verifier) {
+        // test-kitchen's default verifier; only its bats runner exists here, and
+        // `for_instance_under` has checked that the suite has bats tests.
+        "busser" => Ok(Box::new(bats::BatsVerifier::from_config(
+            &instance.name,
+            &instance.verifier,
+        )?)),
         "shell" => Ok(Box::new(shell::ShellVerifier::from_config(
             &instance.name,
             &instance.verifier,
