@@ -127,19 +127,18 @@ impl Write for LogWriter {
 }
 
 /// Runs `kitchen-driver plugin ...` with this process's stdin and stdout; returns the exit
-/// code: 0 after a `result` line, the [`ErrorCode::exit_code`] after an `error` line.
+/// code: 0 after a `result` line, the [`ErrorCode::exit_code`] after an `error` line, the
+/// shell's after `login`.
 pub fn main(args: PluginArgs) -> i32 {
     let lines = Lines(Arc::new(Mutex::new(Box::new(std::io::stdout()))));
-    let answer = serve(&args, &lines);
-    match answer {
-        Ok(Some(outcome)) => {
+    match serve(&args, &lines) {
+        Ok(Done::Result(outcome)) => {
             lines.emit(&Message::Result(outcome));
             0
         }
-        // `login` answered on the terminal already.
-        Ok(None) => 0,
-        Err(Answered::Login(code)) => code,
-        Err(Answered::Error(e)) => {
+        Ok(Done::Login(code)) => code,
+        Err(e) => {
+            // `login`'s stdout is the user's terminal: no JSON there.
             if args.command == PluginCommand::Login {
                 eprintln!("kitchen-driver: {}", e.message);
             } else {
@@ -150,29 +149,17 @@ pub fn main(args: PluginArgs) -> i32 {
     }
 }
 
-/// How a command ended other than with a `result`.
-enum Answered {
-    /// An `error` line to print.
-    Error(ProtocolError),
-    /// `login` ended with this exit code.
+/// How a command ended well.
+enum Done {
+    /// With a `result` line to print.
+    Result(Outcome),
+    /// `login`: the shell ended with this exit code.
     Login(i32),
 }
 
-impl From<ProtocolError> for Answered {
-    fn from(e: ProtocolError) -> Self {
-        Answered::Error(e)
-    }
-}
-
-impl From<crate::Error> for Answered {
-    fn from(e: crate::Error) -> Self {
-        Answered::Error(e.into())
-    }
-}
-
-fn serve(args: &PluginArgs, lines: &Lines) -> Result<Option<Outcome>, Answered> {
+fn serve(args: &PluginArgs, lines: &Lines) -> Result<Done, ProtocolError> {
     if args.command == PluginCommand::Version {
-        return Ok(Some(version()));
+        return Ok(Done::Result(version()));
     }
     let text = match &args.request {
         Some(t) => t.clone(),
@@ -201,11 +188,7 @@ fn serve(args: &PluginArgs, lines: &Lines) -> Result<Option<Outcome>, Answered> 
     rt.block_on(run(args.command, &req, lines))
 }
 
-async fn run(
-    command: PluginCommand,
-    req: &Request,
-    lines: &Lines,
-) -> Result<Option<Outcome>, Answered> {
+async fn run(command: PluginCommand, req: &Request, lines: &Lines) -> Result<Done, ProtocolError> {
     let instance = req.instance_config();
     let driver = crate::driver::for_instance(&instance)?;
     let reporter = Reporter::without_logs(
@@ -264,17 +247,17 @@ async fn run(
         }
         PluginCommand::Login => {
             let code = super::actions::interactive_login(conn().await?.as_ref()).await?;
-            return Err(Answered::Login(i32::try_from(code).unwrap_or(20)));
+            return Ok(Done::Login(i32::try_from(code).unwrap_or(20)));
         }
     };
-    Ok(Some(outcome))
+    Ok(Done::Result(outcome))
 }
 
 /// A driver error that carries the state as it stands, so the plugin stores what was created.
-fn with_state(e: crate::Error, state: &crate::state::State) -> Answered {
+fn with_state(e: crate::Error, state: &crate::state::State) -> ProtocolError {
     let mut p = ProtocolError::from(e);
     p.state = Some(state_json(state));
-    Answered::Error(p)
+    p
 }
 
 /// The handshake's answer.
