@@ -294,7 +294,11 @@ pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
             output: reporter.instance(&inst.name)?,
         };
         let conn = driver.connection(&ctx, &state).await?;
-        interactive_login(conn.as_ref()).await
+        if std::io::stdin().is_terminal() {
+            interactive_login(conn.as_ref()).await
+        } else {
+            piped_login(conn.as_ref()).await
+        }
     });
     match code {
         Ok(code) => i32::try_from(code).unwrap_or(EXIT_ACTIONS_FAILED),
@@ -349,6 +353,31 @@ fn window_size() -> (u16, u16) {
         .filter(|w| w.ws_col > 0 && w.ws_row > 0)
         .map(|w| (w.ws_col, w.ws_row))
         .unwrap_or((80, 24))
+}
+
+/// `login` with piped input (`echo uptime | kitchen-driver login web`): the input is a script
+/// for the instance's shell, run without a terminal, as `ssh host < script` does. An
+/// interactive shell would wait for the terminal's answers to its line-editing queries and eat
+/// the piped lines. Output goes to stdout and stderr; returns the shell's exit code.
+async fn piped_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+    use std::io::Read;
+    struct Plain;
+    impl crate::report::OutputSink for Plain {
+        fn line(&self, stream: crate::report::OutputStream, line: &str) {
+            match stream {
+                crate::report::OutputStream::Stderr => eprintln!("{line}"),
+                _ => println!("{line}"),
+            }
+        }
+    }
+    let mut script = String::new();
+    std::io::stdin()
+        .read_to_string(&mut script)
+        .map_err(|e| crate::Error::io("reading", "standard input", e))?;
+    let out = conn
+        .exec(&crate::driver::ExecRequest::shell(script), &Plain)
+        .await?;
+    Ok(out.exit_code)
 }
 
 /// `login`: a shell under a pseudo-terminal in the instance, through the runtime's exec API,

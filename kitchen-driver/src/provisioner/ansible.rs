@@ -34,8 +34,11 @@
 //! - `ansible_extra_flags`: more arguments (a string, split as a shell would, or a list).
 //! - `env_vars` (kitchen-ansible's name) or `env`: environment for `ansible-playbook`.
 //! - `requirements_path`: an `ansible-galaxy` requirements file. No network is reachable here,
-//!   so only local sources are installed (paths, `file://`, `git+file://`, `type: file|dir`);
-//!   anything that would be downloaded is a clear error naming it.
+//!   so only local sources are installed: role directories (a path, or `file://` + a
+//!   directory) are linked in under their `name` directly, since ansible-galaxy would look a
+//!   bare path up on the Galaxy API; tarballs (`file://`, paths), `git+file://` repositories and
+//!   collections with `type: file|dir` go through `ansible-galaxy`, whose own reason is
+//!   reported when it fails. Anything that would be downloaded is a clear error naming it.
 //! - `idempotency_test`: run the playbook a second time and fail if a task changed.
 //! - kitchen-ansible's keys for installing Ansible in the instance (`require_ansible_repo`,
 //!   `ansible_version`, `require_chef_for_busser`, ...) are accepted and ignored: nothing is
@@ -667,6 +670,9 @@ fn result_message(v: &Value) -> String {
 pub fn failed_tasks(lines: &[String]) -> Vec<TaskFailure> {
     let mut task = String::new();
     let mut failures: Vec<TaskFailure> = Vec::new();
+    // Where the current task's failures start: `...ignoring` excuses all of them (every item
+    // of a loop), not only the last.
+    let mut task_start = 0;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim_end();
@@ -674,8 +680,9 @@ pub fn failed_tasks(lines: &[String]) -> Vec<TaskFailure> {
             && let Some(end) = rest.rfind(']')
         {
             task = rest[..end].to_string();
+            task_start = failures.len();
         } else if line.trim() == "...ignoring" {
-            failures.pop();
+            failures.truncate(task_start);
         } else if let Some((host, kind, json_start)) = failure_head(line) {
             // The result: JSON on this line, or indented over the next lines (-vvv).
             let mut text = line[json_start..].to_string();
@@ -819,6 +826,92 @@ fn is_local_source(src: &str, kitchen_root: &Path) -> bool {
         && kitchen_root.join(s).exists()
 }
 
+/// The role entries of a requirements document whose source is a directory on this machine
+/// (a path, absolute or relative to the project, or `file://` + a directory), as (role name,
+/// directory), and the document without them (pure but for looking at the paths).
+pub fn split_local_role_dirs(doc: Value, kitchen_root: &Path) -> (Vec<(String, PathBuf)>, Value) {
+    let local_dir = |src: &str| -> Option<PathBuf> {
+        let s = src.trim();
+        if s.contains("://") && !s.starts_with("file://") {
+            return None;
+        }
+        let p = kitchen_root.join(s.strip_prefix("file://").unwrap_or(s));
+        p.is_dir().then_some(p)
+    };
+    let mut found = Vec::new();
+    let mut keep = |r: &Value| -> bool {
+        let (src, name) = match r {
+            Value::String(s) => (s.clone(), None),
+            Value::Object(m) => match m.get("src").or_else(|| m.get("name")) {
+                Some(src) => (scalar_text(src), m.get("name").map(scalar_text)),
+                None => return true,
+            },
+            _ => return true,
+        };
+        let Some(dir) = local_dir(&src) else {
+            return true;
+        };
+        let name = name.unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        found.push((name, dir));
+        false
+    };
+    let rest = match doc {
+        Value::Array(v) => Value::Array(v.into_iter().filter(|r| keep(r)).collect()),
+        Value::Object(mut m) => {
+            if let Some(Value::Array(v)) = m.remove("roles") {
+                m.insert(
+                    "roles".into(),
+                    Value::Array(v.into_iter().filter(|r| keep(r)).collect()),
+                );
+            }
+            Value::Object(m)
+        }
+        other => other,
+    };
+    (found, rest)
+}
+
+/// Why ansible-galaxy failed: its `[ERROR]:` and `[WARNING]: - X was NOT installed` messages,
+/// which it wraps over several lines before its closing `ERROR! - you can use
+/// --ignore-errors ...`, which says nothing by itself (pure: unit-tested).
+fn galaxy_reason(lines: &[String]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut in_message = false;
+    for line in lines {
+        let t = line.trim();
+        if t.starts_with("[ERROR]:") || t.starts_with("[WARNING]: -") {
+            in_message = true;
+            parts.push(
+                t.trim_start_matches("[ERROR]:")
+                    .trim_start_matches("[WARNING]:")
+                    .trim()
+                    .to_string(),
+            );
+        } else if in_message
+            && !t.is_empty()
+            && !t.starts_with("ERROR!")
+            && !t.starts_with("[WARNING]")
+            && !t.starts_with("[DEPRECATION")
+        {
+            if let Some(last) = parts.last_mut() {
+                last.push(' ');
+                last.push_str(t);
+            }
+        } else {
+            in_message = false;
+        }
+    }
+    if parts.is_empty() {
+        fallback_reason(lines)
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// What a requirements file asks for: whether it has roles and collections, or the first entry
 /// that would need the network (pure: unit-tested).
 ///
@@ -858,7 +951,7 @@ pub fn check_requirements(
         };
         if !is_local_source(&src, kitchen_root) {
             return Err(format!(
-                "role `{label}` would be downloaded from `{src}`, and no network is reachable here: vendor it under roles_path, or point `src` at a local path, tarball or file:// repository"
+                "role `{label}` would be downloaded from `{src}`, and no network is reachable here: vendor it under roles_path, or point `src` at a local role directory, a tarball, or a git+file:// repository"
             ));
         }
     }
@@ -1127,14 +1220,39 @@ impl AnsiblePlaybookProvisioner {
         } else {
             serde_saphyr::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?
         };
+        // Roles that are plain local directories are linked in here: ansible-galaxy cannot
+        // install them (it asks the Galaxy API for a bare path, and wants a tarball behind
+        // file://). The rest goes to ansible-galaxy.
+        let (local_dirs, doc) = split_local_role_dirs(doc, ctx.kitchen_root);
+        let mut result = (None, None);
+        if !local_dirs.is_empty() {
+            let roles = tmp.join("roles");
+            std::fs::create_dir_all(&roles).map_err(|e| Error::io("creating", &roles, e))?;
+            for (name, dir) in &local_dirs {
+                let link = roles.join(name);
+                std::os::unix::fs::symlink(dir, &link)
+                    .map_err(|e| Error::io("linking", &link, e))?;
+                ctx.output.info(&format!(
+                    "Role {name} is the local directory {}",
+                    dir.display()
+                ));
+            }
+            result.0 = Some(roles);
+        }
         let (has_roles, has_collections) =
             check_requirements(&doc, ctx.kitchen_root).map_err(bad)?;
         let galaxy = self.program("ansible-galaxy");
         let mut env: Vec<(String, String)> = ctx.host_env.to_vec();
         env.push(("PYTHONUNBUFFERED".into(), "1".into()));
         env.push(("ANSIBLE_NOCOLOR".into(), "1".into()));
-        let req_s = req.to_string_lossy().into_owned();
-        let mut result = (None, None);
+        let req_s = if local_dirs.is_empty() {
+            req.to_string_lossy().into_owned()
+        } else {
+            // JSON is YAML: the requirements without the linked directories.
+            let rest = tmp.join("requirements.yml");
+            std::fs::write(&rest, doc.to_string()).map_err(|e| Error::io("writing", &rest, e))?;
+            rest.to_string_lossy().into_owned()
+        };
         for (kind, wanted) in [("role", has_roles), ("collection", has_collections)] {
             if !wanted {
                 continue;
@@ -1162,7 +1280,7 @@ impl AnsiblePlaybookProvisioner {
                     message: format!(
                         "ansible-galaxy {kind} install -r {} exited with code {code}: {}",
                         req.display(),
-                        fallback_reason(&lines)
+                        galaxy_reason(&lines)
                     ),
                 });
             }
@@ -1399,6 +1517,26 @@ PLAY RECAP *********************************************************************
 probe-host                 : ok=2    changed=1    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0   
 "#;
 
+    /// ansible-playbook 2.14: a loop task with `ignore_errors: true` whose items all failed,
+    /// then a task that really failed (recorded here, abridged).
+    const IGNORED_LOOP: &str = r#"
+TASK [try each item] ***********************************************************
+failed: [localhost] (item=a) => {"ansible_loop_var": "item", "changed": true, "cmd": ["false"], "item": "a", "msg": "non-zero return code", "rc": 1}
+failed: [localhost] (item=b) => {"ansible_loop_var": "item", "changed": true, "cmd": ["false"], "item": "b", "msg": "non-zero return code", "rc": 1}
+...ignoring
+
+TASK [the real failure] ********************************************************
+fatal: [localhost]: FAILED! => {"changed": false, "msg": "really broken"}
+"#;
+
+    #[test]
+    fn an_ignored_loop_excuses_every_item() {
+        let f = failed_tasks(&lines(IGNORED_LOOP));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].task, "the real failure");
+        assert_eq!(f[0].message, "really broken");
+    }
+
     #[test]
     fn the_failing_task_is_named() {
         let l = lines(FAILED_RUN);
@@ -1480,6 +1618,46 @@ fatal: [u]: UNREACHABLE! => {"changed": false, "msg": "Failed to create temporar
             "{f:?}"
         );
         assert_eq!(with_hint("ERROR! other".into()), "ERROR! other");
+    }
+
+    /// ansible-galaxy 2.14 with no network (recorded here).
+    const GALAXY_OFFLINE: &str = "Starting galaxy role install process
+[WARNING]: - myrole was NOT installed successfully: Unknown error when
+attempting to call Galaxy at 'https://galaxy.ansible.com/api/': <urlopen error
+[Errno -2] Name or service not known>. <urlopen error [Errno -2] Name or
+service not known>
+ERROR! - you can use --ignore-errors to skip failed roles and finish processing the list.";
+
+    #[test]
+    fn the_galaxy_failure_says_why() {
+        let why = galaxy_reason(&lines(GALAXY_OFFLINE));
+        assert!(why.starts_with("- myrole was NOT installed successfully: Unknown error when attempting to call Galaxy"), "{why}");
+        assert!(why.contains("Name or service not known"), "{why}");
+        assert!(!why.contains("--ignore-errors"), "{why}");
+    }
+
+    #[test]
+    fn local_role_directories_are_taken_out_of_the_requirements() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("vendor/web")).unwrap();
+        let web = d.path().join("vendor/web");
+        let doc = json!({"roles": [
+            {"src": "vendor/web", "name": "nginx"},
+            "./vendor/web",
+            format!("file://{}", web.display()),
+            {"src": "file:///srv/x.tar.gz", "name": "x"},
+        ], "collections": []});
+        let (dirs, rest) = split_local_role_dirs(doc, d.path());
+        let names: Vec<&str> = dirs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["nginx", "web", "web"]);
+        assert!(dirs.iter().all(|(_, p)| p.is_dir()));
+        assert_eq!(
+            rest,
+            json!({"roles": [{"src": "file:///srv/x.tar.gz", "name": "x"}], "collections": []})
+        );
+        let (dirs, rest) = split_local_role_dirs(json!(["geerlingguy.nginx"]), d.path());
+        assert!(dirs.is_empty());
+        assert_eq!(rest, json!(["geerlingguy.nginx"]));
     }
 
     #[test]
