@@ -153,10 +153,11 @@ class LifecycleTest < Minitest::Test
       assert_equal "running", status[:state]
       assert_equal name, status[:resource_id]
 
-      # login: the command test-kitchen execs, run here with a script on stdin
+      # login: the command test-kitchen execs; with a script on stdin instead of a terminal,
+      # the script runs in the instance (as `ssh host < script`)
       lc = conn.login_command
       assert_equal File.expand_path(bin), File.expand_path(lc.command)
-      out, st = login_with_script(lc, "echo logged-$((40+2))\nexit 7\n")
+      out, st = Open3.capture2e(lc.command, *lc.arguments, stdin_data: "echo logged-$((40+2))\nexit 7\n")
       assert_includes out, "logged-42"
       assert_equal 7, st.exitstatus
 

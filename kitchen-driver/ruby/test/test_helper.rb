@@ -83,24 +83,6 @@ module PluginTestHelpers
     @states[inst] ||= {}
   end
 
-  # Runs a Kitchen::LoginCommand as `kitchen login` would, typing `script` once the shell has
-  # shown its prompt, and keeping stdin open until the shell ends (end of input would end the
-  # session before the script ran). Returns the terminal's output and the exit status.
-  def login_with_script(login_command, script)
-    Open3.popen2e(login_command.command, *login_command.arguments) do |stdin, out, wait|
-      seen = +""
-      seen << out.readpartial(4096) until seen.include?("# ")
-      stdin.write(script)
-      stdin.flush
-      begin
-        loop { seen << out.readpartial(4096) }
-      rescue EOFError
-        nil
-      end
-      [seen, wait.value]
-    end
-  end
-
   # Whether the runtime still has a container by this name (asked with its own CLI).
   def container_exists?(runtime, name)
     if runtime == "lxd"

@@ -294,11 +294,7 @@ pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
             output: reporter.instance(&inst.name)?,
         };
         let conn = driver.connection(&ctx, &state).await?;
-        if std::io::stdin().is_terminal() {
-            interactive_login(conn.as_ref()).await
-        } else {
-            piped_login(conn.as_ref()).await
-        }
+        login_session(conn.as_ref()).await
     });
     match code {
         Ok(code) => i32::try_from(code).unwrap_or(EXIT_ACTIONS_FAILED),
@@ -355,6 +351,16 @@ fn window_size() -> (u16, u16) {
         .unwrap_or((80, 24))
 }
 
+/// `login`'s session (also `plugin login`'s): a shell on this terminal, or the piped input
+/// run as a script when stdin is not a terminal. Returns the shell's exit code.
+pub(super) async fn login_session(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+    if std::io::stdin().is_terminal() {
+        interactive_login(conn).await
+    } else {
+        piped_login(conn).await
+    }
+}
+
 /// `login` with piped input (`echo uptime | kitchen-driver login web`): the input is a script
 /// for the instance's shell, run without a terminal, as `ssh host < script` does. An
 /// interactive shell would wait for the terminal's answers to its line-editing queries and eat
@@ -382,7 +388,7 @@ async fn piped_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64>
 
 /// `login`: a shell under a pseudo-terminal in the instance, through the runtime's exec API,
 /// wired to this terminal (raw mode, window resizes). Returns the shell's exit code.
-pub(super) async fn interactive_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+async fn interactive_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
     use std::io::{Read, Write};
     let (w, h) = window_size();
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());

@@ -53,7 +53,8 @@ pub enum PluginCommand {
     Upload,
     /// Copy `remotes` from the instance into the host directory `local`.
     Download,
-    /// An interactive shell on this terminal (no JSON output; exits with the shell's code).
+    /// An interactive shell on this terminal, or stdin run as a script when it is not a
+    /// terminal (no JSON output; exits with the shell's code).
     Login,
 }
 
@@ -246,7 +247,7 @@ async fn run(command: PluginCommand, req: &Request, lines: &Lines) -> Result<Don
             Outcome::Download {}
         }
         PluginCommand::Login => {
-            let code = super::actions::interactive_login(conn().await?.as_ref()).await?;
+            let code = super::actions::login_session(conn().await?.as_ref()).await?;
             return Ok(Done::Login(i32::try_from(code).unwrap_or(20)));
         }
     };
