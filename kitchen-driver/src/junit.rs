@@ -13,9 +13,9 @@ use crate::verifier::{CaseOutcome, CaseResult};
 /// Renders the outcomes of one run as JUnit XML.
 ///
 /// # Errors
-/// Only if the XML writer fails, which it does not for in-memory strings; kept as a `Result`
-/// so callers need no `expect`.
-pub fn render(report_name: &str, outcomes: &[InstanceOutcome]) -> Result<String, String> {
+/// [`crate::Error::Report`] only if the XML writer fails, which it does not for in-memory
+/// strings; kept as a `Result` so callers need no `expect`.
+pub fn render(report_name: &str, outcomes: &[InstanceOutcome]) -> crate::Result<String> {
     let mut report = Report::new(report_name);
     for outcome in outcomes {
         let mut suite = TestSuite::new(outcome.instance.as_str());
@@ -48,7 +48,10 @@ pub fn render(report_name: &str, outcomes: &[InstanceOutcome]) -> Result<String,
         }
         report.add_test_suite(suite);
     }
-    report.to_string().map_err(|e| e.to_string())
+    report.to_string().map_err(|e| crate::Error::Report {
+        what: "the JUnit report".into(),
+        source: Box::new(e),
+    })
 }
 
 fn case(instance: &str, c: &CaseResult) -> TestCase {
@@ -160,6 +163,7 @@ mod tests {
         let cancelled = Error::Cancelled {
             instance: "a-b".into(),
             action: "converge".into(),
+            reason: crate::CancelReason::Interrupted,
         };
         let xml = render("k", &[outcome("a-b", Some(cancelled), vec![])]).unwrap();
         assert!(xml.contains("<skipped"), "{xml}");

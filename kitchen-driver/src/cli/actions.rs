@@ -5,17 +5,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::exit;
 use crate::config::{self, InstanceConfig, LoadOptions, Project};
+use crate::error::{Error, Result};
 use crate::lifecycle::{self, DestroyMode, RunOptions, Runner};
 use crate::report::{Level, Reporter};
 use crate::state::StateFile;
-
-/// Exit code for usage errors and selections that match nothing.
-pub const EXIT_USAGE: i32 = 1;
-/// Exit code when actions failed (test-kitchen's `ActionFailed`).
-pub const EXIT_ACTIONS_FAILED: i32 = 20;
-/// Exit code after Ctrl-C (128 + SIGINT).
-pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Flags shared by the action commands.
 #[derive(Debug, Args)]
@@ -78,28 +73,19 @@ pub struct ExecArgs {
 }
 
 /// Loads the project and selects instances (test-kitchen's rules, see
-/// [`Project::select`]); on failure prints the error and returns the exit code.
+/// [`Project::select`]).
 fn load_selected(
     opts: &LoadOptions,
     args: &[String],
     test_base_path: Option<&PathBuf>,
     log_level: &str,
-) -> Result<(Project, Vec<InstanceConfig>), i32> {
+) -> Result<(Project, Vec<InstanceConfig>)> {
     let mut opts = opts.clone().with_log_level(log_level);
     if let Some(t) = test_base_path {
         opts = opts.with_test_base_path(t);
     }
-    let project = config::load(&opts).map_err(|e| {
-        eprintln!(">>>>>> {e}");
-        e.exit_code()
-    })?;
-    let selected = match project.select(args) {
-        Ok(s) => s.into_iter().cloned().collect(),
-        Err(e) => {
-            eprintln!(">>>>>> {e}");
-            return Err(e.exit_code());
-        }
-    };
+    let project = config::load(&opts)?;
+    let selected = project.select(args)?.into_iter().cloned().collect();
     Ok((project, selected))
 }
 
@@ -125,29 +111,29 @@ fn init_tracing(level: Level) {
         .try_init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(|source| Error::Startup {
+            action: "start the async runtime",
+            source,
+        })
 }
 
 pub(super) fn run_lifecycle(
     opts: &LoadOptions,
     args: ActionArgs,
     command: lifecycle::Command,
-) -> i32 {
+) -> Result<()> {
     let level = level_of(&args.log_level);
     init_tracing(level);
-    let (project, instances) = match load_selected(
+    let (project, instances) = load_selected(
         opts,
         &args.instances,
         args.test_base_path.as_ref(),
         &args.log_level,
-    ) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    )?;
     let concurrency = match (args.parallel, args.concurrency) {
         (true, _) | (_, Some(0)) => instances.len(),
         (false, Some(n)) => n.min(instances.len()),
@@ -155,20 +141,8 @@ pub(super) fn run_lifecycle(
     };
     let stdout = std::io::stdout();
     let color = stdout.is_terminal();
-    let reporter = match Reporter::new(&project.kitchen_root, Box::new(stdout), level, color) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_ACTIONS_FAILED;
-        }
-    };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_ACTIONS_FAILED;
-        }
-    };
+    let reporter = Reporter::new(&project.kitchen_root, Box::new(stdout), level, color)?;
+    let rt = runtime()?;
     let started = std::time::Instant::now();
     let runner = Runner::new(
         &project.kitchen_root,
@@ -190,7 +164,7 @@ pub(super) fn run_lifecycle(
                         "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)",
                     );
                     if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(EXIT_INTERRUPTED);
+                        std::process::exit(exit::INTERRUPTED);
                     }
                 }
             })
@@ -206,30 +180,18 @@ pub(super) fn run_lifecycle(
         outcomes
     });
     if let Some(path) = &args.junit {
-        let written = crate::junit::render("kitchen-driver", &outcomes)
-            .and_then(|xml| std::fs::write(path, xml).map_err(|e| e.to_string()));
-        if let Err(e) = written {
-            eprintln!(
-                "kitchen-driver: cannot write the JUnit report {}: {e}",
-                path.display()
-            );
-            return EXIT_ACTIONS_FAILED;
-        }
+        let xml = crate::junit::render("kitchen-driver", &outcomes)?;
+        std::fs::write(path, xml).map_err(|e| Error::Report {
+            what: format!("the JUnit report {}", path.display()),
+            source: Box::new(e),
+        })?;
     }
     match lifecycle::failure_summary(&outcomes) {
         Some(summary) => {
             reporter.log_only(Level::Error, &format!(">>>>>> {summary}"));
-            eprintln!(">>>>>> ------Exception-------");
-            eprintln!(">>>>>> Class: Kitchen::ActionFailed");
-            eprintln!(">>>>>> Message: {summary}");
-            eprintln!(">>>>>> ----------------------");
-            eprintln!(">>>>>> Please see .kitchen/logs/kitchen.log for more details");
-            EXIT_ACTIONS_FAILED
+            Err(Error::ActionsFailed { summary })
         }
-        None if canceller.is_cancelled() => {
-            eprintln!(">>>>>> Interrupted before every action ran");
-            EXIT_INTERRUPTED
-        }
+        None if canceller.is_cancelled() => Err(Error::Interrupted),
         None => {
             reporter.global(
                 Level::Info,
@@ -238,71 +200,48 @@ pub(super) fn run_lifecycle(
                     started.elapsed().as_secs_f64()
                 ),
             );
-            0
+            Ok(())
         }
     }
 }
 
-pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
+/// `login`: returns the shell's exit code.
+pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> Result<i32> {
     let level = level_of(&args.log_level);
     init_tracing(level);
-    let (project, found) = match load_selected(
+    let (project, found) = load_selected(
         opts,
         std::slice::from_ref(&args.instance),
         None,
         &args.log_level,
-    ) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    )?;
     let [inst] = found.as_slice() else {
         let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
-        eprintln!(
-            "kitchen-driver: argument `{}` returned multiple results: {}; name exactly one instance",
-            args.instance,
-            names.join(", ")
-        );
-        return EXIT_USAGE;
+        return Err(Error::AmbiguousInstance {
+            pattern: args.instance,
+            matches: names.join(", "),
+        });
     };
-    let state = match StateFile::new(&project.kitchen_root, &inst.name).load() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_ACTIONS_FAILED;
-        }
-    };
+    let state = StateFile::new(&project.kitchen_root, &inst.name).load()?;
     if state.last_action().is_none() {
-        eprintln!(
-            "kitchen-driver: instance {} has not yet been created; run `kitchen-driver create {}`",
-            inst.name, inst.name
-        );
-        return EXIT_ACTIONS_FAILED;
+        return Err(Error::NotCreated {
+            instance: inst.name.clone(),
+        });
     }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_ACTIONS_FAILED;
-        }
-    };
+    let rt = runtime()?;
     let code = rt.block_on(async {
         let driver = crate::driver::for_instance(inst)?;
         let reporter = Reporter::without_logs(Box::new(std::io::sink()), Level::Error);
-        let ctx = crate::driver::DriverContext {
-            instance: std::sync::Arc::new(inst.clone()),
-            kitchen_root: project.kitchen_root.clone(),
-            output: reporter.instance(&inst.name)?,
-        };
+        let ctx = crate::plugin::InstanceContext::new(
+            std::sync::Arc::new(inst.clone()),
+            &project.kitchen_root,
+            &project.test_base_path,
+            reporter.instance(&inst.name)?,
+        );
         let conn = driver.connection(&ctx, &state).await?;
         login_session(conn.as_ref()).await
-    });
-    match code {
-        Ok(code) => i32::try_from(code).unwrap_or(EXIT_ACTIONS_FAILED),
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            EXIT_ACTIONS_FAILED
-        }
-    }
+    })?;
+    Ok(i32::try_from(code).unwrap_or(exit::ACTIONS_FAILED))
 }
 
 /// Puts the local terminal in raw mode until dropped (when stdin is a terminal).
@@ -353,7 +292,7 @@ fn window_size() -> (u16, u16) {
 
 /// `login`'s session (also `plugin login`'s): a shell on this terminal, or the piped input
 /// run as a script when stdin is not a terminal. Returns the shell's exit code.
-pub(super) async fn login_session(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+pub(super) async fn login_session(conn: &dyn crate::transport::Connection) -> crate::Result<i64> {
     if std::io::stdin().is_terminal() {
         interactive_login(conn).await
     } else {
@@ -365,7 +304,7 @@ pub(super) async fn login_session(conn: &dyn crate::driver::Connection) -> crate
 /// for the instance's shell, run without a terminal, as `ssh host < script` does. An
 /// interactive shell would wait for the terminal's answers to its line-editing queries and eat
 /// the piped lines. Output goes to stdout and stderr; returns the shell's exit code.
-async fn piped_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+async fn piped_login(conn: &dyn crate::transport::Connection) -> crate::Result<i64> {
     use std::io::Read;
     struct Plain;
     impl crate::report::OutputSink for Plain {
@@ -381,21 +320,21 @@ async fn piped_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64>
         .read_to_string(&mut script)
         .map_err(|e| crate::Error::io("reading", "standard input", e))?;
     let out = conn
-        .exec(&crate::driver::ExecRequest::shell(script), &Plain)
+        .exec(&crate::transport::ExecRequest::shell(script), &Plain)
         .await?;
     Ok(out.exit_code)
 }
 
 /// `login`: a shell under a pseudo-terminal in the instance, through the runtime's exec API,
 /// wired to this terminal (raw mode, window resizes). Returns the shell's exit code.
-async fn interactive_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+async fn interactive_login(conn: &dyn crate::transport::Connection) -> Result<i64> {
     use std::io::{Read, Write};
     let (w, h) = window_size();
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
     let argv = [
         "sh".to_string(),
         "-c".to_string(),
-        crate::driver::LOGIN_SHELL.to_string(),
+        crate::transport::LOGIN_SHELL.to_string(),
     ];
     let mut session = conn
         .open_tty(&argv, &[("TERM".to_string(), term)], w, h)

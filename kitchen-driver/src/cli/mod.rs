@@ -1,26 +1,28 @@
 //! The command line: test-kitchen's verbs, flags and exit codes.
 //!
-//! Exit codes as test-kitchen: 0 success; 1 usage errors and "no instances matched"; 10 an
-//! instance failure; 20 "N actions failed" and other errors (such as an unreadable kitchen.yml).
+//! Exit codes as test-kitchen: 0 success; 1 usage errors and "no instances matched"; 20 "N
+//! actions failed" and other errors (such as an unreadable kitchen.yml); 130 after Ctrl-C.
+//! The table is [`exit`]; every failure is printed by [`exit::report_fatal`].
 
 use std::io::Write;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ConfigError, LoadOptions, Project};
-use crate::lifecycle::{self, Action};
+use crate::action::Action;
+use crate::config::{self, LoadOptions, Project};
+use crate::error::{Error, Result};
+use crate::lifecycle;
 
 mod actions;
 mod diagnose;
+pub mod exit;
 mod list;
 pub mod plugin_protocol;
 
-pub use actions::{
-    ActionArgs, EXIT_ACTIONS_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, ExecArgs, LoginArgs, TestArgs,
-};
+pub use actions::{ActionArgs, ExecArgs, LoginArgs, TestArgs};
 
 pub use diagnose::render_diagnose;
-pub use list::{ListRow, list_rows, render_table, state_label};
+pub use list::{ListRow, list_rows, render_table};
 
 /// Test infrastructure code in LXD and Docker containers, reading test-kitchen's kitchen.yml.
 #[derive(Debug, Parser)]
@@ -92,26 +94,32 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
-        Ok(cli) => run(cli),
+        Ok(cli) => run(cli).unwrap_or_else(|e| exit::report_fatal(&e)),
         Err(e) => {
-            let code = if e.use_stderr() { 1 } else { 0 };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
             let _ = e.print();
             code
         }
     }
 }
 
-/// Runs the parsed command line and returns the process exit code.
-pub fn run(cli: Cli) -> i32 {
-    let dir = match std::env::current_dir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("kitchen-driver: cannot determine the current directory: {e}");
-            return 20;
-        }
-    };
+/// Runs the parsed command line and returns the exit code of a command that succeeded: 0, or
+/// for `login` the shell's own exit code.
+///
+/// # Errors
+/// Whatever failed; [`Error::exit_code`] maps it to the process exit code and
+/// [`exit::report_fatal`] prints it.
+pub fn run(cli: Cli) -> Result<i32> {
+    let dir = std::env::current_dir().map_err(|source| Error::Startup {
+        action: "determine the current directory",
+        source,
+    })?;
     let opts = LoadOptions::from_process(dir);
-    let action = |a, c| actions::run_lifecycle(&opts, a, c);
+    let action = |a, c| actions::run_lifecycle(&opts, a, c).map(|()| exit::SUCCESS);
     match cli.command {
         Command::List(args) => report(&opts, &args.instances, |p, sel, out| {
             let mut out = out;
@@ -119,7 +127,7 @@ pub fn run(cli: Cli) -> i32 {
         }),
         Command::Diagnose(args) => report(&opts, &args.instances, |p, sel, out| {
             let text = render_diagnose(p, sel, args.json)?;
-            out.write_all(text.as_bytes()).map_err(CliError::from)
+            out.write_all(text.as_bytes()).map_err(output_error)
         }),
         Command::Create(a) => action(a, lifecycle::Command::Action(Action::Create)),
         Command::Converge(a) => action(a, lifecycle::Command::Action(Action::Converge)),
@@ -140,54 +148,34 @@ pub fn run(cli: Cli) -> i32 {
             action(args, lifecycle::Command::Exec(e.command))
         }
         Command::Login(l) => actions::login(&opts, l),
-        Command::Plugin(p) => plugin_protocol::main(p),
+        // The protocol answers its own errors as JSON lines and picks the exit code.
+        Command::Plugin(p) => Ok(plugin_protocol::main(p)),
     }
 }
 
-/// Runs a reporting command (list, diagnose) on stdout and maps its error to an exit code.
+/// Runs a reporting command (list, diagnose) on stdout.
 fn report(
     opts: &LoadOptions,
     instances: &[String],
-    f: impl FnOnce(&Project, &[String], &mut dyn Write) -> Result<(), CliError>,
-) -> i32 {
+    f: impl FnOnce(&Project, &[String], &mut dyn Write) -> Result<()>,
+) -> Result<i32> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match load_and_select(opts, instances).and_then(|(p, sel)| f(&p, &sel, &mut out)) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = out.flush();
-            eprintln!(">>>>>> {e}");
-            e.exit_code()
-        }
+    let result = load_and_select(opts, instances).and_then(|(p, sel)| f(&p, &sel, &mut out));
+    // Whatever was printed goes out before the error.
+    let _ = out.flush();
+    result.map(|()| exit::SUCCESS)
+}
+
+/// [`Error::Report`] for a failed write to stdout.
+fn output_error(e: std::io::Error) -> Error {
+    Error::Report {
+        what: "output".into(),
+        source: Box::new(e),
     }
 }
 
-/// Errors the list and diagnose commands report.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CliError {
-    /// Loading the project or selecting instances failed.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// Writing the output failed.
-    #[error("cannot write output: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl CliError {
-    /// The process exit code (test-kitchen's).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CliError::Config(e) => e.exit_code(),
-            CliError::Io(_) => 20,
-        }
-    }
-}
-
-fn load_and_select(
-    opts: &LoadOptions,
-    args: &[String],
-) -> Result<(Project, Vec<String>), CliError> {
+fn load_and_select(opts: &LoadOptions, args: &[String]) -> Result<(Project, Vec<String>)> {
     let project = config::load(opts)?;
     let names = project
         .select(args)?

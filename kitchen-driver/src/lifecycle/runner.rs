@@ -2,18 +2,20 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio::sync::Semaphore;
 
 use super::hooks::{HookCommand, Hooks, Phase};
 use super::{Action, steps};
 use crate::config::InstanceConfig;
-use crate::driver::{self, Connection, Driver, DriverContext, ExecRequest};
-use crate::error::{Error, Result};
-use crate::plugin::PluginContext;
+use crate::driver::{self, Driver};
+use crate::error::{CancelReason, Error, Result};
+use crate::host::HostCommand;
+use crate::plugin::InstanceContext;
 use crate::report::{InstanceOutput, Level, Reporter};
-use crate::state::{State, StateFile};
+use crate::state::{State, StateFile, keys};
+use crate::transport::{self, Connection, ExecRequest};
 use crate::verifier::CaseResult;
 use crate::{provisioner, verifier};
 
@@ -120,20 +122,48 @@ pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
     Some(msg)
 }
 
-/// Stops a [`Runner`] from starting further steps (Ctrl-C). Steps already running finish,
-/// so nothing is left half-created, and `test --destroy always` still destroys.
+/// Stops a [`Runner`] from starting further steps (Ctrl-C, or `--fail-fast` after a
+/// failure). Steps already running finish, so nothing is left half-created, and
+/// `test --destroy always` still destroys. The first reason given is kept.
 #[derive(Debug, Clone, Default)]
-pub struct Canceller(Arc<AtomicBool>);
+pub struct Canceller(Arc<AtomicU8>);
 
 impl Canceller {
-    /// Asks the runner to start no further step.
+    const NOT_CANCELLED: u8 = 0;
+    const INTERRUPTED: u8 = 1;
+    const FAIL_FAST: u8 = 2;
+
+    /// Asks the runner to start no further step, because of Ctrl-C.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.cancel_for(CancelReason::Interrupted);
     }
 
-    /// Whether [`Canceller::cancel`] was called (or `--fail-fast` tripped).
+    /// Asks the runner to start no further step, for `reason`.
+    pub fn cancel_for(&self, reason: CancelReason) {
+        let code = match reason {
+            CancelReason::FailFast => Self::FAIL_FAST,
+            _ => Self::INTERRUPTED,
+        };
+        let _ = self.0.compare_exchange(
+            Self::NOT_CANCELLED,
+            code,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Why the run was cancelled, if it was.
+    pub fn reason(&self) -> Option<CancelReason> {
+        match self.0.load(Ordering::SeqCst) {
+            Self::INTERRUPTED => Some(CancelReason::Interrupted),
+            Self::FAIL_FAST => Some(CancelReason::FailFast),
+            _ => None,
+        }
+    }
+
+    /// Whether the run was cancelled (Ctrl-C or `--fail-fast`).
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.reason().is_some()
     }
 }
 
@@ -188,7 +218,7 @@ impl Runner {
         opts: RunOptions,
     ) -> Vec<InstanceOutcome> {
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        let cancel = self.cancel.0.clone();
+        let cancel = self.cancel.clone();
         let mut tasks = Vec::new();
         for inst in instances {
             let inst = Arc::new(inst.clone());
@@ -209,7 +239,7 @@ impl Runner {
                         .run_instance(inst.clone(), &command, &cancel, &mut cases)
                         .await;
                     if result.is_err() && opts.fail_fast {
-                        cancel.store(true, Ordering::SeqCst);
+                        cancel.cancel_for(CancelReason::FailFast);
                     }
                     (result, cases)
                 }),
@@ -240,7 +270,7 @@ impl Runner {
         &self,
         inst: Arc<InstanceConfig>,
         command: &Command,
-        cancel: &Arc<AtomicBool>,
+        cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
     ) -> Result<()> {
         let output = self.reporter.instance(&inst.name)?;
@@ -261,19 +291,23 @@ impl Runner {
         &self,
         inst: Arc<InstanceConfig>,
         command: &Command,
-        cancel: &Arc<AtomicBool>,
+        cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
         output: &InstanceOutput,
         reported: &mut bool,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
-        super::preflight::check(&inst, command, &self.test_base_path)?;
+        for key in super::preflight::check(&inst, command, &self.test_base_path)? {
+            output.warn(&key.to_string());
+        }
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
-        let ctx = DriverContext {
-            instance: inst.clone(),
-            kitchen_root: self.kitchen_root.clone(),
-            output: output.clone(),
-        };
+        let ctx = InstanceContext::new(
+            inst.clone(),
+            &self.kitchen_root,
+            &self.test_base_path,
+            output.clone(),
+        )
+        .with_host_env(self.host_env.clone());
         if let Command::Exec(cmd) = command {
             let state = state_file.load()?;
             if state.last_action().is_none() {
@@ -348,12 +382,12 @@ impl Runner {
 struct InstanceRun<'a> {
     runner: &'a Runner,
     inst: Arc<InstanceConfig>,
-    ctx: DriverContext,
+    ctx: InstanceContext,
     driver: Box<dyn Driver>,
     hooks: Hooks,
     state: State,
     state_file: StateFile,
-    cancel: Arc<AtomicBool>,
+    cancel: Canceller,
     cases: &'a mut Vec<CaseResult>,
     /// Set once a step's failure has been shown, so it is not shown twice.
     reported: &'a mut bool,
@@ -362,10 +396,11 @@ struct InstanceRun<'a> {
 impl InstanceRun<'_> {
     async fn transition_to(&mut self, target: Action) -> Result<()> {
         for step in steps(self.state.last_action(), target) {
-            if self.cancel.load(Ordering::SeqCst) {
+            if let Some(reason) = self.cancel.reason() {
                 return Err(Error::Cancelled {
                     instance: self.inst.name.clone(),
                     action: step.to_string(),
+                    reason,
                 });
             }
             self.run_step(step).await?;
@@ -377,7 +412,7 @@ impl InstanceRun<'_> {
         let out = self.ctx.output.clone();
         let started = std::time::Instant::now();
         out.banner(&format!("{} <{}>...", action.verb(), self.inst.name));
-        self.state.set("last_attempted_action", action.as_str());
+        self.state.set(keys::LAST_ATTEMPTED_ACTION, action.as_str());
         if action != Action::Destroy || self.state_file.path().exists() {
             self.state_file.save(&self.state)?;
         }
@@ -398,9 +433,9 @@ impl InstanceRun<'_> {
                     self.state_file.delete()?;
                     self.state = State::new();
                 } else {
-                    self.state.set("last_action", action.as_str());
-                    self.state.set("last_error", serde_json::Value::Null);
-                    self.state.remove("last_error_message");
+                    self.state.set(keys::LAST_ACTION, action.as_str());
+                    self.state.set(keys::LAST_ERROR, serde_json::Value::Null);
+                    self.state.remove(keys::LAST_ERROR_MESSAGE);
                     self.state_file.save(&self.state)?;
                 }
                 out.info(&format!(
@@ -415,8 +450,8 @@ impl InstanceRun<'_> {
                     out.error(&format!(">>>>>> {e}"));
                     *self.reported = true;
                 }
-                self.state.set("last_error", e.kind_name());
-                self.state.set("last_error_message", e.to_string());
+                self.state.set(keys::LAST_ERROR, e.kind_name());
+                self.state.set(keys::LAST_ERROR_MESSAGE, e.to_string());
                 self.state_file.save(&self.state)?;
             }
         }
@@ -435,30 +470,12 @@ impl InstanceRun<'_> {
             Action::Converge => {
                 let prov = provisioner::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
-                let pctx = PluginContext::new(
-                    &self.inst,
-                    &self.runner.kitchen_root,
-                    &self.runner.test_base_path,
-                    &self.state,
-                    conn,
-                    &self.ctx.output,
-                    &self.runner.host_env,
-                );
-                prov.converge(&pctx).await
+                prov.converge(&self.ctx.plugin(&self.state, conn)).await
             }
             Action::Verify => {
                 let ver = verifier::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
-                let pctx = PluginContext::new(
-                    &self.inst,
-                    &self.runner.kitchen_root,
-                    &self.runner.test_base_path,
-                    &self.state,
-                    conn,
-                    &self.ctx.output,
-                    &self.runner.host_env,
-                );
-                let report = ver.verify(&pctx).await?;
+                let report = ver.verify(&self.ctx.plugin(&self.state, conn)).await?;
                 self.cases.extend(report.cases);
                 match report.failure {
                     None => Ok(()),
@@ -492,22 +509,27 @@ impl InstanceRun<'_> {
                         ),
                         (
                             "KITCHEN_INSTANCE_HOSTNAME".to_string(),
-                            self.state.get_str("hostname").unwrap_or("").to_string(),
+                            self.state.get_str(keys::HOSTNAME).unwrap_or("").to_string(),
                         ),
                     ];
                     env.extend(environment.iter().cloned());
                     let cmd = match user {
                         Some(u) => format!(
                             "sudo -E -u {} sh -c {}",
-                            driver::shell_quote(u),
-                            driver::shell_quote(command)
+                            transport::shell_quote(u),
+                            transport::shell_quote(command)
                         ),
                         None => command.clone(),
                     };
                     self.ctx
                         .output
                         .log(Level::Info, &format!("Running {what}: {cmd}"));
-                    let code = crate::plugin::run_local(&cmd, cwd, &env, &self.ctx.output).await?;
+                    let code = HostCommand::shell(&cmd, cwd)
+                        .envs(self.ctx.host_env.iter().cloned())
+                        .envs(env)
+                        .run(&self.ctx.output)
+                        .await
+                        .map_err(|e| Error::io("running hook command in", cwd, e))?;
                     if code != 0 {
                         return Err(Error::CommandFailed {
                             instance: self.inst.name.clone(),
@@ -518,7 +540,7 @@ impl InstanceRun<'_> {
                     }
                 }
                 HookCommand::Remote { command, skippable } => {
-                    if self.state.get_str("last_action").is_none()
+                    if self.state.get_str(keys::LAST_ACTION).is_none()
                         && !(action == Action::Create && phase != Phase::Pre)
                     {
                         if *skippable {

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::cli::exit;
 use crate::config::{InstanceConfig, PluginConfig};
 use crate::error::Error;
 use crate::state::State;
@@ -327,8 +328,10 @@ impl ErrorCode {
     /// request the plugin got wrong, 20 (test-kitchen's failed action) otherwise.
     pub fn exit_code(self) -> i32 {
         match self {
-            ErrorCode::BadRequest | ErrorCode::ProtocolMismatch | ErrorCode::UnknownDriver => 1,
-            _ => 20,
+            ErrorCode::BadRequest | ErrorCode::ProtocolMismatch | ErrorCode::UnknownDriver => {
+                exit::USAGE
+            }
+            _ => exit::ACTIONS_FAILED,
         }
     }
 }

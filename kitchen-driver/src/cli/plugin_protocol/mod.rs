@@ -21,8 +21,9 @@ pub use messages::{
     ProtocolError, Request, Status, Stream, state_json,
 };
 
-use crate::driver::{Connection, DriverContext, ExecRequest};
+use crate::plugin::InstanceContext;
 use crate::report::{Level, OutputSink, OutputStream, Reporter};
+use crate::transport::{Connection, ExecRequest};
 
 /// `plugin COMMAND [--request JSON]`.
 #[derive(Debug, Args)]
@@ -200,11 +201,13 @@ async fn run(command: PluginCommand, req: &Request, lines: &Lines) -> Result<Don
         }),
         Level::Info,
     );
-    let ctx = DriverContext {
-        output: reporter.instance(&req.instance)?,
-        instance: Arc::new(instance),
-        kitchen_root: req.kitchen_root.clone(),
-    };
+    // No test_base_path: drivers do not read it (only provisioners and verifiers do).
+    let ctx = InstanceContext::new(
+        Arc::new(instance),
+        &req.kitchen_root,
+        req.kitchen_root.join("test/integration"),
+        reporter.instance(&req.instance)?,
+    );
     let mut state = req.state();
     let conn = || async { driver.connection(&ctx, &req.state()).await };
     let outcome = match command {
@@ -248,7 +251,9 @@ async fn run(command: PluginCommand, req: &Request, lines: &Lines) -> Result<Don
         }
         PluginCommand::Login => {
             let code = super::actions::login_session(conn().await?.as_ref()).await?;
-            return Ok(Done::Login(i32::try_from(code).unwrap_or(20)));
+            return Ok(Done::Login(
+                i32::try_from(code).unwrap_or(super::exit::ACTIONS_FAILED),
+            ));
         }
     };
     Ok(Done::Result(outcome))
@@ -272,7 +277,11 @@ fn version() -> Outcome {
 }
 
 /// Asks the instance to run `true`: answers tell whether it is there and reachable.
-async fn status(driver: &dyn crate::driver::Driver, ctx: &DriverContext, req: &Request) -> Status {
+async fn status(
+    driver: &dyn crate::driver::Driver,
+    ctx: &InstanceContext,
+    req: &Request,
+) -> Status {
     let state = req.state();
     let resource_id = state.get_str("container_name").map(str::to_string);
     let probe = async {
