@@ -85,3 +85,60 @@ fn a_piped_login_runs_the_piped_commands() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     p.assert_no_containers();
 }
+
+#[test]
+fn kitchen_docker_volume_run_options_and_provision_command_apply() {
+    // The form dev-sec's kitchen.yml files use with kitchen-docker.
+    let p = TestProject::new("kd-forms");
+    p.write("shared/note", "from the host\n");
+    let stem = p.root().file_name().unwrap().to_string_lossy().into_owned();
+    p.write(
+        "kitchen.yml",
+        &format!(
+            r#"
+driver:
+  name: docker
+  image: "kitchen/busybox:latest"
+  volume:
+    - {root}/shared:/shared:ro
+  run_options:
+    tmpfs: [/scratch]
+    ulimit: nofile=1024
+  provision_command:
+    - echo {stem} > /etc/provisioned
+provisioner: {{name: shell, sudo: false, command: "true"}}
+verifier:
+  name: shell
+  remote_exec: true
+  command: "grep -qx {stem} /etc/provisioned && grep -qx 'from the host' /shared/note && grep -q ' /scratch tmpfs ' /proc/mounts"
+platforms: [{{name: busybox}}]
+suites: [{{name: forms}}]
+"#,
+            root = p.root().display()
+        ),
+    );
+    let out = p.kitchen_driver(300).args(["test"]).output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    // The derived image is this test's own (its content names the project): remove it.
+    let image = stdout
+        .split("Building image ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string);
+    if let Some(image) = &image {
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", image])
+            .output();
+    }
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        image.is_some(),
+        "provision_command built no image:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("driver `docker` key `run_options.ulimit` is ignored"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("key `volume` is ignored"), "{stdout}");
+    p.assert_no_containers();
+}

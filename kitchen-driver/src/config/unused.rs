@@ -145,8 +145,8 @@ pub fn why(kind: &str, plugin: &str, key: &str) -> String {
         ) => Some(
             "a kitchen-docker/kitchen-dokken setting this driver has no counterpart for: it runs `image` (or builds `dockerfile`) as given",
         ),
-        ("driver", "volume" | "run_options" | "provision_command") => Some(
-            "kitchen-docker's form is not translated yet: use `volumes`, the driver's own container keys, or a `dockerfile`",
+        ("driver", "run_options") => Some(
+            "this `docker run` option has no counterpart in the driver (translated: tmpfs, volume, cap-add, cap-drop, env, label, privileged, memory, cpus, user, hostname, network, publish)",
         ),
         (
             "driver",

@@ -108,6 +108,12 @@ pub(super) struct DockerConfig {
     pub(super) network_mode: Option<String>,
     pub(super) labels: BTreeMap<String, StrOrNum>,
     pub(super) ready_timeout: Option<u64>,
+    /// kitchen-docker's name for `volumes` (folded into it by `kitchen_docker::translate`).
+    pub(super) volume: OneOrMany,
+    /// kitchen-docker's `docker run` options (folded into the keys above).
+    pub(super) run_options: super::kitchen_docker::RunOptions,
+    /// kitchen-docker's `RUN` lines for a derived image.
+    pub(super) provision_command: OneOrMany,
 }
 
 /// One published port: `[host_ip:][host_port:]container_port[/proto]`.

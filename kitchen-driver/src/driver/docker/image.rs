@@ -17,12 +17,34 @@ use crate::report::{LineSplitter, OutputSink, OutputStream};
 use crate::transport::TarBuilder;
 
 impl DockerDriver {
-    /// The image to run: `image`, or the `dockerfile` built (once per content).
+    /// The image to run: `image`, or the `dockerfile` built (once per content), with
+    /// kitchen-docker's `provision_command`s as `RUN` lines of a derived image built on top
+    /// (also once per content).
     pub(super) async fn resolve_image(
         &self,
         docker: &Docker,
         ctx: &InstanceContext,
     ) -> Result<String> {
+        let base = self.base_image(docker, ctx).await?;
+        let commands = self.config.provision_command.clone().into_vec();
+        if commands.is_empty() {
+            return Ok(base);
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("kitchen-provision-command-")
+            .tempdir()
+            .map_err(|e| Error::io("creating temporary directory in", std::env::temp_dir(), e))?;
+        let dockerfile = dir.path().join("Dockerfile");
+        std::fs::write(
+            &dockerfile,
+            super::kitchen_docker::provision_dockerfile(&base, &commands),
+        )
+        .map_err(|e| Error::io("writing", &dockerfile, e))?;
+        self.build_image(docker, ctx, &dockerfile.to_string_lossy())
+            .await
+    }
+
+    async fn base_image(&self, docker: &Docker, ctx: &InstanceContext) -> Result<String> {
         let instance = &ctx.instance.name;
         if let Some(dockerfile) = &self.config.dockerfile {
             return self.build_image(docker, ctx, dockerfile).await;

@@ -18,6 +18,7 @@
 mod config;
 mod connection;
 mod image;
+mod kitchen_docker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -66,8 +67,11 @@ impl DockerDriver {
     /// # Errors
     /// [`Error::Config`] naming the bad key.
     pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
-        let config: DockerConfig = parse_block("driver", instance, block)?;
+        let mut config: DockerConfig = parse_block("driver", instance, block)?;
         let bad = |message: String| Error::config("driver", instance, message);
+        for option in kitchen_docker::translate(&mut config).map_err(bad)? {
+            crate::config::unused::record("driver", "docker", option);
+        }
         if config.image.is_none() && config.dockerfile.is_none() {
             return Err(bad(
                 "set `image` (such as kitchen/busybox:latest) or `dockerfile`".into(),
