@@ -65,7 +65,7 @@ impl ShellVerifier {
     /// Reads the `verifier:` block of `instance`.
     ///
     /// # Errors
-    /// [`Error::Config`](crate::Error::Config) naming the bad key.
+    /// [`Error::Config`] naming the bad key.
     pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
         Ok(Self {
             config: parse_block("verifier", instance, block)?,
