@@ -248,29 +248,29 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short class-like name for the state file's `last_error` and `list`'s Last Error
-    /// column, as test-kitchen records the exception class.
+    /// The Ruby class test-kitchen would record for this failure (`e.class.name`): the state
+    /// file's `last_error` and `list`'s Last Error column. An interrupt is Ruby's `Interrupt`.
     pub fn kind_name(&self) -> &'static str {
         match self {
-            Error::Load(_) => "UserError",
-            Error::UnknownPlugin { .. } => "ClientError",
-            Error::Config { .. } => "UserError",
+            Error::Load(_) => "Kitchen::UserError",
+            Error::UnknownPlugin { .. } => "Kitchen::ClientError",
+            Error::Config { .. } => "Kitchen::UserError",
             Error::Io { .. } => "IOError",
-            Error::StateFile { .. } => "StateFileLoadError",
-            Error::Locked { .. } => "LockError",
+            Error::StateFile { .. } => "Kitchen::StateFileLoadError",
+            Error::Locked { .. } => "Kitchen::UserError",
             Error::Docker { .. }
             | Error::DockerConnect { .. }
             | Error::Runtime { .. }
-            | Error::Lxd { .. } => "ActionFailed",
-            Error::MissingImage { .. } => "ActionFailed",
-            Error::CommandFailed { .. } | Error::VerifyFailed { .. } => "ActionFailed",
-            Error::NotCreated { .. } => "UserError",
-            Error::Cancelled { .. } | Error::Interrupted => "Cancelled",
-            Error::ActionsFailed { .. } => "ActionFailed",
-            Error::AmbiguousInstance { .. } => "UserError",
+            | Error::Lxd { .. } => "Kitchen::ActionFailed",
+            Error::MissingImage { .. } => "Kitchen::ActionFailed",
+            Error::CommandFailed { .. } | Error::VerifyFailed { .. } => "Kitchen::ActionFailed",
+            Error::NotCreated { .. } => "Kitchen::UserError",
+            Error::Cancelled { .. } | Error::Interrupted => "Interrupt",
+            Error::ActionsFailed { .. } => "Kitchen::ActionFailed",
+            Error::AmbiguousInstance { .. } => "Kitchen::UserError",
             Error::Startup { .. } | Error::Report { .. } => "IOError",
-            Error::ProvisionFailed { .. } => "ActionFailed",
-            Error::MissingTool { .. } => "UserError",
+            Error::ProvisionFailed { .. } => "Kitchen::ActionFailed",
+            Error::MissingTool { .. } => "Kitchen::UserError",
         }
     }
 

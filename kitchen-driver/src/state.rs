@@ -29,8 +29,17 @@ pub mod keys {
     pub const LAST_ACTION: &str = "last_action";
     /// The action started last, whether or not it completed.
     pub const LAST_ATTEMPTED_ACTION: &str = "last_attempted_action";
-    /// The error class of the last failed action (`ActionFailed`, ...), null after a success.
+    /// The Ruby class test-kitchen would record for the last failed action
+    /// (`Kitchen::ActionFailed`, ...), null after a success.
     pub const LAST_ERROR: &str = "last_error";
+    /// A UUID per instance, kept from its first action until it is destroyed (test-kitchen
+    /// 4.1's `instance_session_id`).
+    pub const INSTANCE_SESSION_ID: &str = "instance_session_id";
+    /// A new UUID per action attempted (test-kitchen 4.1's `last_action_id`).
+    pub const LAST_ACTION_ID: &str = "last_action_id";
+    /// The UUID of the kitchen-driver run that attempted the last action (test-kitchen 4.1's
+    /// `last_kitchen_run_id`; one per process, as `Kitchen.run_id`).
+    pub const LAST_KITCHEN_RUN_ID: &str = "last_kitchen_run_id";
     /// The message of the last failed action (kitchen-driver's addition, for `list`).
     pub const LAST_ERROR_MESSAGE: &str = "last_error_message";
     /// Docker: the container id.
@@ -58,6 +67,17 @@ pub mod keys {
         FORWARDED_PORTS,
         LXD_PROJECT,
     ];
+}
+
+/// A new random UUID (test-kitchen's ids are `SecureRandom.uuid`).
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// This process's run id, one UUID for everything it does (test-kitchen's `Kitchen.run_id`).
+pub fn kitchen_run_id() -> &'static str {
+    static RUN_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN_ID.get_or_init(new_id)
 }
 
 /// The keys of one instance's state, in key order (serialized as a plain mapping, as
@@ -109,6 +129,20 @@ impl State {
     /// The last action that completed, when it is one of the lifecycle's actions.
     pub fn last_action(&self) -> Option<Action> {
         self.get_str(keys::LAST_ACTION).and_then(|s| s.parse().ok())
+    }
+
+    /// Records that `action` is being attempted, as test-kitchen 4.1's `record_attempt` does:
+    /// the instance's session id (kept, or new), the attempted action, a new action id and this
+    /// process's run id.
+    pub fn record_attempt(&mut self, action: Action) {
+        let session = self
+            .get_str(keys::INSTANCE_SESSION_ID)
+            .map(str::to_string)
+            .unwrap_or_else(new_id);
+        self.set(keys::INSTANCE_SESSION_ID, session);
+        self.set(keys::LAST_ATTEMPTED_ACTION, action.as_str());
+        self.set(keys::LAST_ACTION_ID, new_id());
+        self.set(keys::LAST_KITCHEN_RUN_ID, kitchen_run_id());
     }
 
     /// The error class of the last failed action (`ActionFailed`, ...), if the last action

@@ -200,7 +200,7 @@ async fn a_failing_task_fails_converge_naming_the_task() {
     // test-kitchen's record of the failure, kept because --destroy passing keeps failures.
     let st = p.state("ansible-debian-12");
     assert_eq!(st.get_str("last_action"), Some("create"));
-    assert_eq!(st.get_str("last_error"), Some("ActionFailed"));
+    assert_eq!(st.get_str("last_error"), Some("Kitchen::ActionFailed"));
     assert!(
         st.get_str("last_error_message")
             .unwrap()
@@ -547,7 +547,7 @@ suites:
         "the passing suite is destroyed"
     );
     let st = p.state("broken-debian-12");
-    assert_eq!(st.get_str("last_error"), Some("ActionFailed"));
+    assert_eq!(st.get_str("last_error"), Some("Kitchen::ActionFailed"));
     assert!(
         st.get_str("last_error_message")
             .unwrap()

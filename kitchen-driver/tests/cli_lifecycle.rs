@@ -91,7 +91,7 @@ fn verify_failure_exits_20_with_last_error_then_destroy_cleans_up() {
     assert!(stderr.contains("verify failed"), "{stderr}");
     let st = p.state("default-busybox");
     assert_eq!(st.last_action(), Some(Action::Setup));
-    assert_eq!(st.last_error(), Some("ActionFailed"));
+    assert_eq!(st.last_error(), Some("Kitchen::ActionFailed"));
     // list shows the error (the loader engineer's command reads our state files).
     let list = kd(&p).args(["list", "--json"]).output().unwrap();
     assert!(

@@ -39,7 +39,7 @@ async fn missing_image_is_a_clear_error_and_creates_nothing() {
         "{msg}"
     );
     let st = p.state("default-nope");
-    assert_eq!(st.last_error(), Some("ActionFailed"));
+    assert_eq!(st.last_error(), Some("Kitchen::ActionFailed"));
     assert_eq!(st.get_str("container_id"), None);
     p.assert_no_containers();
 }

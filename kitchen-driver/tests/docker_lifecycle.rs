@@ -200,7 +200,7 @@ async fn converge_failure_keeps_the_instance_and_records_the_error() {
     let st = p.state(name);
     assert_eq!(st.last_action(), Some(Action::Create));
     assert_eq!(st.get_str("last_attempted_action"), Some("converge"));
-    assert_eq!(st.last_error(), Some("ActionFailed"));
+    assert_eq!(st.last_error(), Some("Kitchen::ActionFailed"));
     assert_eq!(
         p.containers(Some(name)).len(),
         1,
@@ -236,7 +236,7 @@ async fn verify_failure_with_destroy_always_and_never() {
     let st = p.state(name);
     assert_eq!(st.last_action(), Some(Action::Setup));
     assert_eq!(st.get_str("last_attempted_action"), Some("verify"));
-    assert_eq!(st.last_error(), Some("ActionFailed"));
+    assert_eq!(st.last_error(), Some("Kitchen::ActionFailed"));
     assert!(
         st.get_str("last_error_message")
             .unwrap()

@@ -98,7 +98,7 @@ fn instance_carries_its_keys_and_systemd_is_up_then_verify_failure_exits_20() {
     );
     let st = p.state("default-debian-12");
     assert_eq!(st.last_action(), Some(Action::Setup));
-    assert_eq!(st.last_error(), Some("ActionFailed"));
+    assert_eq!(st.last_error(), Some("Kitchen::ActionFailed"));
     let name = st.get_str("container_name").unwrap().to_string();
     let root = p.root().to_string_lossy().into_owned();
     let inst = on_fresh_runtime(async move {
@@ -222,7 +222,7 @@ suites: [{name: default}]
     );
     assert_eq!(
         p.state("default-busybox").last_error(),
-        Some("ActionFailed")
+        Some("Kitchen::ActionFailed")
     );
     assert_eq!(p.lxd_instances().len(), 1);
     let out = kd(&p).args(["destroy"]).output().unwrap();

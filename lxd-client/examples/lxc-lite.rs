@@ -200,10 +200,24 @@ async fn main() {
     match run(cli).await {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", error_text(&e));
             std::process::exit(1);
         }
     }
+}
+
+/// The error and its causes, each cause shown once: lxd-client's messages already include
+/// their source's text, so anyhow's `{:#}` would repeat it.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn run(mut cli: Cli) -> Result<i32> {
@@ -291,9 +305,14 @@ async fn run(mut cli: Cli) -> Result<i32> {
             if !profile.is_empty() {
                 b = b.profiles(profile);
             }
-            b.send().await?.wait(None).await?;
+            match b.send().await?.wait().await {
+                Err(e) if e.is_already_exists() => bail!(
+                    "instance {name} already exists; pick another name or delete it first (`lxc-lite delete {name} --force`)"
+                ),
+                other => other?,
+            };
             println!("Starting {name}");
-            instances.start(&name).await?.wait(None).await?;
+            instances.start(&name).await?.wait().await?;
         }
         Command::Exec {
             name,
@@ -308,9 +327,9 @@ async fn run(mut cli: Cli) -> Result<i32> {
         Command::Snapshot { name, snapshot } => {
             instances
                 .snapshots(&name)
-                .create(&snapshot, false)
+                .create(&snapshot)
                 .await?
-                .wait(None)
+                .wait()
                 .await?;
         }
         Command::Restore { name, snapshot } => {
@@ -318,20 +337,20 @@ async fn run(mut cli: Cli) -> Result<i32> {
                 .snapshots(&name)
                 .restore(&snapshot)
                 .await?
-                .wait(None)
+                .wait()
                 .await?;
         }
         Command::Start { name } => {
-            instances.start(&name).await?.wait(None).await?;
+            instances.start(&name).await?.wait().await?;
         }
         Command::Stop { name, force } => {
-            instances.stop(&name, force).await?.wait(None).await?;
+            let stop = instances.stop(&name);
+            let stop = if force { stop.force() } else { stop };
+            stop.await?.wait().await?;
         }
-        Command::Delete { name, force } => {
-            if force && instances.get(&name).await?.is_running() {
-                instances.stop(&name, true).await?.wait(None).await?;
-            }
-            instances.delete(&name).await?.wait(None).await?;
+        Command::Delete { name, force: true } => instances.delete_force(&name).await?,
+        Command::Delete { name, force: false } => {
+            instances.delete(&name).await?.wait().await?;
         }
         Command::Image { command } => image(&client, command).await?,
         // Handled before connecting.
@@ -534,7 +553,7 @@ async fn image(client: &Client, command: ImageCommand) -> Result<()> {
                         .await?
                 }
             };
-            let done = op.wait(None).await?;
+            let done = op.wait().await?;
             let fp = done
                 .metadata_str("fingerprint")
                 .context("no fingerprint in the result")?;
@@ -569,7 +588,7 @@ async fn image(client: &Client, command: ImageCommand) -> Result<()> {
         }
         ImageCommand::Delete { image } => {
             let fp = resolve_image(client, image).await?;
-            images.delete(&fp).await?.wait(None).await?;
+            images.delete(&fp).await?.wait().await?;
         }
         ImageCommand::Export { image, dir } => {
             let fp = resolve_image(client, image).await?;

@@ -14,21 +14,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let client = Client::connect_local().await?;
     let name = format!("kdtest-{}-example", std::process::id());
-    client
-        .instances()
+    let instances = client.instances();
+    let instance = instances
         .create(&name)
         .image_alias("kitchen/busybox")
-        .ephemeral(true)
-        .launch(None)
+        .launch_guarded()
         .await?;
-    let result = client.instances().exec(&name, command).output().await;
-    // Ephemeral: stopping it deletes it.
-    client
-        .instances()
-        .stop(&name, true)
-        .await?
-        .wait(None)
-        .await?;
+    let result = instances.exec(&name, command).output().await;
+    instance.delete().await?;
     let out = result?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
     eprint!("{}", String::from_utf8_lossy(&out.stderr));

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use crate::client::{Client, decode_envelope, decode_metadata};
 use crate::error::{Error, Result};
 use crate::models::{Certificate, CertificatesPost, Operation, name_from_url};
+use crate::request::{RequestSpec, seg};
 use crate::tls::TlsCertificate;
-use crate::transport::{RequestSpec, seg};
 
 /// A token that lets one client add its certificate to the trust store once.
 ///
@@ -137,16 +137,11 @@ pub struct Certificates {
     client: Client,
 }
 
-impl Client {
-    /// The server's trust store and trust tokens.
-    pub fn certificates(&self) -> Certificates {
-        Certificates {
-            client: self.clone(),
-        }
-    }
-}
-
 impl Certificates {
+    pub(crate) fn new(client: Client) -> Self {
+        Certificates { client }
+    }
+
     /// `GET /1.0/certificates?recursion=1`.
     ///
     /// # Errors

@@ -1,4 +1,5 @@
-//! The [`Client`], its pooled connection and the response envelope.
+//! The [`Client`]: every way to make one (unix socket, HTTPS, the `lxc` CLI's remotes), the
+//! typed handles it hands out, its pooled connection and the response envelope.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,10 +15,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::body::Body;
 use crate::error::{Error, Result};
 use crate::models::{Operation, Server};
 use crate::operations::OperationHandle;
-use crate::transport::{Body, Connector, Endpoint, RequestSpec, Stream};
+use crate::remotes::LxcConfig;
+use crate::request::RequestSpec;
+use crate::tls::{ClientIdentity, HttpsEndpoint, ServerPin};
+use crate::transport::{Connector, Endpoint, Stream};
 
 /// A websocket to the daemon.
 pub(crate) type WsStream = WebSocketStream<HangupTolerant>;
@@ -192,7 +197,19 @@ impl Client {
 
     /// A client for any [`Endpoint`].
     pub fn new(endpoint: Endpoint) -> Self {
-        let endpoint = Arc::new(endpoint);
+        Self::pooled(Arc::new(endpoint))
+    }
+
+    /// The same endpoint and project with a connection pool of its own, for work done on
+    /// another runtime (a pooled connection belongs to the runtime that opened it).
+    pub(crate) fn with_own_pool(&self) -> Client {
+        Client {
+            project: self.project.clone(),
+            ..Self::pooled(Arc::clone(&self.inner.endpoint))
+        }
+    }
+
+    fn pooled(endpoint: Arc<Endpoint>) -> Self {
         let http = legacy::Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -202,6 +219,60 @@ impl Client {
             inner: Arc::new(Inner { endpoint, http }),
             project: None,
         }
+    }
+
+    /// A client for an HTTPS remote: shorthand for
+    /// `Client::new(HttpsEndpoint::new(url, pin, identity)?.into())`. Nothing is sent until
+    /// the first request, which fails with [`Error::CertificateMismatch`] if the server
+    /// presents another certificate than `pin`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> lxd_client::Result<()> {
+    /// use lxd_client::{Client, ClientIdentity, ServerPin, TlsCertificate};
+    /// let pin = ServerPin::Certificate(TlsCertificate::load("servercerts/lab.crt")?);
+    /// let id = ClientIdentity::load("client.crt", "client.key")?;
+    /// let client = Client::https("https://10.0.0.5:8443", pin, Some(id))?;
+    /// println!("{}", client.server().await?.auth);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`HttpsEndpoint::new`].
+    pub fn https(url: &str, pin: ServerPin, identity: Option<ClientIdentity>) -> Result<Client> {
+        Ok(Client::new(HttpsEndpoint::new(url, pin, identity)?.into()))
+    }
+
+    /// A client for the `lxc` remote `name` from the user's `lxc` configuration
+    /// ([`LxcConfig::load`], then [`LxcConfig::connect`]).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> lxd_client::Result<()> {
+    /// let client = lxd_client::Client::from_remote("lab").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`LxcConfig::load`] and [`LxcConfig::connect`].
+    pub async fn from_remote(name: &str) -> Result<Client> {
+        LxcConfig::load()?.connect(name).await
+    }
+
+    /// A client for remote `name` of an already loaded `lxc` configuration.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> lxd_client::Result<()> {
+    /// let config = lxd_client::LxcConfig::load_from("/home/me/.config/lxc")?;
+    /// let client = lxd_client::Client::from_lxc_config(&config, "lab").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// See [`LxcConfig::connect`].
+    pub async fn from_lxc_config(config: &LxcConfig, name: &str) -> Result<Client> {
+        config.connect(name).await
     }
 
     /// Where this client connects.
@@ -258,6 +329,11 @@ impl Client {
     /// Storage pools and their volumes.
     pub fn storage_pools(&self) -> crate::StoragePools {
         crate::StoragePools::new(self.clone())
+    }
+
+    /// The server's trust store and trust tokens.
+    pub fn certificates(&self) -> crate::Certificates {
+        crate::Certificates::new(self.clone())
     }
 
     /// The events websocket.

@@ -11,9 +11,23 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can go wrong talking to LXD.
 ///
-/// Use the predicates ([`Error::is_not_found`], [`Error::is_precondition_failed`],
-/// [`Error::is_operation_failure`], [`Error::is_timeout`], [`Error::is_daemon_unreachable`])
-/// rather than matching variants when you only need to tell the common cases apart.
+/// Use the predicates rather than matching variants when you only need to tell the common
+/// cases apart; they look through the wrappers ([`Error::File`], [`Error::OperationWait`]):
+///
+/// | predicate | true when |
+/// |---|---|
+/// | [`Error::is_not_found`] | the resource does not exist (404) |
+/// | [`Error::is_already_exists`] | the name is taken, however the server said so |
+/// | [`Error::is_conflict`] | 409, or the name is taken |
+/// | [`Error::is_precondition_failed`] | an `If-Match` ETag was stale (412) |
+/// | [`Error::is_forbidden`] | the client is not trusted or not allowed (403) |
+/// | [`Error::is_operation_failure`] | a background operation failed or was cancelled |
+/// | [`Error::is_cancelled`] | a background operation was cancelled |
+/// | [`Error::is_timeout`] | a wait ran out of time |
+/// | [`Error::is_daemon_unreachable`] | no socket, nothing listening |
+/// | [`Error::is_certificate_mismatch`] | an HTTPS server presented another certificate |
+///
+/// [`Error::status`], [`Error::message`] and [`Error::operation`] give the details.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -148,6 +162,19 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A file operation inside an instance failed; names the file, `source` says why.
+    #[error("{action} {path} in instance {instance}: {source}")]
+    File {
+        /// What was being done, e.g. `cannot pull`.
+        action: String,
+        /// The instance.
+        instance: String,
+        /// The path inside the instance.
+        path: String,
+        /// The underlying error (an API error such as 404 `Not Found`).
+        #[source]
+        source: Box<Error>,
+    },
     /// Local file-system IO failed.
     #[error("{what} {path}: {source}")]
     Io {
@@ -168,6 +195,7 @@ impl Error {
     fn inner(&self) -> &Error {
         match self {
             Error::OperationWait { source, .. } => source.inner(),
+            Error::File { source, .. } => source.inner(),
             other => other,
         }
     }
@@ -190,9 +218,21 @@ impl Error {
         self.status() == Some(412)
     }
 
-    /// True when LXD reported a conflict (HTTP 409), e.g. a name already in use.
+    /// True when LXD reported a conflict: HTTP 409, or a name already taken however the
+    /// server reported it (see [`Error::is_already_exists`]).
     pub fn is_conflict(&self) -> bool {
+        self.status() == Some(409) || self.is_already_exists()
+    }
+
+    /// True when a create failed because the name is taken.
+    ///
+    /// Servers say so in different ways: HTTP 409; LXD 5.0.2 accepts an instance create and
+    /// fails the operation with 400 `This "instances" entry already exists`, and answers a
+    /// duplicate profile with HTTP 500 `... The profile already exists`. All of them count.
+    pub fn is_already_exists(&self) -> bool {
         self.status() == Some(409)
+            || matches!(self.inner(), Error::Api { message, .. } | Error::OperationFailed { message, .. }
+                if message.contains("already exists"))
     }
 
     /// True when LXD refused the request because the client is not trusted or not allowed
@@ -248,3 +288,69 @@ impl Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, message: &str) -> Error {
+        Error::Api {
+            status,
+            method: "POST".into(),
+            path: "/1.0/profiles".into(),
+            message: message.into(),
+        }
+    }
+
+    fn failed_operation(err: &str) -> Error {
+        let op: Operation = serde_json::from_value(serde_json::json!({
+            "id": "x", "description": "Creating instance", "status": "Failure",
+            "status_code": 400, "err": err,
+        }))
+        .unwrap();
+        crate::operations::check_success(op).unwrap_err()
+    }
+
+    #[test]
+    fn a_taken_name_is_recognised_however_the_server_says_it() {
+        // 409 from servers that check before accepting the request.
+        assert!(api(409, "Instance \"c1\" already exists").is_already_exists());
+        // LXD 5.0.2: the create operation fails with 400 ...
+        let in_operation = failed_operation(
+            "Failed creating instance record: Add instance info to the database: This \"instances\" entry already exists",
+        );
+        assert!(in_operation.is_already_exists() && in_operation.is_conflict());
+        assert_eq!(in_operation.status(), None);
+        // ... and a duplicate profile is HTTP 500.
+        let profile = api(
+            500,
+            "Error inserting \"default\" into database: The profile already exists",
+        );
+        assert!(profile.is_already_exists() && profile.is_conflict());
+        // Other failures are not.
+        assert!(!failed_operation("The instance is already running").is_already_exists());
+        assert!(!api(404, "Not Found").is_conflict());
+    }
+
+    #[test]
+    fn wrappers_keep_the_predicates_and_name_the_file() {
+        let err = Error::File {
+            action: "cannot pull".into(),
+            instance: "c1".into(),
+            path: "/etc/missing".into(),
+            source: Box::new(api(404, "Not Found")),
+        };
+        assert!(err.is_not_found());
+        assert_eq!(err.message(), Some("Not Found"));
+        assert!(
+            err.to_string()
+                .starts_with("cannot pull /etc/missing in instance c1: LXD error 404"),
+            "{err}"
+        );
+        let waited = Error::OperationWait {
+            id: "x".into(),
+            source: Arc::new(failed_operation("Cancelled")),
+        };
+        assert!(waited.is_operation_failure());
+    }
+}

@@ -9,14 +9,14 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::client::{Client, WsStream};
 use crate::error::{Error, Result};
 use crate::models::Event;
-use crate::transport::RequestSpec;
+use crate::request::RequestSpec;
 
-/// Builder for a subscription to `/1.0/events`.
+/// Builder for a subscription to `/1.0/events`: which types, which project, which instance.
 ///
 /// ```no_run
 /// # async fn demo(client: lxd_client::Client) -> lxd_client::Result<()> {
-/// use futures::StreamExt;
-/// let mut events = client.events().types(["lifecycle"]).subscribe().await?;
+/// use lxd_client::prelude::*; // StreamExt, for .next()
+/// let mut events = client.events().types(["lifecycle"]).instance("c1").subscribe().await?;
 /// while let Some(event) = events.next().await {
 ///     let event = event?;
 ///     println!("{} {:?}", event.event_type, event.lifecycle_action());
@@ -30,6 +30,8 @@ pub struct Events {
     client: Client,
     types: Vec<String>,
     all_projects: bool,
+    project: Option<String>,
+    instance: Option<String>,
 }
 
 impl Events {
@@ -38,6 +40,8 @@ impl Events {
             client,
             types: Vec::new(),
             all_projects: false,
+            project: None,
+            instance: None,
         }
     }
 
@@ -57,6 +61,19 @@ impl Events {
         self
     }
 
+    /// Events of project `name` instead of the client's (the server filters).
+    pub fn project(mut self, name: impl Into<String>) -> Self {
+        self.project = Some(name.into());
+        self
+    }
+
+    /// Only events that concern instance `name` ([`Event::instance`]); LXD has no such
+    /// filter, so the stream drops the others.
+    pub fn instance(mut self, name: impl Into<String>) -> Self {
+        self.instance = Some(name.into());
+        self
+    }
+
     pub(crate) fn request(&self) -> RequestSpec {
         let mut spec = RequestSpec::get("/1.0/events");
         if !self.types.is_empty() {
@@ -64,6 +81,9 @@ impl Events {
         }
         if self.all_projects {
             spec = spec.query("all-projects", "true");
+        }
+        if let Some(project) = &self.project {
+            spec = spec.query("project", project.clone());
         }
         spec
     }
@@ -74,13 +94,27 @@ impl Events {
     /// Connection or websocket errors.
     pub async fn subscribe(self) -> Result<EventStream> {
         let ws = self.client.websocket(self.request()).await?;
-        Ok(EventStream { ws })
+        Ok(EventStream {
+            ws,
+            instance: self.instance,
+        })
     }
 }
 
 /// A live stream of [`Event`]s; ends when the server closes the websocket.
 pub struct EventStream {
     ws: WsStream,
+    /// Keep only events about this instance.
+    instance: Option<String>,
+}
+
+impl EventStream {
+    fn wanted(&self, event: &Result<Event>) -> bool {
+        match (&self.instance, event) {
+            (Some(name), Ok(event)) => event.instance().as_deref() == Some(name.as_str()),
+            _ => true,
+        }
+    }
 }
 
 impl std::fmt::Debug for EventStream {
@@ -98,23 +132,18 @@ impl Stream for EventStream {
                 Poll::Pending => Poll::Pending,
                 Poll::Ready(None) | Poll::Ready(Some(Ok(Message::Close(_)))) => Poll::Ready(None),
                 Poll::Ready(Some(Ok(Message::Text(text)))) => {
-                    let mut de = serde_json::Deserializer::from_str(text.as_str());
-                    Poll::Ready(Some(serde_path_to_error::deserialize(&mut de).map_err(
-                        |e| Error::Decode {
-                            path: "/1.0/events".into(),
-                            field: e.path().to_string(),
-                            source: e.into_inner(),
-                        },
-                    )))
+                    let event = decode(text.as_bytes());
+                    if !self.wanted(&event) {
+                        continue;
+                    }
+                    Poll::Ready(Some(event))
                 }
                 Poll::Ready(Some(Ok(Message::Binary(data)))) => {
-                    Poll::Ready(Some(serde_json::from_slice(&data).map_err(|source| {
-                        Error::Decode {
-                            path: "/1.0/events".into(),
-                            field: String::new(),
-                            source,
-                        }
-                    })))
+                    let event = decode(&data);
+                    if !self.wanted(&event) {
+                        continue;
+                    }
+                    Poll::Ready(Some(event))
                 }
                 Poll::Ready(Some(Ok(_))) => continue,
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::Websocket {
@@ -124,6 +153,15 @@ impl Stream for EventStream {
             };
         }
     }
+}
+
+fn decode(message: &[u8]) -> Result<Event> {
+    let mut de = serde_json::Deserializer::from_slice(message);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| Error::Decode {
+        path: "/1.0/events".into(),
+        field: e.path().to_string(),
+        source: e.into_inner(),
+    })
 }
 
 #[cfg(test)]
@@ -138,5 +176,7 @@ mod tests {
             spec.path_and_query(Some("p")),
             "/1.0/events?type=lifecycle,operation&project=p"
         );
+        let spec = client.events().project("q").instance("c1").request();
+        assert_eq!(spec.path_and_query(Some("p")), "/1.0/events?project=q");
     }
 }

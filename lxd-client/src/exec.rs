@@ -26,7 +26,7 @@ use crate::client::{Client, WsStream};
 use crate::error::{Error, Result};
 use crate::models::Operation;
 use crate::operations::{OperationHandle, failure};
-use crate::transport::{RequestSpec, seg};
+use crate::request::{RequestSpec, seg};
 
 /// `POST /1.0/instances/{name}/exec` body.
 #[derive(Debug, Clone, Default, Serialize)]

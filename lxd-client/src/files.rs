@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use crate::body::{ByteStream, UploadBody};
 use crate::client::{Client, decode_envelope, decode_metadata};
 use crate::error::{Error, Result};
-use crate::transport::{RequestBody, RequestSpec, seg};
+use crate::request::{RequestBody, RequestSpec, seg};
 
 /// What kind of file system entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +221,10 @@ pub enum FileContent {
 
 /// The files of one instance: `/1.0/instances/{name}/files`.
 ///
+/// A failed call about one path is an [`Error::File`] that names the path and the instance
+/// (`cannot pull /etc/motd in instance c1: LXD error 404 ...: Not Found`); the predicates
+/// ([`Error::is_not_found`], ...) see through it.
+///
 /// ```no_run
 /// # async fn demo(client: lxd_client::Client) -> lxd_client::Result<()> {
 /// use lxd_client::FileOptions;
@@ -243,20 +247,39 @@ impl Files {
         Files { client, instance }
     }
 
-    /// Writes a file. `body` may be bytes, a string, a `tokio::fs::File` or any
-    /// [`UploadBody`] (streamed: a 1 GiB file is never held in memory).
+    /// Wraps an error of a request about `path` so that it names the file and the instance
+    /// (the API error alone shows only `/1.0/instances/{name}/files`).
+    fn about(&self, action: &str, path: &str) -> impl FnOnce(Error) -> Error + use<> {
+        let (action, instance, path) =
+            (action.to_string(), self.instance.clone(), path.to_string());
+        move |source| Error::File {
+            action,
+            instance,
+            path,
+            source: Box::new(source),
+        }
+    }
+
+    /// Writes a file. `body` may be bytes or a string, owned or borrowed (`&config`,
+    /// `buf.as_slice()`), a local `&Path` or `tokio::fs::File` (streamed: a 1 GiB file is
+    /// never held in memory), or any [`UploadBody`].
     ///
     /// # Errors
-    /// [`Error::is_not_found`] when the parent directory is missing; API errors.
+    /// [`Error::File`] naming `path`: [`Error::is_not_found`] when the parent directory is
+    /// missing; API errors. [`Error::Io`] when a local file cannot be opened.
     pub async fn push(
         &self,
         path: &str,
         body: impl Into<UploadBody>,
         opts: FileOptions,
     ) -> Result<()> {
-        let body = RequestBody::Stream(body.into().into_body(), "application/octet-stream".into());
+        let body = body.into().into_body().await?;
+        let body = RequestBody::Stream(body, "application/octet-stream".into());
         let spec = push_request(&self.instance, path, FileType::File, &opts, body);
-        self.client.send_collect(spec).await?;
+        self.client
+            .send_collect(spec)
+            .await
+            .map_err(self.about("cannot push", path))?;
         Ok(())
     }
 
@@ -280,7 +303,10 @@ impl Files {
             &opts,
             RequestBody::Empty,
         );
-        self.client.send_collect(spec).await?;
+        self.client
+            .send_collect(spec)
+            .await
+            .map_err(self.about("cannot create directory", path))?;
         Ok(())
     }
 
@@ -309,7 +335,10 @@ impl Files {
     pub async fn symlink(&self, path: &str, target: &str, opts: FileOptions) -> Result<()> {
         let body = RequestBody::Bytes(Bytes::from(target.to_string()), "application/octet-stream");
         let spec = push_request(&self.instance, path, FileType::Symlink, &opts, body);
-        self.client.send_collect(spec).await?;
+        self.client
+            .send_collect(spec)
+            .await
+            .map_err(self.about("cannot create symlink", path))?;
         Ok(())
     }
 
@@ -319,7 +348,10 @@ impl Files {
     /// [`Error::is_not_found`]; API errors.
     pub async fn delete(&self, path: &str) -> Result<()> {
         let spec = RequestSpec::new(Method::DELETE, files_path(&self.instance)).query("path", path);
-        self.client.send_collect(spec).await?;
+        self.client
+            .send_collect(spec)
+            .await
+            .map_err(self.about("cannot delete", path))?;
         Ok(())
     }
 
@@ -329,7 +361,11 @@ impl Files {
     /// [`Error::is_not_found`]; API errors.
     pub async fn stat(&self, path: &str) -> Result<FileInfo> {
         let spec = RequestSpec::new(Method::HEAD, files_path(&self.instance)).query("path", path);
-        let response = self.client.send(spec).await?;
+        let response = self
+            .client
+            .send(spec)
+            .await
+            .map_err(self.about("cannot stat", path))?;
         FileInfo::from_headers(response.headers(), path)
     }
 
@@ -339,7 +375,11 @@ impl Files {
     /// [`Error::is_not_found`]; API errors.
     pub async fn pull(&self, path: &str) -> Result<FileContent> {
         let spec = RequestSpec::get(files_path(&self.instance)).query("path", path);
-        let response = self.client.send(spec).await?;
+        let response = self
+            .client
+            .send(spec)
+            .await
+            .map_err(self.about("cannot pull", path))?;
         let info = FileInfo::from_headers(response.headers(), path)?;
         let status = response.status().as_u16();
         let body = response.into_body();

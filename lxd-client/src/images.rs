@@ -9,12 +9,13 @@ use http::{HeaderName, HeaderValue, Method};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::io::AsyncWriteExt;
 
+use crate::body::stream_body;
 use crate::body::{ByteStream, UploadBody};
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::models::{Image, ImageAliasPost, ImageAliasTarget, name_from_url};
 use crate::operations::OperationHandle;
-use crate::transport::{RequestBody, RequestSpec, seg, stream_body};
+use crate::request::{RequestBody, RequestSpec, seg};
 
 /// Options for [`Images::import`] and [`Images::import_split`].
 #[derive(Debug, Clone, Default)]
@@ -181,7 +182,7 @@ fn disposition_filename(value: &str) -> Option<String> {
 /// # async fn demo(client: lxd_client::Client) -> lxd_client::Result<()> {
 /// use lxd_client::{ImportOptions, UploadBody};
 /// let body = UploadBody::path(std::path::Path::new("busybox.tar.gz")).await?;
-/// let done = client.images().import(body, ImportOptions::default()).await?.wait(None).await?;
+/// let done = client.images().import(body, ImportOptions::default()).await?.wait().await?;
 /// let fingerprint = done.metadata_str("fingerprint").unwrap_or_default().to_string();
 /// client.images().create_alias("my/busybox", &fingerprint, "").await?;
 /// # Ok(())
@@ -302,11 +303,11 @@ impl Images {
     /// already exists").
     pub async fn import(
         &self,
-        tarball: UploadBody,
+        tarball: impl Into<UploadBody>,
         opts: ImportOptions,
     ) -> Result<OperationHandle> {
         let spec = RequestSpec::new(Method::POST, "/1.0/images").body(RequestBody::Stream(
-            tarball.into_body(),
+            tarball.into().into_body().await?,
             "application/octet-stream".into(),
         ));
         self.client.operation(opts.apply(spec)).await
@@ -319,11 +320,13 @@ impl Images {
     /// As [`Images::import`].
     pub async fn import_split(
         &self,
-        metadata: UploadBody,
-        rootfs: UploadBody,
+        metadata: impl Into<UploadBody>,
+        rootfs: impl Into<UploadBody>,
         opts: ImportOptions,
     ) -> Result<OperationHandle> {
         let boundary = boundary();
+        let metadata = metadata.into().into_body().await?;
+        let rootfs = rootfs.into().into_body().await?;
         let body = multipart(&boundary, metadata, rootfs);
         let spec = RequestSpec::new(Method::POST, "/1.0/images").body(RequestBody::Stream(
             body,
@@ -369,16 +372,16 @@ fn boundary() -> String {
 /// The multipart body: part `metadata`, then part `rootfs`, each streamed.
 pub(crate) fn multipart(
     boundary: &str,
-    metadata: UploadBody,
-    rootfs: UploadBody,
-) -> crate::transport::Body {
+    metadata: crate::body::Body,
+    rootfs: crate::body::Body,
+) -> crate::body::Body {
     let head = |name: &str| {
         Bytes::from(format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
         ))
     };
-    let data = |b: UploadBody| {
-        http_body_util::BodyDataStream::new(b.into_body()).map_err(std::io::Error::other)
+    let data = |b: crate::body::Body| {
+        http_body_util::BodyDataStream::new(b).map_err(std::io::Error::other)
     };
     let once = |b: Bytes| futures::stream::once(async move { Ok::<_, std::io::Error>(b) });
     let stream = once(head("metadata"))
@@ -395,9 +398,13 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
+    async fn body(data: &'static str) -> crate::body::Body {
+        UploadBody::bytes(data).into_body().await.unwrap()
+    }
+
     #[tokio::test]
     async fn multipart_layout() {
-        let body = multipart("B", UploadBody::bytes("META"), UploadBody::bytes("ROOT"));
+        let body = multipart("B", body("META").await, body("ROOT").await);
         let bytes = body.collect().await.unwrap().to_bytes();
         assert_eq!(
             std::str::from_utf8(&bytes).unwrap(),
@@ -440,7 +447,7 @@ mod tests {
     #[tokio::test]
     async fn multipart_round_trip_through_parser() {
         // What this crate uploads, the export parser reads back part by part.
-        let body = multipart("XyZ", UploadBody::bytes("META"), UploadBody::bytes("ROOT"));
+        let body = multipart("XyZ", body("META").await, body("ROOT").await);
         let bytes = body.collect().await.unwrap().to_bytes();
         let dir = tempfile::tempdir().unwrap();
         let export = ImageExport {

@@ -7,24 +7,25 @@ use crate::client::{Client, ETag, Either};
 use crate::error::{Error, Result};
 use crate::exec::ExecBuilder;
 use crate::files::Files;
+use crate::guard::InstanceGuard;
 use crate::models::{
     Config, Instance, InstancePost, InstancePut, InstanceSource, InstanceState, InstanceStatePut,
-    InstanceType, Snapshot, SnapshotPost, name_from_url,
+    InstanceType, Snapshot, SnapshotPost, StatusCode, name_from_url,
 };
 use crate::operations::OperationHandle;
-use crate::transport::{RequestSpec, seg};
+use crate::request::{RequestSpec, seg};
 
 /// `/1.0/instances`, scoped to the client's project.
 ///
 /// ```no_run
 /// # async fn demo(client: lxd_client::Client) -> lxd_client::Result<()> {
 /// let instances = client.instances();
-/// instances.create("c1").image_alias("kitchen/busybox").send().await?.wait(None).await?;
-/// instances.start("c1").await?.wait(None).await?;
+/// instances.create("c1").image_alias("kitchen/busybox").send().await?.wait().await?;
+/// instances.start("c1").await?.wait().await?;
 /// let out = instances.exec("c1", ["echo", "hi"]).output().await?;
 /// assert_eq!(out.stdout, b"hi\n");
-/// instances.stop("c1", true).await?.wait(None).await?;
-/// instances.delete("c1").await?.wait(None).await?;
+/// instances.stop("c1").force().await?.wait().await?;
+/// instances.delete("c1").await?.wait().await?;
 /// # Ok(())
 /// # }
 /// ```
@@ -57,6 +58,13 @@ pub(crate) fn list_request(recursion: u8, filter: Option<&str>) -> RequestSpec {
 impl Instances {
     pub(crate) fn new(client: Client) -> Self {
         Instances { client }
+    }
+
+    /// This handle on a connection pool of its own (see [`InstanceGuard`]'s drop).
+    pub(crate) fn with_own_connections(&self) -> Self {
+        Instances {
+            client: self.client.with_own_pool(),
+        }
     }
 
     /// `GET /1.0/instances` (recursion 0): instance names.
@@ -181,7 +189,7 @@ impl Instances {
             etag,
         )?;
         match self.client.sync_or_operation(spec).await? {
-            Either::Operation(op) => op.wait(None).await.map(|_| ()),
+            Either::Operation(op) => op.wait().await.map(|_| ()),
             Either::Sync(..) => Ok(()),
         }
     }
@@ -222,57 +230,102 @@ impl Instances {
         self.client.operation(state_request(name, body)).await
     }
 
-    async fn action(&self, name: &str, action: &str, force: bool) -> Result<OperationHandle> {
-        self.change_state(
-            name,
-            &InstanceStatePut {
+    fn state_change(&self, name: &str, action: &str) -> StateChange {
+        StateChange {
+            client: self.client.clone(),
+            name: name.to_string(),
+            body: InstanceStatePut {
                 action: action.into(),
                 timeout: -1,
-                force,
+                force: false,
                 stateful: false,
             },
-        )
-        .await
+        }
     }
 
-    /// Starts an instance.
+    /// Starts an instance; `.await` it for the [`OperationHandle`].
     ///
-    /// # Errors
-    /// As [`Instances::change_state`].
-    pub async fn start(&self, name: &str) -> Result<OperationHandle> {
-        self.action(name, "start", false).await
+    /// ```no_run
+    /// # async fn demo(instances: lxd_client::Instances) -> lxd_client::Result<()> {
+    /// instances.start("c1").await?.wait().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn start(&self, name: &str) -> StateChange {
+        self.state_change(name, "start")
     }
 
-    /// Stops an instance; `force` kills it instead of a clean shutdown.
+    /// Stops an instance cleanly, or kills it with [`StateChange::force`].
     ///
-    /// # Errors
-    /// As [`Instances::change_state`].
-    pub async fn stop(&self, name: &str, force: bool) -> Result<OperationHandle> {
-        self.action(name, "stop", force).await
+    /// ```no_run
+    /// # async fn demo(instances: lxd_client::Instances) -> lxd_client::Result<()> {
+    /// instances.stop("c1").force().await?.wait().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn stop(&self, name: &str) -> StateChange {
+        self.state_change(name, "stop")
     }
 
-    /// Restarts an instance.
-    ///
-    /// # Errors
-    /// As [`Instances::change_state`].
-    pub async fn restart(&self, name: &str, force: bool) -> Result<OperationHandle> {
-        self.action(name, "restart", force).await
+    /// Restarts an instance (cleanly, or with [`StateChange::force`]).
+    pub fn restart(&self, name: &str) -> StateChange {
+        self.state_change(name, "restart")
     }
 
     /// Freezes (pauses) an instance.
-    ///
-    /// # Errors
-    /// As [`Instances::change_state`].
-    pub async fn freeze(&self, name: &str) -> Result<OperationHandle> {
-        self.action(name, "freeze", false).await
+    pub fn freeze(&self, name: &str) -> StateChange {
+        self.state_change(name, "freeze")
     }
 
     /// Unfreezes an instance.
+    pub fn unfreeze(&self, name: &str) -> StateChange {
+        self.state_change(name, "unfreeze")
+    }
+
+    /// Deletes an instance whatever its state, as `lxc delete --force`: kills it if it runs,
+    /// then deletes it, waiting for each step at most [`OperationHandle::DEFAULT_TIMEOUT`].
+    /// An instance that disappears on the way (ephemeral, or deleted by someone else) counts
+    /// as deleted.
+    ///
+    /// ```no_run
+    /// # async fn demo(instances: lxd_client::Instances) -> lxd_client::Result<()> {
+    /// instances.delete_force("c1").await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
-    /// As [`Instances::change_state`].
-    pub async fn unfreeze(&self, name: &str) -> Result<OperationHandle> {
-        self.action(name, "unfreeze", false).await
+    /// [`Error::is_not_found`] when there is no such instance; API and operation errors.
+    pub async fn delete_force(&self, name: &str) -> Result<()> {
+        if self.state(name).await?.status_code != StatusCode::STOPPED {
+            let stopped = match self.stop(name).force().await {
+                Ok(op) => op.wait().await.map(drop),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = stopped {
+                // It may have stopped meanwhile ("The instance is already stopped") or, if
+                // ephemeral, be gone: only a still running instance is an error.
+                match self.state(name).await {
+                    Ok(state) if state.status_code != StatusCode::STOPPED => return Err(e),
+                    Err(gone) if gone.is_not_found() => return Ok(()),
+                    _ => {}
+                }
+            }
+        }
+        match self.delete(name).await {
+            Ok(op) => match op.wait().await {
+                Err(e) if e.is_not_found() => Ok(()),
+                other => other.map(drop),
+            },
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A guard that deletes the existing instance `name` when dropped (see
+    /// [`InstanceGuard`]); [`CreateBuilder::launch_guarded`] creates one with the instance.
+    pub fn guard(&self, name: &str) -> InstanceGuard {
+        InstanceGuard::new(self.clone(), name.to_string())
     }
 
     /// Starts building a command to run in the instance; see [`ExecBuilder`].
@@ -490,8 +543,11 @@ impl CreateBuilder {
     /// Sends the request.
     ///
     /// # Errors
-    /// API errors (409 when the name is taken); a missing image shows up as an operation
-    /// failure from [`OperationHandle::wait`] or as a 404 here, depending on the server.
+    /// API errors. A taken name is [`Error::is_already_exists`] either way servers report
+    /// it: LXD 5.0.2 accepts the request and fails the operation (400 `This "instances"
+    /// entry already exists`, from [`OperationHandle::wait`]); others answer 409 here. A
+    /// missing image shows up as an operation failure or as a 404 here, depending on the
+    /// server.
     pub async fn send(self) -> Result<OperationHandle> {
         self.client
             .operation(RequestSpec::new(Method::POST, "/1.0/instances").json(&self.body))
@@ -499,17 +555,157 @@ impl CreateBuilder {
     }
 
     /// Creates the instance, waits, starts it and waits again (`lxc launch`), each step at
-    /// most `timeout`. Works on servers without the `instance_create_start` extension.
+    /// most [`OperationHandle::DEFAULT_TIMEOUT`]. Works on servers without the
+    /// `instance_create_start` extension.
     ///
     /// # Errors
     /// As [`CreateBuilder::send`]; a failed start is an operation failure (the instance is
-    /// left created and stopped).
-    pub async fn launch(self, timeout: Option<std::time::Duration>) -> Result<()> {
+    /// left created and stopped; [`CreateBuilder::launch_guarded`] removes it).
+    pub async fn launch(self) -> Result<()> {
         let client = self.client.clone();
         let name = self.body.name.clone();
-        self.send().await?.wait(timeout).await?;
-        client.instances().start(&name).await?.wait(timeout).await?;
+        self.send().await?.wait().await?;
+        client.instances().start(&name).await?.wait().await?;
         Ok(())
+    }
+
+    /// As [`CreateBuilder::launch`], and returns an [`InstanceGuard`] that deletes the
+    /// instance when dropped. The guard exists from the moment the create succeeded: a
+    /// failed start deletes the instance before the error is returned, and a name that was
+    /// taken is never touched.
+    ///
+    /// ```no_run
+    /// # async fn demo(instances: lxd_client::Instances) -> lxd_client::Result<()> {
+    /// let c1 = instances.create("c1").image_alias("kitchen/busybox").launch_guarded().await?;
+    /// instances.exec(c1.name(), ["true"]).output().await?; // an error here still deletes c1
+    /// c1.delete().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`CreateBuilder::launch`].
+    pub async fn launch_guarded(self) -> Result<InstanceGuard> {
+        let instances = self.client.instances();
+        let name = self.body.name.clone();
+        self.send().await?.wait().await?;
+        let guard = instances.guard(&name);
+        let started = match instances.start(&name).await {
+            Ok(op) => op.wait().await.map(drop),
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(()) => Ok(guard),
+            Err(e) => {
+                if let Err(cleanup) = guard.delete().await {
+                    tracing::warn!(instance = %name, error = %cleanup, "cannot delete the instance whose start failed");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A state change (`PUT /1.0/instances/{name}/state`) being built: set options, then
+/// `.await` it (or call [`StateChange::send`]) for the [`OperationHandle`].
+///
+/// ```no_run
+/// # async fn demo(instances: lxd_client::Instances) -> lxd_client::Result<()> {
+/// use std::time::Duration;
+/// instances.stop("c1").timeout(Duration::from_secs(10)).await?.wait().await?;
+/// instances.restart("c1").force().await?.wait().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a state change is sent only when awaited"]
+pub struct StateChange {
+    client: Client,
+    name: String,
+    body: InstanceStatePut,
+}
+
+impl StateChange {
+    /// Kills the instance instead of a clean shutdown (stop, restart).
+    pub fn force(mut self) -> Self {
+        self.body.force = true;
+        self
+    }
+
+    /// Saves (stop) or restores (start) the runtime state; needs CRIU.
+    pub fn stateful(mut self) -> Self {
+        self.body.stateful = true;
+        self
+    }
+
+    /// How long the server waits for a clean shutdown before it gives up (whole seconds;
+    /// default: the server's own).
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.body.timeout = i64::try_from(limit.as_secs()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// The request body as built so far.
+    pub fn body(&self) -> &InstanceStatePut {
+        &self.body
+    }
+
+    /// Sends the request.
+    ///
+    /// # Errors
+    /// API errors ([`Error::is_not_found`] for a missing instance). A refused change (e.g.
+    /// starting a running instance) comes back as an operation failure from
+    /// [`OperationHandle::wait`].
+    pub async fn send(self) -> Result<OperationHandle> {
+        self.client
+            .operation(state_request(&self.name, &self.body))
+            .await
+    }
+}
+
+impl std::future::IntoFuture for StateChange {
+    type Output = Result<OperationHandle>;
+    type IntoFuture = futures::future::BoxFuture<'static, Result<OperationHandle>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// A snapshot being created: `.await` it (or call [`SnapshotCreate::send`]) for the
+/// [`OperationHandle`]; [`SnapshotCreate::stateful`] includes the runtime state.
+#[derive(Debug, Clone)]
+#[must_use = "a snapshot is created only when awaited"]
+pub struct SnapshotCreate {
+    client: Client,
+    path: String,
+    body: SnapshotPost,
+}
+
+impl SnapshotCreate {
+    /// Includes the runtime state (needs CRIU).
+    pub fn stateful(mut self) -> Self {
+        self.body.stateful = true;
+        self
+    }
+
+    /// Sends the request.
+    ///
+    /// # Errors
+    /// API errors; a taken name fails the operation ([`Error::is_already_exists`]).
+    pub async fn send(self) -> Result<OperationHandle> {
+        self.client
+            .operation(RequestSpec::new(Method::POST, self.path).json(&self.body))
+            .await
+    }
+}
+
+impl std::future::IntoFuture for SnapshotCreate {
+    type Output = Result<OperationHandle>;
+    type IntoFuture = futures::future::BoxFuture<'static, Result<OperationHandle>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
     }
 }
 
@@ -558,18 +754,23 @@ impl Snapshots {
             .await
     }
 
-    /// Creates a snapshot (`stateful` needs CRIU).
+    /// Creates a snapshot; `.await` it for the [`OperationHandle`].
     ///
-    /// # Errors
-    /// API errors.
-    pub async fn create(&self, snapshot: &str, stateful: bool) -> Result<OperationHandle> {
-        let body = SnapshotPost {
-            name: snapshot.into(),
-            stateful,
-        };
-        self.client
-            .operation(RequestSpec::new(Method::POST, self.base()).json(&body))
-            .await
+    /// ```no_run
+    /// # async fn demo(instances: lxd_client::Instances) -> lxd_client::Result<()> {
+    /// instances.snapshots("c1").create("before-upgrade").await?.wait().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn create(&self, snapshot: &str) -> SnapshotCreate {
+        SnapshotCreate {
+            client: self.client.clone(),
+            path: self.base(),
+            body: SnapshotPost {
+                name: snapshot.into(),
+                stateful: false,
+            },
+        }
     }
 
     /// Restores the instance to a snapshot (`PUT /1.0/instances/{name} {"restore": snap}`).
@@ -638,7 +839,7 @@ mod tests {
         );
         assert_eq!(spec.method, Method::PUT);
         assert_eq!(spec.path, "/1.0/instances/c1/state");
-        let crate::transport::RequestBody::Json(body) = &spec.body else {
+        let crate::request::RequestBody::Json(body) = &spec.body else {
             panic!("json body expected")
         };
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();

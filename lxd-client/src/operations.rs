@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::models::Operation;
-use crate::transport::{RequestSpec, seg};
+use crate::request::{RequestSpec, seg};
 
 /// Seconds one `/wait` long poll may last before it is renewed.
 const WAIT_CHUNK_SECS: u64 = 30;
@@ -25,13 +25,18 @@ type Outcome = Option<Result<Operation, Arc<Error>>>;
 
 /// A running (or finished) background operation.
 ///
+/// Nothing waits for it unless you do: a start whose handle is dropped unwaited races the
+/// next call, hence `#[must_use]`. [`OperationHandle::wait`] waits at most
+/// [`OperationHandle::DEFAULT_TIMEOUT`]; [`OperationHandle::wait_for`] takes the limit.
 /// Cheap to clone; the follower task stops when the last clone is dropped.
 ///
 /// ```no_run
 /// # async fn demo(client: lxd_client::Client) -> lxd_client::Result<()> {
 /// use std::time::Duration;
-/// let op = client.instances().start("c1").await?;
-/// match op.wait(Some(Duration::from_secs(60))).await {
+/// client.instances().start("c1").await?.wait().await?;
+///
+/// let op = client.instances().stop("c1").await?;
+/// match op.wait_for(Duration::from_secs(60)).await {
 ///     Ok(done) => println!("{} done", done.description),
 ///     Err(e) if e.is_operation_failure() => println!("failed: {}", e.message().unwrap_or("")),
 ///     Err(e) => return Err(e),
@@ -40,6 +45,7 @@ type Outcome = Option<Result<Operation, Arc<Error>>>;
 /// # }
 /// ```
 #[derive(Clone)]
+#[must_use = "the operation runs in the background: call .wait() to know when and how it ended"]
 pub struct OperationHandle {
     client: Client,
     initial: Arc<Operation>,
@@ -91,30 +97,42 @@ impl OperationHandle {
     /// The result if the operation has already ended, without waiting: `None` while it runs.
     ///
     /// # Errors
-    /// As [`OperationHandle::wait`].
+    /// As [`OperationHandle::wait_for`].
     pub fn try_result(&self) -> Option<Result<Operation>> {
         let current = self.follower.rx.borrow();
         current.as_ref().map(|r| self.finish(r.clone()))
     }
 
-    /// Waits until the operation ends, at most `timeout` (`None`: no limit).
+    /// How long [`OperationHandle::wait`] waits: 10 minutes, enough for LXD to unpack a
+    /// large image on a slow disk, short enough that a wedged daemon ends in an error.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+    /// Waits until the operation ends, at most [`OperationHandle::DEFAULT_TIMEOUT`], and
+    /// returns the final operation (with its `metadata`) on success.
     ///
-    /// Returns the final operation (with its `metadata`) on success.
+    /// # Errors
+    /// As [`OperationHandle::wait_for`].
+    pub async fn wait(&self) -> Result<Operation> {
+        self.wait_for(Self::DEFAULT_TIMEOUT).await
+    }
+
+    /// Waits until the operation ends, at most `limit` (`Duration::MAX`: no limit).
     ///
     /// # Errors
     /// [`Error::OperationFailed`] when it failed or was cancelled (with the server's `err`
-    /// text), [`Error::Timeout`] when `timeout` passed first (the operation keeps going and
+    /// text), [`Error::Timeout`] when `limit` passed first (the operation keeps going and
     /// can be waited for again), [`Error::OperationWait`] when following it failed.
-    pub async fn wait(&self, timeout: Option<Duration>) -> Result<Operation> {
-        let op = self.wait_end(timeout).await?;
+    pub async fn wait_for(&self, limit: Duration) -> Result<Operation> {
+        let op = self.wait_end(Some(limit)).await?;
         check_success(op)
     }
 
-    /// Waits until the operation ends and returns it whatever its final status, so the
-    /// caller can read `metadata` of a failed operation (exec's `return`).
+    /// Waits until the operation ends, at most `timeout` (`None`: no limit), and returns it
+    /// whatever its final status, so the caller can read `metadata` of a failed operation
+    /// (exec's `return`).
     ///
     /// # Errors
-    /// [`Error::Timeout`] and [`Error::OperationWait`] as for [`OperationHandle::wait`].
+    /// [`Error::Timeout`] and [`Error::OperationWait`] as for [`OperationHandle::wait_for`].
     pub async fn wait_end(&self, timeout: Option<Duration>) -> Result<Operation> {
         let mut rx = self.follower.rx.clone();
         let waiting = rx.wait_for(Option::is_some);

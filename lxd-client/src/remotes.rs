@@ -384,40 +384,6 @@ impl LxcConfig {
     }
 }
 
-impl Client {
-    /// A client for the `lxc` remote `name` from the user's `lxc` configuration
-    /// ([`LxcConfig::load`], then [`LxcConfig::connect`]).
-    ///
-    /// ```no_run
-    /// # async fn demo() -> lxd_client::Result<()> {
-    /// let client = lxd_client::Client::from_remote("lab").await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// See [`LxcConfig::load`] and [`LxcConfig::connect`].
-    pub async fn from_remote(name: &str) -> Result<Client> {
-        LxcConfig::load()?.connect(name).await
-    }
-
-    /// A client for remote `name` of an already loaded `lxc` configuration.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> lxd_client::Result<()> {
-    /// let config = lxd_client::LxcConfig::load_from("/home/me/.config/lxc")?;
-    /// let client = lxd_client::Client::from_lxc_config(&config, "lab").await?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// See [`LxcConfig::connect`].
-    pub async fn from_lxc_config(config: &LxcConfig, name: &str) -> Result<Client> {
-        config.connect(name).await
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -660,36 +660,6 @@ impl HttpsEndpoint {
     }
 }
 
-impl crate::Client {
-    /// A client for an HTTPS remote: shorthand for
-    /// `Client::new(HttpsEndpoint::new(url, pin, identity)?.into())`. Nothing is sent until
-    /// the first request, which fails with [`Error::CertificateMismatch`] if the server
-    /// presents another certificate than `pin`.
-    ///
-    /// ```no_run
-    /// # async fn demo() -> lxd_client::Result<()> {
-    /// use lxd_client::{Client, ClientIdentity, ServerPin, TlsCertificate};
-    /// let pin = ServerPin::Certificate(TlsCertificate::load("servercerts/lab.crt")?);
-    /// let id = ClientIdentity::load("client.crt", "client.key")?;
-    /// let client = Client::https("https://10.0.0.5:8443", pin, Some(id))?;
-    /// println!("{}", client.server().await?.auth);
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    /// See [`HttpsEndpoint::new`].
-    pub fn https(
-        url: &str,
-        pin: ServerPin,
-        identity: Option<ClientIdentity>,
-    ) -> Result<crate::Client> {
-        Ok(crate::Client::new(
-            HttpsEndpoint::new(url, pin, identity)?.into(),
-        ))
-    }
-}
-
 async fn connect_tls(
     authority: &str,
     host: &str,

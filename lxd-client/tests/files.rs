@@ -53,6 +53,57 @@ async fn push_pull_with_owner_and_mode() {
 }
 
 #[tokio::test]
+async fn push_takes_borrowed_data_and_local_paths() {
+    let client = client().await;
+    let c = running_busybox(&client, "borrow").await;
+    let files = client.instances().files(&c.name);
+    let opts = FileOptions::default;
+    let text = format!("built at run time for {}\n", c.name);
+    files.push("/root/string", &text, opts()).await.unwrap();
+    files
+        .push("/root/str", text.as_str(), opts())
+        .await
+        .unwrap();
+    let buf: Vec<u8> = (0..=255).collect();
+    files
+        .push("/root/slice", buf.as_slice(), opts())
+        .await
+        .unwrap();
+    files.push("/root/vec", &buf, opts()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local.bin");
+    std::fs::write(&local, &buf[..100]).unwrap();
+    files
+        .push("/root/path", local.as_path(), opts())
+        .await
+        .unwrap();
+    files.push("/root/pathbuf", &local, opts()).await.unwrap();
+    // The caller still owns its data.
+    assert!(text.starts_with("built") && buf.len() == 256);
+    for (path, want) in [
+        ("/root/string", text.as_bytes()),
+        ("/root/str", text.as_bytes()),
+        ("/root/slice", &buf[..]),
+        ("/root/vec", &buf[..]),
+        ("/root/path", &buf[..100]),
+        ("/root/pathbuf", &buf[..100]),
+    ] {
+        assert_eq!(&files.read(path).await.unwrap().1[..], want, "{path}");
+    }
+    // A local file that is missing is an Io error naming it, before anything is sent.
+    let missing = dir.path().join("missing");
+    let err = files
+        .push("/root/never", missing.as_path(), opts())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, lxd_client::Error::Io { path, .. } if *path == missing),
+        "{err}"
+    );
+    assert!(files.stat("/root/never").await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
 async fn mkdir_symlink_list_delete() {
     let client = client().await;
     let c = running_busybox(&client, "dirs").await;
@@ -111,13 +162,32 @@ async fn failure_paths() {
     let client = client().await;
     let c = running_busybox(&client, "fileerr").await;
     let files = client.instances().files(&c.name);
+    // Each error names the file and the instance, not only the API path.
     let err = files.read("/no/such/file").await.unwrap_err();
     assert!(err.is_not_found(), "{err}");
+    let named = format!("/no/such/file in instance {}", c.name);
+    assert!(err.to_string().contains(&named), "{err}");
     let err = files
         .push("/no/such/dir/file", "x", FileOptions::default())
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot push /no/such/dir/file in instance"),
+        "{err}"
+    );
+    let err = files.stat("/no/such").await.unwrap_err();
+    assert!(
+        err.is_not_found() && err.to_string().contains("/no/such in instance"),
+        "{err}"
+    );
+    let err = files.delete("/no/such").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot delete /no/such in instance"),
+        "{err}"
+    );
     let err = client
         .instances()
         .files(&unique_name("ghost"))

@@ -1,8 +1,8 @@
 //! Decoding of responses recorded from the real LXD 5.0.2 daemon (see fixtures/README.md).
 
 use lxd_client::models::{
-    Event, Image, ImageAliasTarget, Instance, InstanceState, Network, Operation, Profile, Server,
-    Snapshot, StatusCode, StoragePool, StorageVolume,
+    Event, EventType, Image, ImageAliasTarget, Instance, InstanceState, Network, Operation,
+    Profile, Server, Snapshot, StatusCode, StoragePool, StorageVolume,
 };
 use serde::de::DeserializeOwned;
 
@@ -109,7 +109,8 @@ fn event() {
         env!("CARGO_MANIFEST_DIR")
     );
     let ev: Event = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(ev.event_type, "lifecycle");
+    assert_eq!(ev.event_type, EventType::Lifecycle);
+    assert_eq!(ev.instance().as_deref(), Some("kdtest-fixture-c1"));
     assert_eq!(ev.lifecycle_action(), Some("instance-updated"));
     assert_eq!(ev.project.as_deref(), Some("default"));
 }

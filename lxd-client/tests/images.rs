@@ -88,7 +88,7 @@ async fn unified_import_alias_export_delete() {
         )
         .await
         .unwrap();
-    let done = op.wait(OP_TIMEOUT).await.unwrap();
+    let done = op.wait_for(OP_TIMEOUT).await.unwrap();
     let fingerprint = done.metadata_str("fingerprint").unwrap().to_string();
     let _guard = ImageGuard {
         fingerprint: fingerprint.clone(),
@@ -140,7 +140,7 @@ async fn unified_import_alias_export_delete() {
         } else {
             b.image_fingerprint(&fingerprint)
         };
-        b.send().await.unwrap().wait(OP_TIMEOUT).await.unwrap();
+        b.send().await.unwrap().wait_for(OP_TIMEOUT).await.unwrap();
         let inst = client.instances().get(&name).await.unwrap();
         assert_eq!(inst.config["volatile.base_image"], fingerprint);
     }
@@ -170,7 +170,7 @@ async fn unified_import_alias_export_delete() {
         )
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap_err();
     assert!(again.is_operation_failure(), "{again}");
@@ -185,7 +185,7 @@ async fn unified_import_alias_export_delete() {
         .delete(&fingerprint)
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert!(images.get(&fingerprint).await.unwrap_err().is_not_found());
@@ -206,7 +206,7 @@ async fn split_import_is_streamed_multipart() {
         )
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     let fingerprint = done.metadata_str("fingerprint").unwrap().to_string();

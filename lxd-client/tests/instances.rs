@@ -29,7 +29,7 @@ async fn lifecycle_create_start_freeze_stop_rename_delete() {
         .start(&guard.name)
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     let state = instances.state(&guard.name).await.unwrap();
@@ -42,7 +42,7 @@ async fn lifecycle_create_start_freeze_stop_rename_delete() {
         .freeze(&guard.name)
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert_eq!(
@@ -53,23 +53,25 @@ async fn lifecycle_create_start_freeze_stop_rename_delete() {
         .unfreeze(&guard.name)
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     instances
-        .restart(&guard.name, true)
+        .restart(&guard.name)
+        .force()
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert!(instances.get(&guard.name).await.unwrap().is_running());
 
     instances
-        .stop(&guard.name, true)
+        .stop(&guard.name)
+        .force()
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     let renamed = unique_name("renamed");
@@ -77,7 +79,7 @@ async fn lifecycle_create_start_freeze_stop_rename_delete() {
         .rename(&guard.name, &renamed)
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     let old = std::mem::replace(&mut guard.name, renamed.clone());
@@ -87,7 +89,7 @@ async fn lifecycle_create_start_freeze_stop_rename_delete() {
         .delete(&renamed)
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert!(instances.get(&renamed).await.unwrap_err().is_not_found());
@@ -100,7 +102,7 @@ async fn starting_a_running_instance_is_an_operation_failure() {
     let op = client.instances().start(&guard.name).await.unwrap();
     // Wait longer than LXD keeps finished operations: the handle must still know the result.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    let err = op.wait(OP_TIMEOUT).await.unwrap_err();
+    let err = op.wait_for(OP_TIMEOUT).await.unwrap_err();
     assert!(err.is_operation_failure(), "{err}");
     assert!(err.message().unwrap().contains("already running"), "{err}");
 }
@@ -128,7 +130,7 @@ async fn missing_image_fails_creation() {
         .send()
         .await
     {
-        Ok(op) => op.wait(OP_TIMEOUT).await.map(|_| ()),
+        Ok(op) => op.wait_for(OP_TIMEOUT).await.map(|_| ()),
         Err(e) => Err(e),
     };
     let err = result.unwrap_err();
@@ -158,7 +160,7 @@ async fn update_with_etag_and_stale_etag_412() {
         .await
         .unwrap()
     {
-        op.wait(OP_TIMEOUT).await.unwrap();
+        op.wait_for(OP_TIMEOUT).await.unwrap();
     }
     let inst = instances.get(&guard.name).await.unwrap();
     assert_eq!(
@@ -251,7 +253,7 @@ async fn create_with_builder_options() {
         .send()
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     let inst = client.instances().get(&name).await.unwrap();
@@ -272,16 +274,17 @@ async fn ephemeral_instance_goes_away_on_stop() {
         .create(&name)
         .image_alias(BUSYBOX)
         .ephemeral(true)
-        .launch(OP_TIMEOUT)
+        .launch()
         .await
         .unwrap();
     assert!(client.instances().get(&name).await.unwrap().ephemeral);
     client
         .instances()
-        .stop(&name, true)
+        .stop(&name)
+        .force()
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     // Ephemeral deletion happens right after the stop; give it a moment.
@@ -364,4 +367,111 @@ async fn sequential_requests_reuse_one_connection() {
     }
     // The same connection (same socket inode) served all 100 requests.
     assert_eq!(open_sockets(), before);
+}
+
+#[tokio::test]
+async fn a_taken_name_is_already_exists_on_every_path() {
+    let client = client().await;
+    let guard = busybox(&client, "dup").await;
+    // LXD 5.0.2 accepts the create and fails the operation with 400.
+    let result = match client
+        .instances()
+        .create(&guard.name)
+        .image_alias(BUSYBOX)
+        .send()
+        .await
+    {
+        Ok(op) => op.wait_for(OP_TIMEOUT).await.map(drop),
+        Err(e) => Err(e),
+    };
+    let err = result.unwrap_err();
+    assert!(err.is_already_exists(), "{err}");
+    assert!(err.is_conflict(), "{err}");
+    assert!(!err.is_not_found(), "{err}");
+    // launch and launch_guarded say the same, and leave the existing instance alone.
+    let err = client
+        .instances()
+        .create(&guard.name)
+        .image_alias(BUSYBOX)
+        .launch_guarded()
+        .await
+        .unwrap_err();
+    assert!(err.is_already_exists(), "{err}");
+    let existing = client.instances().get(&guard.name).await.unwrap();
+    assert_eq!(existing.status_code, StatusCode::STOPPED);
+}
+
+#[tokio::test]
+async fn delete_force_removes_running_and_stopped_instances() {
+    let client = client().await;
+    let instances = client.instances();
+    let running = running_busybox(&client, "dfrun").await;
+    assert!(instances.state(&running.name).await.unwrap().is_running());
+    instances.delete_force(&running.name).await.unwrap();
+    assert!(
+        instances
+            .get(&running.name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    let stopped = busybox(&client, "dfstop").await;
+    assert!(!instances.state(&stopped.name).await.unwrap().is_running());
+    instances.delete_force(&stopped.name).await.unwrap();
+    assert!(
+        instances
+            .get(&stopped.name)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // Nothing to delete is an error, as with `lxc delete --force`.
+    let err = instances.delete_force(&stopped.name).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[tokio::test]
+async fn state_changes_take_options() {
+    let client = client().await;
+    let guard = running_busybox(&client, "opts").await;
+    let instances = client.instances();
+    let stop = instances
+        .stop(&guard.name)
+        .force()
+        .timeout(std::time::Duration::from_secs(5));
+    assert!(stop.body().force);
+    assert_eq!(stop.body().timeout, 5);
+    stop.await.unwrap().wait().await.unwrap();
+    assert!(!instances.state(&guard.name).await.unwrap().is_running());
+    // A stateful snapshot of a stopped instance: the option reaches the server, which refuses.
+    let stateful = match instances
+        .snapshots(&guard.name)
+        .create("s0")
+        .stateful()
+        .await
+    {
+        Ok(op) => op.wait().await.map(drop),
+        Err(e) => Err(e),
+    };
+    let err = stateful.unwrap_err();
+    assert!(
+        err.message()
+            .unwrap()
+            .contains("Unable to create a stateful snapshot"),
+        "{err}"
+    );
+    instances
+        .snapshots(&guard.name)
+        .create("s1")
+        .await
+        .unwrap()
+        .wait()
+        .await
+        .unwrap();
+    assert_eq!(
+        instances.snapshots(&guard.name).names().await.unwrap(),
+        ["s1"]
+    );
 }

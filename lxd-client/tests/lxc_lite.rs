@@ -9,11 +9,16 @@ use std::process::{Command, Output, Stdio};
 
 use common::*;
 
-/// The example binary cargo built next to this test's binary.
+/// The `lxc-lite` example binary.
 fn lite() -> PathBuf {
+    example("lxc-lite")
+}
+
+/// An example binary cargo built next to this test's binary.
+fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let path = dir.join("examples").join("lxc-lite");
+    let path = dir.join("examples").join(name);
     assert!(
         path.exists(),
         "{} missing: build the examples",
@@ -146,6 +151,32 @@ fn lxc_lite_agrees_with_lxc() {
         "content\n"
     );
 
+    // A duplicate launch says so; a missing file is named with its instance.
+    let out = run(&["launch", BUSYBOX, &name]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("instance {name} already exists")),
+        "{stderr}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("x");
+    let out = run(&[
+        "file",
+        "pull",
+        &format!("{name}/root/kdtest-missing"),
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("/root/kdtest-missing in instance {name}"))
+            && stderr.contains("Not Found"),
+        "{stderr}"
+    );
+    // Each cause once.
+    assert_eq!(stderr.matches("Not Found").count(), 1, "{stderr}");
+
     // stop / start / delete.
     ok(&["stop", &name, "--force"]);
     assert!(lxc(&["list", &name, "--format", "csv", "-c", "s"]).contains("STOPPED"));
@@ -158,4 +189,38 @@ fn lxc_lite_agrees_with_lxc() {
     let out = run(&["start", &name]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+}
+
+#[test]
+fn the_readme_first_program_runs_and_leaves_nothing_behind() {
+    let name = unique_name("first");
+    let _guard = InstanceGuard { name: name.clone() };
+    let out = Command::new(example("first_program"))
+        .arg(&name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("Linux ") && stdout.ends_with("exit code 0\n"),
+        "{stdout}"
+    );
+    assert_eq!(lxc(&["list", &name, "--format", "csv"]), "");
+}
+
+#[test]
+fn the_readme_prints_the_first_program_as_compiled() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let example =
+        std::fs::read_to_string(format!("{root}/lxd-client/examples/first_program.rs")).unwrap();
+    let body = &example[example.find("use lxd_client").unwrap()..];
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(
+        readme.contains(body.trim_end()),
+        "README.md's first program differs from examples/first_program.rs"
+    );
 }

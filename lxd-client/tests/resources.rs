@@ -7,7 +7,7 @@ use std::time::Duration;
 use common::*;
 use futures::StreamExt;
 use lxd_client::FileOptions;
-use lxd_client::models::{NetworkPost, ProfilePost};
+use lxd_client::models::{EventType, NetworkPost, ProfilePost};
 
 #[tokio::test]
 async fn snapshot_create_list_restore_rename_delete() {
@@ -20,10 +20,10 @@ async fn snapshot_create_list_restore_rename_delete() {
         .unwrap();
     let snaps = client.instances().snapshots(&c.name);
     snaps
-        .create("s1", false)
+        .create("s1")
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert_eq!(snaps.names().await.unwrap(), vec!["s1"]);
@@ -40,7 +40,7 @@ async fn snapshot_create_list_restore_rename_delete() {
         .restore("s1")
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert_eq!(&files.read("/root/state").await.unwrap().1[..], b"before");
@@ -49,13 +49,13 @@ async fn snapshot_create_list_restore_rename_delete() {
         .rename("s1", "s2")
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert!(snaps.get("s1").await.unwrap_err().is_not_found());
     let err = snaps.restore("nope").await;
     let err = match err {
-        Ok(op) => op.wait(OP_TIMEOUT).await.unwrap_err(),
+        Ok(op) => op.wait_for(OP_TIMEOUT).await.unwrap_err(),
         Err(e) => e,
     };
     assert!(err.is_not_found() || err.is_operation_failure(), "{err}");
@@ -63,7 +63,7 @@ async fn snapshot_create_list_restore_rename_delete() {
         .delete("s2")
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert!(snaps.names().await.unwrap().is_empty());
@@ -112,7 +112,7 @@ async fn profiles_create_get_update_delete() {
         .send()
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     let i = client.instances().get(&inst).await.unwrap();
@@ -125,7 +125,7 @@ async fn profiles_create_get_update_delete() {
         .delete(&inst)
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
 
@@ -236,7 +236,7 @@ async fn events_stream_sees_lifecycle() {
         .start(&c.name)
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     let source = format!("/1.0/instances/{}", c.name);
@@ -248,12 +248,67 @@ async fn events_stream_sees_lifecycle() {
             .expect("events within a minute")
             .expect("stream open")
             .unwrap();
-        assert_eq!(ev.event_type, "lifecycle");
+        assert_eq!(ev.event_type, EventType::Lifecycle);
         if ev.metadata.get("source").and_then(|s| s.as_str()) == Some(source.as_str()) {
             seen.push(ev.lifecycle_action().unwrap().to_string());
         }
     }
     assert!(seen.contains(&"instance-created".to_string()), "{seen:?}");
+}
+
+#[tokio::test]
+async fn events_can_be_scoped_to_one_instance() {
+    let client = client().await;
+    let watched = busybox(&client, "evone").await;
+    let mut events = client
+        .events()
+        .project("default")
+        .instance(&watched.name)
+        .subscribe()
+        .await
+        .unwrap();
+    // Another instance changes first: none of its events may come through.
+    let other = running_busybox(&client, "evother").await;
+    client
+        .instances()
+        .start(&watched.name)
+        .await
+        .unwrap()
+        .wait_for(OP_TIMEOUT)
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut kinds = std::collections::HashSet::new();
+    let mut started = false;
+    while !(started && kinds.contains(&EventType::Operation)) {
+        let ev = tokio::time::timeout_at(deadline, events.next())
+            .await
+            .expect("events within a minute")
+            .expect("stream open")
+            .unwrap();
+        assert_eq!(
+            ev.instance().as_deref(),
+            Some(watched.name.as_str()),
+            "{ev:?}"
+        );
+        assert_ne!(ev.instance().as_deref(), Some(other.name.as_str()));
+        assert_eq!(ev.project(), Some("default"), "{ev:?}");
+        if let Some(op) = ev.operation().unwrap() {
+            assert!(!op.description.is_empty());
+        }
+        started |= ev.lifecycle_action() == Some("instance-started");
+        kinds.insert(ev.event_type.clone());
+    }
+}
+
+#[tokio::test]
+async fn a_taken_profile_name_is_already_exists() {
+    let client = client().await;
+    let mut body = ProfilePost::default();
+    body.name = "default".into();
+    // LXD 5.0.2 answers HTTP 500 "... The profile already exists".
+    let err = client.profiles().create(&body).await.unwrap_err();
+    assert!(err.is_already_exists(), "{err}");
 }
 
 #[tokio::test]
@@ -279,10 +334,10 @@ async fn operations_list_get_cancel_and_follow() {
     assert_eq!(op.class, "websocket");
     let followed = client.operations().follow(&id).await.unwrap();
     p.signal(9).await.unwrap();
-    let status = p.wait(OP_TIMEOUT).await.unwrap();
+    let status = p.wait(Some(OP_TIMEOUT)).await.unwrap();
     assert_eq!(status.code, 137);
     // The independent follower saw the same end.
-    followed.wait_end(OP_TIMEOUT).await.unwrap();
+    followed.wait_end(Some(OP_TIMEOUT)).await.unwrap();
     // An unknown operation.
     let err = client
         .operations()
@@ -304,12 +359,12 @@ async fn wait_timeout_is_distinguishable_and_resumable() {
         .unwrap();
     let err = p
         .operation()
-        .wait(Some(Duration::from_millis(200)))
+        .wait_for(Duration::from_millis(200))
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     // The same handle can wait again and gets the real end.
-    let done = p.operation().wait(OP_TIMEOUT).await.unwrap();
+    let done = p.operation().wait_for(OP_TIMEOUT).await.unwrap();
     assert_eq!(done.metadata.unwrap()["return"], 0);
 }
 
@@ -349,7 +404,7 @@ async fn raw_query_escape_hatch() {
         )
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     assert!(client.instances().get(&c.name).await.unwrap().is_running());
@@ -397,7 +452,7 @@ async fn cancel_operations() {
         .unwrap();
     assert!(op.initial().may_cancel);
     op.cancel().await.unwrap();
-    let err = op.wait(OP_TIMEOUT).await.unwrap_err();
+    let err = op.wait_for(OP_TIMEOUT).await.unwrap_err();
     assert!(err.is_cancelled(), "{err}");
     assert!(err.is_operation_failure());
 
@@ -415,5 +470,5 @@ async fn cancel_operations() {
         err.message().unwrap().contains("can't be cancelled"),
         "{err}"
     );
-    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+    assert!(p.wait(Some(OP_TIMEOUT)).await.unwrap().success());
 }

@@ -52,10 +52,10 @@ async fn stop_right_after_restore_and_start_completes() {
     let instances = client.instances();
     let snapshots = instances.snapshots(&guard.name);
     snapshots
-        .create("s0", false)
+        .create("s0")
         .await
         .unwrap()
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .unwrap();
     for round in 0..5 {
@@ -63,7 +63,7 @@ async fn stop_right_after_restore_and_start_completes() {
             .restore("s0")
             .await
             .unwrap()
-            .wait(OP_TIMEOUT)
+            .wait_for(OP_TIMEOUT)
             .await
             .unwrap_or_else(|e| panic!("round {round}: restore: {e}"));
         for step in ["stop", "start", "stop", "start"] {
@@ -74,12 +74,12 @@ async fn stop_right_after_restore_and_start_completes() {
             let instances = fresh.instances();
             instances.get(&guard.name).await.unwrap();
             let op = if step == "stop" {
-                instances.stop(&guard.name, true).await
+                instances.stop(&guard.name).force().await
             } else {
                 instances.start(&guard.name).await
             };
             op.unwrap()
-                .wait(OP_TIMEOUT)
+                .wait_for(OP_TIMEOUT)
                 .await
                 .unwrap_or_else(|e| panic!("round {round}: {step}: {e}"));
         }

@@ -63,6 +63,20 @@ fn last_action_label(last_action: Option<&str>) -> &'static str {
     }
 }
 
+/// The Transport column: what really reaches the instance. For the drivers kitchen-driver runs,
+/// that is the runtime's own API (`Lxd`, `Docker`), whatever SSH-family transport kitchen.yml
+/// names; for other drivers, test-kitchen's name for the configured transport.
+fn transport_used(i: &InstanceConfig) -> String {
+    let driver = i.driver_name();
+    if crate::driver::SUPPORTED_DRIVERS.contains(&driver)
+        && crate::lifecycle::preflight::API_TRANSPORTS.contains(&i.transport_name())
+    {
+        camel_case(driver)
+    } else {
+        camel_case(i.transport_name())
+    }
+}
+
 /// The rows for `instances` of `project`, reading each state file.
 ///
 /// # Errors
@@ -78,7 +92,7 @@ pub fn list_rows(project: &Project, instances: &[&InstanceConfig]) -> crate::Res
                 driver: camel_case(i.driver_name()),
                 provisioner: camel_case(i.provisioner_name()),
                 verifier: camel_case(i.verifier_name()),
-                transport: camel_case(i.transport_name()),
+                transport: transport_used(i),
                 last_action: state.get(keys::LAST_ACTION).and_then(value_text),
                 last_error: state.get(keys::LAST_ERROR).and_then(value_text),
                 forwarded_ports: state.get(keys::FORWARDED_PORTS).cloned(),

@@ -172,14 +172,14 @@ impl LxdDriver {
         // A stopped instance refuses the stop; an ephemeral one is gone after it. A stop that
         // LXD gave up on (its 30 s operation timeout, e.g. when another client of the daemon
         // holds a silent connection) may still be running and make it refuse the delete: retry.
-        if let Ok(op) = instances.stop(name, true).await {
-            let _ = op.wait(Some(Duration::from_secs(300))).await;
+        if let Ok(op) = instances.stop(name).force().await {
+            let _ = op.wait_for(Duration::from_secs(300)).await;
         }
         let mut attempt = 0u64;
         loop {
             attempt += 1;
             let result = match instances.delete(name).await {
-                Ok(op) => op.wait(Some(Duration::from_secs(300))).await.map(|_| ()),
+                Ok(op) => op.wait_for(Duration::from_secs(300)).await.map(|_| ()),
                 Err(e) => Err(e),
             };
             match result {
@@ -188,8 +188,8 @@ impl LxdDriver {
                 Err(e) if attempt < 6 => {
                     tracing::debug!(instance = %name, error = %e, "delete refused; retrying");
                     tokio::time::sleep(Duration::from_secs(attempt)).await;
-                    if let Ok(op) = instances.stop(name, true).await {
-                        let _ = op.wait(Some(Duration::from_secs(300))).await;
+                    if let Ok(op) = instances.stop(name).force().await {
+                        let _ = op.wait_for(Duration::from_secs(300)).await;
                     }
                 }
                 Err(e) => return Err(Self::err(ctx, format!("deleting instance {name}"))(e)),
@@ -324,7 +324,7 @@ impl Driver for LxdDriver {
         state.set(keys::LXD_PROJECT, self.project());
         state.set(keys::IMAGE, image.clone());
         let created = match b.send().await {
-            Ok(op) => op.wait(Some(Duration::from_secs(600))).await.map(|_| ()),
+            Ok(op) => op.wait_for(Duration::from_secs(600)).await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = created {
@@ -357,7 +357,7 @@ impl Driver for LxdDriver {
         let mut started = Ok(());
         for attempt in 0..2 {
             started = match instances.start(&name).await {
-                Ok(op) => op.wait(Some(Duration::from_secs(120))).await.map(|_| ()),
+                Ok(op) => op.wait_for(Duration::from_secs(120)).await.map(|_| ()),
                 Err(e) => Err(e),
             };
             if started.is_ok() {

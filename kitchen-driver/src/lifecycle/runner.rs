@@ -412,7 +412,7 @@ impl InstanceRun<'_> {
         let out = self.ctx.output.clone();
         let started = std::time::Instant::now();
         out.banner(&format!("{} <{}>...", action.verb(), self.inst.name));
-        self.state.set(keys::LAST_ATTEMPTED_ACTION, action.as_str());
+        self.state.record_attempt(action);
         if action != Action::Destroy || self.state_file.path().exists() {
             self.state_file.save(&self.state)?;
         }

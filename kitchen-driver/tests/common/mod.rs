@@ -120,11 +120,11 @@ impl Drop for TestProject {
                 return;
             };
             for name in lxd_owned(&lxd_root).await {
-                if let Ok(op) = client.instances().stop(&name, true).await {
-                    let _ = op.wait(None).await;
+                if let Ok(op) = client.instances().stop(&name).force().await {
+                    let _ = op.wait().await;
                 }
                 if let Ok(op) = client.instances().delete(&name).await {
-                    let _ = op.wait(None).await;
+                    let _ = op.wait().await;
                 }
             }
         });

@@ -208,6 +208,13 @@ pub struct InstanceState {
     pub network: Option<HashMap<String, NetworkState>>,
 }
 
+impl InstanceState {
+    /// True when the instance runs (status code 103).
+    pub fn is_running(&self) -> bool {
+        self.status_code == StatusCode::RUNNING
+    }
+}
+
 /// CPU usage of an instance.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]

@@ -16,17 +16,17 @@ mod server;
 mod storage;
 
 pub use certificate::{Certificate, CertificatesPost};
-pub use event::Event;
+pub use event::{Event, EventType};
 pub use image::{Image, ImageAlias, ImageAliasPost, ImageAliasTarget, ImagePut, ImageSource};
 pub use instance::{
     Instance, InstancePost, InstancePut, InstanceSource, InstanceState, InstanceStatePut,
     InstanceType, MemoryState, NetworkState, ProcessesCpu, Snapshot, SnapshotPost,
 };
-pub use network::{Network, NetworkPost};
+pub use network::{Network, NetworkPost, NetworkPut};
 pub use operation::{Operation, StatusCode};
 pub use profile::{Profile, ProfilePost};
 pub use server::{Server, ServerEnvironment};
-pub use storage::{StoragePool, StorageVolume};
+pub use storage::{StoragePool, StoragePoolPost, StoragePoolPut, StorageVolume};
 
 /// Devices as LXD models them: device name to its key/value configuration.
 pub type Devices = std::collections::HashMap<String, std::collections::HashMap<String, String>>;

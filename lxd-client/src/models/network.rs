@@ -41,3 +41,14 @@ pub struct NetworkPost {
     /// Configuration (`ipv4.address`, `ipv6.address`, `parent`, ...).
     pub config: Config,
 }
+
+/// `PUT /1.0/networks/{name}` body: the writable fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct NetworkPut {
+    /// Description.
+    pub description: String,
+    /// Configuration.
+    pub config: Config,
+}

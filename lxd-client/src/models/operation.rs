@@ -4,7 +4,20 @@ use serde::{Deserialize, Serialize};
 
 /// An LXD status code (`status_code` in operations and instances).
 ///
-/// 100-199 mean "still going", 200 success, 400 failure, 401 cancelled.
+/// 100-199 mean "still going", 200 success, 400 failure, 401 cancelled. A code this crate
+/// has no constant for is kept as it came; match on the constants:
+///
+/// ```
+/// use lxd_client::models::StatusCode;
+/// let described = |code: StatusCode| match code {
+///     StatusCode::RUNNING => "running",
+///     StatusCode::STOPPED => "stopped",
+///     other if other.is_final() => "ended",
+///     _ => "busy",
+/// };
+/// assert_eq!(described(StatusCode(103)), "running");
+/// assert_eq!(described(StatusCode(499)), "ended");
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct StatusCode(pub u16);
@@ -12,12 +25,32 @@ pub struct StatusCode(pub u16);
 impl StatusCode {
     /// 100: Operation created.
     pub const CREATED: StatusCode = StatusCode(100);
-    /// 103: Running.
-    pub const RUNNING: StatusCode = StatusCode(103);
+    /// 101: Started.
+    pub const STARTED: StatusCode = StatusCode(101);
     /// 102: Stopped.
     pub const STOPPED: StatusCode = StatusCode(102);
+    /// 103: Running.
+    pub const RUNNING: StatusCode = StatusCode(103);
+    /// 104: Cancelling.
+    pub const CANCELLING: StatusCode = StatusCode(104);
+    /// 105: Pending.
+    pub const PENDING: StatusCode = StatusCode(105);
+    /// 106: Starting.
+    pub const STARTING: StatusCode = StatusCode(106);
+    /// 107: Stopping.
+    pub const STOPPING: StatusCode = StatusCode(107);
+    /// 108: Aborting.
+    pub const ABORTING: StatusCode = StatusCode(108);
+    /// 109: Freezing.
+    pub const FREEZING: StatusCode = StatusCode(109);
     /// 110: Frozen.
     pub const FROZEN: StatusCode = StatusCode(110);
+    /// 111: Thawed.
+    pub const THAWED: StatusCode = StatusCode(111);
+    /// 112: Error.
+    pub const ERROR: StatusCode = StatusCode(112);
+    /// 113: Ready.
+    pub const READY: StatusCode = StatusCode(113);
     /// 200: Success.
     pub const SUCCESS: StatusCode = StatusCode(200);
     /// 400: Failure.

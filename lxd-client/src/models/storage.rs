@@ -48,3 +48,29 @@ pub struct StorageVolume {
     /// Creation time.
     pub created_at: String,
 }
+
+/// `POST /1.0/storage-pools` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct StoragePoolPost {
+    /// Name.
+    pub name: String,
+    /// Driver (`dir`, `zfs`, `btrfs`, `lvm`, `ceph`).
+    pub driver: String,
+    /// Description.
+    pub description: String,
+    /// Configuration (`source`, `size`, ...).
+    pub config: Config,
+}
+
+/// `PUT /1.0/storage-pools/{name}` body: the writable fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct StoragePoolPut {
+    /// Description.
+    pub description: String,
+    /// Configuration.
+    pub config: Config,
+}

@@ -12,7 +12,7 @@ use lxd_client::Client;
 pub const BUSYBOX: &str = "kitchen/busybox";
 
 /// How long any one operation in a test may take.
-pub const OP_TIMEOUT: Option<Duration> = Some(Duration::from_secs(120));
+pub const OP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `kdtest-<pid>-<n>-<label>`: unique to this process and call.
 pub fn unique_name(label: &str) -> String {
@@ -62,12 +62,12 @@ impl Drop for InstanceGuard {
                 // A loaded daemon can refuse a step (e.g. "operation timed out" on the
                 // instance lock): retry a few times before giving up.
                 for _ in 0..5 {
-                    if let Ok(op) = instances.stop(&name, true).await {
-                        let _ = op.wait(OP_TIMEOUT).await;
+                    if let Ok(op) = instances.stop(&name).force().await {
+                        let _ = op.wait_for(OP_TIMEOUT).await;
                     }
                     match instances.delete(&name).await {
                         Ok(op) => {
-                            if op.wait(OP_TIMEOUT).await.is_ok() {
+                            if op.wait_for(OP_TIMEOUT).await.is_ok() {
                                 return;
                             }
                         }
@@ -92,7 +92,7 @@ impl Drop for ImageGuard {
         block_on_side(move |client| {
             Box::pin(async move {
                 if let Ok(op) = client.images().delete(&fp).await {
-                    let _ = op.wait(OP_TIMEOUT).await;
+                    let _ = op.wait_for(OP_TIMEOUT).await;
                 }
             })
         });
@@ -142,7 +142,7 @@ pub async fn busybox(client: &Client, label: &str) -> InstanceGuard {
         .send()
         .await
         .expect("create request")
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .expect("create operation");
     guard
@@ -156,7 +156,7 @@ pub async fn running_busybox(client: &Client, label: &str) -> InstanceGuard {
         .start(&guard.name)
         .await
         .expect("start request")
-        .wait(OP_TIMEOUT)
+        .wait_for(OP_TIMEOUT)
         .await
         .expect("start operation");
     guard
@@ -185,5 +185,5 @@ pub async fn cat_echoes_each_line_as_it_arrives(client: &Client, name: &str) {
     }
     stdin.close();
     assert!(stdout.next().await.is_none(), "stdout ends after stdin EOF");
-    assert!(p.wait(OP_TIMEOUT).await.unwrap().success());
+    assert!(p.wait(Some(OP_TIMEOUT)).await.unwrap().success());
 }
