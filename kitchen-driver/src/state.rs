@@ -126,6 +126,17 @@ impl State {
         self.values.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The string value of a key a created instance must have (`container_id`, ...).
+    ///
+    /// # Errors
+    /// [`Error::NotCreated`] naming `instance` when the key is missing: the instance was never
+    /// created, or was destroyed.
+    pub fn created(&self, key: &str, instance: &str) -> Result<&str> {
+        self.get_str(key).ok_or_else(|| Error::NotCreated {
+            instance: instance.to_string(),
+        })
+    }
+
     /// The last action that completed, when it is one of the lifecycle's actions.
     pub fn last_action(&self) -> Option<Action> {
         self.get_str(keys::LAST_ACTION).and_then(|s| s.parse().ok())

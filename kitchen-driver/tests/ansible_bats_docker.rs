@@ -5,14 +5,12 @@
 //! binary's exit code 20. Every test removes what it created (drop guard on the project label)
 //! and asserts that nothing of its project is left.
 
-mod common;
-
 use assert_cmd::Command as Bin;
-use common::{TestProject, busybox, instance, run};
 use kitchen_driver::Error;
 use kitchen_driver::lifecycle::{Command, DestroyMode};
 use kitchen_driver::verifier::CaseOutcome;
 use serde_json::{Value, json};
+use test_support::{TestProject, busybox, instance, run};
 
 fn debian() -> Value {
     json!({"name": "docker", "image": "kitchen/debian-12:latest"})

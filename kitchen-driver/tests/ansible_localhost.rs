@@ -8,11 +8,9 @@
 //! A play that matches no host fails the converge and is named. Every test removes what it
 //! created and asserts that nothing is left.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::{TestProject, text};
+use test_support::{TestProject, text};
 
 /// Markers the playbook writes, one per way of naming the local machine.
 const MARKERS: &[&str] = &[

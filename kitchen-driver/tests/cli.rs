@@ -2,19 +2,12 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use assert_cmd::cargo::CommandCargoExt as _;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 /// A copy of `tests/fixtures/project` in a `kdtest-<pid>-<n>-...` temp dir (removed on drop).
 fn project() -> tempfile::TempDir {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("kdtest-{}-{n}-cli-", std::process::id()))
-        .tempdir()
-        .unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let dir = test_support::unique_dir("cli");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/project");
     for f in ["kitchen.yml", "kitchen.local.yml"] {
         std::fs::copy(src.join(f), dir.path().join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
@@ -259,11 +252,7 @@ fn env_points_at_other_files() {
 #[test]
 fn example_project_list_and_diagnose() {
     // A copy of examples/kitchen.yml, so state files from a local `run-example` do not leak in.
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("kdtest-{}-{n}-example-", std::process::id()))
-        .tempdir()
-        .unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let dir = test_support::unique_dir("example");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kitchen.yml");
     std::fs::copy(example, dir.path().join("kitchen.yml")).unwrap_or_else(|e| panic!("{e}"));
     let out = run(dir.path(), &["list"]);

@@ -3,52 +3,41 @@
 //! Nothing a test creates survives it (drop guard on the project's label), and each test ends
 //! by asserting that no container of its project remains.
 
-mod common;
-
 use assert_cmd::Command;
-use common::{TestProject, text};
 use kitchen_driver::lifecycle::Action;
+use test_support::{Runtime, TestProject, basic_kitchen_yml, standard_project, text};
 
-/// A project whose kitchen.yml has the given suites on busybox (and optionally Debian).
+/// A project with the standard suite's files (bootstrap.sh, data/verify.sh).
 fn project(label: &str, kitchen_yml: &str) -> TestProject {
-    let p = TestProject::new(label);
-    p.write("kitchen.yml", kitchen_yml);
-    p.write(
-        "test/integration/default/bootstrap.sh",
-        "#!/bin/sh\nset -eu\nmkdir -p /etc/hello\necho \"hello from $(hostname)\" > /etc/hello/hello.conf\necho converged-ok\n",
-    );
-    p.write(
-        "test/integration/default/data/verify.sh",
-        "#!/bin/sh\nset -eu\ngrep -q 'hello from' /etc/hello/hello.conf\necho verified-ok\n",
-    );
-    p
+    standard_project(label, kitchen_yml)
 }
 
-const BASIC: &str = r#"
-driver:
-  name: docker
-provisioner:
-  name: shell
-  sudo: false
-verifier:
-  name: shell
-  remote_exec: true
-  command: sh /tmp/kitchen/data/verify.sh
-platforms:
-  - name: busybox
-    driver:
-      image: kitchen/busybox:latest
-suites:
-  - name: default
-"#;
+/// The standard kitchen.yml on Docker (suite `default` on platform `busybox`).
+fn basic() -> String {
+    basic_kitchen_yml(Runtime::Docker)
+}
 
 fn kd(p: &TestProject) -> Command {
     p.kitchen_driver(300)
 }
 
+// The same cases on Docker and on LXD, with the standard project.
+
 #[test]
-fn test_passes_and_leaves_nothing() {
-    let p = project("cli-pass", BASIC);
+fn test_passes_and_leaves_nothing_on_docker() {
+    test_passes_and_leaves_nothing(Runtime::Docker);
+}
+
+#[test]
+fn test_passes_and_leaves_nothing_on_lxd() {
+    test_passes_and_leaves_nothing(Runtime::Lxd);
+}
+
+fn test_passes_and_leaves_nothing(runtime: Runtime) {
+    let p = project(
+        &format!("cli-pass-{}", runtime.label()),
+        &basic_kitchen_yml(runtime),
+    );
     let out = kd(&p).args(["test"]).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(
@@ -73,12 +62,21 @@ fn test_passes_and_leaves_nothing() {
 }
 
 #[test]
-fn verify_failure_exits_20_with_last_error_then_destroy_cleans_up() {
-    let yml = BASIC.replace(
+fn verify_failure_exits_20_with_last_error_then_destroy_cleans_up_on_docker() {
+    verify_failure_exits_20_with_last_error_then_destroy_cleans_up(Runtime::Docker);
+}
+
+#[test]
+fn verify_failure_exits_20_with_last_error_then_destroy_cleans_up_on_lxd() {
+    verify_failure_exits_20_with_last_error_then_destroy_cleans_up(Runtime::Lxd);
+}
+
+fn verify_failure_exits_20_with_last_error_then_destroy_cleans_up(runtime: Runtime) {
+    let yml = basic_kitchen_yml(runtime).replace(
         "command: sh /tmp/kitchen/data/verify.sh",
         "command: echo broken; exit 4",
     );
-    let p = project("cli-verifyfail", &yml);
+    let p = project(&format!("cli-verifyfail-{}", runtime.label()), &yml);
     let out = kd(&p).args(["verify", "default-busybox"]).output().unwrap();
     let stderr = text(&out.stderr);
     assert_eq!(
@@ -108,7 +106,7 @@ fn verify_failure_exits_20_with_last_error_then_destroy_cleans_up() {
 
 #[test]
 fn converge_failure_and_destroy_modes() {
-    let p = project("cli-convfail", BASIC);
+    let p = project("cli-convfail", &basic());
     p.write(
         "test/integration/default/bootstrap.sh",
         "#!/bin/sh\necho converge-breaks\nexit 2\n",
@@ -225,7 +223,7 @@ suites:
 
 #[test]
 fn unknown_driver_fails_only_when_an_action_runs() {
-    let yml = BASIC.replace("name: docker", "name: vagrant");
+    let yml = basic().replace("name: docker", "name: vagrant");
     let p = project("cli-unknown", &yml);
     let out = kd(&p).args(["list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -241,7 +239,7 @@ fn unknown_driver_fails_only_when_an_action_runs() {
 
 #[test]
 fn exec_debug_log_level_and_login_through_a_pty() {
-    let p = project("cli-exec", BASIC);
+    let p = project("cli-exec", &basic());
     let out = kd(&p).args(["create", "-l", "debug"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
@@ -267,7 +265,7 @@ fn exec_debug_log_level_and_login_through_a_pty() {
     assert_eq!(out.status.code(), Some(20));
 
     // login: the runtime's client gets a real terminal (util-linux `script` provides the pty).
-    let tty = common::login_through_pty(
+    let tty = test_support::login_through_pty(
         &p,
         "default-busybox",
         "[ -t 0 ] && echo tty-yes-$(hostname)",
@@ -333,7 +331,7 @@ suites:
 #[test]
 fn ctrl_c_finishes_the_running_step_and_destroy_always_still_cleans_up() {
     use std::io::{BufRead, BufReader};
-    let p = project("cli-sigint", BASIC);
+    let p = project("cli-sigint", &basic());
     p.write(
         "test/integration/default/bootstrap.sh",
         "#!/bin/sh\necho converge-started\nsleep 3\necho converge-done\n",
@@ -395,7 +393,7 @@ fn redact(p: &TestProject, s: &str) -> String {
 
 #[test]
 fn output_of_a_passing_and_a_failing_test_is_stable() {
-    let p = project("cli-snap", BASIC);
+    let p = project("cli-snap", &basic());
     let out = kd(&p).args(["test"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     insta::assert_snapshot!("test_passing_stdout", redact(&p, &text(&out.stdout)));
@@ -416,9 +414,10 @@ fn output_of_a_passing_and_a_failing_test_is_stable() {
 
 #[test]
 fn junit_report_has_a_suite_per_instance_and_the_converge_failure() {
-    // BASIC plus a suite whose converge fails.
+    // The standard project plus a suite whose converge fails.
     let yml = format!(
-        "{BASIC}  - name: broken\n    provisioner:\n      command: echo broken-converge; exit 4\n"
+        "{}  - name: broken\n    provisioner:\n      command: echo broken-converge; exit 4\n",
+        basic()
     );
     let p = project("cli-junit", &yml);
     let report = p.root().join("junit.xml");

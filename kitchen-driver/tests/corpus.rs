@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use assert_cmd::cargo::CommandCargoExt as _;
 
@@ -18,15 +17,9 @@ fn cases() -> Vec<serde_json::Value> {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("cases.json: {e}"))
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 /// A temp dir named `kdtest-<pid>-<n>-<what>-...`, removed on drop even if the test panics.
 fn temp_dir(what: &str) -> tempfile::TempDir {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    tempfile::Builder::new()
-        .prefix(&format!("kdtest-{}-{n}-{what}-", std::process::id()))
-        .tempdir()
-        .unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"))
+    test_support::unique_dir(what)
 }
 
 fn copy_spec(spec: &str, to_dir: &Path) {

@@ -2,15 +2,13 @@
 //! init in kitchen/debian-12, a Dockerfile platform, container options, published ports
 //! recorded in state, leftovers found by label, the instance lock, unknown drivers.
 
-mod common;
-
 use bollard::models::NetworkCreateRequest;
 use bollard::query_parameters::RemoveImageOptions;
-use common::{TestProject, busybox, docker, instance, on_fresh_runtime, run, run_one};
 use kitchen_driver::Error;
 use kitchen_driver::lifecycle::{Action, Command, DestroyMode};
 use kitchen_driver::state::StateFile;
 use serde_json::json;
+use test_support::{TestProject, busybox, docker, instance, on_fresh_runtime, run, run_one};
 
 fn quiet_shell() -> serde_json::Value {
     json!({"name": "shell", "sudo": false, "command": "true"})

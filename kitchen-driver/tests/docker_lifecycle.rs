@@ -2,12 +2,10 @@
 //! verify, destroy, test with --destroy modes, concurrency, hooks, data uploads, retries, exec.
 //! Every test removes what it created (drop guard) and asserts that nothing is left.
 
-mod common;
-
-use common::{TestProject, busybox, instance, run, run_one, run_with_env};
 use kitchen_driver::Error;
 use kitchen_driver::lifecycle::{Action, Command, DestroyMode, failure_summary};
 use serde_json::json;
+use test_support::{TestProject, busybox, instance, run, run_one, run_with_env};
 
 const BOOTSTRAP: &str = "#!/bin/sh\nset -eu\nmkdir -p /etc/hello\necho \"greeting from $(hostname)\" > /etc/hello/hello.conf\necho \"converged TEST_KITCHEN=${TEST_KITCHEN:-unset} FOO=${FOO:-unset}\"\n";
 const VERIFY: &str = "#!/bin/sh\nset -eu\ntest -f /etc/hello/hello.conf\ncat /tmp/kitchen/data/expected.txt\necho PASS\n";

@@ -3,9 +3,7 @@
 //! is `inspec` fails `test` before create, while its sibling runs), and `login` with piped
 //! input runs the piped commands. Every test removes what it created.
 
-mod common;
-
-use common::{TestProject, text};
+use test_support::{TestProject, text};
 
 const YML: &str = r#"
 driver: {name: docker, image: "kitchen/busybox:latest"}

@@ -2,56 +2,42 @@
 //! real LXD daemon with `kitchen/busybox` and `kitchen/debian-12`. Every test removes what it
 //! created (drop guard on `user.kitchen.project`) and asserts that nothing is left.
 
-mod common;
-
 use assert_cmd::Command;
-use common::{TestProject, on_fresh_runtime, text};
 use kitchen_driver::lifecycle::Action;
+use test_support::{
+    Runtime, STANDARD_BOOTSTRAP, TestProject, basic_kitchen_yml, on_fresh_runtime,
+    standard_project, text,
+};
 
 fn kd(p: &TestProject) -> Command {
     p.kitchen_driver(600)
 }
 
+/// The standard project (see `test_support::standard_project`), whose bootstrap also says
+/// where it ran, so the hostname inside can be checked.
 fn project(label: &str, yml: &str) -> TestProject {
-    let p = TestProject::new(label);
-    p.write("kitchen.yml", yml);
+    let p = standard_project(label, yml);
     p.write(
         "test/integration/default/bootstrap.sh",
-        "#!/bin/sh\nset -eu\nmkdir -p /etc/hello\necho \"hello from $(hostname)\" > /etc/hello/hello.conf\necho converged-ok TEST_KITCHEN=$TEST_KITCHEN on $(hostname)\n",
-    );
-    p.write(
-        "test/integration/default/data/verify.sh",
-        "#!/bin/sh\nset -eu\ngrep -q 'hello from' /etc/hello/hello.conf\necho verified-ok\n",
+        &STANDARD_BOOTSTRAP.replace(
+            "echo converged-ok",
+            "echo converged-ok TEST_KITCHEN=$TEST_KITCHEN on $(hostname)",
+        ),
     );
     p
 }
 
-const BOTH: &str = r#"
-driver:
-  name: lxd
-provisioner:
-  name: shell
-  sudo: false
-verifier:
-  name: shell
-  remote_exec: true
-  command: sh /tmp/kitchen/data/verify.sh
-platforms:
-  - name: busybox
-    driver:
-      image: kitchen/busybox
-  - name: debian-12
-    driver:
-      image: kitchen/debian-12
-      config:
-        limits.memory: 512MiB
-suites:
-  - name: default
-"#;
+/// The standard project on LXD, with a Debian 12 platform (512 MiB) beside busybox.
+fn both() -> String {
+    basic_kitchen_yml(Runtime::Lxd).replace(
+        "suites:",
+        "  - name: debian-12\n    driver:\n      image: kitchen/debian-12\n      config:\n        limits.memory: 512MiB\nsuites:",
+    )
+}
 
 #[test]
 fn example_suite_passes_on_busybox_and_debian_in_parallel() {
-    let p = project("lxd-pass", BOTH);
+    let p = project("lxd-pass", &both());
     let out = kd(&p).args(["test", "-c"]).output().unwrap();
     let stdout = text(&out.stdout);
     assert_eq!(
@@ -77,7 +63,7 @@ fn example_suite_passes_on_busybox_and_debian_in_parallel() {
 
 #[test]
 fn instance_carries_its_keys_and_systemd_is_up_then_verify_failure_exits_20() {
-    let yml = BOTH.replace(
+    let yml = both().replace(
         "command: sh /tmp/kitchen/data/verify.sh",
         "command: systemctl is-system-running; exit 6",
     );
@@ -199,7 +185,7 @@ suites: [{name: default}]
         text(&out.stdout)
     );
 
-    let tty = common::login_through_pty(
+    let tty = test_support::login_through_pty(
         &p,
         "default-busybox",
         "[ -t 0 ] && echo tty-yes-$(cat /tmp/hook.txt)",

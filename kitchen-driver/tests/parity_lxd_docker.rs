@@ -3,17 +3,15 @@
 //! results, passing and failing alike, and leave nothing behind (checked through the APIs and
 //! through `lxc list` and `docker ps -a` by label).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{TestProject, run};
 use kitchen_driver::config::{InstanceConfig, LoadOptions, load};
 use kitchen_driver::driver::docker::LABEL_PROJECT;
 use kitchen_driver::driver::naming::project_hash;
 use kitchen_driver::lifecycle::{Command, DestroyMode, InstanceOutcome};
 use kitchen_driver::verifier::CaseOutcome;
+use test_support::{TestProject, run};
 
 /// LXD platform -> its Docker twin in examples/kitchen.yml.
 const TWINS: &[(&str, &str)] = &[

@@ -428,11 +428,7 @@ impl Driver for LxdDriver {
         ctx: &InstanceContext,
         state: &State,
     ) -> Result<Arc<dyn Connection>> {
-        let Some(name) = state.get_str(keys::CONTAINER_NAME) else {
-            return Err(Error::NotCreated {
-                instance: ctx.instance.name.clone(),
-            });
-        };
+        let name = state.created(keys::CONTAINER_NAME, &ctx.instance.name)?;
         Ok(Arc::new(LxdConnection {
             client: self.client().await?,
             name: name.to_string(),

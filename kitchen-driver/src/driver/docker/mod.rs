@@ -407,11 +407,7 @@ impl Driver for DockerDriver {
         ctx: &InstanceContext,
         state: &State,
     ) -> Result<Arc<dyn Connection>> {
-        let Some(id) = state.get_str(keys::CONTAINER_ID) else {
-            return Err(Error::NotCreated {
-                instance: ctx.instance.name.clone(),
-            });
-        };
+        let id = state.created(keys::CONTAINER_ID, &ctx.instance.name)?;
         Ok(Arc::new(DockerConnection {
             docker: self.docker().await?,
             id: id.to_string(),

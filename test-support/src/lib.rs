@@ -1,8 +1,11 @@
-//! Helpers for the Docker end-to-end tests: temporary kitchen projects named `kdtest-...`, a
-//! drop guard that removes every container labelled with the project's path, and a runner that
-//! captures the live output.
-
-#![allow(dead_code)]
+//! What the workspace's tests share, so each helper is written once:
+//! - [`unique_name`]: the `kdtest-<pid>-<n>-<label>` prefix of everything a test creates;
+//! - [`TestProject`]: a temporary kitchen project whose drop guard removes every Docker
+//!   container and LXD instance labelled with its path, even when the test panics;
+//! - [`on_fresh_runtime`]: async clean-up from `Drop` or from inside another runtime;
+//! - the standard projects ([`Runtime`], [`standard_project`], [`basic_kitchen_yml`]) that the
+//!   Docker and LXD lifecycle tests share, with the driver as a parameter;
+//! - [`run`] and friends: the library's `Runner` with its live output captured.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,23 +21,42 @@ use kitchen_driver::report::{Level, Reporter};
 use kitchen_driver::state::{State, StateFile};
 use serde_json::{Value, json};
 
+/// The prefix every resource created by the tests carries, so clean-up touches nothing else.
+pub const TEST_PREFIX: &str = "kdtest";
+
+/// A name unique to this process and call, such as `kdtest-4242-0-busybox`.
+///
+/// LXD instance names must be valid hostnames, so use only `[a-z0-9-]` in `label`.
+pub fn unique_name(label: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{TEST_PREFIX}-{}-{n}-{label}", std::process::id())
+}
+
+/// A temporary directory named `kdtest-<pid>-<n>-<label>-...`, removed on drop.
+pub fn unique_dir(label: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("{}-", unique_name(label)))
+        .tempdir()
+        .expect("temp dir")
+}
+
 /// A temporary kitchen project directory `kdtest-<pid>-<n>-<label>...`; every container
 /// labelled with its path is removed on drop, even when the test panics.
 pub struct TestProject {
+    /// The directory (removed on drop).
     pub dir: tempfile::TempDir,
 }
 
 impl TestProject {
+    /// An empty project.
     pub fn new(label: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("kdtest-{}-{n}-{label}-", std::process::id()))
-            .tempdir()
-            .expect("temp dir");
-        Self { dir }
+        Self {
+            dir: unique_dir(label),
+        }
     }
 
+    /// The project directory (`kitchen_root`).
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
@@ -52,6 +74,7 @@ impl TestProject {
         c
     }
 
+    /// `<root>/test/integration`.
     pub fn tbp(&self) -> PathBuf {
         self.root().join("test/integration")
     }
@@ -64,10 +87,12 @@ impl TestProject {
         p
     }
 
+    /// The state of `instance` (through the library's one reader).
     pub fn state(&self, instance: &str) -> State {
         StateFile::new(self.root(), instance).load().unwrap()
     }
 
+    /// Whether `instance` has a state file.
     pub fn state_exists(&self, instance: &str) -> bool {
         StateFile::new(self.root(), instance).path().exists()
     }
@@ -177,6 +202,7 @@ pub async fn lxd_owned(root: &str) -> Vec<String> {
         .collect()
 }
 
+/// The Docker engine at `DOCKER_HOST` (or the default socket), version negotiated.
 pub async fn docker() -> Docker {
     Docker::connect_with_defaults()
         .expect("docker socket (run scripts/setup-host)")
@@ -223,6 +249,7 @@ pub fn instance(
     .expect("instance config")
 }
 
+/// The Docker driver block for `kitchen/busybox:latest`.
 pub fn busybox() -> Value {
     json!({"name": "docker", "image": "kitchen/busybox:latest"})
 }
@@ -242,6 +269,7 @@ impl Write for Captured {
 }
 
 impl Captured {
+    /// Everything written so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
@@ -352,4 +380,110 @@ pub fn login_through_pty(
 /// Process output as text, for assertions and their messages.
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// A container runtime the driver tests run on: the same cases run on both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// `driver: docker`.
+    Docker,
+    /// `driver: lxd`.
+    Lxd,
+}
+
+impl Runtime {
+    /// Both runtimes.
+    pub const ALL: [Runtime; 2] = [Runtime::Docker, Runtime::Lxd];
+
+    /// The driver name.
+    pub fn driver(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Lxd => "lxd",
+        }
+    }
+
+    /// The busybox image as this runtime names it.
+    pub fn busybox_image(self) -> &'static str {
+        match self {
+            Runtime::Docker => "kitchen/busybox:latest",
+            Runtime::Lxd => "kitchen/busybox",
+        }
+    }
+
+    /// A label for names and messages (`docker`, `lxd`).
+    pub fn label(self) -> &'static str {
+        self.driver()
+    }
+}
+
+/// The standard project's `bootstrap.sh` (shell provisioner): writes /etc/hello/hello.conf.
+pub const STANDARD_BOOTSTRAP: &str = "#!/bin/sh\nset -eu\nmkdir -p /etc/hello\necho \"hello from $(hostname)\" > /etc/hello/hello.conf\necho converged-ok\n";
+
+/// The standard project's `data/verify.sh` (run by the remote shell verifier).
+pub const STANDARD_VERIFY: &str =
+    "#!/bin/sh\nset -eu\ngrep -q 'hello from' /etc/hello/hello.conf\necho verified-ok\n";
+
+/// The standard kitchen.yml on `runtime`: suite `default` on platform `busybox`, converged by
+/// [`STANDARD_BOOTSTRAP`] (no sudo) and checked in the instance by [`STANDARD_VERIFY`].
+pub fn basic_kitchen_yml(runtime: Runtime) -> String {
+    format!(
+        r#"
+driver:
+  name: {driver}
+provisioner:
+  name: shell
+  sudo: false
+verifier:
+  name: shell
+  remote_exec: true
+  command: sh /tmp/kitchen/data/verify.sh
+platforms:
+  - name: busybox
+    driver:
+      image: {image}
+suites:
+  - name: default
+"#,
+        driver = runtime.driver(),
+        image = runtime.busybox_image()
+    )
+}
+
+/// A project with `kitchen_yml` and the standard suite's files
+/// (`test/integration/default/bootstrap.sh` and `data/verify.sh`).
+pub fn standard_project(label: &str, kitchen_yml: &str) -> TestProject {
+    let p = TestProject::new(label);
+    p.write("kitchen.yml", kitchen_yml);
+    p.write("test/integration/default/bootstrap.sh", STANDARD_BOOTSTRAP);
+    p.write("test/integration/default/data/verify.sh", STANDARD_VERIFY);
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_valid_hostnames() {
+        let a = unique_name("busybox");
+        let b = unique_name("busybox");
+        assert_ne!(a, b);
+        assert!(a.starts_with(&format!("{TEST_PREFIX}-{}-", std::process::id())));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        );
+    }
+
+    #[test]
+    fn the_basic_project_differs_only_in_driver_and_image() {
+        let d = basic_kitchen_yml(Runtime::Docker);
+        let l = basic_kitchen_yml(Runtime::Lxd);
+        assert_eq!(
+            d.replace("docker", "lxd")
+                .replace("kitchen/busybox:latest", "kitchen/busybox"),
+            l
+        );
+    }
 }
