@@ -2,12 +2,10 @@
 //! Docker engine, every answer line checked against the checked-in JSON schema
 //! (`kitchen-driver/plugin-protocol.schema.json`), every request we send too.
 
-mod common;
-
 use std::path::Path;
 
-use common::TestProject;
 use serde_json::{Value, json};
+use test_support::TestProject;
 
 fn schema() -> Value {
     let text = include_str!("../plugin-protocol.schema.json");
