@@ -17,6 +17,7 @@ mod actions;
 mod diagnose;
 pub mod exit;
 mod list;
+pub mod plugin_protocol;
 
 pub use actions::{ActionArgs, ExecArgs, LoginArgs, TestArgs};
 
@@ -56,6 +57,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Run a command in instances (`kitchen exec -c CMD`).
     Exec(ExecArgs),
+    /// The machine interface for test-kitchen plugins (JSON in, JSON lines out; see
+    /// PLUGIN-PROTOCOL.md).
+    Plugin(plugin_protocol::PluginArgs),
 }
 
 /// `list [REGEX...|all] [--bare] [--json]`.
@@ -144,6 +148,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             action(args, lifecycle::Command::Exec(e.command))
         }
         Command::Login(l) => actions::login(&opts, l),
+        // The protocol answers its own errors as JSON lines and picks the exit code.
+        Command::Plugin(p) => Ok(plugin_protocol::main(p)),
     }
 }
 
