@@ -284,11 +284,7 @@ pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> Result<i32> {
             EventBus::new().instance(InstanceId::from(inst)),
         );
         let conn = driver.connection(&ctx, &state).await?;
-        if std::io::stdin().is_terminal() {
-            interactive_login(conn.as_ref()).await
-        } else {
-            piped_login(conn.as_ref()).await
-        }
+        login_session(conn.as_ref()).await
     })?;
     Ok(i32::try_from(code).unwrap_or(exit::ACTIONS_FAILED))
 }
@@ -337,6 +333,16 @@ fn window_size() -> (u16, u16) {
         .filter(|w| w.ws_col > 0 && w.ws_row > 0)
         .map(|w| (w.ws_col, w.ws_row))
         .unwrap_or((80, 24))
+}
+
+/// `login`'s session (also `plugin login`'s): a shell on this terminal, or the piped input
+/// run as a script when stdin is not a terminal. Returns the shell's exit code.
+pub(super) async fn login_session(conn: &dyn crate::transport::Connection) -> crate::Result<i64> {
+    if std::io::stdin().is_terminal() {
+        interactive_login(conn).await
+    } else {
+        piped_login(conn).await
+    }
 }
 
 /// `login` with piped input (`echo uptime | kitchen-driver login web`): the input is a script

@@ -17,6 +17,7 @@ mod actions;
 mod diagnose;
 pub mod exit;
 mod list;
+pub mod plugin_protocol;
 
 pub use actions::{ActionArgs, ExecArgs, LoginArgs, TestArgs};
 
@@ -121,6 +122,9 @@ pub enum Command {
     /// Run a command in instances (`kitchen exec -c CMD`).
     #[command(after_help = EXAMPLES_EXEC)]
     Exec(ExecArgs),
+    /// The machine interface for test-kitchen plugins (JSON in, JSON lines out; see
+    /// PLUGIN-PROTOCOL.md).
+    Plugin(plugin_protocol::PluginArgs),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     #[command(after_help = EXAMPLES_COMPLETIONS)]
     Completions(CompletionsArgs),
@@ -254,6 +258,8 @@ pub fn run(cli: Cli) -> Result<i32> {
                 .map_err(output_error)?;
             Ok(exit::SUCCESS)
         }
+        // The protocol answers its own errors as JSON lines and picks the exit code.
+        Command::Plugin(p) => Ok(plugin_protocol::main(p)),
     }
 }
 

@@ -68,12 +68,14 @@ pub trait Driver: Send + Sync {
 /// for invalid keys.
 pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Driver>> {
     let block: &PluginConfig = &instance.driver;
+    // `docker_api`/`lxd_api` are the test-kitchen plugins (kitchen-driver/ruby) over these
+    // drivers: the same kitchen.yml works with both tools.
     match InstanceConfig::plugin_name(block) {
-        "docker" => Ok(Box::new(docker::DockerDriver::from_config(
+        "docker" | "docker_api" => Ok(Box::new(docker::DockerDriver::from_config(
             &instance.name,
             block,
         )?)),
-        "lxd" => Ok(Box::new(lxd::LxdDriver::from_config(
+        "lxd" | "lxd_api" => Ok(Box::new(lxd::LxdDriver::from_config(
             &instance.name,
             block,
         )?)),
