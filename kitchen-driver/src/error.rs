@@ -214,6 +214,19 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A report was asked for where it cannot be written (checked before the run starts).
+    #[error(
+        "cannot write the report {}: {source}; choose a writable path (missing directories are created)",
+        path.display()
+    )]
+    ReportPath {
+        /// The report file or the directory that cannot be created.
+        path: PathBuf,
+        /// Why it cannot be written.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Writing a report (the command's output, the JUnit file) failed.
     #[error("cannot write {what}: {source}")]
     Report {
@@ -269,6 +282,7 @@ impl Error {
             Error::ActionsFailed { .. } => "Kitchen::ActionFailed",
             Error::AmbiguousInstance { .. } => "Kitchen::UserError",
             Error::Startup { .. } | Error::Report { .. } => "IOError",
+            Error::ReportPath { .. } => "Kitchen::UserError",
             Error::ProvisionFailed { .. } => "Kitchen::ActionFailed",
             Error::MissingTool { .. } => "Kitchen::UserError",
         }
@@ -300,8 +314,9 @@ impl Error {
     }
 }
 
-/// Why a run stopped starting steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a run stopped starting steps (`interrupted` or `fail_fast` in the run events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CancelReason {
     /// Ctrl-C (SIGINT).

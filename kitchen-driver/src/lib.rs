@@ -15,7 +15,9 @@
 //! - [`plugin`]: the one context per instance ([`plugin::InstanceContext`]) drivers get, and
 //!   the [`plugin::PluginContext`] of a provisioner or verifier action.
 //! - [`host`]: the one runner of host commands (hooks, shell verifier, `ansible-playbook`).
-//! - [`report`]: live prefixed output and the log files.
+//! - [`events`]: the typed run events the runner emits and the [`events::Reporter`] trait.
+//! - [`report`]: the reporters that render events: text lines, live display, log files,
+//!   JSON lines, JUnit, the closing summary.
 //! - [`cli`]: the command line, test-kitchen's verbs and exit codes.
 
 pub mod action;
@@ -23,8 +25,8 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 mod error;
+pub mod events;
 pub mod host;
-pub mod junit;
 pub mod lifecycle;
 pub mod plugin;
 pub mod provisioner;

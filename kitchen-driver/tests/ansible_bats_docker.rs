@@ -126,7 +126,7 @@ async fn ansible_converge_and_bats_verify_pass_with_one_result_per_test() {
     let got: Vec<(Option<&str>, &str, CaseOutcome)> = o
         .cases
         .iter()
-        .map(|c| (c.group.as_deref(), c.name.as_str(), c.outcome.clone()))
+        .map(|c| (c.group.as_deref(), c.name.as_str(), c.outcome))
         .collect();
     assert_eq!(
         got,

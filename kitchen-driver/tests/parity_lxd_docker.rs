@@ -63,7 +63,7 @@ fn result_of(o: &InstanceOutcome) -> Result {
             .map(|e| e.to_string().replace(&o.instance, "<instance>")),
         o.cases
             .iter()
-            .map(|c| (c.group.clone(), c.name.clone(), c.outcome.clone()))
+            .map(|c| (c.group.clone(), c.name.clone(), c.outcome))
             .collect(),
     )
 }

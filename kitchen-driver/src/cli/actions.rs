@@ -8,8 +8,9 @@ use clap::Args;
 use super::exit;
 use crate::config::{self, InstanceConfig, LoadOptions, Project};
 use crate::error::{Error, Result};
+use crate::events::{self, Counts, Event, EventBus, InstanceId, RunFinished, Warning};
 use crate::lifecycle::{self, DestroyMode, RunOptions, Runner};
-use crate::report::{Level, Reporter};
+use crate::report::{ColorChoice, Environment, FailureOutput, Format, Level, Reports};
 use crate::state::StateFile;
 
 /// Flags shared by the action commands.
@@ -33,9 +34,56 @@ pub struct ActionArgs {
     #[arg(short = 't', long)]
     pub test_base_path: Option<PathBuf>,
     /// Also write a JUnit XML report here: one suite per instance, one case per verifier
-    /// test (written even when actions fail).
+    /// test, failures with their reason and output (written even when actions fail; missing
+    /// directories are created, and an unwritable path is refused before the run starts).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// What stdout carries: `text` (lines for people, then the summary) or `json` (one JSON
+    /// object per event, see EVENTS.md).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: Format,
+    /// Colour the text output: auto (on a terminal, unless NO_COLOR is set or TERM=dumb),
+    /// always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+    /// When to show a failed instance's output: immediate (as it happens), or final (also
+    /// again, gathered under its name, before the summary).
+    #[arg(long, value_name = "WHEN", default_value = "immediate")]
+    pub failure_output: FailureOutput,
+    /// Write the summary as Markdown here (default under GitHub Actions: append to
+    /// $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "PATH")]
+    pub summary_md: Option<PathBuf>,
+}
+
+impl ActionArgs {
+    /// The flags of a command that has only instances and a log level (`exec`).
+    pub fn for_instances(instances: Vec<String>, log_level: String) -> Self {
+        Self {
+            instances,
+            concurrency: None,
+            parallel: false,
+            fail_fast: false,
+            log_level,
+            test_base_path: None,
+            junit: None,
+            format: Format::Text,
+            color: ColorChoice::Auto,
+            failure_output: FailureOutput::Immediate,
+            summary_md: None,
+        }
+    }
+
+    fn reports(&self, level: Level) -> Reports {
+        Reports {
+            format: self.format,
+            level,
+            color: self.color,
+            failure_output: self.failure_output,
+            junit: self.junit.clone(),
+            summary_md: self.summary_md.clone(),
+        }
+    }
 }
 
 /// `test` flags.
@@ -139,30 +187,30 @@ pub(super) fn run_lifecycle(
         (false, Some(n)) => n.min(instances.len()),
         (false, None) => 1,
     };
-    let stdout = std::io::stdout();
-    let color = stdout.is_terminal();
-    let reporter = Reporter::new(&project.kitchen_root, Box::new(stdout), level, color)?;
+    let env = Environment::from_process();
+    let reports = args.reports(level);
+    reports.prepare(&env)?;
+    let bus = EventBus::new();
+    reports.subscribe(&bus, &project.kitchen_root, &env)?;
     let rt = runtime()?;
     let started = std::time::Instant::now();
-    let runner = Runner::new(
-        &project.kitchen_root,
-        &project.test_base_path,
-        reporter.clone(),
-    );
+    let runner = Runner::new(&project.kitchen_root, &project.test_base_path, bus.clone())
+        .with_command_line(std::env::args().collect());
     let canceller = runner.canceller();
     let outcomes = rt.block_on(async {
         // Ctrl-C: start no further step, let running ones finish (so nothing is left
         // half-created; --destroy always still destroys). A second Ctrl-C exits at once.
         let watcher = {
             let canceller = canceller.clone();
-            let reporter = reporter.clone();
+            let bus = bus.clone();
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
                     canceller.cancel();
-                    reporter.global(
-                        Level::Warn,
-                        "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)",
-                    );
+                    bus.emit(Event::Warning(Warning {
+                        at: events::now(),
+                        instance: None,
+                        text: "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)".into(),
+                    }));
                     if tokio::signal::ctrl_c().await.is_ok() {
                         std::process::exit(exit::INTERRUPTED);
                     }
@@ -179,30 +227,27 @@ pub(super) fn run_lifecycle(
         watcher.abort();
         outcomes
     });
-    if let Some(path) = &args.junit {
-        let xml = crate::junit::render("kitchen-driver", &outcomes)?;
-        std::fs::write(path, xml).map_err(|e| Error::Report {
-            what: format!("the JUnit report {}", path.display()),
-            source: Box::new(e),
-        })?;
-    }
-    match lifecycle::failure_summary(&outcomes) {
-        Some(summary) => {
-            reporter.log_only(Level::Error, &format!(">>>>>> {summary}"));
-            Err(Error::ActionsFailed { summary })
-        }
+    let result = match lifecycle::failure_summary(&outcomes) {
+        Some(summary) => Err(Error::ActionsFailed { summary }),
         None if canceller.is_cancelled() => Err(Error::Interrupted),
-        None => {
-            reporter.global(
-                Level::Info,
-                &format!(
-                    "-----> kitchen-driver is finished. ({:.1}s)",
-                    started.elapsed().as_secs_f64()
-                ),
-            );
-            Ok(())
-        }
+        None => Ok(()),
+    };
+    let mut counts = Counts::default();
+    for o in &outcomes {
+        counts.add(o.outcome);
     }
+    bus.emit(Event::RunFinished(RunFinished {
+        at: events::now(),
+        duration: started.elapsed(),
+        counts,
+        exit_code: result
+            .as_ref()
+            .map_or_else(Error::exit_code, |()| exit::SUCCESS),
+    }));
+    // The reports are written now (JUnit, Markdown); a report that cannot be written fails
+    // the run even when every action passed.
+    bus.finish()?;
+    result
 }
 
 /// `login`: returns the shell's exit code.
@@ -231,12 +276,12 @@ pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> Result<i32> {
     let rt = runtime()?;
     let code = rt.block_on(async {
         let driver = crate::driver::for_instance(inst)?;
-        let reporter = Reporter::without_logs(Box::new(std::io::sink()), Level::Error);
+        // No reporter: login's only output is the terminal session.
         let ctx = crate::plugin::InstanceContext::new(
             std::sync::Arc::new(inst.clone()),
             &project.kitchen_root,
             &project.test_base_path,
-            reporter.instance(&inst.name)?,
+            EventBus::new().instance(InstanceId::from(inst)),
         );
         let conn = driver.connection(&ctx, &state).await?;
         login_session(conn.as_ref()).await

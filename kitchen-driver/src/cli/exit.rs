@@ -3,7 +3,7 @@
 //! | code | when |
 //! |---|---|
 //! | 0 | success (`login`: the shell's own exit code instead) |
-//! | 1 | usage errors, no instance matched, an ambiguous `login` pattern (test-kitchen's Thor `die`) |
+//! | 1 | usage errors, no instance matched, an ambiguous `login` pattern (test-kitchen's Thor `die`), a report path that cannot be written |
 //! | 20 | `N actions failed.` and every other error, such as an unreadable kitchen.yml (test-kitchen's `Kitchen::Error`) |
 //! | 130 | Ctrl-C before every action ran (128 + SIGINT) |
 //!
@@ -31,7 +31,8 @@ impl Error {
                 | ConfigError::NoInstances
                 | ConfigError::Regex { at: None, .. },
             )
-            | Error::AmbiguousInstance { .. } => USAGE,
+            | Error::AmbiguousInstance { .. }
+            | Error::ReportPath { .. } => USAGE,
             Error::Interrupted => INTERRUPTED,
             _ => ACTIONS_FAILED,
         }

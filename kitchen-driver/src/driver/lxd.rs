@@ -638,6 +638,26 @@ impl Connection for LxdConnection {
     fn instance(&self) -> &str {
         &self.instance
     }
+
+    async fn resource_usage(&self) -> Result<Option<crate::transport::ResourceUsage>> {
+        let state = self
+            .client
+            .instances()
+            .state(&self.name)
+            .await
+            .map_err(self.err("reading the instance state"))?;
+        let positive = |v: i64| u64::try_from(v).ok().filter(|v| *v > 0);
+        let memory = state.memory.as_ref();
+        Ok(Some(crate::transport::ResourceUsage::new(
+            memory.and_then(|m| positive(m.usage)),
+            memory.and_then(|m| positive(m.usage_peak)),
+            state
+                .cpu
+                .as_ref()
+                .and_then(|c| positive(c.usage))
+                .map(std::time::Duration::from_nanos),
+        )))
+    }
 }
 
 /// LXD's side of a `login` exec: its stdin websocket and its resize control.

@@ -3,17 +3,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
 use super::hooks::{HookCommand, Hooks, Phase};
+use super::sampler::Sampler;
 use super::{Action, steps};
 use crate::config::InstanceConfig;
 use crate::driver::{self, Driver};
 use crate::error::{CancelReason, Error, Result};
+use crate::events::{
+    self, Event, EventBus, HookFinished, HookPhase, HookStarted, InstanceFinished, InstanceId,
+    InstanceOutput, InstanceStarted, Outcome, Reason, RunStarted, StepFinished, StepStarted,
+    TestCaseFinished,
+};
 use crate::host::HostCommand;
 use crate::plugin::InstanceContext;
-use crate::report::{InstanceOutput, Level, Reporter};
 use crate::state::{State, StateFile, keys};
 use crate::transport::{self, Connection, ExecRequest};
 use crate::verifier::CaseResult;
@@ -58,6 +64,18 @@ pub enum Command {
     Exec(String),
 }
 
+impl Command {
+    /// The command's name on the command line (`converge`, `test`, `exec`), as
+    /// [`events::RunStarted::command`] records it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Action(a) => a.as_str(),
+            Command::Test(_) => "test",
+            Command::Exec(_) => "exec",
+        }
+    }
+}
+
 /// How to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -93,6 +111,8 @@ impl RunOptions {
 pub struct InstanceOutcome {
     /// The instance.
     pub instance: String,
+    /// How it ended (as its [`Event::InstanceFinished`] said).
+    pub outcome: Outcome,
     /// Its error, if it failed (or was cancelled).
     pub error: Option<Error>,
     /// Test cases its verifier reported.
@@ -102,7 +122,19 @@ pub struct InstanceOutcome {
 impl InstanceOutcome {
     /// Whether it failed (cancellation is not a failure of its own).
     pub fn failed(&self) -> bool {
-        matches!(&self.error, Some(e) if !matches!(e, Error::Cancelled { .. }))
+        self.outcome.is_failure()
+    }
+}
+
+/// How an instance, step or hook that ended with `error` counts: a verifier that found
+/// failures failed; a cancellation was cancelled (for the reason it carries); anything else
+/// errored.
+pub fn outcome_of(error: Option<&Error>) -> Outcome {
+    match error {
+        None => Outcome::Passed,
+        Some(Error::VerifyFailed { .. }) => Outcome::Failed,
+        Some(Error::Cancelled { reason, .. }) => Outcome::Cancelled { cause: *reason },
+        Some(_) => Outcome::Errored,
     }
 }
 
@@ -172,25 +204,38 @@ impl Canceller {
 pub struct Runner {
     kitchen_root: PathBuf,
     test_base_path: PathBuf,
-    reporter: Reporter,
+    bus: EventBus,
     host_env: Arc<Vec<(String, String)>>,
     cancel: Canceller,
+    command_line: Arc<Vec<String>>,
 }
 
 impl Runner {
-    /// A runner for the project at `kitchen_root`, reporting to `reporter`.
+    /// A runner for the project at `kitchen_root`, emitting what happens into `bus`.
     pub fn new(
         kitchen_root: impl Into<PathBuf>,
         test_base_path: impl Into<PathBuf>,
-        reporter: Reporter,
+        bus: EventBus,
     ) -> Self {
         Self {
             kitchen_root: kitchen_root.into(),
             test_base_path: test_base_path.into(),
-            reporter,
+            bus,
             host_env: Arc::new(std::env::vars().collect()),
             cancel: Canceller::default(),
+            command_line: Arc::default(),
         }
+    }
+
+    /// Records the command line (program name first) in [`Event::RunStarted`].
+    pub fn with_command_line(mut self, argv: Vec<String>) -> Self {
+        self.command_line = Arc::new(argv);
+        self
+    }
+
+    /// The bus this runner emits into.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
     }
 
     /// A handle that stops this runner from starting further steps.
@@ -211,12 +256,26 @@ impl Runner {
     /// Runs `command` on every instance, `opts.concurrency` at a time, and returns each
     /// instance's outcome in the given order. Failures never stop other instances unless
     /// `fail_fast` is set, and then only between steps (never in the middle of a create).
+    ///
+    /// Emits [`Event::RunStarted`] first, then each instance's events; the caller, which
+    /// decides the exit code, emits [`Event::RunFinished`].
     pub async fn run(
         &self,
         instances: &[InstanceConfig],
         command: &Command,
         opts: RunOptions,
     ) -> Vec<InstanceOutcome> {
+        let started_at = events::now();
+        self.bus.emit(Event::RunStarted(RunStarted {
+            at: started_at,
+            run_id: run_id(started_at),
+            command: command.name().to_string(),
+            command_line: self.command_line.as_ref().clone(),
+            instances: instances.iter().map(InstanceId::from).collect(),
+            concurrency: opts.concurrency.max(1),
+            version: crate::VERSION.to_string(),
+            hostname: events::hostname(),
+        }));
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
         let cancel = self.cancel.clone();
         let mut tasks = Vec::new();
@@ -238,7 +297,7 @@ impl Runner {
                     let result = this
                         .run_instance(inst.clone(), &command, &cancel, &mut cases)
                         .await;
-                    if result.is_err() && opts.fail_fast {
+                    if outcome_of(result.as_ref().err()).is_failure() && opts.fail_fast {
                         cancel.cancel_for(CancelReason::FailFast);
                     }
                     (result, cases)
@@ -259,6 +318,7 @@ impl Runner {
             };
             outcomes.push(InstanceOutcome {
                 instance: name,
+                outcome: outcome_of(error.as_ref()),
                 error,
                 cases,
             });
@@ -266,6 +326,8 @@ impl Runner {
         outcomes
     }
 
+    /// Runs one instance between its [`Event::InstanceStarted`] and
+    /// [`Event::InstanceFinished`].
     async fn run_instance(
         &self,
         inst: Arc<InstanceConfig>,
@@ -273,17 +335,34 @@ impl Runner {
         cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
     ) -> Result<()> {
-        let output = self.reporter.instance(&inst.name)?;
-        let mut reported = false;
+        let output = self.bus.instance(InstanceId::from(inst.as_ref()));
+        let started = Instant::now();
+        self.bus.emit(Event::InstanceStarted(InstanceStarted {
+            at: events::now(),
+            instance: output.id().clone(),
+        }));
+        let mut last_action = None;
         let result = self
-            .run_instance_inner(inst.clone(), command, cancel, cases, &output, &mut reported)
+            .run_instance_inner(
+                inst.clone(),
+                command,
+                cancel,
+                cases,
+                &output,
+                &mut last_action,
+            )
             .await;
-        if let Err(e) = &result
-            && !reported
-            && !matches!(e, Error::Cancelled { .. })
-        {
-            output.error(&format!(">>>>>> {e}"));
-        }
+        self.bus.emit(Event::InstanceFinished(InstanceFinished {
+            at: events::now(),
+            instance: output.id().clone(),
+            outcome: outcome_of(result.as_ref().err()),
+            last_action,
+            duration: started.elapsed(),
+            reason: result
+                .as_ref()
+                .err()
+                .map(|e| Reason::from_text(&e.to_string()).with_output_tail(output.take_tail())),
+        }));
         result
     }
 
@@ -294,7 +373,7 @@ impl Runner {
         cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
         output: &InstanceOutput,
-        reported: &mut bool,
+        last_action: &mut Option<Action>,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
         for key in super::preflight::check(&inst, command, &self.test_base_path)? {
@@ -316,7 +395,6 @@ impl Runner {
                 });
             }
             let conn = driver.connection(&ctx, &state).await?;
-            output.banner(&format!("Execute command on {}.", inst.name));
             conn.execute(cmd, "exec command", output).await?;
             return Ok(());
         }
@@ -332,19 +410,13 @@ impl Runner {
             state_file: state_file.clone(),
             cancel: cancel.clone(),
             cases,
-            reported,
+            last_action,
         };
         let result = match command {
             Command::Action(target) => run.transition_to(*target).await,
             Command::Test(mode) => {
-                let started = std::time::Instant::now();
-                output.banner(&format!(
-                    "Cleaning up any prior instances of <{}>",
-                    inst.name
-                ));
                 let mut result = run.transition_to(Action::Destroy).await;
                 if result.is_ok() {
-                    output.banner(&format!("Testing <{}>", inst.name));
                     result = run.transition_to(Action::Verify).await;
                 }
                 let destroy = match mode {
@@ -359,13 +431,6 @@ impl Runner {
                     if result.is_ok() {
                         result = d;
                     }
-                }
-                if result.is_ok() {
-                    output.info(&format!(
-                        "Finished testing <{}> ({:.1}s).",
-                        inst.name,
-                        started.elapsed().as_secs_f64()
-                    ));
                 }
                 result
             }
@@ -389,8 +454,8 @@ struct InstanceRun<'a> {
     state_file: StateFile,
     cancel: Canceller,
     cases: &'a mut Vec<CaseResult>,
-    /// Set once a step's failure has been shown, so it is not shown twice.
-    reported: &'a mut bool,
+    /// The last step attempted (for [`Event::InstanceFinished`]).
+    last_action: &'a mut Option<Action>,
 }
 
 impl InstanceRun<'_> {
@@ -410,15 +475,33 @@ impl InstanceRun<'_> {
 
     async fn run_step(&mut self, action: Action) -> Result<()> {
         let out = self.ctx.output.clone();
-        let started = std::time::Instant::now();
-        out.banner(&format!("{} <{}>...", action.verb(), self.inst.name));
+        let started = Instant::now();
+        *self.last_action = Some(action);
+        out.take_tail();
+        out.bus().emit(Event::StepStarted(StepStarted {
+            at: events::now(),
+            instance: out.id().clone(),
+            action,
+        }));
         self.state.record_attempt(action);
         if action != Action::Destroy || self.state_file.path().exists() {
             self.state_file.save(&self.state)?;
         }
         let mut result = self.run_hooks(action, Phase::Pre).await;
         if result.is_ok() {
+            // Converge and verify are what use the instance: sample it while they run.
+            let sampler = match action {
+                Action::Converge | Action::Verify => self
+                    .connection()
+                    .await
+                    .ok()
+                    .map(|conn| Sampler::start(conn, out.clone(), action)),
+                _ => None,
+            };
             result = self.body(action).await;
+            if let Some(sampler) = sampler {
+                sampler.finish().await;
+            }
         }
         if result.is_ok() {
             result = self.run_hooks(action, Phase::Post).await;
@@ -427,34 +510,36 @@ impl InstanceRun<'_> {
         if result.is_ok() {
             result = finally;
         }
-        match &result {
+        let saved = match &result {
             Ok(()) => {
                 if action == Action::Destroy {
-                    self.state_file.delete()?;
-                    self.state = State::new();
+                    self.state_file.delete().map(|()| self.state = State::new())
                 } else {
                     self.state.set(keys::LAST_ACTION, action.as_str());
                     self.state.set(keys::LAST_ERROR, serde_json::Value::Null);
                     self.state.remove(keys::LAST_ERROR_MESSAGE);
-                    self.state_file.save(&self.state)?;
+                    self.state_file.save(&self.state)
                 }
-                out.info(&format!(
-                    "Finished {} <{}> ({:.1}s).",
-                    action.verb().to_lowercase(),
-                    self.inst.name,
-                    started.elapsed().as_secs_f64()
-                ));
             }
             Err(e) => {
-                if !matches!(e, Error::Cancelled { .. }) && !*self.reported {
-                    out.error(&format!(">>>>>> {e}"));
-                    *self.reported = true;
-                }
                 self.state.set(keys::LAST_ERROR, e.kind_name());
                 self.state.set(keys::LAST_ERROR_MESSAGE, e.to_string());
-                self.state_file.save(&self.state)?;
+                self.state_file.save(&self.state)
             }
-        }
+        };
+        let result = result.and(saved);
+        let tail = out.take_tail();
+        out.bus().emit(Event::StepFinished(StepFinished {
+            at: events::now(),
+            instance: out.id().clone(),
+            action,
+            duration: started.elapsed(),
+            outcome: outcome_of(result.as_ref().err()),
+            reason: result
+                .as_ref()
+                .err()
+                .map(|e| Reason::from_text(&e.to_string()).with_output_tail(tail)),
+        }));
         result
     }
 
@@ -476,6 +561,12 @@ impl InstanceRun<'_> {
                 let ver = verifier::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
                 let report = ver.verify(&self.ctx.plugin(&self.state, conn)).await?;
+                for case in &report.cases {
+                    self.ctx
+                        .output
+                        .bus()
+                        .emit(Event::TestCase(test_case_event(self.ctx.output.id(), case)));
+                }
                 self.cases.extend(report.cases);
                 match report.failure {
                     None => Ok(()),
@@ -491,101 +582,171 @@ impl InstanceRun<'_> {
     async fn run_hooks(&self, action: Action, phase: Phase) -> Result<()> {
         let hooks = self.hooks.for_phase(action, phase, &self.inst.platform);
         for hook in hooks {
-            let what = format!("{phase:?} {action} hook").to_lowercase();
-            match &hook.command {
-                HookCommand::Local {
-                    command,
-                    cwd,
-                    environment,
-                    user,
-                } => {
-                    let cwd: &Path = cwd.as_deref().unwrap_or(&self.runner.kitchen_root);
-                    let mut env = vec![
-                        ("KITCHEN_INSTANCE_NAME".to_string(), self.inst.name.clone()),
-                        ("KITCHEN_SUITE_NAME".to_string(), self.inst.suite.clone()),
-                        (
-                            "KITCHEN_PLATFORM_NAME".to_string(),
-                            self.inst.platform.clone(),
-                        ),
-                        (
-                            "KITCHEN_INSTANCE_HOSTNAME".to_string(),
-                            self.state.get_str(keys::HOSTNAME).unwrap_or("").to_string(),
-                        ),
-                    ];
-                    env.extend(environment.iter().cloned());
-                    let cmd = match user {
-                        Some(u) => format!(
-                            "sudo -E -u {} sh -c {}",
-                            transport::shell_quote(u),
-                            transport::shell_quote(command)
-                        ),
-                        None => command.clone(),
-                    };
-                    self.ctx
-                        .output
-                        .log(Level::Info, &format!("Running {what}: {cmd}"));
-                    let code = HostCommand::shell(&cmd, cwd)
-                        .envs(self.ctx.host_env.iter().cloned())
-                        .envs(env)
-                        .run(&self.ctx.output)
-                        .await
-                        .map_err(|e| Error::io("running hook command in", cwd, e))?;
-                    if code != 0 {
-                        return Err(Error::CommandFailed {
-                            instance: self.inst.name.clone(),
-                            what,
-                            command: cmd,
-                            exit_code: code,
-                        });
-                    }
+            self.run_hook(action, phase, &hook.command).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one hook between its [`Event::HookStarted`] and [`Event::HookFinished`].
+    async fn run_hook(&self, action: Action, phase: Phase, command: &HookCommand) -> Result<()> {
+        let out = &self.ctx.output;
+        let (shown, local) = match command {
+            HookCommand::Local { command, user, .. } => (local_hook_command(command, user), true),
+            HookCommand::Remote { command, .. } => (command.clone(), false),
+        };
+        let phase = match phase {
+            Phase::Pre => HookPhase::Pre,
+            Phase::Post => HookPhase::Post,
+            Phase::Finally => HookPhase::Finally,
+        };
+        if let HookCommand::Remote {
+            command,
+            skippable: true,
+        } = command
+            && self.state.get_str(keys::LAST_ACTION).is_none()
+            && !(action == Action::Create && phase != HookPhase::Pre)
+        {
+            out.info(&format!(
+                "Skipping {phase} {action} hook (instance not created): {command}"
+            ));
+            return Ok(());
+        }
+        out.bus().emit(Event::HookStarted(HookStarted {
+            at: events::now(),
+            instance: out.id().clone(),
+            action,
+            phase,
+            command: shown.clone(),
+            local,
+        }));
+        let started = Instant::now();
+        let result = self.hook_body(action, phase, command, &shown).await;
+        out.bus().emit(Event::HookFinished(HookFinished {
+            at: events::now(),
+            instance: out.id().clone(),
+            action,
+            phase,
+            command: shown,
+            duration: started.elapsed(),
+            outcome: outcome_of(result.as_ref().err()),
+            reason: result
+                .as_ref()
+                .err()
+                .map(|e| Reason::from_text(&e.to_string())),
+        }));
+        result
+    }
+
+    async fn hook_body(
+        &self,
+        action: Action,
+        phase: HookPhase,
+        hook: &HookCommand,
+        shown: &str,
+    ) -> Result<()> {
+        let what = format!("{phase} {action} hook");
+        match hook {
+            HookCommand::Local {
+                cwd, environment, ..
+            } => {
+                let cwd: &Path = cwd.as_deref().unwrap_or(&self.runner.kitchen_root);
+                let mut env = vec![
+                    ("KITCHEN_INSTANCE_NAME".to_string(), self.inst.name.clone()),
+                    ("KITCHEN_SUITE_NAME".to_string(), self.inst.suite.clone()),
+                    (
+                        "KITCHEN_PLATFORM_NAME".to_string(),
+                        self.inst.platform.clone(),
+                    ),
+                    (
+                        "KITCHEN_INSTANCE_HOSTNAME".to_string(),
+                        self.state.get_str(keys::HOSTNAME).unwrap_or("").to_string(),
+                    ),
+                ];
+                env.extend(environment.iter().cloned());
+                let code = HostCommand::shell(shown, cwd)
+                    .envs(self.ctx.host_env.iter().cloned())
+                    .envs(env)
+                    .run(&self.ctx.output)
+                    .await
+                    .map_err(|e| Error::io("running hook command in", cwd, e))?;
+                if code != 0 {
+                    return Err(Error::CommandFailed {
+                        instance: self.inst.name.clone(),
+                        what,
+                        command: shown.to_string(),
+                        exit_code: code,
+                    });
                 }
-                HookCommand::Remote { command, skippable } => {
-                    if self.state.get_str(keys::LAST_ACTION).is_none()
-                        && !(action == Action::Create && phase != Phase::Pre)
-                    {
-                        if *skippable {
-                            self.ctx.output.info(&format!(
-                                "Skipping {what} (instance not created): {command}"
-                            ));
-                            continue;
-                        }
-                        return Err(Error::NotCreated {
-                            instance: self.inst.name.clone(),
-                        });
+            }
+            HookCommand::Remote { command, skippable } => {
+                if self.state.get_str(keys::LAST_ACTION).is_none()
+                    && !(action == Action::Create && phase != HookPhase::Pre)
+                {
+                    return Err(Error::NotCreated {
+                        instance: self.inst.name.clone(),
+                    });
+                }
+                let result = match self.connection().await {
+                    Ok(conn) => conn
+                        .exec(&ExecRequest::shell(command.clone()), &self.ctx.output)
+                        .await
+                        .and_then(|o| {
+                            if o.success() {
+                                Ok(())
+                            } else {
+                                Err(Error::CommandFailed {
+                                    instance: self.inst.name.clone(),
+                                    what: what.clone(),
+                                    command: command.clone(),
+                                    exit_code: o.exit_code,
+                                })
+                            }
+                        }),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => {}
+                    Err(e) if *skippable => {
+                        self.ctx
+                            .output
+                            .warn(&format!("Skippable {what} failed: {e}"));
                     }
-                    self.ctx
-                        .output
-                        .info(&format!("Running remote {what}: {command}"));
-                    let result = match self.connection().await {
-                        Ok(conn) => conn
-                            .exec(&ExecRequest::shell(command.clone()), &self.ctx.output)
-                            .await
-                            .and_then(|o| {
-                                if o.success() {
-                                    Ok(())
-                                } else {
-                                    Err(Error::CommandFailed {
-                                        instance: self.inst.name.clone(),
-                                        what: what.clone(),
-                                        command: command.clone(),
-                                        exit_code: o.exit_code,
-                                    })
-                                }
-                            }),
-                        Err(e) => Err(e),
-                    };
-                    match result {
-                        Ok(()) => {}
-                        Err(e) if *skippable => {
-                            self.ctx
-                                .output
-                                .warn(&format!("Skippable {what} failed: {e}"));
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    Err(e) => return Err(e),
                 }
             }
         }
         Ok(())
     }
+}
+
+/// A local hook's command line as it runs (through `sudo` when it names a `user`).
+fn local_hook_command(command: &str, user: &Option<String>) -> String {
+    match user {
+        Some(u) => format!(
+            "sudo -E -u {} sh -c {}",
+            transport::shell_quote(u),
+            transport::shell_quote(command)
+        ),
+        None => command.to_string(),
+    }
+}
+
+/// The event of one verifier case.
+fn test_case_event(instance: &InstanceId, case: &CaseResult) -> TestCaseFinished {
+    TestCaseFinished {
+        at: events::now(),
+        instance: instance.clone(),
+        name: case.name.clone(),
+        file: case.group.clone(),
+        line: case.line,
+        outcome: case.outcome,
+        message: case.message.clone(),
+        output: case.output.clone(),
+        duration: case.duration,
+    }
+}
+
+/// A run id: the start time and the process id (unique on one host, sortable).
+fn run_id(at: events::Timestamp) -> String {
+    format!("{}-{}", at.format("%Y%m%dT%H%M%S%.3fZ"), std::process::id())
 }

@@ -111,6 +111,34 @@ pub enum Target {
     },
 }
 
+/// What an instance has used, as its runtime reports it ([`Connection::resource_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceUsage {
+    /// Memory in use now, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// The highest memory use the runtime recorded, in bytes (cgroup v1 and LXD; Docker on
+    /// cgroup v2 does not record it).
+    pub peak_memory_bytes: Option<u64>,
+    /// CPU time used since the instance started.
+    pub cpu_time: Option<std::time::Duration>,
+}
+
+impl ResourceUsage {
+    /// A usage report.
+    pub fn new(
+        memory_bytes: Option<u64>,
+        peak_memory_bytes: Option<u64>,
+        cpu_time: Option<std::time::Duration>,
+    ) -> Self {
+        Self {
+            memory_bytes,
+            peak_memory_bytes,
+            cpu_time,
+        }
+    }
+}
+
 /// A live link to a created instance: test-kitchen's transport connection, over the runtime's
 /// own APIs.
 #[async_trait]
@@ -153,6 +181,15 @@ pub trait Connection: Send + Sync {
 
     /// The instance's name, for messages.
     fn instance(&self) -> &str;
+
+    /// What the instance has used so far (memory, CPU time), as the runtime reports it, for
+    /// the run's resource samples; `None` when the runtime does not say.
+    ///
+    /// # Errors
+    /// Runtime errors (the instance is gone).
+    async fn resource_usage(&self) -> Result<Option<ResourceUsage>> {
+        Ok(None)
+    }
 
     /// Runs `script` with `sh -c` and fails when it exits non-zero (test-kitchen's
     /// `connection.execute`, which raises `TransportFailed`).

@@ -60,8 +60,9 @@ use crate::plugin::PluginContext;
 /// when the suite has bats tests: see [`for_instance_under`].
 pub const SUPPORTED_VERIFIERS: &[&str] = &["shell", "bats", "busser (with bats tests)"];
 
-/// The outcome of one test case.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of one test case (`passed`, `failed`, `skipped` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CaseOutcome {
     /// Passed.
@@ -87,6 +88,10 @@ pub struct CaseResult {
     pub group: Option<String>,
     /// How long it ran, when the verifier reports it.
     pub duration: Option<Duration>,
+    /// The line in the file of the failing assertion (bats: `(in test file x.bats, line 10)`).
+    pub line: Option<u32>,
+    /// Why it failed or was skipped: the failing assertion, the skip reason.
+    pub message: Option<String>,
 }
 
 impl CaseResult {
@@ -98,6 +103,8 @@ impl CaseResult {
             output: output.into(),
             group: None,
             duration: None,
+            line: None,
+            message: None,
         }
     }
 
@@ -110,6 +117,18 @@ impl CaseResult {
     /// Sets the duration.
     pub fn with_duration(mut self, duration: Duration) -> Self {
         self.duration = Some(duration);
+        self
+    }
+
+    /// Sets the line of the failing assertion.
+    pub fn with_line(mut self, line: u32) -> Self {
+        self.line = Some(line);
+        self
+    }
+
+    /// Sets the message (the failing assertion, the skip reason).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
         self
     }
 }

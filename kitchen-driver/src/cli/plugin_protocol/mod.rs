@@ -21,8 +21,9 @@ pub use messages::{
     ProtocolError, Request, Status, Stream, state_json,
 };
 
+use crate::events::{EventBus, InstanceId};
 use crate::plugin::InstanceContext;
-use crate::report::{Level, OutputSink, OutputStream, Reporter};
+use crate::report::{Level, OutputSink, OutputStream, TextOptions, TextReporter};
 use crate::transport::{Connection, ExecRequest};
 
 /// `plugin COMMAND [--request JSON]`.
@@ -103,7 +104,7 @@ impl OutputSink for Lines {
     }
 }
 
-/// The driver's progress lines, as written by the [`Reporter`], turned into `log` messages
+/// The driver's progress lines, as the [`TextReporter`] renders them, turned into `log` messages
 /// (without the `[instance] ` prefix the reporter adds for terminals).
 struct LogWriter {
     lines: Lines,
@@ -193,20 +194,25 @@ fn serve(args: &PluginArgs, lines: &Lines) -> Result<Done, ProtocolError> {
 async fn run(command: PluginCommand, req: &Request, lines: &Lines) -> Result<Done, ProtocolError> {
     let instance = req.instance_config();
     let driver = crate::driver::for_instance(&instance)?;
-    let reporter = Reporter::without_logs(
+    let id = InstanceId::from(&instance);
+    let bus = EventBus::new();
+    bus.subscribe(TextReporter::plain(
         Box::new(LogWriter {
             lines: lines.clone(),
             prefix: format!("[{}] ", req.instance),
             buf: Vec::new(),
         }),
-        Level::Info,
-    );
+        TextOptions {
+            level: Level::Info,
+            ..TextOptions::default()
+        },
+    ));
     // No test_base_path: drivers do not read it (only provisioners and verifiers do).
     let ctx = InstanceContext::new(
         Arc::new(instance),
         &req.kitchen_root,
         req.kitchen_root.join("test/integration"),
-        reporter.instance(&req.instance)?,
+        bus.instance(id),
     );
     let mut state = req.state();
     let conn = || async { driver.connection(&ctx, &req.state()).await };

@@ -203,6 +203,33 @@ impl Connection for DockerConnection {
     fn instance(&self) -> &str {
         &self.instance
     }
+
+    async fn resource_usage(&self) -> Result<Option<crate::transport::ResourceUsage>> {
+        // One sample, without waiting for a second one to compute a CPU percentage.
+        let options = bollard::query_parameters::StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let stats = self.docker.stats(&self.id, Some(options)).next().await;
+        let Some(stats) = stats else { return Ok(None) };
+        let stats = stats.map_err(|source| Error::Docker {
+            action: "reading container stats".into(),
+            instance: self.instance.clone(),
+            source,
+        })?;
+        let memory = stats.memory_stats.as_ref();
+        let cpu = stats
+            .cpu_stats
+            .as_ref()
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage);
+        Ok(Some(crate::transport::ResourceUsage::new(
+            memory.and_then(|m| m.usage),
+            memory.and_then(|m| m.max_usage).filter(|m| *m > 0),
+            // Docker answers 0 when it cannot read the cgroup's counters.
+            cpu.filter(|c| *c > 0).map(Duration::from_nanos),
+        )))
+    }
 }
 
 /// The engine's side of a `login` exec: its attached input and its resize call.
