@@ -66,6 +66,14 @@ pub enum Command {
         /// The cluster (overrides `ecs.cluster`).
         #[arg(long)]
         cluster: Option<String>,
+        /// The first wait, in milliseconds, before a placement failure is retried (doubling).
+        #[arg(
+            long,
+            env = "ECS_RUNNER_PLACEMENT_BACKOFF_MS",
+            default_value = "2000",
+            hide = true
+        )]
+        placement_backoff_ms: u64,
     },
     /// The instances, with cluster, launch type and image.
     List {
@@ -229,6 +237,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             format,
             timeout,
             cluster,
+            placement_backoff_ms,
         } => {
             let instances = select(&project, &args)?;
             let prepared = run::prepare(
@@ -262,7 +271,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 })?;
             let sink = Sink::new(reporter, format, Box::new(std::io::stdout()));
             let opts = RunOptions::new(concurrency.unwrap_or(prepared.len()))
-                .with_timeout(timeout.map(Duration::from_secs));
+                .with_timeout(timeout.map(Duration::from_secs))
+                .with_placement_backoff(Duration::from_millis(placement_backoff_ms));
             spawn_signal_handler(opts.interrupt.clone());
             sink.emit(Event::RunStarted {
                 run: opts.run_id.clone(),

@@ -687,7 +687,7 @@ async fn launch(
         p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return not_started(Status::Infrastructure, "runner closed".into()) },
         _ = opts.interrupt.cancelled() => return not_started(Status::Interrupted, "not started: interrupted".into()),
     };
-    let mut backoff = Duration::from_secs(2);
+    let mut backoff = opts.placement_backoff;
     for attempt in 1..=PLACEMENT_ATTEMPTS {
         if opts.interrupt.is_cancelled() {
             return not_started(Status::Interrupted, "not started: interrupted".into());
@@ -874,6 +874,7 @@ pub async fn cleanup(kitchen_root: &Path, settings: &EcsSettings) -> Result<Clea
         );
     }
     for family in &families {
+        let mut arns = Vec::new();
         let mut pages = clients
             .ecs
             .list_tasks()
@@ -884,7 +885,25 @@ pub async fn cleanup(kitchen_root: &Path, settings: &EcsSettings) -> Result<Clea
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws_err("ListTasks", e))?;
-            for arn in page.task_arns() {
+            arns.extend(page.task_arns().iter().cloned());
+        }
+        // Only what is not STOPPED yet (a task stopping keeps desiredStatus for a while).
+        for chunk in arns.chunks(DESCRIBE_BATCH) {
+            let out = clients
+                .ecs
+                .describe_tasks()
+                .cluster(&settings.cluster)
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| aws_err("DescribeTasks", e))?;
+            for t in out.tasks() {
+                let (Some(arn), Some(status)) = (t.task_arn(), t.last_status()) else {
+                    continue;
+                };
+                if status == "STOPPED" {
+                    continue;
+                }
                 clients
                     .ecs
                     .stop_task()
@@ -894,31 +913,32 @@ pub async fn cleanup(kitchen_root: &Path, settings: &EcsSettings) -> Result<Clea
                     .send()
                     .await
                     .map_err(|e| aws_err("StopTask", e))?;
-                report.stopped.push(arn.clone());
+                report.stopped.push(arn.to_owned());
             }
         }
-    }
-    let mut pages = clients
-        .ecs
-        .list_task_definitions()
-        .family_prefix(&prefix)
-        .status(ecs_types::TaskDefinitionStatus::Active)
-        .into_paginator()
-        .send();
-    let mut arns = Vec::new();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| aws_err("ListTaskDefinitions", e))?;
-        arns.extend(page.task_definition_arns().iter().cloned());
-    }
-    for arn in arns {
-        clients
+        // ListTaskDefinitions' familyPrefix is a whole family name, not a prefix.
+        let mut pages = clients
             .ecs
-            .deregister_task_definition()
-            .task_definition(&arn)
-            .send()
-            .await
-            .map_err(|e| aws_err("DeregisterTaskDefinition", e))?;
-        report.deregistered.push(arn);
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(ecs_types::TaskDefinitionStatus::Active)
+            .into_paginator()
+            .send();
+        let mut revisions = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| aws_err("ListTaskDefinitions", e))?;
+            revisions.extend(page.task_definition_arns().iter().cloned());
+        }
+        for arn in revisions {
+            clients
+                .ecs
+                .deregister_task_definition()
+                .task_definition(&arn)
+                .send()
+                .await
+                .map_err(|e| aws_err("DeregisterTaskDefinition", e))?;
+            report.deregistered.push(arn);
+        }
     }
     Ok(report)
 }

@@ -78,6 +78,8 @@ pub struct RunOptions {
     pub run_id: String,
     /// Cancelled on Ctrl-C or SIGTERM: every task started is stopped.
     pub interrupt: CancellationToken,
+    /// The first wait before a placement failure is retried (doubling, at most 60 s).
+    pub placement_backoff: Duration,
 }
 
 impl RunOptions {
@@ -88,7 +90,15 @@ impl RunOptions {
             timeout: None,
             run_id: new_run_id(),
             interrupt: CancellationToken::new(),
+            placement_backoff: Duration::from_secs(2),
         }
+    }
+
+    /// Sets the first placement-retry wait.
+    #[must_use]
+    pub fn with_placement_backoff(mut self, backoff: Duration) -> Self {
+        self.placement_backoff = backoff;
+        self
     }
 
     /// Sets `--timeout`.
