@@ -942,3 +942,126 @@ pub async fn cleanup(kitchen_root: &Path, settings: &EcsSettings) -> Result<Clea
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::prepare;
+    use crate::settings::Overrides;
+    use kitchen_driver::config::{self, LoadOptions};
+
+    /// A client that never sends: only its request builders are used.
+    fn offline_client() -> aws_sdk_ecs::Client {
+        let conf = aws_sdk_ecs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .build();
+        aws_sdk_ecs::Client::from_conf(conf)
+    }
+
+    fn prepared(ecs_yaml: &str) -> (tempfile::TempDir, Prepared) {
+        let dir = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "driver: {{name: docker, image: 'debian:12'}}\nprovisioner: {{name: shell, command: 'true'}}\n\
+             verifier: {{name: shell}}\necs: {ecs_yaml}\nplatforms: [{{name: p}}]\nsuites: [{{name: s}}]\n"
+        );
+        std::fs::write(dir.path().join("kitchen.yml"), yaml).unwrap();
+        let (project, doc) =
+            config::load_with_document(&LoadOptions::new(dir.path().into(), Default::default()))
+                .unwrap();
+        let p = prepare(&project, &doc, &project.instances, &Overrides::default())
+            .unwrap()
+            .remove(0);
+        (dir, p)
+    }
+
+    #[test]
+    fn a_fargate_run_task_has_awsvpc_subnets_platform_version_and_a_client_token() {
+        let (dir, p) = prepared(
+            "{subnets: [subnet-1, subnet-2], security_groups: [sg-1], assign_public_ip: true, \
+             platform_version: '1.4.0', tags: {team: qa}}",
+        );
+        let req = run_task_request(
+            offline_client().run_task(),
+            &p,
+            "arn:td:1",
+            dir.path(),
+            "r0123456789ab",
+            2,
+        );
+        let input = req.as_input().clone().build().unwrap();
+        assert_eq!(input.launch_type(), Some(&ecs_types::LaunchType::Fargate));
+        assert_eq!(input.platform_version(), Some("1.4.0"));
+        assert_eq!(input.count(), Some(1));
+        assert_eq!(input.started_by(), Some("r0123456789ab"));
+        let vpc = input
+            .network_configuration()
+            .and_then(|n| n.awsvpc_configuration())
+            .unwrap();
+        assert_eq!(vpc.subnets(), ["subnet-1", "subnet-2"]);
+        assert_eq!(vpc.security_groups(), ["sg-1"]);
+        assert_eq!(
+            vpc.assign_public_ip(),
+            Some(&ecs_types::AssignPublicIp::Enabled)
+        );
+        let token = input.client_token().unwrap();
+        assert!(token.len() <= 64 && token.ends_with("-2"), "{token}");
+        assert_ne!(token, client_token("r0123456789ab", "s-p", 3));
+        let tags: Vec<(&str, &str)> = input
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap(), t.value().unwrap()))
+            .collect();
+        assert!(tags.contains(&(tag_keys::INSTANCE, "s-p")), "{tags:?}");
+        assert!(tags.contains(&(tag_keys::RUN, "r0123456789ab")), "{tags:?}");
+        assert!(tags.contains(&("team", "qa")), "{tags:?}");
+    }
+
+    #[test]
+    fn a_capacity_provider_strategy_replaces_the_launch_type() {
+        let (dir, p) = prepared(
+            "{subnets: [s], capacity_provider_strategy: [{capacity_provider: FARGATE_SPOT, weight: 1}]}",
+        );
+        let input = run_task_request(offline_client().run_task(), &p, "td", dir.path(), "r1", 1)
+            .as_input()
+            .clone()
+            .build()
+            .unwrap();
+        assert_eq!(input.launch_type(), None);
+        assert_eq!(
+            input.capacity_provider_strategy()[0].capacity_provider(),
+            "FARGATE_SPOT"
+        );
+    }
+
+    #[test]
+    fn the_registered_definition_matches_the_rendered_one_and_carries_its_hash() {
+        let (_dir, p) = prepared("{launch_type: EC2, memory: 128}");
+        let input = register_request(&offline_client(), &p.task_definition)
+            .unwrap()
+            .as_input()
+            .clone()
+            .build()
+            .unwrap();
+        assert_eq!(input.network_mode(), Some(&ecs_types::NetworkMode::Bridge));
+        assert_eq!(input.memory(), Some("128"));
+        let c = &input.container_definitions()[0];
+        assert_eq!(
+            (c.name(), c.memory(), c.essential()),
+            (Some(CONTAINER_NAME), Some(128), Some(true))
+        );
+        let log = c.log_configuration().unwrap();
+        assert_eq!(log.log_driver(), &ecs_types::LogDriver::Awslogs);
+        assert!(input.tags().iter().any(|t| t.key() == Some(DEFINITION_TAG)
+            && t.value() == Some(definition_hash(&p.task_definition).as_str())));
+    }
+
+    #[test]
+    fn log_streams_follow_the_awslogs_naming() {
+        let (_dir, p) = prepared("{launch_type: EC2, log_stream_prefix: ci}");
+        assert_eq!(
+            log_stream(&p.settings, "arn:aws:ecs:us-east-1:1:task/c/abc123"),
+            "ci/kitchen/abc123"
+        );
+    }
+}
