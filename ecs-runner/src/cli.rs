@@ -1,16 +1,17 @@
 //! The command line: `run`, `list`, `render`, `cleanup`, and the exit codes.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kitchen_driver::config::{self, LoadOptions, Project};
-use kitchen_driver::report::{Level, Reporter};
+use kitchen_driver::events::{EventBus, InstanceId, Level};
+use kitchen_driver::report::{Environment, Format, Reports};
 use serde_json::{Map, Value};
 
 use crate::error::{EXIT_PASSED, EXIT_USAGE, Error, Result};
-use crate::report::{Event, Format, Sink};
+use crate::report::{InstanceResult, Sink, Status};
 use crate::run::{self, RunOptions};
 use crate::settings::{self, Overrides};
 
@@ -252,44 +253,54 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                     cli.log_level
                 ))
             })?;
-            let format = match format {
+            // kitchen-driver's own reporters, subscribed as its CLI subscribes them.
+            let mut reports = Reports::default();
+            reports.format = match format {
                 FormatArg::Text => Format::Text,
                 FormatArg::Json => Format::Json,
             };
-            let live: Box<dyn Write + Send> = match format {
-                Format::Json => Box::new(std::io::sink()),
-                _ => Box::new(std::io::stdout()),
-            };
-            let color = format == Format::Text && std::io::stdout().is_terminal();
-            let reporter =
-                Reporter::new(&project.kitchen_root, live, level, color).map_err(|e| {
-                    Error::io(
-                        "creating the logs",
-                        project.kitchen_root.join(".kitchen/logs"),
-                        std::io::Error::other(e.to_string()),
-                    )
-                })?;
-            let sink = Sink::new(reporter, format, Box::new(std::io::stdout()));
+            reports.level = level;
+            reports.junit = junit;
+            let env = Environment::from_process();
+            let reporting = |e: kitchen_driver::Error| Error::Usage(format!("reports: {e}"));
+            reports.prepare(&env).map_err(reporting)?;
+            let bus = EventBus::new();
+            reports
+                .subscribe(&bus, &project.kitchen_root, &env)
+                .map_err(reporting)?;
+            let sink = Sink::new(bus, instances.iter().map(InstanceId::from));
             let opts = RunOptions::new(concurrency.unwrap_or(prepared.len()))
                 .with_timeout(timeout.map(Duration::from_secs))
                 .with_placement_backoff(Duration::from_millis(placement_backoff_ms));
             spawn_signal_handler(opts.interrupt.clone());
-            sink.emit(Event::RunStarted {
-                run: opts.run_id.clone(),
-                instances: prepared.iter().map(|p| p.instance.clone()).collect(),
-            });
+            sink.run_started(&opts.run_id, opts.concurrency);
             let results = if local {
-                crate::local::run(&project.kitchen_root, &prepared, &opts, &sink).await?
+                crate::local::run(&project.kitchen_root, &prepared, &opts, &sink).await
             } else {
-                crate::ecs::run(&project.kitchen_root, &prepared, &opts, &sink).await?
+                crate::ecs::run(&project.kitchen_root, &prepared, &opts, &sink).await
             };
-            if let Some(path) = junit {
-                let xml = crate::report::junit("ecs-runner", &results)
-                    .map_err(|e| Error::Usage(format!("rendering JUnit: {e}")))?;
-                std::fs::write(&path, xml)
-                    .map_err(|e| Error::io("writing JUnit report", &path, e))?;
-            }
-            Ok(run::finish_run(&sink, &results))
+            let results = match results {
+                Ok(r) => r,
+                Err(e) => {
+                    // The reporters still close the run (logs, JUnit) before the error shows.
+                    let failed: Vec<InstanceResult> = prepared
+                        .iter()
+                        .map(|p| {
+                            InstanceResult::new(
+                                &p.instance,
+                                Status::Infrastructure,
+                                Some(e.to_string()),
+                            )
+                        })
+                        .collect();
+                    for r in &failed {
+                        sink.instance_finished(r);
+                    }
+                    run::finish_run(&sink, &failed)?;
+                    return Err(e);
+                }
+            };
+            run::finish_run(&sink, &results)
         }
     }
 }

@@ -41,7 +41,7 @@ use crate::classify::{
     classify_stopped,
 };
 use crate::error::{Error, Result};
-use crate::report::{Event, InstanceResult, Sink, Status};
+use crate::report::{InstanceResult, Sink, Status};
 use crate::run::{Prepared, RunOptions, StopCause, follow_line, result_of};
 use crate::settings::{EcsSettings, LaunchType};
 use crate::taskdef::{CONTAINER_NAME, TaskDefinition, family_prefix, tag_keys};
@@ -429,9 +429,10 @@ pub async fn run(
     for (p, r) in prepared.iter().zip(registered) {
         let (arn, new) = r?;
         tracing::info!(instance = %p.instance, %arn, registered = new, "task definition");
-        sink.emit(Event::Output {
-            instance: p.instance.clone(),
-            line: format!(
+        sink.info(
+            &p.instance,
+            kitchen_driver::events::Level::Info,
+            &format!(
                 "task definition {arn} ({})",
                 if new {
                     "registered"
@@ -439,7 +440,7 @@ pub async fn run(
                     "unchanged, reused"
                 }
             ),
-        });
+        );
         arns.push(arn);
     }
 
@@ -478,7 +479,7 @@ pub async fn run(
             msg = rx.recv() => match msg {
                 Some(Msg::Launched { idx, arn, permit }) => {
                     let p = &prepared[idx];
-                    sink.emit(Event::TaskStarted { instance: p.instance.clone(), task: arn.clone() });
+                    sink.task_started(&p.instance, &arn);
                     let task_stopped = Arc::new(AtomicBool::new(false));
                     spawn_tail(idx, clients[idx].logs.clone(), &p.settings, &arn, task_stopped.clone(), tx.clone());
                     let mut slot = Slot {
@@ -493,7 +494,7 @@ pub async fn run(
                     next_poll = next_poll.min(Instant::now() + interval);
                 }
                 Some(Msg::NotLaunched { idx, result }) => {
-                    sink.emit(Event::InstanceFinished { result: result.clone() });
+                    sink.instance_finished(&result);
                     results[idx] = Some(result);
                 }
                 Some(Msg::Line { idx, line }) => {
@@ -528,9 +529,9 @@ pub async fn run(
                     if let (Some(cause), false, None) = (&s.stop, s.stop_sent, &s.stopped_view) {
                         s.stop_sent = true;
                         let p = &prepared[*idx];
-                        sink.emit(Event::Warning { instance: Some(p.instance.clone()), message: format!("stopping task {}: {}", s.arn, cause.reason()) });
+                        sink.warning(Some(&p.instance), &format!("stopping task {}: {}", s.arn, cause.reason()));
                         if let Err(e) = clients[*idx].ecs.stop_task().cluster(&p.settings.cluster).task(&s.arn).reason(cause.reason()).send().await {
-                            sink.emit(Event::Warning { instance: Some(p.instance.clone()), message: format!("StopTask {} failed: {}", s.arn, DisplayErrorContext(e)) });
+                            sink.warning(Some(&p.instance), &format!("StopTask {} failed: {}", s.arn, DisplayErrorContext(e)));
                             s.stop_sent = false;
                         }
                     }
@@ -541,7 +542,7 @@ pub async fn run(
                 for idx in done {
                     let Some(s) = slots.remove(&idx) else { continue };
                     let result = finish(&prepared[idx], s, std::mem::take(&mut transcripts[idx]));
-                    sink.emit(Event::InstanceFinished { result: result.clone() });
+                    sink.instance_finished(&result);
                     results[idx] = Some(result);
                 }
                 interval = if changed { POLL_MIN } else { (interval.mul_f32(1.5)).min(POLL_MAX) };
@@ -614,13 +615,13 @@ async fn poll_round(
             {
                 Ok(o) => o,
                 Err(e) => {
-                    sink.emit(Event::Warning {
-                        instance: None,
-                        message: format!(
+                    sink.warning(
+                        None,
+                        &format!(
                             "DescribeTasks failed (will retry): {}",
                             DisplayErrorContext(e)
                         ),
-                    });
+                    );
                     continue;
                 }
             };
@@ -643,10 +644,10 @@ async fn poll_round(
                 {
                     s.misses += 1;
                     if s.misses >= 3 {
-                        sink.emit(Event::Warning {
-                            instance: Some(prepared[*idx].instance.clone()),
-                            message: format!("DescribeTasks: {}", f.describe()),
-                        });
+                        sink.warning(
+                            Some(&prepared[*idx].instance),
+                            &format!("DescribeTasks: {}", f.describe()),
+                        );
                         s.task_stopped.store(true, Ordering::SeqCst);
                         s.stopped_view = Some(TaskView {
                             task_arn: s.arn.clone(),
@@ -732,13 +733,13 @@ async fn launch(
                 format!("placement failed after {attempt} attempt(s): {why}"),
             );
         }
-        sink.emit(Event::Warning {
-            instance: Some(p.instance.clone()),
-            message: format!(
-                "RunTask attempt {attempt}: {why}; retrying in {}s",
-                backoff.as_secs()
+        sink.warning(
+            Some(&p.instance),
+            &format!(
+                "RunTask attempt {attempt}: {why}; retrying in {:.1}s",
+                backoff.as_secs_f64()
             ),
-        });
+        );
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
             _ = opts.interrupt.cancelled() => return not_started(Status::Interrupted, "not started: interrupted".into()),

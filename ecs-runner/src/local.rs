@@ -26,7 +26,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use crate::classify::{ContainerView, TaskView, Verdict, classify_stopped};
 use crate::error::{Error, Result};
-use crate::report::{Event, InstanceResult, Sink, Status};
+use crate::report::{InstanceResult, Sink, Status};
 use crate::run::{Prepared, RunOptions, StopCause, follow_line, result_of};
 use crate::taskdef::{ContainerDefinition, TaskDefinition};
 
@@ -85,7 +85,7 @@ pub async fn run(
                 Some(format!("runner task failed: {e}")),
             )
         });
-        sink.emit(Event::InstanceFinished { result: r.clone() });
+        sink.instance_finished(&r);
         results.push(r);
     }
     Ok(results)
@@ -248,10 +248,7 @@ async fn run_task(
     }
     let ids: BTreeMap<String, String> = created.iter().cloned().collect();
     let main_id = ids.values().next().cloned().unwrap_or_default();
-    sink.emit(Event::TaskStarted {
-        instance: p.instance.clone(),
-        task: format!("local container {}", short(&main_id)),
-    });
+    sink.task_started(&p.instance, &format!("local container {}", short(&main_id)));
     let essential: Vec<&str> = td.essential_containers();
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut states: BTreeMap<String, DepState> =
@@ -287,10 +284,7 @@ async fn run_task(
                 }
                 Ok(false) => {}
                 Err(why) => {
-                    sink.emit(Event::Warning {
-                        instance: Some(p.instance.clone()),
-                        message: why,
-                    });
+                    sink.warning(Some(&p.instance), &why);
                     never_started.push(c.name.clone());
                 }
             }
@@ -329,7 +323,7 @@ async fn run_task(
                     if essential.contains(&name.as_str()) {
                         follow_line(sink, &p.instance, &mut transcript, &line);
                     } else {
-                        sink.emit(Event::Output { instance: p.instance.clone(), line: format!("[{name}] {line}") });
+                        sink.info(&p.instance, kitchen_driver::events::Level::Info, &format!("[{name}] {line}"));
                     }
                 }
                 Some(Msg::Ended(name)) => {
@@ -355,10 +349,10 @@ async fn run_task(
         if let Some(cause) = &stopped
             && states.values().any(|s| *s == DepState::Running)
         {
-            sink.emit(Event::Warning {
-                instance: Some(p.instance.clone()),
-                message: format!("stopping the task: {}", cause.reason()),
-            });
+            sink.warning(
+                Some(&p.instance),
+                &format!("stopping the task: {}", cause.reason()),
+            );
             for (name, s) in &states {
                 if *s == DepState::Running {
                     let _ = docker

@@ -1,19 +1,25 @@
-//! Outcomes and reporting: the events a run emits, and the text, JSON-lines and JUnit
-//! renderings of them.
+//! Outcomes and reporting: ecs-runner emits kitchen-driver's own [`Event`]s into an
+//! [`EventBus`], and kitchen-driver's reporters render them (text lines prefixed by
+//! instance, the live display, `.kitchen/logs/`, `--format json`, `--junit`), so both binaries
+//! report alike.
 //!
-//! Text goes through kitchen-driver's own [`kitchen_driver::report::Reporter`] (lines prefixed
-//! by instance, `.kitchen/logs/<instance>.log`), so both binaries print alike. `--format json`
-//! prints every [`Event`] as one JSON line. JUnit has kitchen-driver's shape: a suite per
-//! instance, a case per test, and an instance that failed before any case ran is one failing
-//! case named after it.
+//! A task's phases map onto test-kitchen's actions: the entrypoint's converge is the
+//! `converge` step, its verify the `verify` step. An instance ends `passed`, `failed` (its
+//! tests failed), `errored` (converge broke, the task could not run, or a timeout stopped it)
+//! or `cancelled` (interrupted). The exit code is ecs-runner's own ([`exit_code`]): it tells
+//! infrastructure errors apart.
 
-use std::io::Write;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::Instant;
 
-use kitchen_driver::report::{InstanceOutput, Level, Reporter};
+use kitchen_driver::events::{
+    self, CancelCause, Counts, Event, EventBus, InstanceFinished, InstanceId, InstanceStarted,
+    Level, Outcome, OutputLine, OutputStream, Reason, RunFinished, RunStarted, StepFinished,
+    StepStarted, TestCaseFinished, Warning,
+};
+use kitchen_driver::lifecycle::Action;
 use kitchen_driver::verifier::{CaseOutcome, CaseResult};
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
 use crate::error::{EXIT_FAILED, EXIT_INFRASTRUCTURE, EXIT_INTERRUPTED, EXIT_PASSED};
@@ -26,16 +32,16 @@ use crate::transcript::Phase;
 pub enum Status {
     /// Converge and verify passed.
     Passed,
-    /// Converge or verify failed.
+    /// Converge or verify failed, or `--timeout` stopped the task.
     Failed,
     /// The task never ran its code to the end (placement, image pull, API, Docker).
     Infrastructure,
-    /// Stopped by Ctrl-C, SIGTERM or `--timeout`.
+    /// Stopped by Ctrl-C or SIGTERM.
     Interrupted,
 }
 
 /// What happened to one instance.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct InstanceResult {
     /// The instance.
@@ -49,8 +55,9 @@ pub struct InstanceResult {
     /// Whether this run stopped the task (interrupt or timeout).
     pub stopped_by_runner: bool,
     /// The cases its verifier reported.
-    #[serde(serialize_with = "cases_json")]
     pub cases: Vec<CaseResult>,
+    /// The phase that failed, when one did.
+    pub failed_phase: Option<Phase>,
 }
 
 impl InstanceResult {
@@ -63,43 +70,24 @@ impl InstanceResult {
             task: None,
             stopped_by_runner: false,
             cases: Vec::new(),
+            failed_phase: None,
         }
     }
-}
 
-fn cases_json<S: serde::Serializer>(cases: &[CaseResult], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = s.serialize_seq(Some(cases.len()))?;
-    for c in cases {
-        seq.serialize_element(&CaseJson::from(c))?;
-    }
-    seq.end()
-}
-
-#[derive(Serialize)]
-struct CaseJson<'a> {
-    name: &'a str,
-    outcome: &'static str,
-    group: Option<&'a str>,
-    duration_ms: Option<u128>,
-}
-
-impl<'a> From<&'a CaseResult> for CaseJson<'a> {
-    fn from(c: &'a CaseResult) -> Self {
-        Self {
-            name: &c.name,
-            outcome: outcome_name(&c.outcome),
-            group: c.group.as_deref(),
-            duration_ms: c.duration.map(|d| d.as_millis()),
+    /// The event outcome: tests that failed are `failed`, anything else that broke `errored`.
+    pub fn outcome(&self) -> Outcome {
+        match self.status {
+            Status::Passed => Outcome::Passed,
+            Status::Interrupted => Outcome::Cancelled {
+                cause: CancelCause::Interrupt,
+            },
+            Status::Failed
+                if self.failed_phase == Some(Phase::Verify) && !self.stopped_by_runner =>
+            {
+                Outcome::Failed
+            }
+            _ => Outcome::Errored,
         }
-    }
-}
-
-fn outcome_name(o: &CaseOutcome) -> &'static str {
-    match o {
-        CaseOutcome::Passed => "passed",
-        CaseOutcome::Skipped => "skipped",
-        _ => "failed",
     }
 }
 
@@ -118,334 +106,245 @@ pub fn exit_code(results: &[InstanceResult]) -> i32 {
     }
 }
 
-/// One thing that happened during a run.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Event {
-    /// The run started.
-    RunStarted {
-        /// The run's ID (`startedBy`, the `kitchen:run` tag).
-        run: String,
-        /// The instances, in order.
-        instances: Vec<String>,
-    },
-    /// A task was started for an instance.
-    TaskStarted {
-        /// The instance.
-        instance: String,
-        /// The task ARN or container ID.
-        task: String,
-    },
-    /// A phase started in the task.
-    StepStarted {
-        /// The instance.
-        instance: String,
-        /// The phase.
-        step: Phase,
-    },
-    /// A phase ended in the task.
-    StepFinished {
-        /// The instance.
-        instance: String,
-        /// The phase.
-        step: Phase,
-        /// Its exit code.
-        exit_code: i32,
-    },
-    /// A line of the task's output.
-    Output {
-        /// The instance.
-        instance: String,
-        /// The line.
-        line: String,
-    },
-    /// A test case finished.
-    TestCase {
-        /// The instance.
-        instance: String,
-        /// The case's name.
-        name: String,
-        /// `passed`, `failed` or `skipped`.
-        outcome: &'static str,
-    },
-    /// Something worth knowing that does not fail the run (a retry, a stop).
-    Warning {
-        /// The instance, when one is concerned.
-        instance: Option<String>,
-        /// The message.
-        message: String,
-    },
-    /// An instance finished.
-    InstanceFinished {
-        /// The result.
-        #[serde(flatten)]
-        result: InstanceResult,
-    },
-    /// The run finished.
-    RunFinished {
-        /// Instances that passed.
-        passed: usize,
-        /// Instances that failed.
-        failed: usize,
-        /// Instances whose task could not run.
-        infrastructure: usize,
-        /// Instances stopped by an interrupt or timeout.
-        interrupted: usize,
-        /// The exit code.
-        exit_code: i32,
-    },
+#[derive(Default)]
+struct Timing {
+    run: Option<Instant>,
+    instances: HashMap<String, Instant>,
+    steps: HashMap<String, (Action, Instant)>,
+    last_action: HashMap<String, Action>,
 }
 
-/// The output format (`--format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Format {
-    /// Lines prefixed by instance, as kitchen-driver prints them.
-    #[default]
-    Text,
-    /// One JSON object per event.
-    Json,
-}
-
-/// Renders events live and to the log files. Cheap to clone.
+/// Emits a run's events into the bus. Cheap to clone.
 #[derive(Clone)]
 pub struct Sink {
-    reporter: Reporter,
-    format: Format,
-    json_out: Arc<Mutex<Box<dyn Write + Send>>>,
-    outputs: Arc<Mutex<std::collections::HashMap<String, InstanceOutput>>>,
+    bus: EventBus,
+    ids: Arc<HashMap<String, InstanceId>>,
+    timing: Arc<Mutex<Timing>>,
 }
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sink")
-            .field("format", &self.format)
-            .finish_non_exhaustive()
+        f.debug_struct("Sink").finish_non_exhaustive()
+    }
+}
+
+fn action(phase: Phase) -> Action {
+    match phase {
+        Phase::Converge => Action::Converge,
+        Phase::Verify => Action::Verify,
     }
 }
 
 impl Sink {
-    /// A sink rendering through `reporter` (text) or as JSON lines to `json_out`.
-    pub fn new(reporter: Reporter, format: Format, json_out: Box<dyn Write + Send>) -> Self {
+    /// A sink for the given instances (name, suite, platform) emitting into `bus`.
+    pub fn new(bus: EventBus, instances: impl IntoIterator<Item = InstanceId>) -> Self {
         Self {
-            reporter,
-            format,
-            json_out: Arc::new(Mutex::new(json_out)),
-            outputs: Arc::default(),
+            bus,
+            ids: Arc::new(instances.into_iter().map(|i| (i.name.clone(), i)).collect()),
+            timing: Arc::default(),
         }
     }
 
-    fn output(&self, instance: &str) -> Option<InstanceOutput> {
-        let mut map = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(o) = map.get(instance) {
-            return Some(o.clone());
-        }
-        let o = self.reporter.instance(instance).ok()?;
-        map.insert(instance.to_owned(), o.clone());
-        Some(o)
+    /// The bus (to finish the reporters at the end).
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
     }
 
-    /// Renders one event.
-    pub fn emit(&self, event: Event) {
-        if self.format == Format::Json {
-            let mut out = self.json_out.lock().unwrap_or_else(|p| p.into_inner());
-            if let Ok(line) = serde_json::to_string(&event) {
-                let _ = writeln!(out, "{line}");
-                let _ = out.flush();
-            }
-        }
-        let text = self.format == Format::Text;
-        // Log files get everything in both formats; the live writer only in text format
-        // (the JSON sink's reporter is built with a sink writer).
-        match &event {
-            Event::RunStarted { run, instances } => self.reporter.global(
-                Level::Info,
-                &format!(
-                    "-----> Starting ecs-runner run {run} ({} instances)",
-                    instances.len()
-                ),
-            ),
-            Event::TaskStarted { instance, task } => {
-                if let Some(o) = self.output(instance) {
-                    o.banner(&format!("Task started: {task}"));
-                }
-            }
-            Event::StepStarted { instance, step } => {
-                if let Some(o) = self.output(instance) {
-                    let verb = match step {
-                        Phase::Converge => "Converging",
-                        Phase::Verify => "Verifying",
-                    };
-                    o.banner(&format!("{verb} <{instance}>..."));
-                }
-            }
-            Event::StepFinished {
-                instance,
-                step,
-                exit_code,
-            } => {
-                if let Some(o) = self.output(instance) {
-                    if *exit_code == 0 {
-                        o.info(&format!("Finished {} <{instance}>.", step.as_str()));
-                    } else {
-                        o.error(&format!("{} exited with code {exit_code}", step.as_str()));
-                    }
-                }
-            }
-            Event::Output { instance, line } => {
-                if let Some(o) = self.output(instance) {
-                    o.info(&format!("       {line}"));
-                }
-            }
-            Event::TestCase {
-                instance,
-                name,
-                outcome,
-            } => {
-                if let Some(o) = self.output(instance) {
-                    o.debug(&format!("test {outcome}: {name}"));
-                }
-            }
-            Event::Warning { instance, message } => {
-                match instance.as_deref().and_then(|i| self.output(i)) {
-                    Some(o) => o.warn(message),
-                    None => self.reporter.global(Level::Warn, message),
-                }
-            }
-            Event::InstanceFinished { result } => {
-                if let Some(o) = self.output(&result.instance) {
-                    match (&result.status, &result.message) {
-                        (Status::Passed, _) => o.banner(&format!("Passed <{}>", result.instance)),
-                        (s, m) => o.error(&format!(
-                            "{} <{}>: {}",
-                            match s {
-                                Status::Failed => "Failed",
-                                Status::Infrastructure => "Infrastructure error on",
-                                _ => "Interrupted",
-                            },
-                            result.instance,
-                            m.as_deref().unwrap_or("")
-                        )),
-                    }
-                }
-            }
-            Event::RunFinished {
-                passed,
-                failed,
-                infrastructure,
-                interrupted,
-                ..
-            } => {
-                let _ = text;
-                self.reporter.global(
-                    Level::Info,
-                    &format!(
-                        "-----> ecs-runner finished: {passed} passed, {failed} failed, {infrastructure} infrastructure errors, {interrupted} interrupted"
-                    ),
-                );
-            }
-        }
+    fn id(&self, instance: &str) -> InstanceId {
+        self.ids
+            .get(instance)
+            .cloned()
+            .unwrap_or_else(|| InstanceId::new("", "", instance))
     }
-}
 
-/// Renders results as JUnit XML in kitchen-driver's shape.
-///
-/// # Errors
-/// Only if the XML writer fails.
-pub fn junit(report_name: &str, results: &[InstanceResult]) -> Result<String, String> {
-    let mut report = Report::new(report_name);
-    for r in results {
-        let mut suite = TestSuite::new(r.instance.as_str());
-        suite.add_test_cases(r.cases.iter().map(|c| case(&r.instance, c)));
-        let a_case_failed = r.cases.iter().any(|c| c.outcome == CaseOutcome::Failed);
-        let own = match r.status {
-            Status::Passed if r.cases.is_empty() => Some(TestCaseStatus::success()),
-            Status::Failed | Status::Infrastructure if !a_case_failed => {
-                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                s.set_message(r.message.clone().unwrap_or_default());
-                Some(s)
-            }
-            Status::Interrupted if r.cases.is_empty() => {
-                let mut s = TestCaseStatus::skipped();
-                s.set_message(r.message.clone().unwrap_or_default());
-                Some(s)
-            }
-            _ => None,
+    fn timing(&self) -> std::sync::MutexGuard<'_, Timing> {
+        self.timing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The run began.
+    pub fn run_started(&self, run_id: &str, concurrency: usize) {
+        self.timing().run = Some(Instant::now());
+        let mut instances: Vec<InstanceId> = self.ids.values().cloned().collect();
+        instances.sort_by(|a, b| a.name.cmp(&b.name));
+        self.bus.emit(Event::RunStarted(RunStarted {
+            at: events::now(),
+            run_id: run_id.to_owned(),
+            command: "run".into(),
+            command_line: std::env::args().collect(),
+            instances,
+            concurrency,
+            version: crate::VERSION.into(),
+            hostname: events::hostname(),
+        }));
+    }
+
+    /// A task (or local container) was started for `instance`.
+    pub fn task_started(&self, instance: &str, task: &str) {
+        self.timing()
+            .instances
+            .insert(instance.to_owned(), Instant::now());
+        self.bus.emit(Event::InstanceStarted(InstanceStarted {
+            at: events::now(),
+            instance: self.id(instance),
+        }));
+        self.info(instance, Level::Info, &format!("Task started: {task}"));
+    }
+
+    /// A message of ecs-runner's own about `instance`.
+    pub fn info(&self, instance: &str, level: Level, text: &str) {
+        self.bus.emit(Event::Output(OutputLine {
+            at: events::now(),
+            instance: self.id(instance),
+            stream: OutputStream::Info,
+            level,
+            text: text.to_owned(),
+        }));
+    }
+
+    /// A line the task printed.
+    pub fn output(&self, instance: &str, line: &str) {
+        self.bus.emit(Event::Output(OutputLine {
+            at: events::now(),
+            instance: self.id(instance),
+            stream: OutputStream::Stdout,
+            level: Level::Info,
+            text: line.to_owned(),
+        }));
+    }
+
+    /// A phase began in the task.
+    pub fn step_started(&self, instance: &str, phase: Phase) {
+        let a = action(phase);
+        {
+            let mut t = self.timing();
+            t.steps.insert(instance.to_owned(), (a, Instant::now()));
+            t.last_action.insert(instance.to_owned(), a);
+        }
+        self.bus.emit(Event::StepStarted(StepStarted {
+            at: events::now(),
+            instance: self.id(instance),
+            action: a,
+        }));
+    }
+
+    /// A phase ended in the task with `exit_code`.
+    pub fn step_finished(&self, instance: &str, phase: Phase, exit_code: i32, why: Option<String>) {
+        let a = action(phase);
+        let started = self.timing().steps.remove(instance).map(|(_, at)| at);
+        let outcome = match (exit_code, phase) {
+            (0, _) => Outcome::Passed,
+            (_, Phase::Verify) => Outcome::Failed,
+            (_, Phase::Converge) => Outcome::Errored,
         };
-        if let Some(status) = own {
-            let mut tc = TestCase::new(r.instance.as_str(), status);
-            tc.set_classname(r.instance.as_str());
-            suite.add_test_case(tc);
-        }
-        report.add_test_suite(suite);
+        let reason = (exit_code != 0).then(|| {
+            Reason::from_text(
+                &why.unwrap_or_else(|| format!("{} exited with code {exit_code}", phase.as_str())),
+            )
+        });
+        self.bus.emit(Event::StepFinished(StepFinished {
+            at: events::now(),
+            instance: self.id(instance),
+            action: a,
+            duration: started.map(|s| s.elapsed()).unwrap_or_default(),
+            outcome,
+            reason,
+        }));
     }
-    report.to_string().map_err(|e| e.to_string())
+
+    /// A verifier case finished.
+    pub fn test_case(&self, instance: &str, case: &CaseResult) {
+        self.bus.emit(Event::TestCase(TestCaseFinished {
+            at: events::now(),
+            instance: self.id(instance),
+            name: case.name.clone(),
+            file: case.group.clone(),
+            line: case.line,
+            outcome: case.outcome,
+            message: case.message.clone(),
+            output: case.output.clone(),
+            duration: case.duration,
+        }));
+    }
+
+    /// A warning, about an instance or the run.
+    pub fn warning(&self, instance: Option<&str>, text: &str) {
+        self.bus.emit(Event::Warning(Warning {
+            at: events::now(),
+            instance: instance.map(|i| self.id(i)),
+            text: text.to_owned(),
+        }));
+    }
+
+    /// An instance ended.
+    pub fn instance_finished(&self, result: &InstanceResult) {
+        let (started, last_action) = {
+            let mut t = self.timing();
+            // A step still open when the task stopped (interrupt, timeout) ends here.
+            if let Some((a, at)) = t.steps.remove(&result.instance) {
+                let outcome = result.outcome();
+                self.bus.emit(Event::StepFinished(StepFinished {
+                    at: events::now(),
+                    instance: self.id(&result.instance),
+                    action: a,
+                    duration: at.elapsed(),
+                    outcome: if outcome.is_passed() {
+                        Outcome::Errored
+                    } else {
+                        outcome
+                    },
+                    reason: result.message.as_deref().map(Reason::from_text),
+                }));
+            }
+            (
+                t.instances.get(&result.instance).copied(),
+                t.last_action.get(&result.instance).copied(),
+            )
+        };
+        if started.is_none() {
+            self.bus.emit(Event::InstanceStarted(InstanceStarted {
+                at: events::now(),
+                instance: self.id(&result.instance),
+            }));
+        }
+        self.bus.emit(Event::InstanceFinished(InstanceFinished {
+            at: events::now(),
+            instance: self.id(&result.instance),
+            outcome: result.outcome(),
+            last_action,
+            duration: started.map(|s| s.elapsed()).unwrap_or_default(),
+            reason: result.message.as_deref().map(Reason::from_text),
+        }));
+    }
+
+    /// The run ended with `exit_code`.
+    pub fn run_finished(&self, results: &[InstanceResult], exit_code: i32) {
+        let mut counts = Counts::default();
+        for r in results {
+            counts.add(r.outcome());
+        }
+        let started = self.timing().run;
+        self.bus.emit(Event::RunFinished(RunFinished {
+            at: events::now(),
+            duration: started.map(|s| s.elapsed()).unwrap_or_default(),
+            counts,
+            exit_code,
+        }));
+    }
 }
 
-fn case(instance: &str, c: &CaseResult) -> TestCase {
-    let status = match c.outcome {
-        CaseOutcome::Passed => TestCaseStatus::success(),
-        CaseOutcome::Skipped => TestCaseStatus::skipped(),
-        _ => {
-            let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(format!("{} failed", c.name));
-            s
-        }
-    };
-    let mut tc = TestCase::new(c.name.as_str(), status);
-    tc.set_classname(instance);
-    if let Some(d) = c.duration {
-        tc.set_time(d);
+/// A case's outcome as text.
+pub fn outcome_name(o: &CaseOutcome) -> &'static str {
+    match o {
+        CaseOutcome::Passed => "passed",
+        CaseOutcome::Skipped => "skipped",
+        _ => "failed",
     }
-    if !c.output.is_empty() {
-        tc.set_system_out(c.output.as_str());
-    }
-    tc
-}
-
-/// Duration as seconds with millisecond precision, for summaries.
-pub fn seconds(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn junit_has_kitchen_drivers_shape() {
-        let mut ok = InstanceResult::new("default-debian", Status::Passed, None);
-        ok.cases = vec![CaseResult::new("works", CaseOutcome::Passed, "")];
-        let converge = InstanceResult::new(
-            "default-busybox",
-            Status::Failed,
-            Some("converge exited with code 3".into()),
-        );
-        let mut verify = InstanceResult::new(
-            "web-debian",
-            Status::Failed,
-            Some("1 test(s) failed".into()),
-        );
-        verify.cases = vec![CaseResult::new("serves", CaseOutcome::Failed, "not ok 1")];
-        let green = InstanceResult::new("a-b", Status::Passed, None);
-        let xml = junit("ecs-runner", &[ok, converge, verify, green]).unwrap();
-        assert!(
-            xml.contains(r#"<testsuites name="ecs-runner" tests="4" failures="1" errors="1">"#)
-                || xml.contains(r#"tests="4""#),
-            "{xml}"
-        );
-        assert!(
-            xml.contains(r#"<testcase name="works" classname="default-debian"/>"#),
-            "{xml}"
-        );
-        assert!(xml.contains("converge exited with code 3"), "{xml}");
-        assert!(!xml.contains(r#"<testcase name="web-debian""#), "{xml}");
-        assert!(
-            xml.contains(r#"<testcase name="a-b" classname="a-b"/>"#),
-            "{xml}"
-        );
-    }
+    use kitchen_driver::events::Recorder;
 
     #[test]
     fn exit_codes_rank_interrupt_then_failure_then_infrastructure() {
@@ -460,5 +359,78 @@ mod tests {
             20
         );
         assert_eq!(exit_code(&[r(Status::Failed), r(Status::Interrupted)]), 130);
+    }
+
+    #[test]
+    fn outcomes_map_onto_kitchen_drivers() {
+        let mut verify = InstanceResult::new("i", Status::Failed, Some("1 test(s) failed".into()));
+        verify.failed_phase = Some(Phase::Verify);
+        assert_eq!(verify.outcome(), Outcome::Failed);
+        let mut converge = InstanceResult::new("i", Status::Failed, Some("converge exited".into()));
+        converge.failed_phase = Some(Phase::Converge);
+        assert_eq!(converge.outcome(), Outcome::Errored);
+        assert_eq!(
+            InstanceResult::new("i", Status::Infrastructure, None).outcome(),
+            Outcome::Errored
+        );
+        assert!(matches!(
+            InstanceResult::new("i", Status::Interrupted, None).outcome(),
+            Outcome::Cancelled { .. }
+        ));
+    }
+
+    #[test]
+    fn a_task_becomes_the_events_of_an_instance() {
+        let bus = EventBus::new();
+        let rec = Recorder::default();
+        bus.subscribe(rec.clone());
+        let sink = Sink::new(bus, [InstanceId::new("s", "p", "s-p")]);
+        sink.run_started("r1", 1);
+        sink.task_started("s-p", "arn:task/1");
+        sink.step_started("s-p", Phase::Converge);
+        sink.output("s-p", "hello");
+        sink.step_finished("s-p", Phase::Converge, 3, None);
+        let mut r = InstanceResult::new(
+            "s-p",
+            Status::Failed,
+            Some("converge exited with code 3".into()),
+        );
+        r.failed_phase = Some(Phase::Converge);
+        sink.instance_finished(&r);
+        sink.run_finished(&[r], 20);
+        let kinds: Vec<String> = rec
+            .events()
+            .iter()
+            .map(|e| {
+                serde_json::to_value(e).unwrap()["event"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "run_started",
+                "instance_started",
+                "output",
+                "step_started",
+                "output",
+                "step_finished",
+                "instance_finished",
+                "run_finished"
+            ]
+        );
+        let Event::StepFinished(step) = &rec.events()[5] else {
+            panic!()
+        };
+        assert_eq!(
+            (step.action, step.outcome),
+            (Action::Converge, Outcome::Errored)
+        );
+        assert_eq!(
+            step.reason.as_ref().unwrap().message,
+            "converge exited with code 3"
+        );
     }
 }

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::bundle::{Plan, Verify};
 use crate::classify::Verdict;
 use crate::error::Result;
-use crate::report::{Event, InstanceResult, Sink, Status};
+use crate::report::{InstanceResult, Sink, Status};
 use crate::settings::{self, EcsSettings, Overrides};
 use crate::taskdef::{self, TaskDefinition};
-use crate::transcript::{Line, Transcript};
+use crate::transcript::{Line, Phase, Transcript};
 
 /// An instance ready to run: its settings, plan and task definition.
 #[derive(Debug, Clone)]
@@ -145,30 +145,19 @@ impl StopCause {
 pub(crate) fn follow_line(sink: &Sink, instance: &str, transcript: &mut Transcript, line: &str) {
     match transcript.push(line) {
         Line::Output(l) if l.is_empty() => {}
-        Line::Output(l) => sink.emit(Event::Output {
-            instance: instance.to_owned(),
-            line: l,
-        }),
-        Line::PhaseStarted(step) => sink.emit(Event::StepStarted {
-            instance: instance.to_owned(),
-            step,
-        }),
-        Line::PhaseFinished(step, exit_code) => sink.emit(Event::StepFinished {
-            instance: instance.to_owned(),
-            step,
-            exit_code,
-        }),
+        Line::Output(l) => sink.output(instance, &l),
+        Line::PhaseStarted(step) => sink.step_started(instance, step),
+        Line::PhaseFinished(step, code) => {
+            let why = if code == 0 {
+                None
+            } else {
+                transcript.failure()
+            };
+            sink.step_finished(instance, step, code, why);
+        }
         Line::Cases(cases) => {
-            for c in cases {
-                sink.emit(Event::TestCase {
-                    instance: instance.to_owned(),
-                    name: c.name.clone(),
-                    outcome: match c.outcome {
-                        kitchen_driver::verifier::CaseOutcome::Passed => "passed",
-                        kitchen_driver::verifier::CaseOutcome::Skipped => "skipped",
-                        _ => "failed",
-                    },
-                });
+            for c in &cases {
+                sink.test_case(instance, c);
             }
         }
     }
@@ -207,15 +196,22 @@ pub(crate) fn result_of(
         ),
     };
     let mut r = InstanceResult::new(instance, status, message);
+    r.failed_phase = match (transcript.converge, transcript.verify) {
+        (Some(c), _) if c != 0 => Some(Phase::Converge),
+        (_, Some(v)) if v != 0 => Some(Phase::Verify),
+        _ => None,
+    };
     r.task = task;
     r.stopped_by_runner = stopped.is_some();
     r.cases = transcript.cases;
     r
 }
 
-/// Emits the closing events and returns the exit code.
-pub fn finish_run(sink: &Sink, results: &[InstanceResult]) -> i32 {
-    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+/// Emits the closing events, finishes the reporters and returns the exit code.
+///
+/// # Errors
+/// When a reporter cannot write its file (`--junit`).
+pub fn finish_run(sink: &Sink, results: &[InstanceResult]) -> Result<i32> {
     let exit_code = crate::report::exit_code(results);
     let stopped: Vec<&str> = results
         .iter()
@@ -223,21 +219,18 @@ pub fn finish_run(sink: &Sink, results: &[InstanceResult]) -> i32 {
         .map(|r| r.instance.as_str())
         .collect();
     if !stopped.is_empty() {
-        sink.emit(Event::Warning {
-            instance: None,
-            message: format!(
+        sink.warning(
+            None,
+            &format!(
                 "stopped the tasks of {} instance(s): {}",
                 stopped.len(),
                 stopped.join(", ")
             ),
-        });
+        );
     }
-    sink.emit(Event::RunFinished {
-        passed: count(Status::Passed),
-        failed: count(Status::Failed),
-        infrastructure: count(Status::Infrastructure),
-        interrupted: count(Status::Interrupted),
-        exit_code,
-    });
-    exit_code
+    sink.run_finished(results, exit_code);
+    sink.bus()
+        .finish()
+        .map_err(|e| crate::Error::Usage(format!("writing the reports: {e}")))?;
+    Ok(exit_code)
 }

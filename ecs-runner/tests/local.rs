@@ -26,6 +26,17 @@ fn leftovers(project_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The closing summary's row of `instance`, as words (Instance, Last Action, Result, ...).
+fn summary_row(stdout: &str, instance: &str) -> String {
+    stdout
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(instance))
+        .unwrap_or_else(|| panic!("no summary row for {instance}:\n{stdout}"))
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -79,15 +90,18 @@ fn the_examples_shell_suite_passes_on_both_images() {
             "{stdout}"
         );
         assert!(
-            stdout.contains(&format!("[{instance}] -----> Passed <{instance}>")),
+            summary_row(&stdout, instance).starts_with(&format!("{instance} verify passed")),
             "{stdout}"
         );
     }
     let xml = std::fs::read_to_string(&junit).unwrap();
+    // kitchen-driver's reporter: an instance that passed without cases is one case `verify`.
     assert!(
-        xml.contains(
-            r#"<testsuites name="ecs-runner" tests="2" skipped="0" failures="0" errors="0">"#
-        ),
+        xml.contains(r#"<testsuites name="kitchen-driver" tests="2" failures="0" errors="0""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testcase name="verify" classname="default.docker-busybox""#),
         "{xml}"
     );
     let log = std::fs::read_to_string(dir.path().join(".kitchen/logs/default-docker-busybox.log"))
@@ -142,53 +156,61 @@ fn bats_cases_become_junit_cases_and_a_failing_suite_fails() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(ecs_runner::EXIT_FAILED), "{stdout}");
-    assert!(
-        stdout.contains("[hello-debian] -----> Passed <hello-debian>"),
+    assert_eq!(
+        summary_row(&stdout, "hello-debian").split(' ').nth(2),
+        Some("passed"),
         "{stdout}"
     );
     assert!(
-        stdout
-            .contains("[broken-debian] Failed <broken-debian>: 1 test(s) failed: it says goodbye"),
+        summary_row(&stdout, "broken-debian").contains("verify failed"),
         "{stdout}"
     );
     assert!(
-        stdout.contains(
-            "[unconverged-debian] Failed <unconverged-debian>: converge exited with code 3"
-        ),
+        summary_row(&stdout, "broken-debian").ends_with("1 test(s) failed: it says goodbye"),
+        "{stdout}"
+    );
+    assert!(
+        summary_row(&stdout, "unconverged-debian").contains("converge errored"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[unconverged-debian] >>>>>> converge exited with code 3"),
         "{stdout}"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
-    // kitchen-driver's shape: a suite per instance, a case per bats test, a converge failure
-    // as one error case named after the instance.
+    // kitchen-driver's shape: a suite per instance, a case per bats test (class name
+    // suite.platform), a converge failure as one error case.
+    let suite = |name: &str| {
+        let start = xml
+            .find(&format!(r#"<testsuite name="{name}""#))
+            .unwrap_or_else(|| panic!("{xml}"));
+        let end = xml[start..].find("</testsuite>").unwrap() + start;
+        xml[start..end].to_owned()
+    };
+    let hello = suite("hello-debian");
     assert!(
-        xml.contains(
-            r#"<testsuite name="hello-debian" tests="3" skipped="1" errors="0" failures="0">"#
-        ),
-        "{xml}"
+        hello.contains(r#"tests="3" skipped="1" errors="0" failures="0""#),
+        "{hello}"
     );
     assert!(
-        xml.contains(r#"<testcase name="it greets" classname="hello-debian""#),
-        "{xml}"
+        hello.contains(r#"<testcase name="it greets" classname="hello.debian""#),
+        "{hello}"
+    );
+    let broken = suite("broken-debian");
+    assert!(
+        broken.contains(r#"tests="2" skipped="0" errors="0" failures="1""#),
+        "{broken}"
     );
     assert!(
-        xml.contains(
-            r#"<testsuite name="broken-debian" tests="2" skipped="0" errors="0" failures="1">"#
-        ),
-        "{xml}"
+        broken.contains(r#"<testcase name="it says goodbye" classname="broken.debian""#),
+        "{broken}"
     );
+    assert!(broken.contains("<failure"), "{broken}");
+    let unconverged = suite("unconverged-debian");
+    assert!(unconverged.contains(r#"errors="1""#), "{unconverged}");
     assert!(
-        xml.contains(r#"<failure message="it says goodbye failed"/>"#),
-        "{xml}"
-    );
-    assert!(
-        xml.contains(
-            r#"<testsuite name="unconverged-debian" tests="1" skipped="0" errors="1" failures="0">"#
-        ),
-        "{xml}"
-    );
-    assert!(
-        xml.contains(r#"<error message="converge exited with code 3"/>"#),
-        "{xml}"
+        unconverged.contains(r#"<error message="converge exited with code 3""#),
+        "{unconverged}"
     );
     assert!(leftovers(project.path()).is_empty());
 }
@@ -255,7 +277,11 @@ fn an_image_that_is_not_there_is_an_infrastructure_error() {
         Some(ecs_runner::EXIT_INFRASTRUCTURE),
         "{stdout}"
     );
-    assert!(stdout.contains("Infrastructure error on <a-x>"), "{stdout}");
+    assert!(
+        summary_row(&stdout, "a-x").contains("errored")
+            && summary_row(&stdout, "a-x").contains("CannotCreateContainerError: kitchen"),
+        "{stdout}"
+    );
     assert!(leftovers(project.path()).is_empty());
 }
 

@@ -154,7 +154,7 @@ async fn a_run_of_25_instances_registers_starts_waits_tails_logs_and_reports() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let count = |kind: &str| events.iter().filter(|e| e["event"] == kind).count();
-    assert_eq!(count("task_started"), 25);
+    assert_eq!(count("instance_started"), 25);
     assert_eq!(count("instance_finished"), 25);
     assert_eq!(count("test_case"), 50);
     // Every task's own log lines came back through GetLogEvents, each under its instance.
@@ -163,32 +163,40 @@ async fn a_run_of_25_instances_registers_starts_waits_tails_logs_and_reports() {
             let instance = format!("{s}-{p}");
             assert!(
                 events.iter().any(|e| e["event"] == "output"
-                    && e["instance"] == instance.as_str()
-                    && e["line"] == format!("converged {instance}").as_str()),
+                    && e["instance"]["name"] == instance.as_str()
+                    && e["text"] == format!("converged {instance}").as_str()),
                 "no log line of {instance}"
             );
         }
     }
     let failed: Vec<&serde_json::Value> = events
         .iter()
-        .filter(|e| e["event"] == "instance_finished" && e["status"] == "failed")
+        .filter(|e| e["event"] == "instance_finished" && e["outcome"] != "passed")
         .collect();
-    assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0]["instance"], "s3-p4");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["instance"]["name"], "s3-p4");
+    assert_eq!(failed[0]["outcome"], "failed");
     assert!(
-        failed[0]["message"].as_str().unwrap().contains("checks"),
+        failed[0]["reason"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("checks"),
         "{:?}",
         failed[0]
     );
     let finished = events.last().unwrap();
+    assert_eq!(finished["event"], "run_finished");
     assert_eq!(
-        (finished["passed"].as_u64(), finished["failed"].as_u64()),
+        (
+            finished["counts"]["passed"].as_u64(),
+            finished["counts"]["failed"].as_u64()
+        ),
         (Some(24), Some(1))
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert_eq!(xml.matches("<testsuite ").count(), 25, "{xml}");
     assert!(
-        xml.contains(r#"<testcase name="checks" classname="s3-p4">"#),
+        xml.contains(r#"<testcase name="checks" classname="s3.p4""#),
         "{xml}"
     );
     // Nothing is left running.

@@ -17,7 +17,7 @@ pub enum Error {
         "{kind} plugin `{name}` is not supported by kitchen-driver (instance {instance}); supported {kind}s: {supported}"
     )]
     UnknownPlugin {
-        /// `driver`, `provisioner` or `verifier`.
+        /// `driver`, `provisioner`, `verifier` or `transport`.
         kind: &'static str,
         /// The name as written in kitchen.yml (`""` when missing).
         name: String,

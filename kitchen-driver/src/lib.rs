@@ -9,14 +9,16 @@
 //! - [`driver`]: the [`driver::Driver`] and [`driver::Connection`] traits and the Docker driver.
 //! - [`provisioner`] and [`verifier`]: the plugin traits and the `shell` implementations.
 //! - [`plugin`]: the context provisioners and verifiers receive.
-//! - [`report`]: live prefixed output and the log files.
+//! - [`events`]: the typed run events the runner emits and the [`events::Reporter`] trait.
+//! - [`report`]: the reporters that render events: text lines, live display, log files,
+//!   JSON lines, JUnit, the closing summary.
 //! - [`cli`]: the command line, test-kitchen's verbs and exit codes.
 
 pub mod cli;
 pub mod config;
 pub mod driver;
 mod error;
-pub mod junit;
+pub mod events;
 pub mod lifecycle;
 pub mod plugin;
 pub mod provisioner;

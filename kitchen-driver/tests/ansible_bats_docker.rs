@@ -119,7 +119,7 @@ async fn ansible_converge_and_bats_verify_pass_with_one_result_per_test() {
     // Ansible's output streamed through the instance's prefixed lines.
     for needle in [
         "[ansible-debian-12]        TASK [hello : write the greeting]",
-        "[ansible-debian-12]        changed: [ansible-debian-12]",
+        "[ansible-debian-12]        changed: [localhost]",
         "[ansible-debian-12]        TASK [write the marker]",
         "[ansible-debian-12]        ok 1 the greeting is configured",
     ] {
@@ -128,7 +128,7 @@ async fn ansible_converge_and_bats_verify_pass_with_one_result_per_test() {
     let got: Vec<(Option<&str>, &str, CaseOutcome)> = o
         .cases
         .iter()
-        .map(|c| (c.group.as_deref(), c.name.as_str(), c.outcome.clone()))
+        .map(|c| (c.group.as_deref(), c.name.as_str(), c.outcome))
         .collect();
     assert_eq!(
         got,
@@ -368,14 +368,14 @@ async fn galaxy_requirements_install_local_roles_and_refuse_the_network() {
     p.write(
         "requirements.yml",
         &format!(
-            "roles:\n  - src: file://{}\n    name: greeter\ncollections:\n  - name: {}\n    type: file\n",
+            "roles:\n  - src: file://{}\n    name: greeter\n  - src: vendor-src/greeter\n    name: local_greeter\ncollections:\n  - name: {}\n    type: file\n",
             tarball.display(),
             coll.join("kdtest-demo-1.0.0.tar.gz").display()
         ),
     );
     p.write(
         "test/integration/ansible/default.yml",
-        "- hosts: all\n  gather_facts: false\n  roles: [greeter, kdtest.demo.hi]\n",
+        "- hosts: all\n  gather_facts: false\n  roles: [greeter, local_greeter, kdtest.demo.hi]\n",
     );
     p.write(
         "test/integration/ansible/bats/hello.bats",
@@ -399,6 +399,32 @@ async fn galaxy_requirements_install_local_roles_and_refuse_the_network() {
         "{out}"
     );
     assert_eq!(outcomes[0].cases.len(), 2);
+    // A plain local directory (which ansible-galaxy would look up on the Galaxy API) is
+    // linked in as the role it names.
+    assert!(
+        out.contains("TASK [local_greeter : greet from a galaxy role]"),
+        "{out}"
+    );
+
+    // A local source that ansible-galaxy cannot install: the summary carries galaxy's own
+    // reason, not only its closing `ERROR! - you can use --ignore-errors` line.
+    p.write(
+        "requirements.yml",
+        "roles:\n  - src: git+file:///nonexistent/kdtest-repo\n    name: other\n",
+    );
+    let prov = json!({"name": "ansible_playbook", "requirements_path": "requirements.yml"});
+    let inst = instance("ansible", "debian-12", debian(), prov, bats(), json!({}));
+    let (outcomes, out) = run(&p, &[inst], Command::Test(DestroyMode::Always), 1).await;
+    let e = outcomes[0]
+        .error
+        .as_ref()
+        .expect("galaxy error")
+        .to_string();
+    assert!(
+        e.contains("other was NOT installed successfully")
+            && e.contains("does not appear to be a git repository"),
+        "{e}\n{out}"
+    );
 
     // A Galaxy name would need the network: a clear error before anything runs.
     p.write(

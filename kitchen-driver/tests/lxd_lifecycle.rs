@@ -17,7 +17,7 @@ fn project(label: &str, yml: &str) -> TestProject {
     p.write("kitchen.yml", yml);
     p.write(
         "test/integration/default/bootstrap.sh",
-        "#!/bin/sh\nset -eu\nmkdir -p /etc/hello\necho \"hello from $(hostname)\" > /etc/hello/hello.conf\necho converged-ok TEST_KITCHEN=$TEST_KITCHEN\n",
+        "#!/bin/sh\nset -eu\nmkdir -p /etc/hello\necho \"hello from $(hostname)\" > /etc/hello/hello.conf\necho converged-ok TEST_KITCHEN=$TEST_KITCHEN on $(hostname)\n",
     );
     p.write(
         "test/integration/default/data/verify.sh",
@@ -62,7 +62,8 @@ fn example_suite_passes_on_busybox_and_debian_in_parallel() {
     );
     for i in ["default-busybox", "default-debian-12"] {
         assert!(
-            stdout.contains(&format!("[{i}]        converged-ok TEST_KITCHEN=1")),
+            // The hostname inside is the instance's name, as test-kitchen users expect.
+            stdout.contains(&format!("[{i}]        converged-ok TEST_KITCHEN=1 on {i}")),
             "{stdout}"
         );
         assert!(
@@ -193,7 +194,7 @@ suites: [{name: default}]
         text(&out.stdout)
     );
     assert!(
-        text(&out.stdout).contains("[default-busybox]        in-"),
+        text(&out.stdout).contains("[default-busybox]        in-default-busybox"),
         "{}",
         text(&out.stdout)
     );

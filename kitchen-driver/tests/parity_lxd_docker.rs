@@ -64,7 +64,7 @@ fn result_of(o: &InstanceOutcome) -> Result {
             .map(|e| e.to_string().replace(&o.instance, "<instance>")),
         o.cases
             .iter()
-            .map(|c| (c.group.clone(), c.name.clone(), c.outcome.clone()))
+            .map(|c| (c.group.clone(), c.name.clone(), c.outcome))
             .collect(),
     )
 }
@@ -75,7 +75,8 @@ fn recap(out: &str, instance: &str) -> Option<String> {
     out.lines()
         .filter(|l| l.starts_with(&prefix))
         .map(|l| l[prefix.len()..].trim())
-        .find(|l| l.starts_with(&format!("{instance} ")) && l.contains("ok="))
+        // The instance is `localhost` in the generated inventory, as under kitchen-ansible.
+        .find(|l| l.starts_with("localhost ") && l.contains("ok="))
         .map(|l| {
             l.split_once(':')
                 .map(|x| x.1)

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::config::{self, InstanceConfig, LoadOptions, Project};
+use crate::events::{self, Counts, Event, EventBus, InstanceId, RunFinished, Warning};
 use crate::lifecycle::{self, DestroyMode, RunOptions, Runner};
-use crate::report::{Level, Reporter};
+use crate::report::{ColorChoice, Environment, FailureOutput, Format, Level, Reports};
 use crate::state::StateFile;
 
 /// Exit code for usage errors and selections that match nothing.
@@ -38,9 +39,56 @@ pub struct ActionArgs {
     #[arg(short = 't', long)]
     pub test_base_path: Option<PathBuf>,
     /// Also write a JUnit XML report here: one suite per instance, one case per verifier
-    /// test (written even when actions fail).
+    /// test, failures with their reason and output (written even when actions fail; missing
+    /// directories are created, and an unwritable path is refused before the run starts).
     #[arg(long, value_name = "PATH")]
     pub junit: Option<PathBuf>,
+    /// What stdout carries: `text` (lines for people, then the summary) or `json` (one JSON
+    /// object per event, see EVENTS.md).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: Format,
+    /// Colour the text output: auto (on a terminal, unless NO_COLOR is set or TERM=dumb),
+    /// always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto")]
+    pub color: ColorChoice,
+    /// When to show a failed instance's output: immediate (as it happens), or final (also
+    /// again, gathered under its name, before the summary).
+    #[arg(long, value_name = "WHEN", default_value = "immediate")]
+    pub failure_output: FailureOutput,
+    /// Write the summary as Markdown here (default under GitHub Actions: append to
+    /// $GITHUB_STEP_SUMMARY).
+    #[arg(long, value_name = "PATH")]
+    pub summary_md: Option<PathBuf>,
+}
+
+impl ActionArgs {
+    /// The flags of a command that has only instances and a log level (`exec`).
+    pub fn for_instances(instances: Vec<String>, log_level: String) -> Self {
+        Self {
+            instances,
+            concurrency: None,
+            parallel: false,
+            fail_fast: false,
+            log_level,
+            test_base_path: None,
+            junit: None,
+            format: Format::Text,
+            color: ColorChoice::Auto,
+            failure_output: FailureOutput::Immediate,
+            summary_md: None,
+        }
+    }
+
+    fn reports(&self, level: Level) -> Reports {
+        Reports {
+            format: self.format,
+            level,
+            color: self.color,
+            failure_output: self.failure_output,
+            junit: self.junit.clone(),
+            summary_md: self.summary_md.clone(),
+        }
+    }
 }
 
 /// `test` flags.
@@ -153,15 +201,17 @@ pub(super) fn run_lifecycle(
         (false, Some(n)) => n.min(instances.len()),
         (false, None) => 1,
     };
-    let stdout = std::io::stdout();
-    let color = stdout.is_terminal();
-    let reporter = match Reporter::new(&project.kitchen_root, Box::new(stdout), level, color) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_ACTIONS_FAILED;
-        }
-    };
+    let env = Environment::from_process();
+    let reports = args.reports(level);
+    if let Err(e) = reports.prepare(&env) {
+        eprintln!("kitchen-driver: {e}; choose a writable path for the report");
+        return EXIT_USAGE;
+    }
+    let bus = EventBus::new();
+    if let Err(e) = reports.subscribe(&bus, &project.kitchen_root, &env) {
+        eprintln!("kitchen-driver: {e}");
+        return EXIT_ACTIONS_FAILED;
+    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -170,25 +220,23 @@ pub(super) fn run_lifecycle(
         }
     };
     let started = std::time::Instant::now();
-    let runner = Runner::new(
-        &project.kitchen_root,
-        &project.test_base_path,
-        reporter.clone(),
-    );
+    let runner = Runner::new(&project.kitchen_root, &project.test_base_path, bus.clone())
+        .with_command_line(std::env::args().collect());
     let canceller = runner.canceller();
     let outcomes = rt.block_on(async {
         // Ctrl-C: start no further step, let running ones finish (so nothing is left
         // half-created; --destroy always still destroys). A second Ctrl-C exits at once.
         let watcher = {
             let canceller = canceller.clone();
-            let reporter = reporter.clone();
+            let bus = bus.clone();
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
                     canceller.cancel();
-                    reporter.global(
-                        Level::Warn,
-                        "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)",
-                    );
+                    bus.emit(Event::Warning(Warning {
+                        at: events::now(),
+                        instance: None,
+                        text: "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)".into(),
+                    }));
                     if tokio::signal::ctrl_c().await.is_ok() {
                         std::process::exit(EXIT_INTERRUPTED);
                     }
@@ -205,20 +253,28 @@ pub(super) fn run_lifecycle(
         watcher.abort();
         outcomes
     });
-    if let Some(path) = &args.junit {
-        let written = crate::junit::render("kitchen-driver", &outcomes)
-            .and_then(|xml| std::fs::write(path, xml).map_err(|e| e.to_string()));
-        if let Err(e) = written {
-            eprintln!(
-                "kitchen-driver: cannot write the JUnit report {}: {e}",
-                path.display()
-            );
-            return EXIT_ACTIONS_FAILED;
-        }
+    let failures = lifecycle::failure_summary(&outcomes);
+    let exit_code = match &failures {
+        Some(_) => EXIT_ACTIONS_FAILED,
+        None if canceller.is_cancelled() => EXIT_INTERRUPTED,
+        None => 0,
+    };
+    let mut counts = Counts::default();
+    for o in &outcomes {
+        counts.add(o.outcome);
     }
-    match lifecycle::failure_summary(&outcomes) {
+    bus.emit(Event::RunFinished(RunFinished {
+        at: events::now(),
+        duration: started.elapsed(),
+        counts,
+        exit_code,
+    }));
+    if let Err(e) = bus.finish() {
+        eprintln!("kitchen-driver: cannot write a report: {e}");
+        return EXIT_ACTIONS_FAILED;
+    }
+    match failures {
         Some(summary) => {
-            reporter.log_only(Level::Error, &format!(">>>>>> {summary}"));
             eprintln!(">>>>>> ------Exception-------");
             eprintln!(">>>>>> Class: Kitchen::ActionFailed");
             eprintln!(">>>>>> Message: {summary}");
@@ -230,16 +286,7 @@ pub(super) fn run_lifecycle(
             eprintln!(">>>>>> Interrupted before every action ran");
             EXIT_INTERRUPTED
         }
-        None => {
-            reporter.global(
-                Level::Info,
-                &format!(
-                    "-----> kitchen-driver is finished. ({:.1}s)",
-                    started.elapsed().as_secs_f64()
-                ),
-            );
-            0
-        }
+        None => 0,
     }
 }
 
@@ -287,14 +334,18 @@ pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
     };
     let code = rt.block_on(async {
         let driver = crate::driver::for_instance(inst)?;
-        let reporter = Reporter::without_logs(Box::new(std::io::sink()), Level::Error);
+        // No reporter: login's only output is the terminal session.
         let ctx = crate::driver::DriverContext {
             instance: std::sync::Arc::new(inst.clone()),
             kitchen_root: project.kitchen_root.clone(),
-            output: reporter.instance(&inst.name)?,
+            output: EventBus::new().instance(InstanceId::from(inst)),
         };
         let conn = driver.connection(&ctx, &state).await?;
-        interactive_login(conn.as_ref()).await
+        if std::io::stdin().is_terminal() {
+            interactive_login(conn.as_ref()).await
+        } else {
+            piped_login(conn.as_ref()).await
+        }
     });
     match code {
         Ok(code) => i32::try_from(code).unwrap_or(EXIT_ACTIONS_FAILED),
@@ -349,6 +400,31 @@ fn window_size() -> (u16, u16) {
         .filter(|w| w.ws_col > 0 && w.ws_row > 0)
         .map(|w| (w.ws_col, w.ws_row))
         .unwrap_or((80, 24))
+}
+
+/// `login` with piped input (`echo uptime | kitchen-driver login web`): the input is a script
+/// for the instance's shell, run without a terminal, as `ssh host < script` does. An
+/// interactive shell would wait for the terminal's answers to its line-editing queries and eat
+/// the piped lines. Output goes to stdout and stderr; returns the shell's exit code.
+async fn piped_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+    use std::io::Read;
+    struct Plain;
+    impl crate::report::OutputSink for Plain {
+        fn line(&self, stream: crate::report::OutputStream, line: &str) {
+            match stream {
+                crate::report::OutputStream::Stderr => eprintln!("{line}"),
+                _ => println!("{line}"),
+            }
+        }
+    }
+    let mut script = String::new();
+    std::io::stdin()
+        .read_to_string(&mut script)
+        .map_err(|e| crate::Error::io("reading", "standard input", e))?;
+    let out = conn
+        .exec(&crate::driver::ExecRequest::shell(script), &Plain)
+        .await?;
+    Ok(out.exit_code)
 }
 
 /// `login`: a shell under a pseudo-terminal in the instance, through the runtime's exec API,

@@ -124,15 +124,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Destroy(a) => action(a, lifecycle::Command::Action(Action::Destroy)),
         Command::Test(t) => action(t.common, lifecycle::Command::Test(t.destroy)),
         Command::Exec(e) => {
-            let args = ActionArgs {
-                instances: e.instances,
-                concurrency: None,
-                parallel: false,
-                fail_fast: false,
-                log_level: e.log_level,
-                test_base_path: None,
-                junit: None,
-            };
+            let args = ActionArgs::for_instances(e.instances, e.log_level);
             action(args, lifecycle::Command::Exec(e.command))
         }
         Command::Login(l) => actions::login(&opts, l),

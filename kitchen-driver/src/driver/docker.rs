@@ -213,7 +213,7 @@ fn sanitize_name(s: &str) -> String {
 }
 
 /// A valid hostname label from an instance name: lowercase, `[a-z0-9-]`, at most 63.
-fn sanitize_hostname(s: &str) -> String {
+pub(crate) fn sanitize_hostname(s: &str) -> String {
     let mut h: String = s
         .to_ascii_lowercase()
         .chars()

@@ -368,6 +368,22 @@ impl Driver for LxdDriver {
                 format!("creating instance {name} from {image}"),
             )(e));
         }
+        // The hostname test-kitchen users expect inside is the instance's name (as on Docker),
+        // not the image's (`debian-12`) nor the LXD name: both test images' inits, and systemd,
+        // set it from /etc/hostname at boot. An instance without /etc (a bare VM) keeps LXD's.
+        let hostname = super::docker::sanitize_hostname(&ctx.instance.name);
+        if let Err(e) = instances
+            .files(&name)
+            .push(
+                "/etc/hostname",
+                format!("{hostname}\n"),
+                FileOptions::default().mode(0o644),
+            )
+            .await
+        {
+            ctx.output
+                .debug(&format!("Could not write /etc/hostname in {name}: {e}"));
+        }
         // A start fails when LXC's pre-start hook (`lxd callhook`) cannot reach the daemon in
         // time ("forkstart ... exit status 1"), as when another client holds a silent unix
         // connection to LXD 5.0.2; try twice, and report the container's log when it fails.
@@ -412,7 +428,7 @@ impl Driver for LxdDriver {
             instance: ctx.instance.name.clone(),
         };
         self.wait_ready(&conn, ctx).await?;
-        state.set("hostname", name.clone());
+        state.set("hostname", hostname);
         ctx.output.info(&format!("LXD instance {name} is ready"));
         Ok(())
     }

@@ -8,12 +8,14 @@
 //! ```no_run
 //! use kitchen_driver::config::{self, LoadOptions};
 //! use kitchen_driver::lifecycle::{Command, DestroyMode, RunOptions, Runner, failure_summary};
-//! use kitchen_driver::report::{Level, Reporter};
+//! use kitchen_driver::events::EventBus;
+//! use kitchen_driver::report::{TextOptions, TextReporter};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let project = config::load(&LoadOptions::from_process("examples".into()))?;
-//! let reporter = Reporter::new(&project.kitchen_root, Box::new(std::io::stdout()), Level::Info, false)?;
-//! let runner = Runner::new(&project.kitchen_root, &project.test_base_path, reporter);
+//! let bus = EventBus::new();
+//! bus.subscribe(TextReporter::plain(Box::new(std::io::stdout()), TextOptions::default()));
+//! let runner = Runner::new(&project.kitchen_root, &project.test_base_path, bus);
 //! let outcomes = runner
 //!     .run(&project.instances, &Command::Test(DestroyMode::Always), RunOptions::new(4, false))
 //!     .await;
@@ -25,6 +27,7 @@
 //! ```
 
 mod hooks;
+pub mod preflight;
 mod runner;
 
 use std::fmt;

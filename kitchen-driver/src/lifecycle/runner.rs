@@ -2,7 +2,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
@@ -11,8 +12,12 @@ use super::{Action, steps};
 use crate::config::InstanceConfig;
 use crate::driver::{self, Connection, Driver, DriverContext, ExecRequest};
 use crate::error::{Error, Result};
+use crate::events::{
+    self, CancelCause, Event, EventBus, HookFinished, HookPhase, HookStarted, InstanceFinished,
+    InstanceId, InstanceOutput, InstanceStarted, Outcome, Reason, RunStarted, StepFinished,
+    StepStarted, TestCaseFinished,
+};
 use crate::plugin::PluginContext;
-use crate::report::{InstanceOutput, Level, Reporter};
 use crate::state::{State, StateFile};
 use crate::verifier::CaseResult;
 use crate::{provisioner, verifier};
@@ -56,6 +61,18 @@ pub enum Command {
     Exec(String),
 }
 
+impl Command {
+    /// The command's name on the command line (`converge`, `test`, `exec`), as
+    /// [`events::RunStarted::command`] records it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Action(a) => a.as_str(),
+            Command::Test(_) => "test",
+            Command::Exec(_) => "exec",
+        }
+    }
+}
+
 /// How to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -91,6 +108,8 @@ impl RunOptions {
 pub struct InstanceOutcome {
     /// The instance.
     pub instance: String,
+    /// How it ended (as its [`Event::InstanceFinished`] said).
+    pub outcome: Outcome,
     /// Its error, if it failed (or was cancelled).
     pub error: Option<Error>,
     /// Test cases its verifier reported.
@@ -100,7 +119,21 @@ pub struct InstanceOutcome {
 impl InstanceOutcome {
     /// Whether it failed (cancellation is not a failure of its own).
     pub fn failed(&self) -> bool {
-        matches!(&self.error, Some(e) if !matches!(e, Error::Cancelled { .. }))
+        self.outcome.is_failure()
+    }
+}
+
+/// How an instance or step that ended with `error` counts: a verifier that found failures
+/// failed; a cancellation was cancelled (by `cause`, or Ctrl-C when none was recorded);
+/// anything else errored.
+pub fn outcome_of(error: Option<&Error>, cause: Option<CancelCause>) -> Outcome {
+    match error {
+        None => Outcome::Passed,
+        Some(Error::VerifyFailed { .. }) => Outcome::Failed,
+        Some(Error::Cancelled { .. }) => Outcome::Cancelled {
+            cause: cause.unwrap_or(CancelCause::Interrupt),
+        },
+        Some(_) => Outcome::Errored,
     }
 }
 
@@ -123,17 +156,41 @@ pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
 /// Stops a [`Runner`] from starting further steps (Ctrl-C). Steps already running finish,
 /// so nothing is left half-created, and `test --destroy always` still destroys.
 #[derive(Debug, Clone, Default)]
-pub struct Canceller(Arc<AtomicBool>);
+pub struct Canceller(Arc<AtomicU8>);
+
+const NOT_CANCELLED: u8 = 0;
+const BY_INTERRUPT: u8 = 1;
+const BY_FAIL_FAST: u8 = 2;
 
 impl Canceller {
-    /// Asks the runner to start no further step.
+    /// Asks the runner to start no further step (Ctrl-C).
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.cancel_because(CancelCause::Interrupt);
+    }
+
+    /// Asks the runner to start no further step, recording why. The first cause wins.
+    pub fn cancel_because(&self, cause: CancelCause) {
+        let code = match cause {
+            CancelCause::FailFast => BY_FAIL_FAST,
+            _ => BY_INTERRUPT,
+        };
+        let _ = self
+            .0
+            .compare_exchange(NOT_CANCELLED, code, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Whether [`Canceller::cancel`] was called (or `--fail-fast` tripped).
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.cause().is_some()
+    }
+
+    /// Why the run was cancelled, if it was.
+    pub fn cause(&self) -> Option<CancelCause> {
+        match self.0.load(Ordering::SeqCst) {
+            BY_INTERRUPT => Some(CancelCause::Interrupt),
+            BY_FAIL_FAST => Some(CancelCause::FailFast),
+            _ => None,
+        }
     }
 }
 
@@ -142,25 +199,38 @@ impl Canceller {
 pub struct Runner {
     kitchen_root: PathBuf,
     test_base_path: PathBuf,
-    reporter: Reporter,
+    bus: EventBus,
     host_env: Arc<Vec<(String, String)>>,
     cancel: Canceller,
+    command_line: Arc<Vec<String>>,
 }
 
 impl Runner {
-    /// A runner for the project at `kitchen_root`, reporting to `reporter`.
+    /// A runner for the project at `kitchen_root`, emitting what happens into `bus`.
     pub fn new(
         kitchen_root: impl Into<PathBuf>,
         test_base_path: impl Into<PathBuf>,
-        reporter: Reporter,
+        bus: EventBus,
     ) -> Self {
         Self {
             kitchen_root: kitchen_root.into(),
             test_base_path: test_base_path.into(),
-            reporter,
+            bus,
             host_env: Arc::new(std::env::vars().collect()),
             cancel: Canceller::default(),
+            command_line: Arc::default(),
         }
+    }
+
+    /// Records the command line (program name first) in [`Event::RunStarted`].
+    pub fn with_command_line(mut self, argv: Vec<String>) -> Self {
+        self.command_line = Arc::new(argv);
+        self
+    }
+
+    /// The bus this runner emits into.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
     }
 
     /// A handle that stops this runner from starting further steps.
@@ -181,14 +251,28 @@ impl Runner {
     /// Runs `command` on every instance, `opts.concurrency` at a time, and returns each
     /// instance's outcome in the given order. Failures never stop other instances unless
     /// `fail_fast` is set, and then only between steps (never in the middle of a create).
+    ///
+    /// Emits [`Event::RunStarted`] first, then each instance's events; the caller, which
+    /// decides the exit code, emits [`Event::RunFinished`].
     pub async fn run(
         &self,
         instances: &[InstanceConfig],
         command: &Command,
         opts: RunOptions,
     ) -> Vec<InstanceOutcome> {
+        let started_at = events::now();
+        self.bus.emit(Event::RunStarted(RunStarted {
+            at: started_at,
+            run_id: run_id(started_at),
+            command: command.name().to_string(),
+            command_line: self.command_line.as_ref().clone(),
+            instances: instances.iter().map(InstanceId::from).collect(),
+            concurrency: opts.concurrency.max(1),
+            version: crate::VERSION.to_string(),
+            hostname: events::hostname(),
+        }));
         let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
-        let cancel = self.cancel.0.clone();
+        let cancel = self.cancel.clone();
         let mut tasks = Vec::new();
         for inst in instances {
             let inst = Arc::new(inst.clone());
@@ -205,30 +289,34 @@ impl Runner {
                 tokio::spawn(async move {
                     let _permit = permit;
                     let mut cases = Vec::new();
-                    let result = this
+                    let outcome = this
                         .run_instance(inst.clone(), &command, &cancel, &mut cases)
                         .await;
-                    if result.is_err() && opts.fail_fast {
-                        cancel.store(true, Ordering::SeqCst);
+                    if outcome.0.is_failure() && opts.fail_fast {
+                        cancel.cancel_because(CancelCause::FailFast);
                     }
-                    (result, cases)
+                    (outcome, cases)
                 }),
             ));
         }
         let mut outcomes = Vec::new();
         for (name, task) in tasks {
-            let (error, cases) = match task.await {
-                Ok((r, cases)) => (r.err(), cases),
+            let ((outcome, error), cases) = match task.await {
+                Ok(((outcome, r), cases)) => ((outcome, r.err()), cases),
                 Err(join) => (
-                    Some(Error::Runtime {
-                        instance: name.clone(),
-                        message: format!("the instance's task ended abnormally: {join}"),
-                    }),
+                    (
+                        Outcome::Errored,
+                        Some(Error::Runtime {
+                            instance: name.clone(),
+                            message: format!("the instance's task ended abnormally: {join}"),
+                        }),
+                    ),
                     Vec::new(),
                 ),
             };
             outcomes.push(InstanceOutcome {
                 instance: name,
+                outcome,
                 error,
                 cases,
             });
@@ -236,37 +324,58 @@ impl Runner {
         outcomes
     }
 
+    /// Runs one instance between its [`Event::InstanceStarted`] and
+    /// [`Event::InstanceFinished`].
     async fn run_instance(
         &self,
         inst: Arc<InstanceConfig>,
         command: &Command,
-        cancel: &Arc<AtomicBool>,
+        cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
-    ) -> Result<()> {
-        let output = self.reporter.instance(&inst.name)?;
-        let mut reported = false;
+    ) -> (Outcome, Result<()>) {
+        let output = self.bus.instance(InstanceId::from(inst.as_ref()));
+        let started = Instant::now();
+        self.bus.emit(Event::InstanceStarted(InstanceStarted {
+            at: events::now(),
+            instance: output.id().clone(),
+        }));
+        let mut last_action = None;
         let result = self
-            .run_instance_inner(inst.clone(), command, cancel, cases, &output, &mut reported)
+            .run_instance_inner(
+                inst.clone(),
+                command,
+                cancel,
+                cases,
+                &output,
+                &mut last_action,
+            )
             .await;
-        if let Err(e) = &result
-            && !reported
-            && !matches!(e, Error::Cancelled { .. })
-        {
-            output.error(&format!(">>>>>> {e}"));
-        }
-        result
+        let outcome = outcome_of(result.as_ref().err(), cancel.cause());
+        self.bus.emit(Event::InstanceFinished(InstanceFinished {
+            at: events::now(),
+            instance: output.id().clone(),
+            outcome,
+            last_action,
+            duration: started.elapsed(),
+            reason: result
+                .as_ref()
+                .err()
+                .map(|e| Reason::from_text(&e.to_string()).with_output_tail(output.take_tail())),
+        }));
+        (outcome, result)
     }
 
     async fn run_instance_inner(
         &self,
         inst: Arc<InstanceConfig>,
         command: &Command,
-        cancel: &Arc<AtomicBool>,
+        cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
         output: &InstanceOutput,
-        reported: &mut bool,
+        last_action: &mut Option<Action>,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
+        super::preflight::check(&inst, command, &self.test_base_path)?;
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
         let ctx = DriverContext {
             instance: inst.clone(),
@@ -281,7 +390,6 @@ impl Runner {
                 });
             }
             let conn = driver.connection(&ctx, &state).await?;
-            output.banner(&format!("Execute command on {}.", inst.name));
             conn.execute(cmd, "exec command", output).await?;
             return Ok(());
         }
@@ -297,19 +405,13 @@ impl Runner {
             state_file: state_file.clone(),
             cancel: cancel.clone(),
             cases,
-            reported,
+            last_action,
         };
         let result = match command {
             Command::Action(target) => run.transition_to(*target).await,
             Command::Test(mode) => {
-                let started = std::time::Instant::now();
-                output.banner(&format!(
-                    "Cleaning up any prior instances of <{}>",
-                    inst.name
-                ));
                 let mut result = run.transition_to(Action::Destroy).await;
                 if result.is_ok() {
-                    output.banner(&format!("Testing <{}>", inst.name));
                     result = run.transition_to(Action::Verify).await;
                 }
                 let destroy = match mode {
@@ -324,13 +426,6 @@ impl Runner {
                     if result.is_ok() {
                         result = d;
                     }
-                }
-                if result.is_ok() {
-                    output.info(&format!(
-                        "Finished testing <{}> ({:.1}s).",
-                        inst.name,
-                        started.elapsed().as_secs_f64()
-                    ));
                 }
                 result
             }
@@ -352,16 +447,16 @@ struct InstanceRun<'a> {
     hooks: Hooks,
     state: State,
     state_file: StateFile,
-    cancel: Arc<AtomicBool>,
+    cancel: Canceller,
     cases: &'a mut Vec<CaseResult>,
-    /// Set once a step's failure has been shown, so it is not shown twice.
-    reported: &'a mut bool,
+    /// The last step attempted (for [`Event::InstanceFinished`]).
+    last_action: &'a mut Option<Action>,
 }
 
 impl InstanceRun<'_> {
     async fn transition_to(&mut self, target: Action) -> Result<()> {
         for step in steps(self.state.last_action(), target) {
-            if self.cancel.load(Ordering::SeqCst) {
+            if self.cancel.is_cancelled() {
                 return Err(Error::Cancelled {
                     instance: self.inst.name.clone(),
                     action: step.to_string(),
@@ -374,8 +469,14 @@ impl InstanceRun<'_> {
 
     async fn run_step(&mut self, action: Action) -> Result<()> {
         let out = self.ctx.output.clone();
-        let started = std::time::Instant::now();
-        out.banner(&format!("{} <{}>...", action.verb(), self.inst.name));
+        let started = Instant::now();
+        *self.last_action = Some(action);
+        out.take_tail();
+        out.bus().emit(Event::StepStarted(StepStarted {
+            at: events::now(),
+            instance: out.id().clone(),
+            action,
+        }));
         self.state.set("last_attempted_action", action.as_str());
         if action != Action::Destroy || self.state_file.path().exists() {
             self.state_file.save(&self.state)?;
@@ -391,34 +492,36 @@ impl InstanceRun<'_> {
         if result.is_ok() {
             result = finally;
         }
-        match &result {
+        let saved = match &result {
             Ok(()) => {
                 if action == Action::Destroy {
-                    self.state_file.delete()?;
-                    self.state = State::new();
+                    self.state_file.delete().map(|()| self.state = State::new())
                 } else {
                     self.state.set("last_action", action.as_str());
                     self.state.set("last_error", serde_json::Value::Null);
                     self.state.remove("last_error_message");
-                    self.state_file.save(&self.state)?;
+                    self.state_file.save(&self.state)
                 }
-                out.info(&format!(
-                    "Finished {} <{}> ({:.1}s).",
-                    action.verb().to_lowercase(),
-                    self.inst.name,
-                    started.elapsed().as_secs_f64()
-                ));
             }
             Err(e) => {
-                if !matches!(e, Error::Cancelled { .. }) && !*self.reported {
-                    out.error(&format!(">>>>>> {e}"));
-                    *self.reported = true;
-                }
                 self.state.set("last_error", e.kind_name());
                 self.state.set("last_error_message", e.to_string());
-                self.state_file.save(&self.state)?;
+                self.state_file.save(&self.state)
             }
-        }
+        };
+        let result = result.and(saved);
+        let tail = out.take_tail();
+        out.bus().emit(Event::StepFinished(StepFinished {
+            at: events::now(),
+            instance: out.id().clone(),
+            action,
+            duration: started.elapsed(),
+            outcome: outcome_of(result.as_ref().err(), self.cancel.cause()),
+            reason: result
+                .as_ref()
+                .err()
+                .map(|e| Reason::from_text(&e.to_string()).with_output_tail(tail)),
+        }));
         result
     }
 
@@ -458,6 +561,12 @@ impl InstanceRun<'_> {
                     &self.runner.host_env,
                 );
                 let report = ver.verify(&pctx).await?;
+                for case in &report.cases {
+                    self.ctx
+                        .output
+                        .bus()
+                        .emit(Event::TestCase(test_case_event(self.ctx.output.id(), case)));
+                }
                 self.cases.extend(report.cases);
                 match report.failure {
                     None => Ok(()),
@@ -473,96 +582,166 @@ impl InstanceRun<'_> {
     async fn run_hooks(&self, action: Action, phase: Phase) -> Result<()> {
         let hooks = self.hooks.for_phase(action, phase, &self.inst.platform);
         for hook in hooks {
-            let what = format!("{phase:?} {action} hook").to_lowercase();
-            match &hook.command {
-                HookCommand::Local {
-                    command,
-                    cwd,
-                    environment,
-                    user,
-                } => {
-                    let cwd: &Path = cwd.as_deref().unwrap_or(&self.runner.kitchen_root);
-                    let mut env = vec![
-                        ("KITCHEN_INSTANCE_NAME".to_string(), self.inst.name.clone()),
-                        ("KITCHEN_SUITE_NAME".to_string(), self.inst.suite.clone()),
-                        (
-                            "KITCHEN_PLATFORM_NAME".to_string(),
-                            self.inst.platform.clone(),
-                        ),
-                        (
-                            "KITCHEN_INSTANCE_HOSTNAME".to_string(),
-                            self.state.get_str("hostname").unwrap_or("").to_string(),
-                        ),
-                    ];
-                    env.extend(environment.iter().cloned());
-                    let cmd = match user {
-                        Some(u) => format!(
-                            "sudo -E -u {} sh -c {}",
-                            driver::shell_quote(u),
-                            driver::shell_quote(command)
-                        ),
-                        None => command.clone(),
-                    };
-                    self.ctx
-                        .output
-                        .log(Level::Info, &format!("Running {what}: {cmd}"));
-                    let code = crate::plugin::run_local(&cmd, cwd, &env, &self.ctx.output).await?;
-                    if code != 0 {
-                        return Err(Error::CommandFailed {
-                            instance: self.inst.name.clone(),
-                            what,
-                            command: cmd,
-                            exit_code: code,
-                        });
-                    }
+            self.run_hook(action, phase, &hook.command).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs one hook between its [`Event::HookStarted`] and [`Event::HookFinished`].
+    async fn run_hook(&self, action: Action, phase: Phase, command: &HookCommand) -> Result<()> {
+        let out = &self.ctx.output;
+        let (shown, local) = match command {
+            HookCommand::Local { command, user, .. } => (local_hook_command(command, user), true),
+            HookCommand::Remote { command, .. } => (command.clone(), false),
+        };
+        let phase = match phase {
+            Phase::Pre => HookPhase::Pre,
+            Phase::Post => HookPhase::Post,
+            Phase::Finally => HookPhase::Finally,
+        };
+        if let HookCommand::Remote {
+            command,
+            skippable: true,
+        } = command
+            && self.state.get_str("last_action").is_none()
+            && !(action == Action::Create && phase != HookPhase::Pre)
+        {
+            out.info(&format!(
+                "Skipping {phase} {action} hook (instance not created): {command}"
+            ));
+            return Ok(());
+        }
+        out.bus().emit(Event::HookStarted(HookStarted {
+            at: events::now(),
+            instance: out.id().clone(),
+            action,
+            phase,
+            command: shown.clone(),
+            local,
+        }));
+        let started = Instant::now();
+        let result = self.hook_body(action, phase, command, &shown).await;
+        out.bus().emit(Event::HookFinished(HookFinished {
+            at: events::now(),
+            instance: out.id().clone(),
+            action,
+            phase,
+            command: shown,
+            duration: started.elapsed(),
+            outcome: outcome_of(result.as_ref().err(), self.cancel.cause()),
+            reason: result
+                .as_ref()
+                .err()
+                .map(|e| Reason::from_text(&e.to_string())),
+        }));
+        result
+    }
+
+    async fn hook_body(
+        &self,
+        action: Action,
+        phase: HookPhase,
+        hook: &HookCommand,
+        shown: &str,
+    ) -> Result<()> {
+        let what = format!("{phase} {action} hook");
+        match hook {
+            HookCommand::Local {
+                cwd, environment, ..
+            } => {
+                let cwd: &Path = cwd.as_deref().unwrap_or(&self.runner.kitchen_root);
+                let mut env = vec![
+                    ("KITCHEN_INSTANCE_NAME".to_string(), self.inst.name.clone()),
+                    ("KITCHEN_SUITE_NAME".to_string(), self.inst.suite.clone()),
+                    (
+                        "KITCHEN_PLATFORM_NAME".to_string(),
+                        self.inst.platform.clone(),
+                    ),
+                    (
+                        "KITCHEN_INSTANCE_HOSTNAME".to_string(),
+                        self.state.get_str("hostname").unwrap_or("").to_string(),
+                    ),
+                ];
+                env.extend(environment.iter().cloned());
+                let code = crate::plugin::run_local(shown, cwd, &env, &self.ctx.output).await?;
+                if code != 0 {
+                    return Err(Error::CommandFailed {
+                        instance: self.inst.name.clone(),
+                        what,
+                        command: shown.to_string(),
+                        exit_code: code,
+                    });
                 }
-                HookCommand::Remote { command, skippable } => {
-                    if self.state.get_str("last_action").is_none()
-                        && !(action == Action::Create && phase != Phase::Pre)
-                    {
-                        if *skippable {
-                            self.ctx.output.info(&format!(
-                                "Skipping {what} (instance not created): {command}"
-                            ));
-                            continue;
-                        }
-                        return Err(Error::NotCreated {
-                            instance: self.inst.name.clone(),
-                        });
+            }
+            HookCommand::Remote { command, skippable } => {
+                if self.state.get_str("last_action").is_none()
+                    && !(action == Action::Create && phase != HookPhase::Pre)
+                {
+                    return Err(Error::NotCreated {
+                        instance: self.inst.name.clone(),
+                    });
+                }
+                let result = match self.connection().await {
+                    Ok(conn) => conn
+                        .exec(&ExecRequest::shell(command.clone()), &self.ctx.output)
+                        .await
+                        .and_then(|o| {
+                            if o.success() {
+                                Ok(())
+                            } else {
+                                Err(Error::CommandFailed {
+                                    instance: self.inst.name.clone(),
+                                    what: what.clone(),
+                                    command: command.clone(),
+                                    exit_code: o.exit_code,
+                                })
+                            }
+                        }),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => {}
+                    Err(e) if *skippable => {
+                        self.ctx
+                            .output
+                            .warn(&format!("Skippable {what} failed: {e}"));
                     }
-                    self.ctx
-                        .output
-                        .info(&format!("Running remote {what}: {command}"));
-                    let result = match self.connection().await {
-                        Ok(conn) => conn
-                            .exec(&ExecRequest::shell(command.clone()), &self.ctx.output)
-                            .await
-                            .and_then(|o| {
-                                if o.success() {
-                                    Ok(())
-                                } else {
-                                    Err(Error::CommandFailed {
-                                        instance: self.inst.name.clone(),
-                                        what: what.clone(),
-                                        command: command.clone(),
-                                        exit_code: o.exit_code,
-                                    })
-                                }
-                            }),
-                        Err(e) => Err(e),
-                    };
-                    match result {
-                        Ok(()) => {}
-                        Err(e) if *skippable => {
-                            self.ctx
-                                .output
-                                .warn(&format!("Skippable {what} failed: {e}"));
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    Err(e) => return Err(e),
                 }
             }
         }
         Ok(())
     }
+}
+
+/// A local hook's command line as it runs (through `sudo` when it names a `user`).
+fn local_hook_command(command: &str, user: &Option<String>) -> String {
+    match user {
+        Some(u) => format!(
+            "sudo -E -u {} sh -c {}",
+            driver::shell_quote(u),
+            driver::shell_quote(command)
+        ),
+        None => command.to_string(),
+    }
+}
+
+/// The event of one verifier case.
+fn test_case_event(instance: &InstanceId, case: &CaseResult) -> TestCaseFinished {
+    TestCaseFinished {
+        at: events::now(),
+        instance: instance.clone(),
+        name: case.name.clone(),
+        file: case.group.clone(),
+        line: case.line,
+        outcome: case.outcome,
+        message: case.message.clone(),
+        output: case.output.clone(),
+        duration: case.duration,
+    }
+}
+
+/// A run id: the start time and the process id (unique on one host, sortable).
+fn run_id(at: events::Timestamp) -> String {
+    format!("{}-{}", at.format("%Y%m%dT%H%M%S%.3fZ"), std::process::id())
 }

@@ -7,6 +7,15 @@
 //! `community.general.lxd` (LXD: the instance name and project, through the `lxc` CLI). The
 //! instance only needs python3 for the modules.
 //!
+//! The user's machine is never a target. kitchen-ansible runs Ansible inside the instance, so
+//! test playbooks say `hosts: localhost`, `connection: local`, `delegate_to: localhost` and mean
+//! the instance. Here the instance is the inventory's `localhost` ([`INVENTORY_HOST`]), and its
+//! connection is pinned with extra vars, which outrank every play, task and inventory variable
+//! ([`connection_vars`]). After the run, a play that matched no host, or a recap host other than
+//! the instance, fails the converge ([`reach_problem`]). Lookups (`lookup('pipe', ...)`,
+//! `lookup('file', ...)`) still run where Ansible runs, on the host, as they always do on
+//! Ansible's controller.
+//!
 //! Keys, as kitchen-ansible users write them:
 //! - `playbook`: default `default.yml`, found as kitchen-ansible finds it: the first file of
 //!   `<tbp>/<suite>/ansible/default.yml`, `<tbp>/<suite>/default.yml`, `<tbp>/default.yml`,
@@ -25,8 +34,11 @@
 //! - `ansible_extra_flags`: more arguments (a string, split as a shell would, or a list).
 //! - `env_vars` (kitchen-ansible's name) or `env`: environment for `ansible-playbook`.
 //! - `requirements_path`: an `ansible-galaxy` requirements file. No network is reachable here,
-//!   so only local sources are installed (paths, `file://`, `git+file://`, `type: file|dir`);
-//!   anything that would be downloaded is a clear error naming it.
+//!   so only local sources are installed: role directories (a path, or `file://` + a
+//!   directory) are linked in under their `name` directly, since ansible-galaxy would look a
+//!   bare path up on the Galaxy API; tarballs (`file://`, paths), `git+file://` repositories and
+//!   collections with `type: file|dir` go through `ansible-galaxy`, whose own reason is
+//!   reported when it fails. Anything that would be downloaded is a clear error naming it.
 //! - `idempotency_test`: run the playbook a second time and fail if a task changed.
 //! - kitchen-ansible's keys for installing Ansible in the instance (`require_ansible_repo`,
 //!   `ansible_version`, `require_chef_for_busser`, ...) are accepted and ignored: nothing is
@@ -305,12 +317,15 @@ impl AnsiblePlaybookProvisioner {
         (!vars.is_empty()).then(|| Value::Object(vars.clone()).to_string())
     }
 
-    /// The `ansible-playbook` arguments after the program (pure: unit-tested).
+    /// The `ansible-playbook` arguments after the program (pure: unit-tested). `pin` is
+    /// [`connection_vars`] as JSON: it comes last but for the playbook, after the user's own
+    /// flags, so nothing outranks it.
     fn args(
         &self,
         inventory: &Path,
         playbook: &Path,
         vault_password_file: Option<&Path>,
+        pin: &str,
     ) -> Vec<String> {
         let mut a = vec!["-i".to_string(), inventory.to_string_lossy().into_owned()];
         if let Some(n) = self.verbosity {
@@ -344,6 +359,8 @@ impl AnsiblePlaybookProvisioner {
             a.push(format!("--vault-password-file={}", v.display()));
         }
         a.extend(self.extra_flags.iter().cloned());
+        a.push("-e".into());
+        a.push(pin.to_string());
         a.push(playbook.to_string_lossy().into_owned());
         a
     }
@@ -456,30 +473,39 @@ fn roles_search_path(roles: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// The generated inventory: one host, the instance, with the connection for its runtime, in
-/// `all` and in the `hosts` group when one is configured (pure: unit-tested).
+/// The name of the instance in the generated inventory. kitchen-ansible runs Ansible inside the
+/// instance, so test playbooks say `hosts: localhost`, `connection: local`, `delegate_to:
+/// localhost` or `local_action` and mean the instance. Naming the instance `localhost` here
+/// makes all of these reach it: an inventory host named `localhost` also stands for Ansible's
+/// implicit `127.0.0.1` and `::1`, so Ansible never creates its own local host, which would be
+/// the user's machine.
+pub const INVENTORY_HOST: &str = "localhost";
+
+/// The connection variables that point Ansible at the instance through its runtime's
+/// connection plugin (pure: unit-tested). They are both the inventory host's variables and the
+/// last `-e` of the command line: extra vars outrank every other variable, so a play's
+/// `connection: local`, `vars: {ansible_connection: local}` or a delegation to another host
+/// still reaches the instance and never runs on the host.
 ///
 /// # Errors
 /// A message when the runtime has no Ansible connection plugin known here.
-pub fn inventory(
-    instance: &str,
+pub fn connection_vars(
     target: &Target,
-    group: Option<&str>,
-) -> std::result::Result<Value, String> {
-    let mut host = serde_json::Map::new();
+) -> std::result::Result<serde_json::Map<String, Value>, String> {
+    let mut vars = serde_json::Map::new();
     match target {
         Target::Docker { container_id, .. } => {
-            host.insert(
+            vars.insert(
                 "ansible_connection".into(),
                 "community.docker.docker".into(),
             );
-            host.insert("ansible_host".into(), container_id.clone().into());
+            vars.insert("ansible_host".into(), container_id.clone().into());
         }
         Target::Lxd { name, project } => {
-            host.insert("ansible_connection".into(), "community.general.lxd".into());
-            host.insert("ansible_host".into(), name.clone().into());
+            vars.insert("ansible_connection".into(), "community.general.lxd".into());
+            vars.insert("ansible_host".into(), name.clone().into());
             if !project.is_empty() && project != "default" {
-                host.insert("ansible_lxd_project".into(), project.clone().into());
+                vars.insert("ansible_lxd_project".into(), project.clone().into());
             }
         }
         #[allow(unreachable_patterns)]
@@ -489,12 +515,88 @@ pub fn inventory(
             ));
         }
     }
+    Ok(vars)
+}
+
+/// The generated inventory: one host, [`INVENTORY_HOST`], which is the instance, with the
+/// connection for its runtime, in `all` and in the `hosts` group when one is configured
+/// (pure: unit-tested).
+///
+/// # Errors
+/// A message when the runtime has no Ansible connection plugin known here.
+pub fn inventory(target: &Target, group: Option<&str>) -> std::result::Result<Value, String> {
+    let mut host = connection_vars(target)?;
     host.insert("ansible_python_interpreter".into(), "auto_silent".into());
-    let mut all = json!({"hosts": {instance: Value::Object(host)}});
+    let mut all = json!({"hosts": {INVENTORY_HOST: Value::Object(host)}});
     if let Some(g) = group.filter(|g| !g.is_empty() && *g != "all") {
-        all["children"] = json!({g: {"hosts": {instance: {}}}});
+        all["children"] = json!({g: {"hosts": {INVENTORY_HOST: {}}}});
     }
     Ok(json!({ "all": all }))
+}
+
+/// The plays that matched no host (`PLAY [name]` followed by `skipping: no hosts matched`), by
+/// name (pure: unit-tested).
+pub fn unmatched_plays(lines: &[String]) -> Vec<String> {
+    let mut play = None;
+    let mut out = Vec::new();
+    for line in lines {
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("PLAY [")
+            && let Some(end) = rest.rfind(']')
+        {
+            play = Some(rest[..end].to_string());
+        } else if line.trim() == "skipping: no hosts matched"
+            && let Some(p) = play.take()
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The hosts named in the last `PLAY RECAP` (pure: unit-tested).
+pub fn recap_hosts(lines: &[String]) -> Vec<String> {
+    let Some(start) = lines.iter().rposition(|l| l.starts_with("PLAY RECAP")) else {
+        return Vec::new();
+    };
+    lines[start + 1..]
+        .iter()
+        .map(|l| l.trim_end())
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| {
+            let (host, rest) = l.split_once(" : ")?;
+            rest.trim_start()
+                .starts_with("ok=")
+                .then(|| host.trim().to_string())
+        })
+        .collect()
+}
+
+/// Why a playbook that exited 0 must still fail the converge: a play that matched no host, or
+/// a host other than the instance in the recap (pure: unit-tested).
+pub fn reach_problem(lines: &[String], instance: &str) -> Option<String> {
+    let unmatched = unmatched_plays(lines);
+    if !unmatched.is_empty() {
+        let names = unmatched
+            .iter()
+            .map(|p| format!("`{p}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Some(format!(
+            "play {names} matched no host: the instance {instance} is `{INVENTORY_HOST}` in the generated inventory, in the group `all` and in the provisioner's `hosts` group; target one of those"
+        ));
+    }
+    let others: Vec<String> = recap_hosts(lines)
+        .into_iter()
+        .filter(|h| h != INVENTORY_HOST)
+        .collect();
+    if !others.is_empty() {
+        return Some(format!(
+            "Ansible reported hosts other than the instance: {} (only `{INVENTORY_HOST}`, the instance {instance}, may run)",
+            others.join(", ")
+        ));
+    }
+    None
 }
 
 /// One task that failed, as the default stdout callback reported it.
@@ -568,6 +670,9 @@ fn result_message(v: &Value) -> String {
 pub fn failed_tasks(lines: &[String]) -> Vec<TaskFailure> {
     let mut task = String::new();
     let mut failures: Vec<TaskFailure> = Vec::new();
+    // Where the current task's failures start: `...ignoring` excuses all of them (every item
+    // of a loop), not only the last.
+    let mut task_start = 0;
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i].trim_end();
@@ -575,8 +680,9 @@ pub fn failed_tasks(lines: &[String]) -> Vec<TaskFailure> {
             && let Some(end) = rest.rfind(']')
         {
             task = rest[..end].to_string();
+            task_start = failures.len();
         } else if line.trim() == "...ignoring" {
-            failures.pop();
+            failures.truncate(task_start);
         } else if let Some((host, kind, json_start)) = failure_head(line) {
             // The result: JSON on this line, or indented over the next lines (-vvv).
             let mut text = line[json_start..].to_string();
@@ -720,6 +826,92 @@ fn is_local_source(src: &str, kitchen_root: &Path) -> bool {
         && kitchen_root.join(s).exists()
 }
 
+/// The role entries of a requirements document whose source is a directory on this machine
+/// (a path, absolute or relative to the project, or `file://` + a directory), as (role name,
+/// directory), and the document without them (pure but for looking at the paths).
+pub fn split_local_role_dirs(doc: Value, kitchen_root: &Path) -> (Vec<(String, PathBuf)>, Value) {
+    let local_dir = |src: &str| -> Option<PathBuf> {
+        let s = src.trim();
+        if s.contains("://") && !s.starts_with("file://") {
+            return None;
+        }
+        let p = kitchen_root.join(s.strip_prefix("file://").unwrap_or(s));
+        p.is_dir().then_some(p)
+    };
+    let mut found = Vec::new();
+    let mut keep = |r: &Value| -> bool {
+        let (src, name) = match r {
+            Value::String(s) => (s.clone(), None),
+            Value::Object(m) => match m.get("src").or_else(|| m.get("name")) {
+                Some(src) => (scalar_text(src), m.get("name").map(scalar_text)),
+                None => return true,
+            },
+            _ => return true,
+        };
+        let Some(dir) = local_dir(&src) else {
+            return true;
+        };
+        let name = name.unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        found.push((name, dir));
+        false
+    };
+    let rest = match doc {
+        Value::Array(v) => Value::Array(v.into_iter().filter(|r| keep(r)).collect()),
+        Value::Object(mut m) => {
+            if let Some(Value::Array(v)) = m.remove("roles") {
+                m.insert(
+                    "roles".into(),
+                    Value::Array(v.into_iter().filter(|r| keep(r)).collect()),
+                );
+            }
+            Value::Object(m)
+        }
+        other => other,
+    };
+    (found, rest)
+}
+
+/// Why ansible-galaxy failed: its `[ERROR]:` and `[WARNING]: - X was NOT installed` messages,
+/// which it wraps over several lines before its closing `ERROR! - you can use
+/// --ignore-errors ...`, which says nothing by itself (pure: unit-tested).
+fn galaxy_reason(lines: &[String]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut in_message = false;
+    for line in lines {
+        let t = line.trim();
+        if t.starts_with("[ERROR]:") || t.starts_with("[WARNING]: -") {
+            in_message = true;
+            parts.push(
+                t.trim_start_matches("[ERROR]:")
+                    .trim_start_matches("[WARNING]:")
+                    .trim()
+                    .to_string(),
+            );
+        } else if in_message
+            && !t.is_empty()
+            && !t.starts_with("ERROR!")
+            && !t.starts_with("[WARNING]")
+            && !t.starts_with("[DEPRECATION")
+        {
+            if let Some(last) = parts.last_mut() {
+                last.push(' ');
+                last.push_str(t);
+            }
+        } else {
+            in_message = false;
+        }
+    }
+    if parts.is_empty() {
+        fallback_reason(lines)
+    } else {
+        parts.join("; ")
+    }
+}
+
 /// What a requirements file asks for: whether it has roles and collections, or the first entry
 /// that would need the network (pure: unit-tested).
 ///
@@ -759,7 +951,7 @@ pub fn check_requirements(
         };
         if !is_local_source(&src, kitchen_root) {
             return Err(format!(
-                "role `{label}` would be downloaded from `{src}`, and no network is reachable here: vendor it under roles_path, or point `src` at a local path, tarball or file:// repository"
+                "role `{label}` would be downloaded from `{src}`, and no network is reachable here: vendor it under roles_path, or point `src` at a local role directory, a tarball, or a git+file:// repository"
             ));
         }
     }
@@ -797,10 +989,8 @@ struct Tee<'a> {
 
 impl OutputSink for Tee<'_> {
     fn line(&self, stream: OutputStream, line: &str) {
-        // Ansible separates its blocks with blank lines: noise between prefixed lines.
-        if !line.trim().is_empty() {
-            self.inner.line(stream, line);
-        }
+        // Blank lines stay: they are part of `--diff` hunks and of Ansible's own layout.
+        self.inner.line(stream, line);
         self.lines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -862,7 +1052,9 @@ impl Provisioner for AnsiblePlaybookProvisioner {
         let instance = ctx.instance.name.as_str();
         let paths = self.paths(ctx)?;
         let target = ctx.connection.target();
-        let inv = inventory(instance, &target, self.config.hosts.as_deref())
+        let pin =
+            connection_vars(&target).map_err(|m| Error::config("provisioner", instance, m))?;
+        let inv = inventory(&target, self.config.hosts.as_deref())
             .map_err(|m| Error::config("provisioner", instance, m))?;
 
         // Inventory, vars and galaxy installs live in a temporary directory removed on return.
@@ -884,24 +1076,35 @@ impl Provisioner for AnsiblePlaybookProvisioner {
                 std::os::unix::fs::symlink(d, &link).map_err(|e| Error::io("linking", &link, e))?;
             }
         }
+        let plugin = pin
+            .get("ansible_connection")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         out.info(&format!(
-            "Inventory {} names {instance} ({})",
+            "Inventory {} names {instance} `{INVENTORY_HOST}` ({plugin}), as kitchen-ansible's does",
             inventory_path.display(),
-            inv["all"]["hosts"][instance]["ansible_connection"]
-                .as_str()
-                .unwrap_or("?")
         ));
         out.debug(&format!("Inventory: {body}"));
-        let plugin = inv["all"]["hosts"][instance]["ansible_connection"]
-            .as_str()
-            .unwrap_or_default();
         if let Some(c) = &self.config.ansible_connection
-            && c != plugin
+            && *c != plugin
         {
             out.warn(&format!(
                 "ansible_connection `{c}` is not used: Ansible runs on the host and reaches the instance with {plugin}"
             ));
         }
+        for key in pin.keys() {
+            if self
+                .extra_vars()
+                .is_some_and(|v| v.contains(&format!("\"{key}\"")))
+                || self.extra_flags.iter().any(|f| f.contains(key.as_str()))
+            {
+                out.warn(&format!(
+                    "`{key}` from extra_vars or ansible_extra_flags is replaced: every task runs in the instance, through {plugin}"
+                ));
+            }
+        }
+        let pin = Value::Object(pin).to_string();
 
         let mut roles = paths.roles.clone();
         let mut collections = None;
@@ -919,7 +1122,7 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             .ansible_vault_password_file
             .path()
             .map(|p| ctx.expand_path(p));
-        let args = self.args(&inventory_path, &paths.playbook, vault.as_deref());
+        let args = self.args(&inventory_path, &paths.playbook, vault.as_deref(), &pin);
         let mut env: Vec<(String, String)> = ctx.host_env.to_vec();
         env.extend(self.env(
             &roles,
@@ -946,7 +1149,12 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             let (code, lines) =
                 run_host(instance, &program, &args, ctx.kitchen_root, &env, out).await?;
             if code != 0 {
-                let failures = failed_tasks(&lines);
+                let mut failures = failed_tasks(&lines);
+                for f in &mut failures {
+                    if f.host == INVENTORY_HOST {
+                        f.host = instance.to_string();
+                    }
+                }
                 let what = if failures.is_empty() {
                     with_hint(fallback_reason(&lines))
                 } else {
@@ -969,8 +1177,14 @@ impl Provisioner for AnsiblePlaybookProvisioner {
                     message: format!("ansible-playbook exited with code {code}: {what}"),
                 });
             }
+            if let Some(problem) = reach_problem(&lines, instance) {
+                return Err(Error::ProvisionFailed {
+                    instance: instance.to_string(),
+                    message: problem,
+                });
+            }
             if run == 2 {
-                let changed = recap_changed(&lines, instance).unwrap_or(0);
+                let changed = recap_changed(&lines, INVENTORY_HOST).unwrap_or(0);
                 if changed > 0 {
                     return Err(Error::ProvisionFailed {
                         instance: instance.to_string(),
@@ -1006,14 +1220,39 @@ impl AnsiblePlaybookProvisioner {
         } else {
             serde_saphyr::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?
         };
+        // Roles that are plain local directories are linked in here: ansible-galaxy cannot
+        // install them (it asks the Galaxy API for a bare path, and wants a tarball behind
+        // file://). The rest goes to ansible-galaxy.
+        let (local_dirs, doc) = split_local_role_dirs(doc, ctx.kitchen_root);
+        let mut result = (None, None);
+        if !local_dirs.is_empty() {
+            let roles = tmp.join("roles");
+            std::fs::create_dir_all(&roles).map_err(|e| Error::io("creating", &roles, e))?;
+            for (name, dir) in &local_dirs {
+                let link = roles.join(name);
+                std::os::unix::fs::symlink(dir, &link)
+                    .map_err(|e| Error::io("linking", &link, e))?;
+                ctx.output.info(&format!(
+                    "Role {name} is the local directory {}",
+                    dir.display()
+                ));
+            }
+            result.0 = Some(roles);
+        }
         let (has_roles, has_collections) =
             check_requirements(&doc, ctx.kitchen_root).map_err(bad)?;
         let galaxy = self.program("ansible-galaxy");
         let mut env: Vec<(String, String)> = ctx.host_env.to_vec();
         env.push(("PYTHONUNBUFFERED".into(), "1".into()));
         env.push(("ANSIBLE_NOCOLOR".into(), "1".into()));
-        let req_s = req.to_string_lossy().into_owned();
-        let mut result = (None, None);
+        let req_s = if local_dirs.is_empty() {
+            req.to_string_lossy().into_owned()
+        } else {
+            // JSON is YAML: the requirements without the linked directories.
+            let rest = tmp.join("requirements.yml");
+            std::fs::write(&rest, doc.to_string()).map_err(|e| Error::io("writing", &rest, e))?;
+            rest.to_string_lossy().into_owned()
+        };
         for (kind, wanted) in [("role", has_roles), ("collection", has_collections)] {
             if !wanted {
                 continue;
@@ -1041,7 +1280,7 @@ impl AnsiblePlaybookProvisioner {
                     message: format!(
                         "ansible-galaxy {kind} install -r {} exited with code {code}: {}",
                         req.display(),
-                        fallback_reason(&lines)
+                        galaxy_reason(&lines)
                     ),
                 });
             }
@@ -1087,7 +1326,12 @@ mod tests {
             "ansible_extra_flags": "--forks 1 --limit 'default-*'"
         }))
         .unwrap();
-        let a = p.args(Path::new("/t/inv.yml"), Path::new("/p/site.yml"), None);
+        let a = p.args(
+            Path::new("/t/inv.yml"),
+            Path::new("/p/site.yml"),
+            None,
+            "{}",
+        );
         assert_eq!(
             a,
             [
@@ -1106,13 +1350,20 @@ mod tests {
                 "1",
                 "--limit",
                 "default-*",
+                "-e",
+                "{}",
                 "/p/site.yml"
             ]
         );
         let p = prov(json!({})).unwrap();
         assert_eq!(
-            p.args(Path::new("i"), Path::new("pb.yml"), Some(Path::new("/v"))),
-            ["-i", "i", "--vault-password-file=/v", "pb.yml"]
+            p.args(
+                Path::new("i"),
+                Path::new("pb.yml"),
+                Some(Path::new("/v")),
+                "{}"
+            ),
+            ["-i", "i", "--vault-password-file=/v", "-e", "{}", "pb.yml"]
         );
     }
 
@@ -1157,22 +1408,24 @@ mod tests {
             "requirements_path": false
         }))
         .unwrap();
-        let a = p.args(Path::new("i"), Path::new("pb"), None);
+        let a = p.args(Path::new("i"), Path::new("pb"), None, "{}");
         assert!(a.contains(&r#"{"b":2}"#.to_string()), "{a:?}");
         assert!(a.contains(&"y".to_string()), "{a:?}");
         assert_eq!(p.config.requirements_path.path(), None);
     }
 
     #[test]
-    fn inventory_names_the_instance_with_the_runtime_connection() {
-        let inv = inventory("default-debian-12", &docker_target(), Some("webservers")).unwrap();
-        let host = &inv["all"]["hosts"]["default-debian-12"];
+    fn inventory_names_the_instance_localhost_with_the_runtime_connection() {
+        let inv = inventory(&docker_target(), Some("webservers")).unwrap();
+        let hosts = inv["all"]["hosts"].as_object().unwrap();
+        assert_eq!(hosts.keys().collect::<Vec<_>>(), ["localhost"]);
+        let host = &hosts["localhost"];
         assert_eq!(host["ansible_connection"], "community.docker.docker");
         assert_eq!(host["ansible_host"], "8f68f65a");
         assert_eq!(host["ansible_python_interpreter"], "auto_silent");
         assert!(
             inv["all"]["children"]["webservers"]["hosts"]
-                .get("default-debian-12")
+                .get("localhost")
                 .is_some()
         );
 
@@ -1180,8 +1433,8 @@ mod tests {
             name: "kitchen-abc-default".into(),
             project: "kitchen".into(),
         };
-        let inv = inventory("i", &lxd, None).unwrap();
-        let host = &inv["all"]["hosts"]["i"];
+        let inv = inventory(&lxd, None).unwrap();
+        let host = &inv["all"]["hosts"]["localhost"];
         assert_eq!(host["ansible_connection"], "community.general.lxd");
         assert_eq!(host["ansible_host"], "kitchen-abc-default");
         assert_eq!(host["ansible_lxd_project"], "kitchen");
@@ -1190,13 +1443,61 @@ mod tests {
             name: "n".into(),
             project: "default".into(),
         };
-        let inv = inventory("i", &lxd, Some("all")).unwrap();
+        let inv = inventory(&lxd, Some("all")).unwrap();
         assert!(
-            inv["all"]["hosts"]["i"]
+            inv["all"]["hosts"]["localhost"]
                 .get("ansible_lxd_project")
                 .is_none()
         );
         assert!(inv["all"].get("children").is_none());
+    }
+
+    #[test]
+    fn the_pin_is_the_connection_alone() {
+        let pin = connection_vars(&docker_target()).unwrap();
+        assert_eq!(
+            Value::Object(pin),
+            json!({"ansible_connection": "community.docker.docker", "ansible_host": "8f68f65a"})
+        );
+    }
+
+    /// ansible-playbook 2.14 with the instance as `localhost` (recorded here): a play for a
+    /// group that does not exist, and the recap.
+    const UNMATCHED_RUN: &str = r#"
+PLAY [localhost] ***************************************************************
+
+TASK [copy] ********************************************************************
+changed: [localhost]
+[WARNING]: Could not match supplied host pattern, ignoring: nosuchgroup
+
+PLAY [configure the web tier] **************************************************
+skipping: no hosts matched
+
+PLAY RECAP *********************************************************************
+localhost                  : ok=1    changed=1    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0   
+"#;
+
+    #[test]
+    fn a_play_that_matches_no_host_is_named() {
+        let l = lines(UNMATCHED_RUN);
+        assert_eq!(unmatched_plays(&l), ["configure the web tier"]);
+        assert_eq!(recap_hosts(&l), ["localhost"]);
+        let why = reach_problem(&l, "default-debian-12").unwrap();
+        assert!(
+            why.contains("play `configure the web tier` matched no host"),
+            "{why}"
+        );
+        assert!(why.contains("default-debian-12"), "{why}");
+    }
+
+    #[test]
+    fn a_recap_host_other_than_the_instance_is_a_problem() {
+        let l = lines(FAILED_RUN);
+        assert_eq!(recap_hosts(&l), ["probe-host"]);
+        let why = reach_problem(&l, "i").unwrap();
+        assert!(why.contains("other than the instance: probe-host"), "{why}");
+        let ok = lines(&UNMATCHED_RUN.replace("skipping: no hosts matched", ""));
+        assert_eq!(reach_problem(&ok, "i"), None);
     }
 
     /// Output of ansible-playbook 2.14 against kitchen/debian-12 on Docker (recorded here).
@@ -1215,6 +1516,26 @@ fatal: [probe-host]: FAILED! => {"changed": true, "cmd": ["/bin/false"], "delta"
 PLAY RECAP *********************************************************************
 probe-host                 : ok=2    changed=1    unreachable=0    failed=1    skipped=0    rescued=0    ignored=0   
 "#;
+
+    /// ansible-playbook 2.14: a loop task with `ignore_errors: true` whose items all failed,
+    /// then a task that really failed (recorded here, abridged).
+    const IGNORED_LOOP: &str = r#"
+TASK [try each item] ***********************************************************
+failed: [localhost] (item=a) => {"ansible_loop_var": "item", "changed": true, "cmd": ["false"], "item": "a", "msg": "non-zero return code", "rc": 1}
+failed: [localhost] (item=b) => {"ansible_loop_var": "item", "changed": true, "cmd": ["false"], "item": "b", "msg": "non-zero return code", "rc": 1}
+...ignoring
+
+TASK [the real failure] ********************************************************
+fatal: [localhost]: FAILED! => {"changed": false, "msg": "really broken"}
+"#;
+
+    #[test]
+    fn an_ignored_loop_excuses_every_item() {
+        let f = failed_tasks(&lines(IGNORED_LOOP));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].task, "the real failure");
+        assert_eq!(f[0].message, "really broken");
+    }
 
     #[test]
     fn the_failing_task_is_named() {
@@ -1297,6 +1618,46 @@ fatal: [u]: UNREACHABLE! => {"changed": false, "msg": "Failed to create temporar
             "{f:?}"
         );
         assert_eq!(with_hint("ERROR! other".into()), "ERROR! other");
+    }
+
+    /// ansible-galaxy 2.14 with no network (recorded here).
+    const GALAXY_OFFLINE: &str = "Starting galaxy role install process
+[WARNING]: - myrole was NOT installed successfully: Unknown error when
+attempting to call Galaxy at 'https://galaxy.ansible.com/api/': <urlopen error
+[Errno -2] Name or service not known>. <urlopen error [Errno -2] Name or
+service not known>
+ERROR! - you can use --ignore-errors to skip failed roles and finish processing the list.";
+
+    #[test]
+    fn the_galaxy_failure_says_why() {
+        let why = galaxy_reason(&lines(GALAXY_OFFLINE));
+        assert!(why.starts_with("- myrole was NOT installed successfully: Unknown error when attempting to call Galaxy"), "{why}");
+        assert!(why.contains("Name or service not known"), "{why}");
+        assert!(!why.contains("--ignore-errors"), "{why}");
+    }
+
+    #[test]
+    fn local_role_directories_are_taken_out_of_the_requirements() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("vendor/web")).unwrap();
+        let web = d.path().join("vendor/web");
+        let doc = json!({"roles": [
+            {"src": "vendor/web", "name": "nginx"},
+            "./vendor/web",
+            format!("file://{}", web.display()),
+            {"src": "file:///srv/x.tar.gz", "name": "x"},
+        ], "collections": []});
+        let (dirs, rest) = split_local_role_dirs(doc, d.path());
+        let names: Vec<&str> = dirs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["nginx", "web", "web"]);
+        assert!(dirs.iter().all(|(_, p)| p.is_dir()));
+        assert_eq!(
+            rest,
+            json!({"roles": [{"src": "file:///srv/x.tar.gz", "name": "x"}], "collections": []})
+        );
+        let (dirs, rest) = split_local_role_dirs(json!(["geerlingguy.nginx"]), d.path());
+        assert!(dirs.is_empty());
+        assert_eq!(rest, json!(["geerlingguy.nginx"]));
     }
 
     #[test]

@@ -56,11 +56,13 @@ use crate::config::InstanceConfig;
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 
-/// The verifier names this build knows.
-pub const SUPPORTED_VERIFIERS: &[&str] = &["shell", "bats"];
+/// The verifier names this build knows. `busser` (test-kitchen's default verifier) is known
+/// when the suite has bats tests: see [`for_instance_under`].
+pub const SUPPORTED_VERIFIERS: &[&str] = &["shell", "bats", "busser (with bats tests)"];
 
-/// The outcome of one test case.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The outcome of one test case (`passed`, `failed`, `skipped` in JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CaseOutcome {
     /// Passed.
@@ -86,6 +88,10 @@ pub struct CaseResult {
     pub group: Option<String>,
     /// How long it ran, when the verifier reports it.
     pub duration: Option<Duration>,
+    /// The line in the file of the failing assertion (bats: `(in test file x.bats, line 10)`).
+    pub line: Option<u32>,
+    /// Why it failed or was skipped: the failing assertion, the skip reason.
+    pub message: Option<String>,
 }
 
 impl CaseResult {
@@ -97,6 +103,8 @@ impl CaseResult {
             output: output.into(),
             group: None,
             duration: None,
+            line: None,
+            message: None,
         }
     }
 
@@ -109,6 +117,18 @@ impl CaseResult {
     /// Sets the duration.
     pub fn with_duration(mut self, duration: Duration) -> Self {
         self.duration = Some(duration);
+        self
+    }
+
+    /// Sets the line of the failing assertion.
+    pub fn with_line(mut self, line: u32) -> Self {
+        self.line = Some(line);
+        self
+    }
+
+    /// Sets the message (the failing assertion, the skip reason).
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
         self
     }
 }
@@ -155,12 +175,52 @@ pub trait Verifier: Send + Sync {
     async fn verify(&self, ctx: &PluginContext<'_>) -> Result<VerifyReport>;
 }
 
+/// [`for_instance`], checking first that `busser` (test-kitchen's default verifier) has
+/// something to run: bats tests under `<test_base_path>/<suite>/bats/`, which busser would hand
+/// to its `busser-bats` runner and which run here with `bats`. busser's other runners
+/// (serverspec, minitest, ...) need Ruby gems in the instance and are refused.
+///
+/// # Errors
+/// As [`for_instance`]; [`Error::UnknownPlugin`] for a `busser` suite without bats tests.
+pub fn for_instance_under(
+    instance: &InstanceConfig,
+    test_base_path: &std::path::Path,
+) -> Result<Box<dyn Verifier>> {
+    if InstanceConfig::plugin_name(&instance.verifier) == "busser" {
+        let dir = test_base_path.join(&instance.suite).join("bats");
+        let has_bats = std::fs::read_dir(&dir).is_ok_and(|entries| {
+            entries
+                .filter_map(std::result::Result::ok)
+                .any(|e| e.path().extension().is_some_and(|x| x == "bats"))
+        });
+        if !has_bats {
+            return Err(Error::UnknownPlugin {
+                kind: "verifier",
+                name: "busser".into(),
+                instance: instance.name.clone(),
+                supported: format!(
+                    "{} (busser, test-kitchen's default verifier, runs here only as bats: no .bats file in {}; set `verifier: {{name: shell, command: ...}}` or add bats tests there)",
+                    SUPPORTED_VERIFIERS.join(", "),
+                    dir.display()
+                ),
+            });
+        }
+    }
+    for_instance(instance)
+}
+
 /// The verifier named by the instance's `verifier.name`.
 ///
 /// # Errors
 /// [`Error::UnknownPlugin`] listing the supported names; [`Error::Config`] for bad keys.
 pub fn for_instance(instance: &InstanceConfig) -> Result<Box<dyn Verifier>> {
     match InstanceConfig::plugin_name(&instance.verifier) {
+        // test-kitchen's default verifier; only its bats runner exists here, and
+        // `for_instance_under` has checked that the suite has bats tests.
+        "busser" => Ok(Box::new(bats::BatsVerifier::from_config(
+            &instance.name,
+            &instance.verifier,
+        )?)),
         "shell" => Ok(Box::new(shell::ShellVerifier::from_config(
             &instance.name,
             &instance.verifier,

@@ -65,11 +65,48 @@ impl TapTest {
         if let Some(g) = group {
             case = case.with_group(g);
         }
+        match (&self.directive, self.outcome()) {
+            (Some(Directive::Skip(r) | Directive::Todo(r)), _) if !r.is_empty() => {
+                case = case.with_message(r.clone());
+            }
+            (_, CaseOutcome::Failed) => {
+                let (line, message) = bats_failure(&self.diagnostics);
+                if let Some(line) = line {
+                    case = case.with_line(line);
+                }
+                if let Some(message) = message {
+                    case = case.with_message(message);
+                }
+            }
+            _ => {}
+        }
         if let Some(d) = self.duration {
             case = case.with_duration(d);
         }
         case
     }
+}
+
+/// Where and why a bats test failed, from its diagnostics: the line of bats'
+/// `(in test file checks.bats, line 10)` and the assertion on the line after it
+/// (`` `[ "$status" -eq 0 ]' failed``); without that marker, the first diagnostic line.
+fn bats_failure(diagnostics: &[String]) -> (Option<u32>, Option<String>) {
+    let marker = diagnostics.iter().position(|d| {
+        let d = d.trim();
+        d.starts_with("(in test file ") && d.ends_with(')')
+    });
+    let line = marker.and_then(|i| {
+        let d = diagnostics[i].trim();
+        let (_, n) = d.strip_suffix(')')?.rsplit_once(", line ")?;
+        n.trim().parse().ok()
+    });
+    let after = marker.map(|i| i + 1).unwrap_or(0);
+    let message = diagnostics[after..]
+        .iter()
+        .map(|d| d.trim())
+        .find(|d| !d.is_empty())
+        .map(str::to_string);
+    (line, message)
 }
 
 /// A parsed TAP stream.
@@ -296,6 +333,14 @@ ok 4 skip no reason in 4ms # skip
         assert_eq!(case.group.as_deref(), Some("t.bats"));
         assert!(case.output.contains("some output"), "{}", case.output);
         assert_eq!(case.duration, Some(Duration::from_millis(3)));
+        assert_eq!(case.line, Some(4));
+        assert_eq!(
+            case.message.as_deref(),
+            Some("`@test \"fails with output\" { echo \"some output\"; [ 1 -eq 2 ]; }' failed")
+        );
+        let skipped = r.tests[2].to_case(Some("t.bats"));
+        assert_eq!(skipped.message.as_deref(), Some("not today"));
+        assert_eq!(r.tests[3].to_case(None).message, None);
     }
 
     #[test]

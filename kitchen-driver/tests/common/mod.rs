@@ -13,8 +13,9 @@ use bollard::Docker;
 use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
 use kitchen_driver::config::InstanceConfig;
 use kitchen_driver::driver::docker::{LABEL_INSTANCE, LABEL_PROJECT};
+use kitchen_driver::events::EventBus;
 use kitchen_driver::lifecycle::{Command, InstanceOutcome, RunOptions, Runner};
-use kitchen_driver::report::{Level, Reporter};
+use kitchen_driver::report::{LogFiles, TextOptions, TextReporter};
 use kitchen_driver::state::{State, StateFile};
 use serde_json::{Value, json};
 
@@ -48,6 +49,12 @@ impl TestProject {
             .env_remove("KITCHEN_YAML")
             .env_remove("KITCHEN_LOCAL_YAML")
             .env_remove("KITCHEN_GLOBAL_YAML")
+            // Output as on a plain pipe, whatever CI runs the tests.
+            .env_remove("CI")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITLAB_CI")
+            .env_remove("NO_COLOR")
             .timeout(std::time::Duration::from_secs(timeout_secs));
         c
     }
@@ -275,9 +282,13 @@ pub async fn run_with_env(
     env: &[(&str, &str)],
 ) -> (Vec<InstanceOutcome>, String) {
     let out = Captured::default();
-    let reporter =
-        Reporter::new(project.root(), Box::new(out.clone()), Level::Info, false).unwrap();
-    let mut runner = Runner::new(project.root(), project.tbp(), reporter);
+    let bus = EventBus::new();
+    bus.subscribe(LogFiles::new(project.root()).unwrap());
+    bus.subscribe(TextReporter::plain(
+        Box::new(out.clone()),
+        TextOptions::default(),
+    ));
+    let mut runner = Runner::new(project.root(), project.tbp(), bus);
     for (k, v) in env {
         runner = runner.with_env(*k, *v);
     }

@@ -1,0 +1,160 @@
+//! Refuse what cannot run before anything starts.
+//!
+//! test-kitchen loads every plugin of an instance when the run starts, so an unknown verifier
+//! fails before create. kitchen-driver resolves plugins lazily (so `list` and `diagnose` work
+//! with plugins this build lacks), and checks here, before an instance's first step, every
+//! plugin the command will reach: the driver always, the provisioner for converge, the verifier
+//! for verify, and the transport. Nothing is created for an instance that fails this check.
+
+use std::path::Path;
+
+use crate::config::InstanceConfig;
+use crate::error::{Error, Result};
+use crate::lifecycle::{Action, Command};
+use crate::{provisioner, verifier};
+
+/// Transports that mean "reach the instance", which kitchen-driver always does through the
+/// runtime's own exec and file APIs. Anything else (`winrm`) cannot reach a Linux container.
+pub const API_TRANSPORTS: &[&str] = &[
+    "ssh",
+    "exec",
+    "dokken",
+    "docker",
+    "lxd",
+    "docker_cli",
+    "lxd_cli",
+    "lxd_api",
+    "docker_api",
+];
+
+/// The furthest action `command` takes an instance to.
+fn furthest(command: &Command) -> Option<Action> {
+    match command {
+        Command::Action(a) => Some(*a),
+        Command::Test(_) => Some(Action::Verify),
+        _ => None,
+    }
+}
+
+/// Checks the provisioner, verifier and transport that `command` will use on `inst` (the
+/// driver is resolved by the caller). Pure apart from looking for busser's bats directory.
+///
+/// # Errors
+/// [`Error::UnknownPlugin`] or [`Error::Config`] naming the plugin, the instance and what is
+/// supported.
+pub fn check(inst: &InstanceConfig, command: &Command, test_base_path: &Path) -> Result<()> {
+    let transport = InstanceConfig::plugin_name(&inst.transport);
+    if !transport.is_empty() && !API_TRANSPORTS.contains(&transport) {
+        return Err(Error::UnknownPlugin {
+            kind: "transport",
+            name: transport.to_string(),
+            instance: inst.name.clone(),
+            supported: format!(
+                "{} (kitchen-driver reaches Linux instances through the runtime's exec and file APIs; Windows instances and WinRM are not supported)",
+                API_TRANSPORTS.join(", ")
+            ),
+        });
+    }
+    let Some(to) = furthest(command) else {
+        return Ok(());
+    };
+    if to >= Action::Converge {
+        provisioner::for_instance(inst)?;
+    }
+    if to >= Action::Verify {
+        verifier::for_instance_under(inst, test_base_path)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::lifecycle::DestroyMode;
+
+    fn inst(provisioner: Value, verifier: Value, transport: Value) -> InstanceConfig {
+        serde_json::from_value(json!({
+            "name": "default-p", "suite": "default", "platform": "p",
+            "driver": {"name": "docker"}, "provisioner": provisioner,
+            "verifier": verifier, "transport": transport, "lifecycle": {},
+        }))
+        .unwrap()
+    }
+
+    fn test() -> Command {
+        Command::Test(DestroyMode::Passing)
+    }
+
+    #[test]
+    fn an_unsupported_verifier_is_refused_only_when_verify_will_run() {
+        let tbp = tempfile::tempdir().unwrap();
+        let i = inst(
+            json!({"name": "shell"}),
+            json!({"name": "inspec"}),
+            json!({"name": "ssh"}),
+        );
+        let err = check(&i, &test(), tbp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("verifier plugin `inspec` is not supported"),
+            "{err}"
+        );
+        assert!(err.contains("default-p"), "{err}");
+        check(&i, &Command::Action(Action::Converge), tbp.path()).unwrap();
+        check(&i, &Command::Action(Action::Create), tbp.path()).unwrap();
+    }
+
+    #[test]
+    fn an_unsupported_provisioner_is_refused_before_create() {
+        let tbp = tempfile::tempdir().unwrap();
+        let i = inst(
+            json!({"name": "chef_zero"}),
+            json!({"name": "shell"}),
+            json!({"name": "ssh"}),
+        );
+        let err = check(&i, &Command::Action(Action::Converge), tbp.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("provisioner plugin `chef_zero`"), "{err}");
+        check(&i, &Command::Action(Action::Create), tbp.path()).unwrap();
+        check(&i, &Command::Exec("true".into()), tbp.path()).unwrap();
+    }
+
+    #[test]
+    fn winrm_is_refused_and_the_ssh_family_is_served_by_the_api() {
+        let tbp = tempfile::tempdir().unwrap();
+        let shell = json!({"name": "shell"});
+        let i = inst(shell.clone(), shell.clone(), json!({"name": "winrm"}));
+        let err = check(&i, &Command::Action(Action::Create), tbp.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transport plugin `winrm`"), "{err}");
+        assert!(err.contains("WinRM are not supported"), "{err}");
+        for t in ["ssh", "dokken", "lxd"] {
+            let i = inst(shell.clone(), shell.clone(), json!({"name": t}));
+            check(&i, &test(), tbp.path()).unwrap();
+        }
+    }
+
+    #[test]
+    fn busser_runs_as_bats_when_the_suite_has_bats_tests() {
+        let tbp = tempfile::tempdir().unwrap();
+        let i = inst(
+            json!({"name": "shell"}),
+            json!({"name": "busser", "version": "0.7.1", "sudo": true}),
+            json!({"name": "ssh"}),
+        );
+        let err = check(&i, &test(), tbp.path()).unwrap_err().to_string();
+        assert!(err.contains("runs here only as bats"), "{err}");
+        assert!(err.contains("default/bats"), "{err}");
+        std::fs::create_dir_all(tbp.path().join("default/bats")).unwrap();
+        std::fs::write(
+            tbp.path().join("default/bats/a.bats"),
+            "@test x { true; }\n",
+        )
+        .unwrap();
+        check(&i, &test(), tbp.path()).unwrap();
+        assert_eq!(verifier::for_instance(&i).unwrap().name(), "bats");
+    }
+}
