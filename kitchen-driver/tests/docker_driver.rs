@@ -33,7 +33,9 @@ async fn missing_image_is_a_clear_error_and_creates_nothing() {
     assert!(matches!(err, Error::MissingImage { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
-        msg.contains(&image) && msg.contains("scripts/setup-host"),
+        msg.contains(&image)
+            && msg.contains(&format!("docker build -t {image}"))
+            && !msg.contains("scripts/setup-host"),
         "{msg}"
     );
     let st = p.state("default-nope");

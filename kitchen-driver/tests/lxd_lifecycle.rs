@@ -247,7 +247,9 @@ fn missing_image_says_how_to_import_it() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(20), "{stderr}");
     assert!(
-        stderr.contains("missing") && stderr.contains("lxc image import"),
+        stderr.contains("missing")
+            && stderr.contains("lxc image import")
+            && !stderr.contains("scripts/setup-host"),
         "{stderr}"
     );
     p.assert_no_containers();

@@ -403,9 +403,11 @@ impl DockerDriver {
         match docker.inspect_image(&image).await {
             Ok(_) => Ok(image),
             Err(e) if is_not_found(&e) => Err(Error::MissingImage {
-                image,
+                image: image.clone(),
                 instance: instance.clone(),
-                hint: "run scripts/setup-host (it builds kitchen/busybox:latest and kitchen/debian-12:latest) or build/import the image yourself (docker build, docker import)".into(),
+                hint: format!(
+                    "build or import it first (`docker build -t {image} DIR`, `docker load -i IMAGE.tar`, or `docker import ROOTFS.tar {image}`), or give the platform `driver: {{dockerfile: PATH}}` and kitchen-driver builds it"
+                ),
             }),
             Err(source) => Err(Error::Docker {
                 action: format!("inspecting image {image}"),

@@ -318,9 +318,11 @@ impl Driver for LxdDriver {
         };
         if !known {
             return Err(Error::MissingImage {
-                image,
+                image: image.clone(),
                 instance: ctx.instance.name.clone(),
-                hint: "run scripts/setup-host (it imports kitchen/busybox and kitchen/debian-12) or import the image yourself (lxc image import ... --alias NAME)".into(),
+                hint: format!(
+                    "import it first: `lxc image import METADATA.tar.xz ROOTFS.squashfs --alias {image}` (or a unified tarball: `lxc image import IMAGE.tar.gz --alias {image}`), or copy it from a remote you reach: `lxc image copy REMOTE:IMAGE local: --alias {image}`"
+                ),
             });
         }
         let mut b = instances.create(name.clone());
