@@ -49,6 +49,8 @@ use crate::transcript::Transcript;
 
 /// RunTask calls per second, under ECS's documented 20.
 pub const RUN_TASK_PER_SECOND: u32 = 15;
+/// GetLogEvents calls per second for all tasks together, under CloudWatch Logs' 25.
+pub const LOG_READS_PER_SECOND: u32 = 20;
 /// How many times a placement failure (`RESOURCE:*`, `AGENT`) is tried.
 pub const PLACEMENT_ATTEMPTS: u32 = 6;
 /// The first polling interval.
@@ -447,6 +449,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let permits = Arc::new(Semaphore::new(opts.concurrency.max(1)));
     let pacer = Arc::new(Pacer::per_second(RUN_TASK_PER_SECOND));
+    let log_pacer = Arc::new(Pacer::per_second(LOG_READS_PER_SECOND));
     for (idx, p) in prepared.iter().enumerate() {
         let (tx, permits, pacer, opts, p, arn, client) = (
             tx.clone(),
@@ -481,7 +484,7 @@ pub async fn run(
                     let p = &prepared[idx];
                     sink.task_started(&p.instance, &arn);
                     let task_stopped = Arc::new(AtomicBool::new(false));
-                    spawn_tail(idx, clients[idx].logs.clone(), &p.settings, &arn, task_stopped.clone(), tx.clone());
+                    spawn_tail(idx, clients[idx].logs.clone(), &p.settings, &arn, task_stopped.clone(), log_pacer.clone(), tx.clone());
                     let mut slot = Slot {
                         arn, started: Instant::now(), stop: None, stop_sent: false, misses: 0,
                         stopped_view: None, logs_done: false, task_stopped, _permit: permit,
@@ -587,16 +590,13 @@ async fn poll_round(
     slots: &mut BTreeMap<usize, Slot>,
     sink: &Sink,
 ) -> bool {
-    let mut by_cluster: BTreeMap<(String, usize), Vec<usize>> = BTreeMap::new();
+    // One batch per cluster and Region: everything else shares its DescribeTasks calls.
+    let mut by_cluster: BTreeMap<(String, Option<String>), Vec<usize>> = BTreeMap::new();
     for (idx, s) in slots.iter() {
         if s.stopped_view.is_none() {
-            // Clusters of different Regions are told apart by the client's index.
-            let region_key = clients
-                .iter()
-                .position(|c| std::ptr::eq(c, &clients[*idx]))
-                .unwrap_or(*idx);
+            let settings = &prepared[*idx].settings;
             by_cluster
-                .entry((prepared[*idx].settings.cluster.clone(), region_key))
+                .entry((settings.cluster.clone(), settings.region.clone()))
                 .or_default()
                 .push(*idx);
         }
@@ -764,6 +764,7 @@ fn spawn_tail(
     settings: &EcsSettings,
     task_arn: &str,
     task_stopped: Arc<AtomicBool>,
+    pacer: Arc<Pacer>,
     tx: mpsc::UnboundedSender<Msg>,
 ) {
     let group = settings.log_group.clone();
@@ -774,6 +775,7 @@ fn spawn_tail(
         let mut missing_after_stop = 0;
         loop {
             let stopped = task_stopped.load(Ordering::SeqCst);
+            pacer.wait().await;
             let r = logs
                 .get_log_events()
                 .log_group_name(&group)
@@ -811,7 +813,7 @@ fn spawn_tail(
                     if stopped {
                         missing_after_stop += 1;
                         // A stopped task whose stream never appeared: nothing more will come.
-                        if not_found && missing_after_stop >= 3 || missing_after_stop >= 5 {
+                        if not_found && missing_after_stop >= 2 || missing_after_stop >= 5 {
                             if !not_found {
                                 let _ = tx.send(Msg::Line {
                                     idx,
@@ -821,7 +823,8 @@ fn spawn_tail(
                             break;
                         }
                     }
-                    idle = Duration::from_secs(1);
+                    // The stream may not exist yet: look again, less and less often.
+                    idle = (idle * 2).min(Duration::from_secs(10));
                 }
             }
             if task_stopped.load(Ordering::SeqCst) && !stopped {
