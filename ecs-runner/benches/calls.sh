@@ -50,10 +50,10 @@ print(inst["InstanceId"], ci["containerInstance"]["containerInstanceArn"])
 PY
 read -r instance_id container_instance < "$work/capacity"
 
-# Tasks stay RUNNING for 15 DescribeTasks each (moto's default is 4), so all 200 run at once and
-# a polling round needs two DescribeTasks calls. Restored on exit.
+# Each task state lasts 6 DescribeTasks (moto's default is 1), so all 200 tasks are running at
+# once and a polling round needs two DescribeTasks calls. Restored on exit.
 curl -sf -X POST "$moto/moto-api/state-manager/set-transition" \
-  -d '{"model_name": "ecs::task", "transition": {"progression": "manual", "times": 15}}'
+  -d '{"model_name": "ecs::task", "transition": {"progression": "manual", "times": 6}}'
 
 cleanup() {
   curl -sf -X POST "$moto/moto-api/state-manager/unset-transition" -d '{"model_name": "ecs::task"}' || true

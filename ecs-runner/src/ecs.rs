@@ -382,6 +382,7 @@ struct Slot {
     stop: Option<StopCause>,
     stop_sent: bool,
     misses: u32,
+    last_status: String,
     stopped_view: Option<TaskView>,
     logs_done: bool,
     task_stopped: Arc<AtomicBool>,
@@ -486,7 +487,7 @@ pub async fn run(
                     let task_stopped = Arc::new(AtomicBool::new(false));
                     spawn_tail(idx, clients[idx].logs.clone(), &p.settings, &arn, task_stopped.clone(), log_pacer.clone(), tx.clone());
                     let mut slot = Slot {
-                        arn, started: Instant::now(), stop: None, stop_sent: false, misses: 0,
+                        arn, started: Instant::now(), stop: None, stop_sent: false, misses: 0, last_status: String::new(),
                         stopped_view: None, logs_done: false, task_stopped, _permit: permit,
                     };
                     if interrupted {
@@ -629,6 +630,11 @@ async fn poll_round(
                 let view = task_view(t);
                 if let Some((_, s)) = slots.iter_mut().find(|(_, s)| s.arn == view.task_arn) {
                     s.misses = 0;
+                    // Any move (PENDING, RUNNING, STOPPING...) brings the next round closer.
+                    if s.last_status != view.last_status {
+                        s.last_status = view.last_status.clone();
+                        changed = true;
+                    }
                     if view.is_stopped() {
                         s.task_stopped.store(true, Ordering::SeqCst);
                         s.stopped_view = Some(view);

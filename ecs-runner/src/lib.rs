@@ -7,8 +7,9 @@
 //! packs the bundle and renders the [`taskdef`], all before any task starts. Then a backend
 //! runs them: [`ecs`] (register, RunTask, DescribeTasks, CloudWatch Logs, StopTask) or
 //! [`local`] (the same definitions on the Docker engine). Both read the task's output through
-//! a [`transcript::Transcript`], decide with [`classify`], and emit [`report::Event`]s that the
-//! text, JSON-lines and JUnit reports render.
+//! a [`transcript::Transcript`], decide with [`classify`], and emit kitchen-driver's
+//! [`kitchen_driver::events::Event`]s (through [`report::Sink`]) that kitchen-driver's text,
+//! JSON-lines and JUnit reporters render.
 //!
 //! Modules, one per concern:
 //! - [`settings`]: the `ecs:` mappings, merged (pure).
@@ -16,7 +17,7 @@
 //! - [`taskdef`]: the task definition, in the API's JSON shape (pure).
 //! - [`transcript`]: the entrypoint's markers and TAP, read back (pure).
 //! - [`classify`]: stopped tasks and RunTask failures, decided (pure).
-//! - [`report`]: events, outcomes, JUnit, exit codes.
+//! - [`report`]: outcomes, exit codes, and the events a run emits.
 //! - [`run`]: what both backends share; [`local`] and [`ecs`]: the backends.
 //! - [`cli`]: the command line.
 
