@@ -1,6 +1,10 @@
-//! The crate's one error type.
+//! The crate's one error type. The process exit code of each error is decided in one table,
+//! `cli/exit.rs` ([`Error::exit_code`]).
 
+use std::fmt;
 use std::path::PathBuf;
+
+use crate::config::ConfigError;
 
 /// A `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -12,6 +16,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// Loading kitchen.yml or selecting instances failed (the loader's located error).
+    #[error(transparent)]
+    Load(#[from] ConfigError),
+
     /// A plugin name (driver, provisioner, verifier) that this build does not implement.
     #[error(
         "{kind} plugin `{name}` is not supported by kitchen-driver (instance {instance}); supported {kind}s: {supported}"
@@ -50,16 +58,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A state file exists but is not valid YAML of the expected shape.
+    /// A state file exists but is not valid YAML of the expected shape (test-kitchen's
+    /// `StateFileLoadError`, with its wording).
     #[error(
-        "state file {} is not valid: {message}; fix or delete it (it is rewritten by the next action)",
+        "Error parsing {} ({source}); fix the file or delete it (the next action rewrites it)",
         path.display()
     )]
     StateFile {
         /// The state file.
         path: PathBuf,
-        /// The parse error.
-        message: String,
+        /// What is wrong, with file, line and column (boxed: it is large).
+        #[source]
+        source: Box<crate::config::ConfigError>,
     },
 
     /// Another process holds the instance's lock.
@@ -154,22 +164,77 @@ pub enum Error {
 
     /// An action needs an instance that has not been created.
     #[error(
-        "instance {instance} has not been created; run `kitchen-driver create {instance}` first"
+        "instance {instance} has not yet been created; run `kitchen-driver create {instance}` first"
     )]
     NotCreated {
         /// The instance.
         instance: String,
     },
 
-    /// The run was cancelled (`--fail-fast` after another instance failed, or Ctrl-C).
-    #[error(
-        "instance {instance}: {action} not started: cancelled after another instance failed (--fail-fast)"
-    )]
+    /// The run was cancelled before this instance's next step (`--fail-fast` after another
+    /// instance failed, or Ctrl-C).
+    #[error("instance {instance}: {action} not started: {reason}")]
     Cancelled {
         /// The instance.
         instance: String,
         /// The action that did not run.
         action: String,
+        /// Who cancelled.
+        reason: CancelReason,
+    },
+
+    /// Actions failed (test-kitchen's `ActionFailed` at the end of a run): `N actions failed.`
+    /// and one line per failure.
+    #[error("{summary}")]
+    ActionsFailed {
+        /// `N actions failed.` and a `>>>>>>     <message>` line per failed instance.
+        summary: String,
+    },
+
+    /// Ctrl-C stopped the run before every action ran (and none failed).
+    #[error("Interrupted before every action ran")]
+    Interrupted,
+
+    /// A pattern that must name exactly one instance (`login`) matched several.
+    #[error("argument `{pattern}` returned multiple results: {matches}; name exactly one instance")]
+    AmbiguousInstance {
+        /// The pattern as given.
+        pattern: String,
+        /// The matching instance names, comma-separated.
+        matches: String,
+    },
+
+    /// The command could not set itself up on the host (current directory, async runtime).
+    #[error("cannot {action}: {source}")]
+    Startup {
+        /// What was being done (`start the async runtime` ...).
+        action: &'static str,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A report was asked for where it cannot be written (checked before the run starts).
+    #[error(
+        "cannot write the report {}: {source}; choose a writable path (missing directories are created)",
+        path.display()
+    )]
+    ReportPath {
+        /// The report file or the directory that cannot be created.
+        path: PathBuf,
+        /// Why it cannot be written.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Writing a report (the command's output, the JUnit file) failed.
+    #[error("cannot write {what}: {source}")]
+    Report {
+        /// What was being written (`output`, `the JUnit report <path>`).
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A provisioner ran and failed (for `ansible_playbook`: the failing task and its message).
@@ -200,6 +265,7 @@ impl Error {
     /// column, as test-kitchen records the exception class.
     pub fn kind_name(&self) -> &'static str {
         match self {
+            Error::Load(_) => "UserError",
             Error::UnknownPlugin { .. } => "ClientError",
             Error::Config { .. } => "UserError",
             Error::Io { .. } => "IOError",
@@ -212,7 +278,11 @@ impl Error {
             Error::MissingImage { .. } => "ActionFailed",
             Error::CommandFailed { .. } | Error::VerifyFailed { .. } => "ActionFailed",
             Error::NotCreated { .. } => "UserError",
-            Error::Cancelled { .. } => "Cancelled",
+            Error::Cancelled { .. } | Error::Interrupted => "Cancelled",
+            Error::ActionsFailed { .. } => "ActionFailed",
+            Error::AmbiguousInstance { .. } => "UserError",
+            Error::Startup { .. } | Error::Report { .. } => "IOError",
+            Error::ReportPath { .. } => "UserError",
             Error::ProvisionFailed { .. } => "ActionFailed",
             Error::MissingTool { .. } => "UserError",
         }
@@ -241,5 +311,25 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// Why a run stopped starting steps (`interrupted` or `fail_fast` in the run events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CancelReason {
+    /// Ctrl-C (SIGINT).
+    Interrupted,
+    /// `--fail-fast`, after another instance failed.
+    FailFast,
+}
+
+impl fmt::Display for CancelReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CancelReason::Interrupted => "cancelled by Ctrl-C",
+            CancelReason::FailFast => "cancelled after another instance failed (--fail-fast)",
+        })
     }
 }

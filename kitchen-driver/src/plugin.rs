@@ -1,19 +1,79 @@
-//! What provisioners and verifiers receive: the [`PluginContext`] of one instance action.
+//! What plugins receive: the [`InstanceContext`] of one instance (drivers get it as is), and
+//! the [`PluginContext`] of one provisioner or verifier action, which adds the instance's
+//! state and a connection to it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use std::process::Stdio;
-
-use tokio::io::{AsyncBufReadExt, BufReader};
-
 use crate::config::InstanceConfig;
-use crate::driver::Connection;
-use crate::error::{Error, Result};
-use crate::report::{InstanceOutput, OutputSink, OutputStream};
+use crate::report::InstanceOutput;
 use crate::state::State;
+use crate::transport::Connection;
 
-/// Everything a provisioner or verifier may use for one action on one instance.
+/// Everything known about one instance while the runner works on it: its configuration,
+/// where the project is, where its output goes and the host environment host commands see.
+/// Built once per instance by the [`Runner`](crate::lifecycle::Runner) (and by `login`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct InstanceContext {
+    /// The instance's merged configuration.
+    pub instance: Arc<InstanceConfig>,
+    /// The project directory (`kitchen_root`).
+    pub kitchen_root: PathBuf,
+    /// `<kitchen_root>/test/integration` unless overridden.
+    pub test_base_path: PathBuf,
+    /// Live output and the instance's log.
+    pub output: InstanceOutput,
+    /// The host environment (see [`crate::host`]): the process environment unless the
+    /// runner was given another.
+    pub host_env: Arc<Vec<(String, String)>>,
+}
+
+impl InstanceContext {
+    /// A context for `instance` of the project at `kitchen_root`, with the process
+    /// environment as host environment.
+    pub fn new(
+        instance: Arc<InstanceConfig>,
+        kitchen_root: impl Into<PathBuf>,
+        test_base_path: impl Into<PathBuf>,
+        output: InstanceOutput,
+    ) -> Self {
+        Self {
+            instance,
+            kitchen_root: kitchen_root.into(),
+            test_base_path: test_base_path.into(),
+            output,
+            host_env: Arc::new(std::env::vars().collect()),
+        }
+    }
+
+    /// The same context with this host environment.
+    #[must_use]
+    pub fn with_host_env(mut self, host_env: Arc<Vec<(String, String)>>) -> Self {
+        self.host_env = host_env;
+        self
+    }
+
+    /// The context of one provisioner or verifier action on this instance.
+    pub fn plugin<'a>(
+        &'a self,
+        state: &'a State,
+        connection: Arc<dyn Connection>,
+    ) -> PluginContext<'a> {
+        PluginContext {
+            instance: &self.instance,
+            kitchen_root: &self.kitchen_root,
+            test_base_path: &self.test_base_path,
+            state,
+            connection,
+            output: &self.output,
+            host_env: &self.host_env,
+        }
+    }
+}
+
+/// Everything a provisioner or verifier may use for one action on one instance: a view of
+/// its [`InstanceContext`] plus its state and connection ([`InstanceContext::plugin`]).
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct PluginContext<'a> {
@@ -45,28 +105,6 @@ impl std::fmt::Debug for PluginContext<'_> {
 }
 
 impl<'a> PluginContext<'a> {
-    /// Builds a context.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        instance: &'a InstanceConfig,
-        kitchen_root: &'a Path,
-        test_base_path: &'a Path,
-        state: &'a State,
-        connection: Arc<dyn Connection>,
-        output: &'a InstanceOutput,
-        host_env: &'a [(String, String)],
-    ) -> Self {
-        Self {
-            instance,
-            kitchen_root,
-            test_base_path,
-            state,
-            connection,
-            output,
-            host_env,
-        }
-    }
-
     /// test-kitchen's `calculate_path`: the first of `<tbp>/<suite>/<name>`, `<tbp>/<name>`,
     /// `<kitchen_root>/<name>` that exists (as a file when `file` is true, else a directory).
     pub fn calculate_path(&self, name: &str, file: bool) -> Option<PathBuf> {
@@ -89,59 +127,6 @@ impl<'a> PluginContext<'a> {
             self.kitchen_root.join(p)
         }
     }
-}
-
-/// Runs `command` with `sh -c` on the host in `cwd` (hooks, the shell verifier, and tools
-/// such as `ansible-playbook` that run on the host), streaming its lines to `sink`; returns the
-/// exit code (-1 when killed by a signal).
-///
-/// # Errors
-/// [`Error::Io`] when `sh` cannot be started.
-pub async fn run_local(
-    command: &str,
-    cwd: &std::path::Path,
-    env: &[(String, String)],
-    sink: &dyn OutputSink,
-) -> Result<i64> {
-    let child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(command)
-        .current_dir(cwd)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::io("starting sh for", cwd, e))?;
-    stream_child(child, sink)
-        .await
-        .map_err(|e| Error::io("waiting for command in", cwd, e))
-}
-
-/// Streams a started host process's piped stdout and stderr to `sink` line by line while it
-/// runs, and returns its exit code (-1 when killed by a signal). Shared by every host command
-/// the plugins run ([`run_local`], `ansible-playbook`).
-pub(crate) async fn stream_child(
-    mut child: tokio::process::Child,
-    sink: &dyn OutputSink,
-) -> std::io::Result<i64> {
-    let pump = |stream, pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
-        if let Some(pipe) = pipe {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(l)) = lines.next_line().await {
-                sink.line(stream, &l);
-            }
-        }
-    };
-    let stdout = child.stdout.take().map(|s| Box::new(s) as _);
-    let stderr = child.stderr.take().map(|s| Box::new(s) as _);
-    let (_, _, status) = tokio::join!(
-        pump(OutputStream::Stdout, stdout),
-        pump(OutputStream::Stderr, stderr),
-        child.wait()
-    );
-    Ok(status?.code().map(i64::from).unwrap_or(-1))
 }
 
 /// See [`PluginContext::calculate_path`].

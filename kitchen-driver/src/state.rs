@@ -5,19 +5,65 @@
 //! (`container_id`, `hostname`, ...). Files are written atomically (a temporary file in the same
 //! directory, then a rename), so a crash never leaves a half-written file, and an
 //! [`InstanceLock`] keeps two processes from working on one instance at the same time.
+//!
+//! This is the one reader of state files: the lifecycle, `list` and `diagnose` all load them
+//! through [`StateFile::load`], which reads YAML as test-kitchen's Psych does and fails, as
+//! test-kitchen's `StateFileLoadError`, with the file, line and column.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::action::Action;
+use crate::config::ConfigError;
 use crate::error::{Error, Result};
-use crate::lifecycle::Action;
 
-/// The keys of one instance's state, in key order.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The state keys kitchen-driver reads or writes. test-kitchen's own keys come first; the
+/// drivers' keys follow (a driver publishes where its instance is through them).
+pub mod keys {
+    /// The last action that completed (`create` ... `verify`).
+    pub const LAST_ACTION: &str = "last_action";
+    /// The action started last, whether or not it completed.
+    pub const LAST_ATTEMPTED_ACTION: &str = "last_attempted_action";
+    /// The error class of the last failed action (`ActionFailed`, ...), null after a success.
+    pub const LAST_ERROR: &str = "last_error";
+    /// The message of the last failed action (kitchen-driver's addition, for `list`).
+    pub const LAST_ERROR_MESSAGE: &str = "last_error_message";
+    /// Docker: the container id.
+    pub const CONTAINER_ID: &str = "container_id";
+    /// Docker and LXD: the container (instance) name.
+    pub const CONTAINER_NAME: &str = "container_name";
+    /// The instance's hostname (test-kitchen's hooks export it as `KITCHEN_INSTANCE_HOSTNAME`).
+    pub const HOSTNAME: &str = "hostname";
+    /// The image the instance was created from.
+    pub const IMAGE: &str = "image";
+    /// Docker: the host port published for the first forwarded port.
+    pub const PORT: &str = "port";
+    /// Docker: every published port (`container port/proto` -> host port).
+    pub const FORWARDED_PORTS: &str = "forwarded_ports";
+    /// LXD: the project the instance lives in.
+    pub const LXD_PROJECT: &str = "lxd_project";
+
+    /// Every key a driver writes: what `destroy` forgets ([`super::State::forget_instance`]).
+    pub const DRIVER: [&str; 7] = [
+        CONTAINER_ID,
+        CONTAINER_NAME,
+        HOSTNAME,
+        IMAGE,
+        PORT,
+        FORWARDED_PORTS,
+        LXD_PROJECT,
+    ];
+}
+
+/// The keys of one instance's state, in key order (serialized as a plain mapping, as
+/// `diagnose` shows it).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(transparent)]
 pub struct State {
     values: BTreeMap<String, Value>,
 }
@@ -48,6 +94,13 @@ impl State {
         self.values.remove(key)
     }
 
+    /// Removes every key a driver wrote ([`keys::DRIVER`]): the instance is gone.
+    pub fn forget_instance(&mut self) {
+        for key in keys::DRIVER {
+            self.values.remove(key);
+        }
+    }
+
     /// Every key and value, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.values.iter().map(|(k, v)| (k.as_str(), v))
@@ -55,13 +108,13 @@ impl State {
 
     /// The last action that completed, when it is one of the lifecycle's actions.
     pub fn last_action(&self) -> Option<Action> {
-        self.get_str("last_action").and_then(|s| s.parse().ok())
+        self.get_str(keys::LAST_ACTION).and_then(|s| s.parse().ok())
     }
 
     /// The error class of the last failed action (`ActionFailed`, ...), if the last action
     /// attempted failed.
     pub fn last_error(&self) -> Option<&str> {
-        self.get_str("last_error")
+        self.get_str(keys::LAST_ERROR)
     }
 
     /// Each key with a value, rendered by [`value_text`], as the shell verifier exports them
@@ -73,31 +126,40 @@ impl State {
             .collect()
     }
 
-    /// Parses a state file's text. Empty text is an empty state.
+    /// Parses a state file's text as test-kitchen does (`YAML.safe_load`, Psych's rules for
+    /// plain scalars). Empty text, or a document with no content, is an empty state.
     ///
     /// # Errors
-    /// [`Error::StateFile`] when the text is not a YAML mapping.
+    /// [`Error::StateFile`] (test-kitchen's `StateFileLoadError`) when the text is not YAML or
+    /// not a mapping, with the file, line and column.
     pub fn from_yaml(text: &str, path: &Path) -> Result<Self> {
-        if text.trim().is_empty() || text.trim() == "---" {
+        let invalid = |source| Error::StateFile {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        };
+        let file: Arc<Path> = Arc::from(path);
+        let node = crate::config::yaml::parse(text, &file).map_err(invalid)?;
+        let Some(node) = node.filter(|n| !n.is_null()) else {
             return Ok(Self::new());
-        }
-        let values: BTreeMap<String, Value> =
-            serde_saphyr::from_str(text).map_err(|e| Error::StateFile {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        };
+        let Some(map) = node.as_map() else {
+            return Err(invalid(ConfigError::ty(
+                &node,
+                "(top level)",
+                "a mapping of state keys",
+            )));
+        };
+        let values = crate::config::value::map_to_json(map).into_iter().collect();
         Ok(Self { values })
     }
 
     /// Renders the state as YAML, starting with `---` as test-kitchen's files do.
     ///
     /// # Errors
-    /// [`Error::StateFile`] if a value cannot be rendered (never for JSON values in practice).
+    /// [`Error::Io`] if a value cannot be rendered (never for JSON values in practice).
     pub fn to_yaml(&self, path: &Path) -> Result<String> {
-        let body = serde_saphyr::to_string(&self.values).map_err(|e| Error::StateFile {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let body = serde_saphyr::to_string(&self.values)
+            .map_err(|e| Error::io("rendering state file", path, std::io::Error::other(e)))?;
         if body.starts_with("---") {
             Ok(body)
         } else {
@@ -141,11 +203,11 @@ impl StateFile {
         &self.path
     }
 
-    /// Reads the state; a missing file is an empty state.
+    /// Reads the state; a missing or empty file is an empty state.
     ///
     /// # Errors
     /// [`Error::Io`] when the file exists but cannot be read, [`Error::StateFile`] when it is
-    /// not valid.
+    /// not valid (see [`State::from_yaml`]).
     pub fn load(&self) -> Result<State> {
         match fs::read_to_string(&self.path) {
             Ok(text) => State::from_yaml(&text, &self.path),
@@ -316,7 +378,55 @@ mod tests {
         fs::write(sf.path(), "- a\n- b\n").unwrap();
         let err = sf.load().unwrap_err();
         assert!(matches!(err, Error::StateFile { .. }), "{err}");
-        assert!(err.to_string().contains("x.yml"), "{err}");
+        let msg = err.to_string();
+        assert!(msg.starts_with("Error parsing "), "{msg}");
+        // Located: file:line:column of the offending node.
+        assert!(msg.contains("x.yml:1:1"), "{msg}");
+        fs::write(sf.path(), "last_action: [create\n").unwrap();
+        let msg = sf.load().unwrap_err().to_string();
+        assert!(msg.contains("x.yml:1:14: YAML syntax error"), "{msg}");
+        // Empty documents are no state, as test-kitchen's empty file.
+        for empty in ["", "---\n", "  \n"] {
+            fs::write(sf.path(), empty).unwrap();
+            assert_eq!(sf.load().unwrap(), State::new(), "{empty:?}");
+        }
+    }
+
+    #[test]
+    fn values_that_psych_would_resolve_differently_survive_a_save() {
+        // The writer must quote what the Psych-rules reader would otherwise turn into another
+        // type (sexagesimal `1:30`, `yes`, octal `0755`, ...).
+        let dir = tempfile::tempdir().unwrap();
+        let sf = StateFile::new(dir.path(), "t");
+        let mut st = State::new();
+        for (i, v) in [
+            "1:30",
+            "yes",
+            "no",
+            "0755",
+            "0x1f",
+            "~",
+            "null",
+            "1e3",
+            ":sym",
+            "2024-01-01",
+            "0b101",
+            ".5",
+            "-.inf",
+            "1_000",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            st.set(format!("k{i}"), v);
+        }
+        sf.save(&st).unwrap();
+        assert_eq!(
+            sf.load().unwrap(),
+            st,
+            "{}",
+            fs::read_to_string(sf.path()).unwrap()
+        );
     }
 
     #[test]

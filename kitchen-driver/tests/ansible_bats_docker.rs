@@ -564,3 +564,36 @@ suites:
     assert_eq!(destroy.status.code(), Some(0));
     p.assert_no_containers();
 }
+
+#[tokio::test]
+async fn role_name_names_the_role_under_test() {
+    // The project is the role (its directory is `kdtest-...`), as in a role's own repository;
+    // the playbook calls it by its real name, which kitchen-ansible's `role_name` gives.
+    let p = TestProject::new("ans-role-name");
+    p.write(
+        "tasks/main.yml",
+        "- name: mark the role\n  ansible.builtin.copy: {dest: /etc/role-under-test, content: yes}\n",
+    );
+    p.write(
+        "test/integration/ansible/default.yml",
+        "- hosts: localhost\n  gather_facts: false\n  roles: [hardening]\n",
+    );
+    let prov = json!({"name": "ansible_playbook", "roles_path": ".", "role_name": "hardening"});
+    let inst = instance(
+        "ansible",
+        "debian-12",
+        debian(),
+        prov,
+        json!({"name": "shell", "remote_exec": true, "command": "test -f /etc/role-under-test"}),
+        json!({}),
+    );
+    let (outcomes, out) = run(&p, &[inst], Command::Test(DestroyMode::Always), 1).await;
+    assert!(
+        outcomes[0].error.is_none(),
+        "{:?}\n{out}",
+        outcomes[0].error
+    );
+    assert!(out.contains("TASK [hardening : mark the role]"), "{out}");
+    assert!(!out.contains("key `role_name` is ignored"), "{out}");
+    p.assert_no_containers();
+}

@@ -302,3 +302,98 @@ fn broken_state_file_is_an_error_as_in_test_kitchen() {
     write_state(p.path(), "default-busybox", "");
     assert_eq!(run(p.path(), &["list"]).status.code(), Some(0));
 }
+
+/// What bash completes for the words of `line` (the last one being completed), with the
+/// script `kitchen-driver completions bash` prints.
+fn bash_completes(script: &Path, words: &[&str]) -> String {
+    let cword = words.len() - 1;
+    let program = format!(
+        "source {}\nCOMP_WORDS=({})\nCOMP_CWORD={cword}\n_kitchen__driver kitchen-driver '{}' '{}'\necho \"${{COMPREPLY[*]}}\"",
+        script.display(),
+        words
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        words[cword],
+        words[cword - 1],
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(program)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn completions_complete_subcommands_and_their_flags() {
+    let dir = project();
+    let out = run(dir.path(), &["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    let script = dir.path().join("kitchen-driver.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    assert_eq!(bash_completes(&script, &["kitchen-driver", "te"]), "test");
+    assert_eq!(
+        bash_completes(&script, &["kitchen-driver", "test", "--fo"]),
+        "--format"
+    );
+    assert_eq!(
+        bash_completes(&script, &["kitchen-driver", "completions", "z"]),
+        "zsh"
+    );
+    for (shell, marker) in [
+        ("zsh", "#compdef kitchen-driver"),
+        ("fish", "complete -c kitchen-driver"),
+    ] {
+        let out = run(dir.path(), &["completions", shell]);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(marker), "{shell}: {text}");
+        assert!(text.contains("failure-output"), "{shell} knows the flags");
+    }
+    assert_eq!(
+        run(dir.path(), &["completions", "powershell"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn every_command_help_has_examples() {
+    let dir = project();
+    for cmd in [
+        "list",
+        "diagnose",
+        "create",
+        "converge",
+        "setup",
+        "verify",
+        "destroy",
+        "test",
+        "login",
+        "exec",
+        "completions",
+    ] {
+        let out = run(dir.path(), &[cmd, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{cmd}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let examples = help
+            .split("Examples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{cmd}: {help}"));
+        assert!(
+            examples.lines().any(
+                |l| l.trim_start().starts_with(&format!("kitchen-driver {cmd}"))
+                    || (cmd == "login" && l.contains("kitchen-driver login"))
+            ),
+            "{cmd}: {examples}"
+        );
+    }
+}

@@ -371,7 +371,8 @@ async fn data_uploads_downloads_arguments_and_tkenv() {
         busybox(),
         prov,
         json!({"name": "shell"}),
-        json!({}),
+        // Host commands see the runner's environment, hooks included.
+        json!({"pre_converge": "echo \"$TKENV_FOO\" > hook-env.txt"}),
     );
     let (o, out) = run_with_env(
         &p,
@@ -384,6 +385,10 @@ async fn data_uploads_downloads_arguments_and_tkenv() {
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     assert!(out.contains("args: one two words"), "{out}");
     assert!(out.contains("FOO=from-host"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(p.root().join("hook-env.txt")).unwrap(),
+        "from-host\n"
+    );
     assert!(out.contains("extra-upload"), "{out}");
     assert!(out.contains("expected.txt"), "{out}");
     assert!(out.contains("verify.sh"), "{out}");

@@ -356,3 +356,52 @@ suites: [{name: default}]
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     p.assert_no_containers();
 }
+
+#[test]
+fn json_events_and_junit_carry_lxd_resource_samples() {
+    let yml = BOTH.replace(
+        "  - name: debian-12\n    driver:\n      image: kitchen/debian-12\n      config:\n        limits.memory: 512MiB\n",
+        "",
+    );
+    assert!(!yml.contains("debian"), "{yml}");
+    let p = project("lxd-samples", &yml);
+    let out = kd(&p)
+        .args(["test", "--format", "json", "--junit", "junit.xml"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let samples: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["event"] == "resource_sample")
+        .collect();
+    // LXD's instance state reports memory and CPU: converge and verify are sampled.
+    for action in ["converge", "verify"] {
+        let sample = samples
+            .iter()
+            .find(|s| s["action"] == action)
+            .unwrap_or_else(|| panic!("a {action} sample in {stdout}"));
+        assert!(
+            sample["peak_memory_bytes"].as_u64().unwrap() > 0,
+            "{sample}"
+        );
+        assert!(sample["cpu_time"].as_f64().unwrap() > 0.0, "{sample}");
+        assert_eq!(sample["instance"]["name"], "default-busybox");
+    }
+    let xml = std::fs::read_to_string(p.root().join("junit.xml")).unwrap();
+    assert!(
+        xml.contains(r#"<property name="peak_memory_bytes" value=""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<property name="cpu_time_seconds" value=""#),
+        "{xml}"
+    );
+    p.assert_no_containers();
+}

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use common::{TestProject, run};
 use kitchen_driver::config::{InstanceConfig, LoadOptions, load};
-use kitchen_driver::driver::docker::{LABEL_PROJECT, project_hash};
+use kitchen_driver::driver::docker::LABEL_PROJECT;
+use kitchen_driver::driver::naming::project_hash;
 use kitchen_driver::lifecycle::{Command, DestroyMode, InstanceOutcome};
 use kitchen_driver::verifier::CaseOutcome;
 

@@ -5,18 +5,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::exit;
 use crate::config::{self, InstanceConfig, LoadOptions, Project};
+use crate::error::{Error, Result};
 use crate::events::{self, Counts, Event, EventBus, InstanceId, RunFinished, Warning};
 use crate::lifecycle::{self, DestroyMode, RunOptions, Runner};
 use crate::report::{ColorChoice, Environment, FailureOutput, Format, Level, Reports};
 use crate::state::StateFile;
-
-/// Exit code for usage errors and selections that match nothing.
-pub const EXIT_USAGE: i32 = 1;
-/// Exit code when actions failed (test-kitchen's `ActionFailed`).
-pub const EXIT_ACTIONS_FAILED: i32 = 20;
-/// Exit code after Ctrl-C (128 + SIGINT).
-pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Flags shared by the action commands.
 #[derive(Debug, Args)]
@@ -126,28 +121,19 @@ pub struct ExecArgs {
 }
 
 /// Loads the project and selects instances (test-kitchen's rules, see
-/// [`Project::select`]); on failure prints the error and returns the exit code.
+/// [`Project::select`]).
 fn load_selected(
     opts: &LoadOptions,
     args: &[String],
     test_base_path: Option<&PathBuf>,
     log_level: &str,
-) -> Result<(Project, Vec<InstanceConfig>), i32> {
+) -> Result<(Project, Vec<InstanceConfig>)> {
     let mut opts = opts.clone().with_log_level(log_level);
     if let Some(t) = test_base_path {
         opts = opts.with_test_base_path(t);
     }
-    let project = config::load(&opts).map_err(|e| {
-        eprintln!(">>>>>> {e}");
-        e.exit_code()
-    })?;
-    let selected = match project.select(args) {
-        Ok(s) => s.into_iter().cloned().collect(),
-        Err(e) => {
-            eprintln!(">>>>>> {e}");
-            return Err(e.exit_code());
-        }
-    };
+    let project = config::load(&opts)?;
+    let selected = project.select(args)?.into_iter().cloned().collect();
     Ok((project, selected))
 }
 
@@ -173,29 +159,29 @@ fn init_tracing(level: Level) {
         .try_init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+        .map_err(|source| Error::Startup {
+            action: "start the async runtime",
+            source,
+        })
 }
 
 pub(super) fn run_lifecycle(
     opts: &LoadOptions,
     args: ActionArgs,
     command: lifecycle::Command,
-) -> i32 {
+) -> Result<()> {
     let level = level_of(&args.log_level);
     init_tracing(level);
-    let (project, instances) = match load_selected(
+    let (project, instances) = load_selected(
         opts,
         &args.instances,
         args.test_base_path.as_ref(),
         &args.log_level,
-    ) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    )?;
     let concurrency = match (args.parallel, args.concurrency) {
         (true, _) | (_, Some(0)) => instances.len(),
         (false, Some(n)) => n.min(instances.len()),
@@ -203,22 +189,10 @@ pub(super) fn run_lifecycle(
     };
     let env = Environment::from_process();
     let reports = args.reports(level);
-    if let Err(e) = reports.prepare(&env) {
-        eprintln!("kitchen-driver: {e}; choose a writable path for the report");
-        return EXIT_USAGE;
-    }
+    reports.prepare(&env)?;
     let bus = EventBus::new();
-    if let Err(e) = reports.subscribe(&bus, &project.kitchen_root, &env) {
-        eprintln!("kitchen-driver: {e}");
-        return EXIT_ACTIONS_FAILED;
-    }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_ACTIONS_FAILED;
-        }
-    };
+    reports.subscribe(&bus, &project.kitchen_root, &env)?;
+    let rt = runtime()?;
     let started = std::time::Instant::now();
     let runner = Runner::new(&project.kitchen_root, &project.test_base_path, bus.clone())
         .with_command_line(std::env::args().collect());
@@ -238,7 +212,7 @@ pub(super) fn run_lifecycle(
                         text: "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)".into(),
                     }));
                     if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(EXIT_INTERRUPTED);
+                        std::process::exit(exit::INTERRUPTED);
                     }
                 }
             })
@@ -253,11 +227,10 @@ pub(super) fn run_lifecycle(
         watcher.abort();
         outcomes
     });
-    let failures = lifecycle::failure_summary(&outcomes);
-    let exit_code = match &failures {
-        Some(_) => EXIT_ACTIONS_FAILED,
-        None if canceller.is_cancelled() => EXIT_INTERRUPTED,
-        None => 0,
+    let result = match lifecycle::failure_summary(&outcomes) {
+        Some(summary) => Err(Error::ActionsFailed { summary }),
+        None if canceller.is_cancelled() => Err(Error::Interrupted),
+        None => Ok(()),
     };
     let mut counts = Counts::default();
     for o in &outcomes {
@@ -267,93 +240,57 @@ pub(super) fn run_lifecycle(
         at: events::now(),
         duration: started.elapsed(),
         counts,
-        exit_code,
+        exit_code: result
+            .as_ref()
+            .map_or_else(Error::exit_code, |()| exit::SUCCESS),
     }));
-    if let Err(e) = bus.finish() {
-        eprintln!("kitchen-driver: cannot write a report: {e}");
-        return EXIT_ACTIONS_FAILED;
-    }
-    match failures {
-        Some(summary) => {
-            eprintln!(">>>>>> ------Exception-------");
-            eprintln!(">>>>>> Class: Kitchen::ActionFailed");
-            eprintln!(">>>>>> Message: {summary}");
-            eprintln!(">>>>>> ----------------------");
-            eprintln!(">>>>>> Please see .kitchen/logs/kitchen.log for more details");
-            EXIT_ACTIONS_FAILED
-        }
-        None if canceller.is_cancelled() => {
-            eprintln!(">>>>>> Interrupted before every action ran");
-            EXIT_INTERRUPTED
-        }
-        None => 0,
-    }
+    // The reports are written now (JUnit, Markdown); a report that cannot be written fails
+    // the run even when every action passed.
+    bus.finish()?;
+    result
 }
 
-pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> i32 {
+/// `login`: returns the shell's exit code.
+pub(super) fn login(opts: &LoadOptions, args: LoginArgs) -> Result<i32> {
     let level = level_of(&args.log_level);
     init_tracing(level);
-    let (project, found) = match load_selected(
+    let (project, found) = load_selected(
         opts,
         std::slice::from_ref(&args.instance),
         None,
         &args.log_level,
-    ) {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
+    )?;
     let [inst] = found.as_slice() else {
         let names: Vec<&str> = found.iter().map(|i| i.name.as_str()).collect();
-        eprintln!(
-            "kitchen-driver: argument `{}` returned multiple results: {}; name exactly one instance",
-            args.instance,
-            names.join(", ")
-        );
-        return EXIT_USAGE;
+        return Err(Error::AmbiguousInstance {
+            pattern: args.instance,
+            matches: names.join(", "),
+        });
     };
-    let state = match StateFile::new(&project.kitchen_root, &inst.name).load() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_ACTIONS_FAILED;
-        }
-    };
+    let state = StateFile::new(&project.kitchen_root, &inst.name).load()?;
     if state.last_action().is_none() {
-        eprintln!(
-            "kitchen-driver: instance {} has not yet been created; run `kitchen-driver create {}`",
-            inst.name, inst.name
-        );
-        return EXIT_ACTIONS_FAILED;
+        return Err(Error::NotCreated {
+            instance: inst.name.clone(),
+        });
     }
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            return EXIT_ACTIONS_FAILED;
-        }
-    };
+    let rt = runtime()?;
     let code = rt.block_on(async {
         let driver = crate::driver::for_instance(inst)?;
         // No reporter: login's only output is the terminal session.
-        let ctx = crate::driver::DriverContext {
-            instance: std::sync::Arc::new(inst.clone()),
-            kitchen_root: project.kitchen_root.clone(),
-            output: EventBus::new().instance(InstanceId::from(inst)),
-        };
+        let ctx = crate::plugin::InstanceContext::new(
+            std::sync::Arc::new(inst.clone()),
+            &project.kitchen_root,
+            &project.test_base_path,
+            EventBus::new().instance(InstanceId::from(inst)),
+        );
         let conn = driver.connection(&ctx, &state).await?;
         if std::io::stdin().is_terminal() {
             interactive_login(conn.as_ref()).await
         } else {
             piped_login(conn.as_ref()).await
         }
-    });
-    match code {
-        Ok(code) => i32::try_from(code).unwrap_or(EXIT_ACTIONS_FAILED),
-        Err(e) => {
-            eprintln!("kitchen-driver: {e}");
-            EXIT_ACTIONS_FAILED
-        }
-    }
+    })?;
+    Ok(i32::try_from(code).unwrap_or(exit::ACTIONS_FAILED))
 }
 
 /// Puts the local terminal in raw mode until dropped (when stdin is a terminal).
@@ -406,7 +343,7 @@ fn window_size() -> (u16, u16) {
 /// for the instance's shell, run without a terminal, as `ssh host < script` does. An
 /// interactive shell would wait for the terminal's answers to its line-editing queries and eat
 /// the piped lines. Output goes to stdout and stderr; returns the shell's exit code.
-async fn piped_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+async fn piped_login(conn: &dyn crate::transport::Connection) -> crate::Result<i64> {
     use std::io::Read;
     struct Plain;
     impl crate::report::OutputSink for Plain {
@@ -422,21 +359,21 @@ async fn piped_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64>
         .read_to_string(&mut script)
         .map_err(|e| crate::Error::io("reading", "standard input", e))?;
     let out = conn
-        .exec(&crate::driver::ExecRequest::shell(script), &Plain)
+        .exec(&crate::transport::ExecRequest::shell(script), &Plain)
         .await?;
     Ok(out.exit_code)
 }
 
 /// `login`: a shell under a pseudo-terminal in the instance, through the runtime's exec API,
 /// wired to this terminal (raw mode, window resizes). Returns the shell's exit code.
-async fn interactive_login(conn: &dyn crate::driver::Connection) -> crate::Result<i64> {
+async fn interactive_login(conn: &dyn crate::transport::Connection) -> Result<i64> {
     use std::io::{Read, Write};
     let (w, h) = window_size();
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm".into());
     let argv = [
         "sh".to_string(),
         "-c".to_string(),
-        crate::driver::LOGIN_SHELL.to_string(),
+        crate::transport::LOGIN_SHELL.to_string(),
     ];
     let mut session = conn
         .open_tty(&argv, &[("TERM".to_string(), term)], w, h)

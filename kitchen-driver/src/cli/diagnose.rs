@@ -4,7 +4,8 @@
 
 use serde::Serialize;
 
-use crate::config::{ConfigError, InstanceConfig, PluginConfig, Project};
+use crate::config::{InstanceConfig, PluginConfig, Project};
+use crate::state::{State, StateFile};
 
 #[derive(Serialize)]
 struct Diagnose<'a> {
@@ -19,7 +20,7 @@ struct Diagnose<'a> {
 struct InstanceDiag<'a> {
     suite: &'a str,
     platform: &'a str,
-    state_file: serde_json::Map<String, serde_json::Value>,
+    state_file: State,
     driver: &'a PluginConfig,
     provisioner: &'a PluginConfig,
     verifier: &'a PluginConfig,
@@ -31,12 +32,13 @@ struct InstanceDiag<'a> {
 /// test-kitchen prints) or pretty JSON.
 ///
 /// # Errors
-/// A state file that cannot be read or is not a YAML mapping.
+/// [`crate::Error::StateFile`] for a state file that is not a YAML mapping,
+/// [`crate::Error::Io`] for one that cannot be read.
 pub fn render_diagnose(
     project: &Project,
     selected: &[String],
     json: bool,
-) -> Result<String, ConfigError> {
+) -> crate::Result<String> {
     let instances = selected
         .iter()
         .filter_map(|n| project.instance(n))
@@ -44,7 +46,7 @@ pub fn render_diagnose(
             let d = InstanceDiag {
                 suite: &i.suite,
                 platform: &i.platform,
-                state_file: super::list::read_state(&project.kitchen_root, &i.name)?,
+                state_file: StateFile::new(&project.kitchen_root, &i.name).load()?,
                 driver: &i.driver,
                 provisioner: &i.provisioner,
                 verifier: &i.verifier,
@@ -56,7 +58,7 @@ pub fn render_diagnose(
                 serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
             ))
         })
-        .collect::<Result<_, ConfigError>>()?;
+        .collect::<crate::Result<_>>()?;
     let doc = Diagnose {
         kitchen_driver_version: crate::VERSION,
         kitchen_root: project.kitchen_root.display().to_string(),

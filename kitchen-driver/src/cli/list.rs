@@ -1,14 +1,13 @@
 //! `kitchen-driver list`: test-kitchen's table, `--bare` and `--json` (lib/kitchen/command/list.rb).
 
 use std::io::Write;
-use std::path::Path;
-use std::sync::Arc;
 
 use serde::Serialize;
 
 use super::ListArgs;
-use crate::config::{ConfigError, InstanceConfig, Project};
-use crate::state::value_text;
+use crate::action::Action;
+use crate::config::{InstanceConfig, Project};
+use crate::state::{StateFile, keys, value_text};
 
 /// One row of `list`: the JSON object test-kitchen's `list --json` prints.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -53,69 +52,36 @@ pub fn camel_case(name: &str) -> String {
         .collect()
 }
 
-/// The `Last Action` column label for a state file's `last_action`.
-pub fn state_label(last_action: Option<&str>) -> &'static str {
-    match last_action {
-        None => "<Not Created>",
-        Some("create") => "Created",
-        Some("converge") => "Converged",
-        Some("setup") => "Set Up",
-        Some("verify") => "Verified",
+/// The `Last Action` column for a state file's `last_action` (test-kitchen's
+/// `format_last_action`): the action's [`Action::label`], `<Not Created>` without one, and
+/// `<Unknown>` for anything that is not a completed action.
+fn last_action_label(last_action: Option<&str>) -> &'static str {
+    match last_action.map(str::parse::<Action>) {
+        None => Action::Destroy.label(),
+        Some(Ok(action)) if action != Action::Destroy => action.label(),
         Some(_) => "<Unknown>",
     }
-}
-
-/// The contents of `.kitchen/<instance>.yml` as JSON (absent or empty file: an empty map).
-///
-/// # Errors
-/// As test-kitchen's `StateFileLoadError`: a state file that is not YAML, or not a mapping.
-pub fn read_state(
-    root: &Path,
-    instance: &str,
-) -> Result<serde_json::Map<String, serde_json::Value>, ConfigError> {
-    let path = root.join(".kitchen").join(format!("{instance}.yml"));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Default::default()),
-        Err(source) => return Err(ConfigError::Io { path, source }),
-    };
-    if text.is_empty() {
-        return Ok(Default::default());
-    }
-    let file: Arc<Path> = Arc::from(path.as_path());
-    let node = crate::config::yaml::parse(&text, &file)?;
-    let Some(map) = node.as_ref().and_then(|n| n.as_map()) else {
-        return Err(ConfigError::Type {
-            at: node.and_then(|n| n.pos),
-            path: format!("state file {}", path.display()),
-            expected: "a mapping (test-kitchen: StateFileLoadError)".into(),
-            found: "something else".into(),
-        });
-    };
-    Ok(crate::config::value::map_to_json(map))
 }
 
 /// The rows for `instances` of `project`, reading each state file.
 ///
 /// # Errors
-/// A state file that cannot be read or is not a YAML mapping.
-pub fn list_rows(
-    project: &Project,
-    instances: &[&InstanceConfig],
-) -> Result<Vec<ListRow>, ConfigError> {
+/// [`crate::Error::StateFile`] for a state file that is not a YAML mapping,
+/// [`crate::Error::Io`] for one that cannot be read.
+pub fn list_rows(project: &Project, instances: &[&InstanceConfig]) -> crate::Result<Vec<ListRow>> {
     instances
         .iter()
         .map(|i| {
-            let state = read_state(&project.kitchen_root, &i.name)?;
+            let state = StateFile::new(&project.kitchen_root, &i.name).load()?;
             Ok(ListRow {
                 instance: i.name.clone(),
                 driver: camel_case(i.driver_name()),
                 provisioner: camel_case(i.provisioner_name()),
                 verifier: camel_case(i.verifier_name()),
                 transport: camel_case(i.transport_name()),
-                last_action: state.get("last_action").and_then(value_text),
-                last_error: state.get("last_error").and_then(value_text),
-                forwarded_ports: state.get("forwarded_ports").cloned(),
+                last_action: state.get(keys::LAST_ACTION).and_then(value_text),
+                last_error: state.get(keys::LAST_ERROR).and_then(value_text),
+                forwarded_ports: state.get(keys::FORWARDED_PORTS).cloned(),
             })
         })
         .collect()
@@ -143,7 +109,7 @@ pub fn render_table(rows: &[ListRow]) -> String {
             r.provisioner.clone(),
             r.verifier.clone(),
             r.transport.clone(),
-            state_label(r.last_action.as_deref()).to_owned(),
+            last_action_label(r.last_action.as_deref()).to_owned(),
             r.last_error.clone().unwrap_or_else(|| "<None>".to_owned()),
         ]);
     }
@@ -172,7 +138,7 @@ pub(super) fn run(
     selected: &[String],
     args: &ListArgs,
     out: &mut impl Write,
-) -> Result<(), super::CliError> {
+) -> crate::Result<()> {
     let instances: Vec<&InstanceConfig> = selected
         .iter()
         .filter_map(|n| project.instance(n))
@@ -183,15 +149,20 @@ pub(super) fn run(
             s.push_str(&i.name);
             s.push('\n');
         }
-        return Ok(out.write_all(s.as_bytes())?);
+        return out.write_all(s.as_bytes()).map_err(super::output_error);
     }
     let rows = list_rows(project, &instances)?;
     if args.json {
-        let mut s = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other)?;
-        s.push('\n');
-        return Ok(out.write_all(s.as_bytes())?);
+        let mut s = serde_json::to_string_pretty(&rows).map_err(std::io::Error::other);
+        if let Ok(s) = &mut s {
+            s.push('\n');
+        }
+        return s
+            .and_then(|s| out.write_all(s.as_bytes()))
+            .map_err(super::output_error);
     }
-    Ok(out.write_all(render_table(&rows).as_bytes())?)
+    out.write_all(render_table(&rows).as_bytes())
+        .map_err(super::output_error)
 }
 
 #[cfg(test)]
@@ -211,8 +182,9 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(state_label(None), "<Not Created>");
-        assert_eq!(state_label(Some("setup")), "Set Up");
-        assert_eq!(state_label(Some("destroy")), "<Unknown>");
+        assert_eq!(last_action_label(None), "<Not Created>");
+        assert_eq!(last_action_label(Some("setup")), "Set Up");
+        assert_eq!(last_action_label(Some("destroy")), "<Unknown>");
+        assert_eq!(last_action_label(Some("frobnicate")), "<Unknown>");
     }
 }

@@ -133,16 +133,6 @@ impl ConfigError {
             found: describe(node),
         }
     }
-
-    /// The exit code the command line uses for this error (test-kitchen: 1 for usage and
-    /// selection errors, 20 for other Kitchen errors such as an unreadable config).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            ConfigError::NoMatch { .. } | ConfigError::NoInstances => 1,
-            ConfigError::Regex { at: None, .. } => 1,
-            _ => 20,
-        }
-    }
 }
 
 impl ConfigError {

@@ -4,16 +4,87 @@
 
 use regex::Regex;
 
-/// A suite `includes`/`excludes` entry: an exact platform name or a `/regex/[ix]*`.
+/// Which platforms a suite or a lifecycle hook applies to: its `includes` and `excludes`
+/// (lib/kitchen/config.rb#filter_instances). With includes, only platforms an include
+/// matches; else, without excludes, every platform; else those no exclude matches.
+///
+/// Suites and hooks share this one rule. (test-kitchen 4.1.0 compares a hook's entries with
+/// `Array#include?`, exact names only; kitchen-driver also accepts `/regex/` there, read as
+/// for suites.)
+///
+/// ```
+/// use kitchen_driver::config::filter::{NameKind, PlatformFilter};
+///
+/// let f = PlatformFilter::parse(&["/^ubuntu/i"], &["centos-7"]).expect("valid regex");
+/// assert!(f.matches("Ubuntu-22.04", NameKind::String));
+/// assert!(!f.matches("debian-12", NameKind::String));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlatformFilter {
+    /// Only these platforms, when non-empty.
+    pub includes: Vec<PlatformPattern>,
+    /// Not these platforms, when `includes` is empty.
+    pub excludes: Vec<PlatformPattern>,
+}
+
+impl PlatformFilter {
+    /// A filter from the entries as written.
+    ///
+    /// # Errors
+    /// The entry and the regex engine's message when a `/.../` entry is not a valid regular
+    /// expression here.
+    pub fn parse<S: AsRef<str>>(
+        includes: &[S],
+        excludes: &[S],
+    ) -> Result<Self, (String, regex::Error)> {
+        let parse = |entries: &[S]| {
+            entries
+                .iter()
+                .map(|e| {
+                    let e = e.as_ref();
+                    PlatformPattern::parse(e).map_err(|err| (e.to_owned(), err))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            includes: parse(includes)?,
+            excludes: parse(excludes)?,
+        })
+    }
+
+    /// Whether the platform named `name` (written as `kind`) passes the filter.
+    pub fn matches(&self, name: &str, kind: NameKind) -> bool {
+        if !self.includes.is_empty() {
+            self.includes.iter().any(|f| f.matches(name, kind))
+        } else if !self.excludes.is_empty() {
+            !self.excludes.iter().any(|f| f.matches(name, kind))
+        } else {
+            true
+        }
+    }
+}
+
+/// One `includes`/`excludes` entry (test-kitchen's `PlatformFilter`): an exact platform name
+/// or a `/regex/[ix]*`.
 #[derive(Debug, Clone)]
-pub enum PlatformFilter {
+pub enum PlatformPattern {
     /// Matches a platform whose name is exactly this string.
     Exact(String),
     /// Matches platforms whose name (String or Symbol) matches, unanchored.
     Regex(Regex),
 }
 
-impl PlatformFilter {
+impl PartialEq for PlatformPattern {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Exact(a), Self::Exact(b)) => a == b,
+            (Self::Regex(a), Self::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+
+impl PlatformPattern {
     /// Parses an entry as `PlatformFilter.convert` does.
     ///
     /// # Errors
@@ -27,19 +98,19 @@ impl PlatformFilter {
                 let pattern = &body[..end];
                 if flags.chars().all(|c| c == 'i' || c == 'x') && !pattern.contains('\n') {
                     return ruby_regex(pattern, flags.contains('i'), flags.contains('x'))
-                        .map(PlatformFilter::Regex);
+                        .map(PlatformPattern::Regex);
                 }
             }
         }
-        Ok(PlatformFilter::Exact(entry.to_owned()))
+        Ok(PlatformPattern::Exact(entry.to_owned()))
     }
 
     /// Whether the platform named `name` matches. `kind` is how the name was written: an
     /// exact entry equals only a String name, a regex matches String and Symbol names.
     pub fn matches(&self, name: &str, kind: NameKind) -> bool {
         match self {
-            PlatformFilter::Exact(s) => kind == NameKind::String && s == name,
-            PlatformFilter::Regex(re) => kind != NameKind::Other && re.is_match(name),
+            PlatformPattern::Exact(s) => kind == NameKind::String && s == name,
+            PlatformPattern::Regex(re) => kind != NameKind::Other && re.is_match(name),
         }
     }
 }
@@ -95,8 +166,8 @@ pub fn ruby_regex(pattern: &str, ignore_case: bool, extended: bool) -> Result<Re
 mod tests {
     use super::*;
 
-    fn f(s: &str) -> PlatformFilter {
-        match PlatformFilter::parse(s) {
+    fn f(s: &str) -> PlatformPattern {
+        match PlatformPattern::parse(s) {
             Ok(f) => f,
             Err(e) => panic!("{s}: {e}"),
         }
@@ -116,8 +187,24 @@ mod tests {
         assert!(!f("/^UBU/").matches("ubuntu", String));
         assert!(f("/u b u/x").matches("ubu", String));
         // Not regex-like: flags other than i/x, or no closing slash.
-        assert!(matches!(f("/foo/g"), PlatformFilter::Exact(_)));
-        assert!(matches!(f("/foo"), PlatformFilter::Exact(_)));
+        assert!(matches!(f("/foo/g"), PlatformPattern::Exact(_)));
+        assert!(matches!(f("/foo"), PlatformPattern::Exact(_)));
+    }
+
+    #[test]
+    fn includes_win_over_excludes_and_empty_admits_all() {
+        use NameKind::String;
+        let filter = |i: &[&str], e: &[&str]| PlatformFilter::parse(i, e).unwrap();
+        let none: &[&str] = &[];
+        assert!(filter(&[], &[]).matches("x", String));
+        assert!(filter(&["/ubuntu/i"], &[]).matches("Ubuntu-22.04", String));
+        assert!(!filter(&["/ubuntu/"], &[]).matches("Ubuntu-22.04", String));
+        assert!(filter(&["centos-7"], &["centos-7"]).matches("centos-7", String));
+        assert!(!filter(&["centos"], &[]).matches("centos-7", String));
+        assert!(!filter(&[], &["/^busy/"]).matches("busybox", String));
+        assert!(filter(&[], &["/^busy/"]).matches("debian-12", String));
+        let (entry, _) = PlatformFilter::parse(none, &["/(/"]).unwrap_err();
+        assert_eq!(entry, "/(/");
     }
 
     #[test]

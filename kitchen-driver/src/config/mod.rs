@@ -34,6 +34,7 @@ mod error;
 pub mod filter;
 mod munge;
 mod select;
+pub mod unused;
 pub(crate) mod value;
 pub(crate) mod yaml;
 
@@ -85,6 +86,32 @@ pub struct InstanceConfig {
     pub transport: PluginConfig,
     /// Merged lifecycle hooks (`pre_create`, `post_converge`, ...), lists concatenated.
     pub lifecycle: PluginConfig,
+}
+
+/// Deserializes a plugin block into a plugin's typed configuration, naming the failing key
+/// (drivers, provisioners and verifiers read their blocks with it when an action runs).
+///
+/// # Errors
+/// [`crate::Error::Config`] naming the key path and what is wrong.
+pub(crate) fn parse_block<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    instance: &str,
+    block: &PluginConfig,
+) -> crate::Result<T> {
+    let value = serde_json::Value::Object(block.clone());
+    // Keys the typed configuration does not use are reported (see [`unused`]), so none is
+    // dropped silently.
+    let mut unused_keys = Vec::new();
+    let mut on_unused = |path: serde_ignored::Path<'_>| unused_keys.push(path.to_string());
+    let de = serde_ignored::Deserializer::new(value, &mut on_unused);
+    let parsed = serde_path_to_error::deserialize(de).map_err(|e| {
+        crate::Error::config(kind, instance, format!("key `{}`: {}", e.path(), e.inner()))
+    });
+    let plugin = InstanceConfig::plugin_name(block);
+    for key in unused_keys {
+        unused::record(kind, plugin, key);
+    }
+    parsed
 }
 
 impl InstanceConfig {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::InstanceConfig;
 use super::error::ConfigError;
-use super::filter::{NameKind, PlatformFilter};
+use super::filter::{NameKind, PlatformFilter, PlatformPattern};
 use super::value::{Map, Node, Value, map_to_json};
 
 /// The values test-kitchen forces into plugin blocks (`Kitchen::Config#kitchen_config`).
@@ -56,8 +56,7 @@ struct Platform {
 
 struct Suite {
     name: String,
-    includes: Vec<PlatformFilter>,
-    excludes: Vec<PlatformFilter>,
+    filter: PlatformFilter,
     data_idx: usize,
 }
 
@@ -118,20 +117,7 @@ pub(crate) fn instances(
     let mut out = Vec::new();
     for suite in &suite_objs {
         for platform in &platform_objs {
-            let keep = if !suite.includes.is_empty() {
-                suite
-                    .includes
-                    .iter()
-                    .any(|f| f.matches(&platform.name, platform.kind))
-            } else if !suite.excludes.is_empty() {
-                !suite
-                    .excludes
-                    .iter()
-                    .any(|f| f.matches(&platform.name, platform.kind))
-            } else {
-                true
-            };
-            if !keep {
+            if !suite.filter.matches(&platform.name, platform.kind) {
                 continue;
             }
             if platform.kind == NameKind::Other {
@@ -319,8 +305,24 @@ fn suite_obj(s: &Map, i: usize) -> Result<(Suite, Value), ConfigError> {
             found: "a suite without a name".into(),
         });
     };
-    let filters = |key: &str| -> Result<Vec<PlatformFilter>, ConfigError> {
-        let Some(node) = s.get(key) else {
+    Ok((
+        Suite {
+            name: name.ruby_to_s(),
+            filter: platform_filter(s, &format!("suites[{i}]"))?,
+            data_idx: i,
+        },
+        name.v.clone(),
+    ))
+}
+
+/// The `includes`/`excludes` of a suite or a lifecycle hook (`map`, at key path `path`).
+///
+/// # Errors
+/// [`ConfigError::Type`] for entries that are not strings, [`ConfigError::Regex`] for a
+/// `/regex/` entry this engine cannot compile, both located.
+fn platform_filter(map: &Map, path: &str) -> Result<PlatformFilter, ConfigError> {
+    let patterns = |key: &str| -> Result<Vec<PlatformPattern>, ConfigError> {
+        let Some(node) = map.get(key) else {
             return Ok(Vec::new());
         };
         // Kernel.Array(filters)
@@ -330,7 +332,7 @@ fn suite_obj(s: &Map, i: usize) -> Result<(Suite, Value), ConfigError> {
             Value::Map(_) => {
                 return Err(ConfigError::ty(
                     node,
-                    format!("suites[{i}].{key}"),
+                    format!("{path}.{key}"),
                     "a list of platform names or /regex/ strings",
                 ));
             }
@@ -340,7 +342,7 @@ fn suite_obj(s: &Map, i: usize) -> Result<(Suite, Value), ConfigError> {
             .into_iter()
             .enumerate()
             .map(|(j, e)| {
-                let path = format!("suites[{i}].{key}[{j}]");
+                let path = format!("{path}.{key}[{j}]");
                 let Value::Str(text) = &e.v else {
                     return Err(ConfigError::ty(
                         e,
@@ -349,7 +351,7 @@ fn suite_obj(s: &Map, i: usize) -> Result<(Suite, Value), ConfigError> {
                          else; quote it)",
                     ));
                 };
-                PlatformFilter::parse(text).map_err(|err| ConfigError::Regex {
+                PlatformPattern::parse(text).map_err(|err| ConfigError::Regex {
                     at: e.pos.clone(),
                     context: path,
                     pattern: text.clone(),
@@ -358,17 +360,27 @@ fn suite_obj(s: &Map, i: usize) -> Result<(Suite, Value), ConfigError> {
             })
             .collect()
     };
-    let includes = filters("includes")?;
-    let excludes = filters("excludes")?;
-    Ok((
-        Suite {
-            name: name.ruby_to_s(),
-            includes,
-            excludes,
-            data_idx: i,
-        },
-        name.v.clone(),
-    ))
+    Ok(PlatformFilter {
+        includes: patterns("includes")?,
+        excludes: patterns("excludes")?,
+    })
+}
+
+/// Checks the platform filters of every hook in a merged `lifecycle` block at load time, so
+/// an invalid `/regex/` is a located error before any action runs (the lifecycle reads the
+/// hooks again from the block).
+fn check_hook_filters(lifecycle: &Map) -> Result<(), ConfigError> {
+    for (key, hooks) in lifecycle.iter() {
+        let Value::Seq(items) = &hooks.v else {
+            continue;
+        };
+        for (j, item) in items.iter().enumerate() {
+            if let Some(hook) = item.as_map() {
+                platform_filter(hook, &format!("lifecycle.{key}[{j}]"))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `normalized_{common,platform,suite}_data`: nil -> {}, "x" -> {name: "x"}, and the arrays
@@ -475,6 +487,7 @@ fn finish_block(
                     platform,
                 )?;
             }
+            check_hook_filters(&m)?;
             &["kitchen_root", "test_base_path", "log_level", "debug"]
         }
     };

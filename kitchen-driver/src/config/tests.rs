@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{ConfigError, InstanceConfig, LoadOptions, Project, load_str};
+use super::{InstanceConfig, LoadOptions, Project, load_str};
 
 fn opts() -> LoadOptions {
     LoadOptions::new(PathBuf::from("/proj"), BTreeMap::new())
@@ -242,6 +242,22 @@ fn invalid_filter_regex_is_located() {
 }
 
 #[test]
+fn invalid_hook_filter_regex_is_located_at_load_time() {
+    // Hooks use the suites' PlatformFilter: a bad /regex/ is a load error with its location,
+    // never a silent exact match.
+    let e = err(
+        "platforms: [{name: p}]\nsuites:\n  - name: s\n    lifecycle:\n      pre_create:\n        - local: echo\n          excludes: ['/(/']\n",
+    );
+    assert!(e.starts_with("/proj/kitchen.yml:7:22: "), "{e}");
+    assert!(e.contains("lifecycle.pre_create[0].excludes[0]"), "{e}");
+    assert!(e.contains("invalid regular expression `/(/`"), "{e}");
+    // A valid one loads, in Ruby's syntax (\h).
+    load(
+        "platforms: [{name: p}]\nsuites: [{name: s, lifecycle: {pre_create: [{local: x, includes: ['/^\\h+$/']}]}}]\n",
+    );
+}
+
+#[test]
 fn instance_names_and_suite_major_order() {
     let p = load(
         "platforms: [{name: Ubuntu_22.04}, {name: 'centos/7,x'}]\n\
@@ -402,9 +418,9 @@ fn yaml_syntax_errors_show_the_line() {
 fn selection_errors_exit_1_and_config_errors_exit_20() {
     let p = load("platforms: [{name: p}]\nsuites: [{name: s}]\n");
     let e = p.select(&["nope".into()]).err();
-    assert_eq!(e.as_ref().map(ConfigError::exit_code), Some(1));
+    assert_eq!(e.map(|e| crate::Error::from(e).exit_code()), Some(1));
     let e = load_str("a: [\n", &opts()).err();
-    assert_eq!(e.as_ref().map(ConfigError::exit_code), Some(20));
+    assert_eq!(e.map(|e| crate::Error::from(e).exit_code()), Some(20));
 }
 
 #[test]

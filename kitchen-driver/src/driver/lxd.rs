@@ -22,15 +22,15 @@ use lxd_client::{Client, FileOptions};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::docker::project_hash;
-use super::{
-    Connection, Driver, DriverContext, ExecOutput, ExecRequest, LoginCommand, TarBuilder, Target,
-    TtySession, parse_block,
-};
-use crate::config::PluginConfig;
+use super::naming::lxd_instance_name;
+use super::{Driver, ready};
+use crate::config::{PluginConfig, parse_block};
 use crate::error::{Error, Result};
+use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
-use crate::state::State;
+use crate::state::{State, keys};
+use crate::transport::tty::TtyRuntime;
+use crate::transport::{Connection, ExecOutput, ExecRequest, TarBuilder, Target, TtySession};
 
 /// Config key holding the project directory on every instance the driver creates.
 pub const CONFIG_PROJECT: &str = "user.kitchen.project";
@@ -70,26 +70,6 @@ struct LxdConfig {
     remote: Option<String>,
     wait_for: Option<String>,
     ready_timeout: Option<u64>,
-}
-
-/// The LXD instance name for an instance of the project at `kitchen_root`: a valid hostname
-/// (`[a-z0-9-]`, at most 63 characters, starting with a letter).
-pub fn instance_name(kitchen_root: &std::path::Path, instance: &str) -> String {
-    let mut tail: String = instance
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let prefix = format!("kitchen-{}-", project_hash(kitchen_root));
-    let room = 63 - prefix.len();
-    if tail.len() > room {
-        // Keep names unique when truncating: the end is a hash of the full instance name.
-        let h = project_hash(std::path::Path::new(instance));
-        tail.truncate(room - 7);
-        tail = format!("{}-{}", tail.trim_end_matches('-'), &h[..6]);
-    }
-    let name = format!("{prefix}{tail}");
-    name.trim_end_matches('-').to_string()
 }
 
 /// The LXD driver.
@@ -169,7 +149,7 @@ impl LxdDriver {
     }
 
     fn err(
-        ctx: &DriverContext,
+        ctx: &InstanceContext,
         action: impl Into<String>,
     ) -> impl FnOnce(lxd_client::Error) -> Error {
         let instance = ctx.instance.name.clone();
@@ -182,7 +162,7 @@ impl LxdDriver {
     }
 
     /// Removes the instance `name` if it exists (stopping it first).
-    async fn remove(client: &Client, ctx: &DriverContext, name: &str) -> Result<bool> {
+    async fn remove(client: &Client, ctx: &InstanceContext, name: &str) -> Result<bool> {
         let instances = client.instances();
         match instances.get(name).await {
             Ok(_) => {}
@@ -217,34 +197,19 @@ impl LxdDriver {
         }
     }
 
-    async fn wait_ready(&self, conn: &LxdConnection, ctx: &DriverContext) -> Result<()> {
+    async fn wait_ready(&self, conn: &LxdConnection, ctx: &InstanceContext) -> Result<()> {
         let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(120));
         let started = Instant::now();
-        let probe = super::READINESS_PROBE;
-        let mut last;
-        loop {
-            match conn.exec(&ExecRequest::shell(probe), &NullSink).await {
-                Ok(out) => {
-                    let answer = out.stdout.trim().to_string();
-                    if answer == "running" || answer == "degraded" {
-                        break;
-                    }
-                    last = format!("`systemctl is-system-running` answered `{answer}`");
-                }
-                Err(e) => last = e.to_string(),
-            }
-            if started.elapsed() > timeout {
-                return Err(Error::Runtime {
-                    instance: ctx.instance.name.clone(),
-                    message: format!(
-                        "LXD instance {} not ready after {}s: {last}; raise `ready_timeout` if it is slow",
-                        conn.name,
-                        timeout.as_secs()
-                    ),
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+        let what = format!("LXD instance {}", conn.name);
+        ready::wait_until_ready(
+            conn,
+            ctx,
+            &what,
+            timeout,
+            Duration::from_millis(250),
+            || async { Ok(()) },
+        )
+        .await?;
         if let Some(cmd) = &self.config.wait_for {
             loop {
                 let out = conn
@@ -276,12 +241,12 @@ impl Driver for LxdDriver {
         "lxd"
     }
 
-    async fn create(&self, ctx: &DriverContext, state: &mut State) -> Result<()> {
+    async fn create(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let client = self.client().await?;
         let instances = client.instances();
-        let name = instance_name(&ctx.kitchen_root, &ctx.instance.name);
+        let name = lxd_instance_name(&ctx.kitchen_root, &ctx.instance.name);
         let root = ctx.kitchen_root.to_string_lossy().into_owned();
-        if state.get_str("container_name").is_some()
+        if state.get_str(keys::CONTAINER_NAME).is_some()
             && let Ok(i) = instances.get(&name).await
             && i.status == "Running"
         {
@@ -355,16 +320,16 @@ impl Driver for LxdDriver {
         ctx.output
             .debug(&format!("Creating LXD instance {name} from {image}"));
         // Recorded first: a crash from here on leaves a name destroy can find.
-        state.set("container_name", name.clone());
-        state.set("lxd_project", self.project());
-        state.set("image", image.clone());
+        state.set(keys::CONTAINER_NAME, name.clone());
+        state.set(keys::LXD_PROJECT, self.project());
+        state.set(keys::IMAGE, image.clone());
         let created = match b.send().await {
             Ok(op) => op.wait(Some(Duration::from_secs(600))).await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = created {
             let _ = Self::remove(&client, ctx, &name).await;
-            state.remove("container_name");
+            state.remove(keys::CONTAINER_NAME);
             return Err(Self::err(
                 ctx,
                 format!("creating instance {name} from {image}"),
@@ -373,7 +338,7 @@ impl Driver for LxdDriver {
         // The hostname test-kitchen users expect inside is the instance's name (as on Docker),
         // not the image's (`debian-12`) nor the LXD name: both test images' inits, and systemd,
         // set it from /etc/hostname at boot. An instance without /etc (a bare VM) keeps LXD's.
-        let hostname = super::docker::sanitize_hostname(&ctx.instance.name);
+        let hostname = super::naming::sanitize_hostname(&ctx.instance.name);
         if let Err(e) = instances
             .files(&name)
             .push(
@@ -416,7 +381,7 @@ impl Driver for LxdDriver {
                 })
                 .unwrap_or_default();
             if Self::remove(&client, ctx, &name).await.is_ok() {
-                state.remove("container_name");
+                state.remove(keys::CONTAINER_NAME);
             }
             return Err(Error::Runtime {
                 instance: ctx.instance.name.clone(),
@@ -430,17 +395,17 @@ impl Driver for LxdDriver {
             instance: ctx.instance.name.clone(),
         };
         self.wait_ready(&conn, ctx).await?;
-        state.set("hostname", hostname);
+        state.set(keys::HOSTNAME, hostname);
         ctx.output.info(&format!("LXD instance {name} is ready"));
         Ok(())
     }
 
-    async fn destroy(&self, ctx: &DriverContext, state: &mut State) -> Result<()> {
+    async fn destroy(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let client = self.client().await?;
         let name = state
-            .get_str("container_name")
+            .get_str(keys::CONTAINER_NAME)
             .map(str::to_string)
-            .unwrap_or_else(|| instance_name(&ctx.kitchen_root, &ctx.instance.name));
+            .unwrap_or_else(|| lxd_instance_name(&ctx.kitchen_root, &ctx.instance.name));
         let root = ctx.kitchen_root.to_string_lossy().into_owned();
         // Only ever delete what carries this project's key.
         match client.instances().get(&name).await {
@@ -454,14 +419,16 @@ impl Driver for LxdDriver {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
-        for key in ["container_name", "lxd_project", "hostname", "image"] {
-            state.remove(key);
-        }
+        state.forget_instance();
         Ok(())
     }
 
-    async fn connection(&self, ctx: &DriverContext, state: &State) -> Result<Arc<dyn Connection>> {
-        let Some(name) = state.get_str("container_name") else {
+    async fn connection(
+        &self,
+        ctx: &InstanceContext,
+        state: &State,
+    ) -> Result<Arc<dyn Connection>> {
+        let Some(name) = state.get_str(keys::CONTAINER_NAME) else {
             return Err(Error::NotCreated {
                 instance: ctx.instance.name.clone(),
             });
@@ -636,41 +603,21 @@ impl Connection for LxdConnection {
             .spawn()
             .await
             .map_err(self.err("starting the login shell"))?;
-        let mut stdin = process.take_stdin();
-        let mut stdout = process.take_stdout();
-        let (session, mut ends) = TtySession::channels();
+        let stdin = process.take_stdin();
+        let stdout = process.take_stdout();
+        let (session, ends) = TtySession::channels();
         let instance = self.instance.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    data = ends.input.recv(), if stdin.is_some() => match (data, stdin.as_mut()) {
-                        (Some(d), Some(w)) => {
-                            if w.write(bytes::Bytes::from(d)).await.is_err() {
-                                stdin = None;
-                            }
-                        }
-                        _ => stdin = None,
-                    },
-                    Some((w, h)) = ends.resize.recv() => {
-                        let _ = process.resize(u32::from(w), u32::from(h)).await;
-                    }
-                    chunk = async {
-                        match stdout.as_mut() {
-                            Some(s) => s.next().await,
-                            None => None,
-                        }
-                    } => match chunk {
-                        Some(Ok(b)) => {
-                            if ends.output.send(b.to_vec()).await.is_err() {
-                                break;
-                            }
-                        }
-                        _ => break,
-                    },
-                }
-            }
-            drop(ends.output);
-            drop(stdin);
+            let output = match stdout {
+                Some(s) => s.map(|item| item.ok().map(|b| b.to_vec())).left_stream(),
+                None => futures::stream::empty().right_stream(),
+            };
+            let mut runtime = LxdTty {
+                process: &process,
+                stdin,
+            };
+            let exit = ends.pump(output, &mut runtime).await;
+            drop(runtime);
             let code = process
                 .wait(None)
                 .await
@@ -680,27 +627,9 @@ impl Connection for LxdConnection {
                     instance,
                     source: Box::new(source),
                 });
-            let _ = ends.exit.send(code);
+            let _ = exit.send(code);
         });
         Ok(session)
-    }
-
-    fn login_command(&self) -> LoginCommand {
-        let mut args = vec!["exec".to_string(), self.name.clone()];
-        if self.project != "default" {
-            args.extend(["--project".to_string(), self.project.clone()]);
-        }
-        args.extend([
-            "--".into(),
-            "sh".into(),
-            "-c".into(),
-            super::LOGIN_SHELL.into(),
-        ]);
-        LoginCommand {
-            program: "lxc".into(),
-            args,
-            env: Vec::new(),
-        }
     }
 
     fn target(&self) -> Target {
@@ -712,6 +641,57 @@ impl Connection for LxdConnection {
 
     fn instance(&self) -> &str {
         &self.instance
+    }
+
+    async fn resource_usage(&self) -> Result<Option<crate::transport::ResourceUsage>> {
+        let state = self
+            .client
+            .instances()
+            .state(&self.name)
+            .await
+            .map_err(self.err("reading the instance state"))?;
+        let positive = |v: i64| u64::try_from(v).ok().filter(|v| *v > 0);
+        let memory = state.memory.as_ref();
+        Ok(Some(crate::transport::ResourceUsage::new(
+            memory.and_then(|m| positive(m.usage)),
+            memory.and_then(|m| positive(m.usage_peak)),
+            state
+                .cpu
+                .as_ref()
+                .and_then(|c| positive(c.usage))
+                .map(std::time::Duration::from_nanos),
+        )))
+    }
+}
+
+/// LXD's side of a `login` exec: its stdin websocket and its resize control.
+struct LxdTty<'a> {
+    process: &'a lxd_client::ExecProcess,
+    stdin: Option<lxd_client::ExecStdin>,
+}
+
+#[async_trait]
+impl TtyRuntime for LxdTty<'_> {
+    async fn write(&mut self, data: Vec<u8>) -> bool {
+        let written = match self.stdin.as_mut() {
+            Some(w) => w.write(bytes::Bytes::from(data)).await.is_ok(),
+            None => false,
+        };
+        if !written {
+            self.stdin = None;
+        }
+        written
+    }
+
+    async fn close_input(&mut self) {
+        self.stdin = None;
+    }
+
+    async fn resize(&mut self, width: u16, height: u16) {
+        let _ = self
+            .process
+            .resize(u32::from(width), u32::from(height))
+            .await;
     }
 }
 
@@ -772,29 +752,6 @@ mod tests {
             panic!("object")
         };
         LxdDriver::from_config("default-busybox", &m)
-    }
-
-    #[test]
-    fn names_are_valid_hostnames_unique_per_project() {
-        let a = instance_name(std::path::Path::new("/a"), "default-Ubuntu 2204");
-        let b = instance_name(std::path::Path::new("/b"), "default-Ubuntu 2204");
-        assert_ne!(a, b);
-        assert!(
-            a.starts_with("kitchen-") && a.ends_with("-default-ubuntu-2204"),
-            "{a}"
-        );
-        let long = "x".repeat(100);
-        let l1 = instance_name(std::path::Path::new("/a"), &long);
-        let l2 = instance_name(std::path::Path::new("/a"), &format!("{long}y"));
-        assert!(l1.len() <= 63 && l2.len() <= 63, "{l1}");
-        assert_ne!(l1, l2);
-        for n in [&a, &l1] {
-            assert!(
-                n.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            );
-            assert!(!n.ends_with('-'));
-        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::InstanceConfig;
+pub use crate::error::CancelReason;
 use crate::lifecycle::Action;
 use crate::verifier::CaseOutcome;
 
@@ -182,26 +183,6 @@ impl Level {
     }
 }
 
-/// Why a run, instance or step was cancelled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum CancelCause {
-    /// Ctrl-C (SIGINT).
-    Interrupt,
-    /// `--fail-fast`: another instance failed.
-    FailFast,
-}
-
-impl fmt::Display for CancelCause {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            CancelCause::Interrupt => "interrupted",
-            CancelCause::FailFast => "cancelled by --fail-fast",
-        })
-    }
-}
-
 /// How a step, hook or instance ended. Serialised flattened into its event:
 /// `"outcome": "passed"`, or `"outcome": "cancelled", "cause": "interrupt"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -217,8 +198,8 @@ pub enum Outcome {
     Errored,
     /// It did not run, or stopped between steps.
     Cancelled {
-        /// What cancelled it.
-        cause: CancelCause,
+        /// What cancelled it (`interrupted`: Ctrl-C; `fail_fast`: `--fail-fast`).
+        cause: CancelReason,
     },
 }
 

@@ -18,7 +18,7 @@ fn step_finished_serialises_flat_with_outcome_cause_and_seconds() {
         action: Action::Converge,
         duration: Duration::from_millis(2500),
         outcome: Outcome::Cancelled {
-            cause: CancelCause::FailFast,
+            cause: CancelReason::FailFast,
         },
         reason: None,
     });
@@ -154,7 +154,7 @@ fn counts_add_up_by_outcome() {
         Outcome::Errored,
         Outcome::Passed,
         Outcome::Cancelled {
-            cause: CancelCause::Interrupt,
+            cause: CancelReason::Interrupted,
         },
     ] {
         c.add(o);

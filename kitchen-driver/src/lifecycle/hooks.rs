@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::Action;
+use crate::action::Action;
+use crate::config::filter::{NameKind, PlatformFilter};
 use crate::config::{InstanceConfig, PluginConfig};
 use crate::error::{Error, Result};
 
@@ -65,40 +66,15 @@ pub enum HookCommand {
 pub struct Hook {
     /// What it runs.
     pub command: HookCommand,
-    /// Only these platforms (exact names or `/regex/`), when non-empty.
-    pub includes: Vec<String>,
-    /// Not these platforms, when `includes` is empty.
-    pub excludes: Vec<String>,
+    /// The platforms it runs on (`includes`/`excludes`, read as for suites).
+    pub filter: PlatformFilter,
 }
 
 impl Hook {
-    /// Whether the hook applies to `platform` (test-kitchen's PlatformFilter).
+    /// Whether the hook applies to the platform named `platform`.
     pub fn applies_to(&self, platform: &str) -> bool {
-        if !self.includes.is_empty() {
-            self.includes.iter().any(|f| filter_matches(f, platform))
-        } else if !self.excludes.is_empty() {
-            !self.excludes.iter().any(|f| filter_matches(f, platform))
-        } else {
-            true
-        }
+        self.filter.matches(platform, NameKind::String)
     }
-}
-
-fn filter_matches(filter: &str, platform: &str) -> bool {
-    if let Some(rest) = filter.strip_prefix('/')
-        && let Some(end) = rest.rfind('/')
-    {
-        let (pattern, flags) = (&rest[..end], &rest[end + 1..]);
-        if flags.chars().all(|c| "ix".contains(c)) {
-            let mut b = regex::RegexBuilder::new(pattern);
-            b.case_insensitive(flags.contains('i'));
-            b.ignore_whitespace(flags.contains('x'));
-            if let Ok(re) = b.build() {
-                return re.is_match(platform);
-            }
-        }
-    }
-    filter == platform
 }
 
 /// All hooks of one instance, by action and phase.
@@ -152,6 +128,16 @@ impl Hooks {
     }
 }
 
+/// A hook's `includes`/`excludes` (the loader has already checked them, with locations).
+fn platform_filter(
+    m: &serde_json::Map<String, Value>,
+) -> std::result::Result<PlatformFilter, String> {
+    let includes = string_list(m.get("includes"))?;
+    let excludes = string_list(m.get("excludes"))?;
+    PlatformFilter::parse(&includes, &excludes)
+        .map_err(|(entry, e)| format!("invalid regular expression `{entry}`: {e}"))
+}
+
 fn string_list(v: Option<&Value>) -> std::result::Result<Vec<String>, String> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
@@ -177,12 +163,10 @@ fn parse_hook(item: &Value, kitchen_root: &std::path::Path) -> std::result::Resu
                 environment: Vec::new(),
                 user: None,
             },
-            includes: Vec::new(),
-            excludes: Vec::new(),
+            filter: PlatformFilter::default(),
         }),
         Value::Object(m) => {
-            let includes = string_list(m.get("includes"))?;
-            let excludes = string_list(m.get("excludes"))?;
+            let filter = platform_filter(m)?;
             let command = if let Some(cmd) = m.get("local") {
                 let command = cmd
                     .as_str()
@@ -223,11 +207,7 @@ fn parse_hook(item: &Value, kitchen_root: &std::path::Path) -> std::result::Resu
             } else {
                 return Err(format!("a hook needs `local:` or `remote:`, got {item}"));
             };
-            Ok(Hook {
-                command,
-                includes,
-                excludes,
-            })
+            Ok(Hook { command, filter })
         }
         other => Err(format!("a hook is a string or a map, not {other}")),
     }
@@ -284,11 +264,28 @@ mod tests {
     }
 
     #[test]
-    fn filters_match_like_test_kitchen() {
-        assert!(filter_matches("/ubuntu/i", "Ubuntu-22.04"));
-        assert!(!filter_matches("/ubuntu/", "Ubuntu-22.04"));
-        assert!(filter_matches("centos-7", "centos-7"));
-        assert!(!filter_matches("centos", "centos-7"));
+    fn hook_filters_are_the_suites_platform_filter() {
+        let h = hooks(json!({
+            "pre_create": [
+                {"local": "a", "includes": "/ubuntu/i"},
+                {"local": "b", "includes": ["centos-7"]},
+                {"local": "c", "excludes": [r"/^\h+$/"]}
+            ]
+        }))
+        .unwrap();
+        let run = |p: &str| -> Vec<String> {
+            h.for_phase(Action::Create, Phase::Pre, p)
+                .iter()
+                .map(|h| match &h.command {
+                    HookCommand::Local { command, .. } => command.clone(),
+                    HookCommand::Remote { command, .. } => command.clone(),
+                })
+                .collect()
+        };
+        assert_eq!(run("Ubuntu-22.04"), ["a", "c"]);
+        assert_eq!(run("centos-7"), ["b", "c"]);
+        // Ruby's \h (a hex digit), which the regex crate alone does not know.
+        assert_eq!(run("beef"), Vec::<String>::new());
     }
 
     #[test]

@@ -29,106 +29,13 @@
 mod hooks;
 pub mod preflight;
 mod runner;
+mod sampler;
 
-use std::fmt;
-use std::str::FromStr;
-
+pub use crate::action::{Action, UnknownAction};
 pub use hooks::{Hook, HookCommand, Hooks, Phase};
 pub use runner::{
     Canceller, Command, DestroyMode, InstanceOutcome, RunOptions, Runner, failure_summary,
 };
-
-/// One lifecycle action, in test-kitchen's order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[non_exhaustive]
-pub enum Action {
-    /// Remove the instance.
-    Destroy,
-    /// Create and start the instance.
-    Create,
-    /// Run the provisioner.
-    Converge,
-    /// An empty step in test-kitchen 4 (kept for hooks and state compatibility).
-    Setup,
-    /// Run the verifier.
-    Verify,
-}
-
-impl Action {
-    /// Every action, in order.
-    pub const ALL: [Action; 5] = [
-        Action::Destroy,
-        Action::Create,
-        Action::Converge,
-        Action::Setup,
-        Action::Verify,
-    ];
-
-    /// The name as written in state files and hook keys (`converge`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Destroy => "destroy",
-            Action::Create => "create",
-            Action::Converge => "converge",
-            Action::Setup => "setup",
-            Action::Verify => "verify",
-        }
-    }
-
-    /// The banner verb (`Converging`).
-    pub fn verb(self) -> &'static str {
-        match self {
-            Action::Destroy => "Destroying",
-            Action::Create => "Creating",
-            Action::Converge => "Converging",
-            Action::Setup => "Setting up",
-            Action::Verify => "Verifying",
-        }
-    }
-
-    /// `list`'s Last Action label (`Converged`).
-    pub fn label(self) -> &'static str {
-        match self {
-            Action::Destroy => "<Not Created>",
-            Action::Create => "Created",
-            Action::Converge => "Converged",
-            Action::Setup => "Set Up",
-            Action::Verify => "Verified",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The name is not one of the five actions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnknownAction(pub String);
-
-impl fmt::Display for UnknownAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown action `{}`", self.0)
-    }
-}
-
-impl std::error::Error for UnknownAction {}
-
-impl FromStr for Action {
-    type Err = UnknownAction;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Action::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| UnknownAction(s.to_string()))
-    }
-}
 
 /// The steps that take an instance whose last completed action is `last` to `target`
 /// (test-kitchen's `Instance::FSM.actions`): every step after `last` up to `target`, or just
@@ -190,13 +97,5 @@ mod tests {
                 assert!(!s.is_empty());
             }
         }
-    }
-
-    #[test]
-    fn names_roundtrip() {
-        for a in Action::ALL {
-            assert_eq!(a.as_str().parse::<Action>().unwrap(), a);
-        }
-        assert!("test".parse::<Action>().is_err());
     }
 }

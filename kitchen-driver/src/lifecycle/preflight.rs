@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use crate::config::InstanceConfig;
+use crate::config::unused::UnusedKey;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, Command};
 use crate::{provisioner, verifier};
@@ -37,12 +38,36 @@ fn furthest(command: &Command) -> Option<Action> {
 }
 
 /// Checks the provisioner, verifier and transport that `command` will use on `inst` (the
-/// driver is resolved by the caller). Pure apart from looking for busser's bats directory.
+/// driver is resolved by the caller), and returns the keys of the instance's driver,
+/// provisioner, verifier and transport blocks that have no effect here, each with its reason,
+/// for the caller to warn about once. Pure apart from looking for busser's bats directory.
 ///
 /// # Errors
 /// [`Error::UnknownPlugin`] or [`Error::Config`] naming the plugin, the instance and what is
 /// supported.
-pub fn check(inst: &InstanceConfig, command: &Command, test_base_path: &Path) -> Result<()> {
+pub fn check(
+    inst: &InstanceConfig,
+    command: &Command,
+    test_base_path: &Path,
+) -> Result<Vec<UnusedKey>> {
+    let (checked, mut unused) = crate::config::unused::collect(|| {
+        crate::driver::for_instance(inst)?;
+        check_plugins(inst, command, test_base_path)
+    });
+    checked?;
+    if furthest(command).is_none() {
+        // `exec` and the like: the user has seen the warnings on the run that created it.
+        return Ok(Vec::new());
+    }
+    let transport = InstanceConfig::plugin_name(&inst.transport);
+    unused.extend(crate::config::unused::transport_keys(
+        transport,
+        &inst.transport,
+    ));
+    Ok(unused)
+}
+
+fn check_plugins(inst: &InstanceConfig, command: &Command, test_base_path: &Path) -> Result<()> {
     let transport = InstanceConfig::plugin_name(&inst.transport);
     if !transport.is_empty() && !API_TRANSPORTS.contains(&transport) {
         return Err(Error::UnknownPlugin {
@@ -55,14 +80,16 @@ pub fn check(inst: &InstanceConfig, command: &Command, test_base_path: &Path) ->
             ),
         });
     }
-    let Some(to) = furthest(command) else {
-        return Ok(());
-    };
-    if to >= Action::Converge {
-        provisioner::for_instance(inst)?;
+    // The provisioner and verifier are checked whatever the command, for their keys; only the
+    // ones the command reaches can stop it.
+    let to = furthest(command);
+    let provisioner = provisioner::for_instance(inst).map(|_| ());
+    let verifier = verifier::for_instance_under(inst, test_base_path).map(|_| ());
+    if to.is_some_and(|a| a >= Action::Converge) {
+        provisioner?;
     }
-    if to >= Action::Verify {
-        verifier::for_instance_under(inst, test_base_path)?;
+    if to.is_some_and(|a| a >= Action::Verify) {
+        verifier?;
     }
     Ok(())
 }
@@ -77,7 +104,7 @@ mod tests {
     fn inst(provisioner: Value, verifier: Value, transport: Value) -> InstanceConfig {
         serde_json::from_value(json!({
             "name": "default-p", "suite": "default", "platform": "p",
-            "driver": {"name": "docker"}, "provisioner": provisioner,
+            "driver": {"name": "docker", "image": "kitchen/busybox:latest"}, "provisioner": provisioner,
             "verifier": verifier, "transport": transport, "lifecycle": {},
         }))
         .unwrap()
@@ -135,6 +162,38 @@ mod tests {
             let i = inst(shell.clone(), shell.clone(), json!({"name": t}));
             check(&i, &test(), tbp.path()).unwrap();
         }
+    }
+
+    #[test]
+    fn keys_without_effect_are_named_with_why() {
+        let tbp = tempfile::tempdir().unwrap();
+        let mut i = inst(
+            json!({"name": "ansible_playbook", "require_ansible_repo": true, "hosts": "all"}),
+            json!({"name": "shell", "comand": "typo"}),
+            json!({"name": "ssh", "max_ssh_sessions": 1}),
+        );
+        i.driver.insert("use_sudo".into(), json!(false));
+        i.driver.insert("kitchen_root".into(), json!("/p"));
+        let keys = check(&i, &Command::Action(Action::Create), tbp.path()).unwrap();
+        let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown
+                .iter()
+                .map(|s| s.split(" is ignored").next().unwrap())
+                .collect::<Vec<_>>(),
+            [
+                "driver `docker` key `use_sudo`",
+                "provisioner `ansible_playbook` key `require_ansible_repo`",
+                "verifier `shell` key `comand`",
+                "transport `ssh` key `max_ssh_sessions`",
+            ],
+            "{shown:#?}"
+        );
+        assert!(
+            shown[2].contains("a typo, or a key of another plugin"),
+            "{shown:#?}"
+        );
+        assert!(shown[3].contains("not SSH or WinRM"), "{shown:#?}");
     }
 
     #[test]

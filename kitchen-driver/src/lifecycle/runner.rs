@@ -8,17 +8,20 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 
 use super::hooks::{HookCommand, Hooks, Phase};
+use super::sampler::Sampler;
 use super::{Action, steps};
 use crate::config::InstanceConfig;
-use crate::driver::{self, Connection, Driver, DriverContext, ExecRequest};
-use crate::error::{Error, Result};
+use crate::driver::{self, Driver};
+use crate::error::{CancelReason, Error, Result};
 use crate::events::{
-    self, CancelCause, Event, EventBus, HookFinished, HookPhase, HookStarted, InstanceFinished,
-    InstanceId, InstanceOutput, InstanceStarted, Outcome, Reason, RunStarted, StepFinished,
-    StepStarted, TestCaseFinished,
+    self, Event, EventBus, HookFinished, HookPhase, HookStarted, InstanceFinished, InstanceId,
+    InstanceOutput, InstanceStarted, Outcome, Reason, RunStarted, StepFinished, StepStarted,
+    TestCaseFinished,
 };
-use crate::plugin::PluginContext;
-use crate::state::{State, StateFile};
+use crate::host::HostCommand;
+use crate::plugin::InstanceContext;
+use crate::state::{State, StateFile, keys};
+use crate::transport::{self, Connection, ExecRequest};
 use crate::verifier::CaseResult;
 use crate::{provisioner, verifier};
 
@@ -123,16 +126,14 @@ impl InstanceOutcome {
     }
 }
 
-/// How an instance or step that ended with `error` counts: a verifier that found failures
-/// failed; a cancellation was cancelled (by `cause`, or Ctrl-C when none was recorded);
-/// anything else errored.
-pub fn outcome_of(error: Option<&Error>, cause: Option<CancelCause>) -> Outcome {
+/// How an instance, step or hook that ended with `error` counts: a verifier that found
+/// failures failed; a cancellation was cancelled (for the reason it carries); anything else
+/// errored.
+pub fn outcome_of(error: Option<&Error>) -> Outcome {
     match error {
         None => Outcome::Passed,
         Some(Error::VerifyFailed { .. }) => Outcome::Failed,
-        Some(Error::Cancelled { .. }) => Outcome::Cancelled {
-            cause: cause.unwrap_or(CancelCause::Interrupt),
-        },
+        Some(Error::Cancelled { reason, .. }) => Outcome::Cancelled { cause: *reason },
         Some(_) => Outcome::Errored,
     }
 }
@@ -153,44 +154,48 @@ pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
     Some(msg)
 }
 
-/// Stops a [`Runner`] from starting further steps (Ctrl-C). Steps already running finish,
-/// so nothing is left half-created, and `test --destroy always` still destroys.
+/// Stops a [`Runner`] from starting further steps (Ctrl-C, or `--fail-fast` after a
+/// failure). Steps already running finish, so nothing is left half-created, and
+/// `test --destroy always` still destroys. The first reason given is kept.
 #[derive(Debug, Clone, Default)]
 pub struct Canceller(Arc<AtomicU8>);
 
-const NOT_CANCELLED: u8 = 0;
-const BY_INTERRUPT: u8 = 1;
-const BY_FAIL_FAST: u8 = 2;
-
 impl Canceller {
-    /// Asks the runner to start no further step (Ctrl-C).
+    const NOT_CANCELLED: u8 = 0;
+    const INTERRUPTED: u8 = 1;
+    const FAIL_FAST: u8 = 2;
+
+    /// Asks the runner to start no further step, because of Ctrl-C.
     pub fn cancel(&self) {
-        self.cancel_because(CancelCause::Interrupt);
+        self.cancel_for(CancelReason::Interrupted);
     }
 
-    /// Asks the runner to start no further step, recording why. The first cause wins.
-    pub fn cancel_because(&self, cause: CancelCause) {
-        let code = match cause {
-            CancelCause::FailFast => BY_FAIL_FAST,
-            _ => BY_INTERRUPT,
+    /// Asks the runner to start no further step, for `reason`.
+    pub fn cancel_for(&self, reason: CancelReason) {
+        let code = match reason {
+            CancelReason::FailFast => Self::FAIL_FAST,
+            _ => Self::INTERRUPTED,
         };
-        let _ = self
-            .0
-            .compare_exchange(NOT_CANCELLED, code, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// Whether [`Canceller::cancel`] was called (or `--fail-fast` tripped).
-    pub fn is_cancelled(&self) -> bool {
-        self.cause().is_some()
+        let _ = self.0.compare_exchange(
+            Self::NOT_CANCELLED,
+            code,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
     }
 
     /// Why the run was cancelled, if it was.
-    pub fn cause(&self) -> Option<CancelCause> {
+    pub fn reason(&self) -> Option<CancelReason> {
         match self.0.load(Ordering::SeqCst) {
-            BY_INTERRUPT => Some(CancelCause::Interrupt),
-            BY_FAIL_FAST => Some(CancelCause::FailFast),
+            Self::INTERRUPTED => Some(CancelReason::Interrupted),
+            Self::FAIL_FAST => Some(CancelReason::FailFast),
             _ => None,
         }
+    }
+
+    /// Whether the run was cancelled (Ctrl-C or `--fail-fast`).
+    pub fn is_cancelled(&self) -> bool {
+        self.reason().is_some()
     }
 }
 
@@ -289,34 +294,31 @@ impl Runner {
                 tokio::spawn(async move {
                     let _permit = permit;
                     let mut cases = Vec::new();
-                    let outcome = this
+                    let result = this
                         .run_instance(inst.clone(), &command, &cancel, &mut cases)
                         .await;
-                    if outcome.0.is_failure() && opts.fail_fast {
-                        cancel.cancel_because(CancelCause::FailFast);
+                    if outcome_of(result.as_ref().err()).is_failure() && opts.fail_fast {
+                        cancel.cancel_for(CancelReason::FailFast);
                     }
-                    (outcome, cases)
+                    (result, cases)
                 }),
             ));
         }
         let mut outcomes = Vec::new();
         for (name, task) in tasks {
-            let ((outcome, error), cases) = match task.await {
-                Ok(((outcome, r), cases)) => ((outcome, r.err()), cases),
+            let (error, cases) = match task.await {
+                Ok((r, cases)) => (r.err(), cases),
                 Err(join) => (
-                    (
-                        Outcome::Errored,
-                        Some(Error::Runtime {
-                            instance: name.clone(),
-                            message: format!("the instance's task ended abnormally: {join}"),
-                        }),
-                    ),
+                    Some(Error::Runtime {
+                        instance: name.clone(),
+                        message: format!("the instance's task ended abnormally: {join}"),
+                    }),
                     Vec::new(),
                 ),
             };
             outcomes.push(InstanceOutcome {
                 instance: name,
-                outcome,
+                outcome: outcome_of(error.as_ref()),
                 error,
                 cases,
             });
@@ -332,7 +334,7 @@ impl Runner {
         command: &Command,
         cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
-    ) -> (Outcome, Result<()>) {
+    ) -> Result<()> {
         let output = self.bus.instance(InstanceId::from(inst.as_ref()));
         let started = Instant::now();
         self.bus.emit(Event::InstanceStarted(InstanceStarted {
@@ -350,11 +352,10 @@ impl Runner {
                 &mut last_action,
             )
             .await;
-        let outcome = outcome_of(result.as_ref().err(), cancel.cause());
         self.bus.emit(Event::InstanceFinished(InstanceFinished {
             at: events::now(),
             instance: output.id().clone(),
-            outcome,
+            outcome: outcome_of(result.as_ref().err()),
             last_action,
             duration: started.elapsed(),
             reason: result
@@ -362,7 +363,7 @@ impl Runner {
                 .err()
                 .map(|e| Reason::from_text(&e.to_string()).with_output_tail(output.take_tail())),
         }));
-        (outcome, result)
+        result
     }
 
     async fn run_instance_inner(
@@ -375,13 +376,17 @@ impl Runner {
         last_action: &mut Option<Action>,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
-        super::preflight::check(&inst, command, &self.test_base_path)?;
+        for key in super::preflight::check(&inst, command, &self.test_base_path)? {
+            output.warn(&key.to_string());
+        }
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
-        let ctx = DriverContext {
-            instance: inst.clone(),
-            kitchen_root: self.kitchen_root.clone(),
-            output: output.clone(),
-        };
+        let ctx = InstanceContext::new(
+            inst.clone(),
+            &self.kitchen_root,
+            &self.test_base_path,
+            output.clone(),
+        )
+        .with_host_env(self.host_env.clone());
         if let Command::Exec(cmd) = command {
             let state = state_file.load()?;
             if state.last_action().is_none() {
@@ -442,7 +447,7 @@ impl Runner {
 struct InstanceRun<'a> {
     runner: &'a Runner,
     inst: Arc<InstanceConfig>,
-    ctx: DriverContext,
+    ctx: InstanceContext,
     driver: Box<dyn Driver>,
     hooks: Hooks,
     state: State,
@@ -456,10 +461,11 @@ struct InstanceRun<'a> {
 impl InstanceRun<'_> {
     async fn transition_to(&mut self, target: Action) -> Result<()> {
         for step in steps(self.state.last_action(), target) {
-            if self.cancel.is_cancelled() {
+            if let Some(reason) = self.cancel.reason() {
                 return Err(Error::Cancelled {
                     instance: self.inst.name.clone(),
                     action: step.to_string(),
+                    reason,
                 });
             }
             self.run_step(step).await?;
@@ -477,13 +483,25 @@ impl InstanceRun<'_> {
             instance: out.id().clone(),
             action,
         }));
-        self.state.set("last_attempted_action", action.as_str());
+        self.state.set(keys::LAST_ATTEMPTED_ACTION, action.as_str());
         if action != Action::Destroy || self.state_file.path().exists() {
             self.state_file.save(&self.state)?;
         }
         let mut result = self.run_hooks(action, Phase::Pre).await;
         if result.is_ok() {
+            // Converge and verify are what use the instance: sample it while they run.
+            let sampler = match action {
+                Action::Converge | Action::Verify => self
+                    .connection()
+                    .await
+                    .ok()
+                    .map(|conn| Sampler::start(conn, out.clone(), action)),
+                _ => None,
+            };
             result = self.body(action).await;
+            if let Some(sampler) = sampler {
+                sampler.finish().await;
+            }
         }
         if result.is_ok() {
             result = self.run_hooks(action, Phase::Post).await;
@@ -497,15 +515,15 @@ impl InstanceRun<'_> {
                 if action == Action::Destroy {
                     self.state_file.delete().map(|()| self.state = State::new())
                 } else {
-                    self.state.set("last_action", action.as_str());
-                    self.state.set("last_error", serde_json::Value::Null);
-                    self.state.remove("last_error_message");
+                    self.state.set(keys::LAST_ACTION, action.as_str());
+                    self.state.set(keys::LAST_ERROR, serde_json::Value::Null);
+                    self.state.remove(keys::LAST_ERROR_MESSAGE);
                     self.state_file.save(&self.state)
                 }
             }
             Err(e) => {
-                self.state.set("last_error", e.kind_name());
-                self.state.set("last_error_message", e.to_string());
+                self.state.set(keys::LAST_ERROR, e.kind_name());
+                self.state.set(keys::LAST_ERROR_MESSAGE, e.to_string());
                 self.state_file.save(&self.state)
             }
         };
@@ -516,7 +534,7 @@ impl InstanceRun<'_> {
             instance: out.id().clone(),
             action,
             duration: started.elapsed(),
-            outcome: outcome_of(result.as_ref().err(), self.cancel.cause()),
+            outcome: outcome_of(result.as_ref().err()),
             reason: result
                 .as_ref()
                 .err()
@@ -537,30 +555,12 @@ impl InstanceRun<'_> {
             Action::Converge => {
                 let prov = provisioner::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
-                let pctx = PluginContext::new(
-                    &self.inst,
-                    &self.runner.kitchen_root,
-                    &self.runner.test_base_path,
-                    &self.state,
-                    conn,
-                    &self.ctx.output,
-                    &self.runner.host_env,
-                );
-                prov.converge(&pctx).await
+                prov.converge(&self.ctx.plugin(&self.state, conn)).await
             }
             Action::Verify => {
                 let ver = verifier::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
-                let pctx = PluginContext::new(
-                    &self.inst,
-                    &self.runner.kitchen_root,
-                    &self.runner.test_base_path,
-                    &self.state,
-                    conn,
-                    &self.ctx.output,
-                    &self.runner.host_env,
-                );
-                let report = ver.verify(&pctx).await?;
+                let report = ver.verify(&self.ctx.plugin(&self.state, conn)).await?;
                 for case in &report.cases {
                     self.ctx
                         .output
@@ -603,7 +603,7 @@ impl InstanceRun<'_> {
             command,
             skippable: true,
         } = command
-            && self.state.get_str("last_action").is_none()
+            && self.state.get_str(keys::LAST_ACTION).is_none()
             && !(action == Action::Create && phase != HookPhase::Pre)
         {
             out.info(&format!(
@@ -628,7 +628,7 @@ impl InstanceRun<'_> {
             phase,
             command: shown,
             duration: started.elapsed(),
-            outcome: outcome_of(result.as_ref().err(), self.cancel.cause()),
+            outcome: outcome_of(result.as_ref().err()),
             reason: result
                 .as_ref()
                 .err()
@@ -659,11 +659,16 @@ impl InstanceRun<'_> {
                     ),
                     (
                         "KITCHEN_INSTANCE_HOSTNAME".to_string(),
-                        self.state.get_str("hostname").unwrap_or("").to_string(),
+                        self.state.get_str(keys::HOSTNAME).unwrap_or("").to_string(),
                     ),
                 ];
                 env.extend(environment.iter().cloned());
-                let code = crate::plugin::run_local(shown, cwd, &env, &self.ctx.output).await?;
+                let code = HostCommand::shell(shown, cwd)
+                    .envs(self.ctx.host_env.iter().cloned())
+                    .envs(env)
+                    .run(&self.ctx.output)
+                    .await
+                    .map_err(|e| Error::io("running hook command in", cwd, e))?;
                 if code != 0 {
                     return Err(Error::CommandFailed {
                         instance: self.inst.name.clone(),
@@ -674,7 +679,7 @@ impl InstanceRun<'_> {
                 }
             }
             HookCommand::Remote { command, skippable } => {
-                if self.state.get_str("last_action").is_none()
+                if self.state.get_str(keys::LAST_ACTION).is_none()
                     && !(action == Action::Create && phase != HookPhase::Pre)
                 {
                     return Err(Error::NotCreated {
@@ -719,8 +724,8 @@ fn local_hook_command(command: &str, user: &Option<String>) -> String {
     match user {
         Some(u) => format!(
             "sudo -E -u {} sh -c {}",
-            driver::shell_quote(u),
-            driver::shell_quote(command)
+            transport::shell_quote(u),
+            transport::shell_quote(command)
         ),
         None => command.to_string(),
     }

@@ -23,7 +23,8 @@
 //! - `roles_path`: default the first `roles` directory found the same way, else the project
 //!   itself (a role under test); exported as `ANSIBLE_ROLES_PATH`, with the parent directory
 //!   too when the path is a role rather than a `roles` directory (so the role is found by its
-//!   directory name). `group_vars_path` and `host_vars_path` (default `group_vars`/`host_vars`
+//!   directory name). `role_name` names the role under test when its directory is called
+//!   something else (kitchen-ansible's key). `group_vars_path` and `host_vars_path` (default `group_vars`/`host_vars`
 //!   found the same way) sit beside the inventory.
 //! - `extra_vars` (a map, passed as JSON with `-e`; `attributes.extra_vars` wins, as in
 //!   kitchen-ansible), `tags` and `skip_tags`, `ansible_check`, `ansible_diff`,
@@ -49,7 +50,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -58,10 +58,12 @@ use serde_json::{Value, json};
 
 use super::Provisioner;
 use crate::config::PluginConfig;
-use crate::driver::{Target, parse_block};
+use crate::config::parse_block;
 use crate::error::{Error, Result};
+use crate::host::HostCommand;
 use crate::plugin::PluginContext;
 use crate::report::{OutputSink, OutputStream};
+use crate::transport::Target;
 
 /// A string (split like a shell would) or a list of words.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -165,6 +167,7 @@ struct Attributes {
 struct AnsibleConfig {
     playbook: Option<String>,
     roles_path: Option<String>,
+    role_name: Option<String>,
     group_vars_path: OptPath,
     host_vars_path: OptPath,
     extra_vars: serde_json::Map<String, Value>,
@@ -199,6 +202,8 @@ pub struct AnsiblePlaybookProvisioner {
 #[derive(Debug, Clone, PartialEq)]
 struct Paths {
     playbook: PathBuf,
+    /// The `roles_path` directory (or the one found by lookup).
+    roles_dir: PathBuf,
     roles: Vec<PathBuf>,
     group_vars: Option<PathBuf>,
     host_vars: Option<PathBuf>,
@@ -302,6 +307,7 @@ impl AnsiblePlaybookProvisioner {
         Ok(Paths {
             playbook,
             roles: roles_search_path(&roles_dir),
+            roles_dir,
             group_vars: vars(&self.config.group_vars_path, "group_vars")?,
             host_vars: vars(&self.config.host_vars_path, "host_vars")?,
         })
@@ -1008,18 +1014,17 @@ async fn run_host(
     env: &[(String, String)],
     sink: &dyn OutputSink,
 ) -> Result<(i64, Vec<String>)> {
-    let child = match tokio::process::Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
-        Ok(c) => c,
+    let tee = Tee {
+        inner: sink,
+        lines: Mutex::new(Vec::new()),
+    };
+    let run = HostCommand::new(program, cwd)
+        .args(args.iter().cloned())
+        .envs(env.iter().cloned())
+        .run(&tee)
+        .await;
+    let code = match run {
+        Ok(code) => code,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::MissingTool {
                 instance: instance.to_string(),
@@ -1028,15 +1033,8 @@ async fn run_host(
                 hint: "install Ansible (Debian: apt-get install ansible; scripts/setup-host does) or set provisioner.ansible_binary_path to its directory".into(),
             });
         }
-        Err(e) => return Err(Error::io("starting", program, e)),
+        Err(e) => return Err(Error::io("running", program, e)),
     };
-    let tee = Tee {
-        inner: sink,
-        lines: Mutex::new(Vec::new()),
-    };
-    let code = crate::plugin::stream_child(child, &tee)
-        .await
-        .map_err(|e| Error::io("waiting for", program, e))?;
     let lines = tee.lines.into_inner().unwrap_or_else(|p| p.into_inner());
     Ok((code, lines))
 }
@@ -1107,6 +1105,16 @@ impl Provisioner for AnsiblePlaybookProvisioner {
         let pin = Value::Object(pin).to_string();
 
         let mut roles = paths.roles.clone();
+        if let Some(name) = self.config.role_name.as_deref().filter(|n| !n.is_empty()) {
+            // kitchen-ansible's `role_name`: the role under test (`roles_path`) is known by
+            // this name, whatever its directory is called.
+            let dir = tmp.path().join("role-under-test");
+            let link = dir.join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+            std::os::unix::fs::symlink(&paths.roles_dir, &link)
+                .map_err(|e| Error::io("linking", &link, e))?;
+            roles.insert(0, dir);
+        }
         let mut collections = None;
         if let Some(req) = self.config.requirements_path.path() {
             let req = ctx.expand_path(req);
@@ -1136,7 +1144,7 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             "Running {} {} (roles path {})",
             program.display(),
             args.iter()
-                .map(|a| crate::driver::shell_quote(a))
+                .map(|a| crate::transport::shell_quote(a))
                 .collect::<Vec<_>>()
                 .join(" "),
             join_paths(roles.iter().map(PathBuf::as_path))

@@ -1,20 +1,21 @@
 //! Provisioners: what `converge` runs against an instance.
 //!
 //! A [`Provisioner`] gets a [`PluginContext`] (the instance's config, paths, state, a
-//! [`Connection`](crate::driver::Connection) and its output) and either succeeds or returns an
+//! [`Connection`](crate::transport::Connection) and its output) and either succeeds or returns an
 //! error that fails the converge. Found by name with [`for_instance`].
 //!
 //! # Adding a provisioner
 //!
-//! 1. A module here with a typed config read by `driver::parse_block("provisioner", ..)`
+//! 1. A module here with a typed config read by `config::parse_block("provisioner", ..)`
 //!    (serde, `#[serde(default)]`; unknown keys are ignored, since the loader adds
 //!    `kitchen_root`, `test_base_path`, `log_level`).
 //! 2. `impl Provisioner`: run things in the instance with `ctx.connection.execute(..)` /
 //!    `exec(..)` (output streams to `ctx.output` when you pass it as the sink), copy files with
 //!    `upload`/`upload_tar`. Tools that run on the host and connect by themselves (Ansible)
 //!    get the runtime and instance from `ctx.connection.target()` ([`Target::Docker`] with the
-//!    container id, [`Target::Lxd`] with name and project) and run through
-//!    `plugin::run_local`, which streams their lines to `ctx.output`.
+//!    container id, [`Target::Lxd`] with name and project) and run as a
+//!    [`HostCommand`](crate::host::HostCommand) with `ctx.host_env`, which streams their
+//!    lines to `ctx.output`.
 //! 3. A name in [`for_instance`] and [`SUPPORTED_PROVISIONERS`].
 //!
 //! ```no_run
@@ -38,8 +39,8 @@
 //! }
 //! ```
 //!
-//! [`Target::Docker`]: crate::driver::Target::Docker
-//! [`Target::Lxd`]: crate::driver::Target::Lxd
+//! [`Target::Docker`]: crate::transport::Target::Docker
+//! [`Target::Lxd`]: crate::transport::Target::Lxd
 
 pub mod ansible;
 pub mod shell;

@@ -17,9 +17,10 @@ use serde::Deserialize;
 
 use super::Provisioner;
 use crate::config::PluginConfig;
-use crate::driver::{TarBuilder, parse_block, shell_quote};
+use crate::config::parse_block;
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
+use crate::transport::{TarBuilder, shell_quote};
 
 /// `arguments`: a list (shell-joined) or a string (appended as is).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -26,7 +26,7 @@ pub fn line(event: &Event) -> String {
     .unwrap_or_default()
 }
 
-/// Writes [`line`]s to a writer (stdout), flushing after each so a reader sees events live.
+/// Writes [`line()`]s to a writer (stdout), flushing after each so a reader sees events live.
 pub struct JsonLines {
     out: Box<dyn Write + Send>,
 }

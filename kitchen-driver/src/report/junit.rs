@@ -146,9 +146,9 @@ impl JunitBuilder {
             report.add_test_suite(suite);
         }
         report.set_time(self.run_duration.unwrap_or(total));
-        let xml = report.to_string().map_err(|e| Error::Runtime {
-            instance: String::new(),
-            message: format!("cannot render the JUnit report: {e}"),
+        let xml = report.to_string().map_err(|e| Error::Report {
+            what: "the JUnit report".into(),
+            source: Box::new(e),
         })?;
         Ok(drop_testsuites_skipped(&xml))
     }
@@ -280,7 +280,7 @@ fn case(c: &TestCaseFinished, name: String, classname: &str) -> TestCase {
 fn instance_case(r: &InstanceRecord, classname: &str) -> Option<TestCase> {
     let finished = r.finished.as_ref();
     let outcome = finished.map(|f| f.outcome).unwrap_or(Outcome::Cancelled {
-        cause: crate::events::CancelCause::Interrupt,
+        cause: crate::events::CancelReason::Interrupted,
     });
     let failing_step = r.steps.iter().find(|s| s.outcome.is_failure());
     let a_case_failed = r.cases.iter().any(|c| c.outcome == CaseOutcome::Failed);

@@ -1,6 +1,6 @@
 //! Reporters: each renders the run's [`Event`](crate::events::Event)s one way.
 //!
-//! The runner emits events into an [`EventBus`](crate::events::EventBus); the CLI subscribes
+//! The runner emits events into an [`crate::events::EventBus`]; the CLI subscribes
 //! the reporters a run asks for ([`Reports::subscribe`]):
 //!
 //! | Reporter | Output | Module |
@@ -169,7 +169,7 @@ impl Reports {
     /// directories), so a long run never ends in an unwritable path.
     ///
     /// # Errors
-    /// [`crate::Error::Io`] naming the path that cannot be written.
+    /// [`crate::Error::ReportPath`] naming the path that cannot be written.
     pub fn prepare(&self, env: &Environment) -> Result<()> {
         if let Some(path) = &self.junit {
             check_writable(path)?;
@@ -227,19 +227,24 @@ impl Reports {
 /// an existing file's content alone).
 ///
 /// # Errors
-/// [`crate::Error::Io`] naming the directory or file.
+/// [`crate::Error::ReportPath`] naming the directory or file.
 pub fn check_writable(path: &Path) -> Result<()> {
     use crate::error::Error;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| Error::io("creating the report directory", parent, e))?;
+        std::fs::create_dir_all(parent).map_err(|source| Error::ReportPath {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .map(drop)
-        .map_err(|e| Error::io("opening the report for writing", path, e))
+        .map_err(|source| Error::ReportPath {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Writes `content` to `path` through a temporary file and a rename, so a reader never sees

@@ -58,7 +58,7 @@ impl Summary {
         let mut c = Counts::default();
         for r in &self.rows {
             c.add(r.outcome.unwrap_or(Outcome::Cancelled {
-                cause: crate::events::CancelCause::Interrupt,
+                cause: crate::events::CancelReason::Interrupted,
             }));
         }
         c

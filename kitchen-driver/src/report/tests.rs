@@ -329,7 +329,7 @@ pub(super) fn sample_run() -> Vec<Event> {
             4003,
             "late",
             Outcome::Cancelled {
-                cause: CancelCause::FailFast,
+                cause: CancelReason::FailFast,
             },
             None,
             1,
@@ -680,10 +680,8 @@ fn report_paths_are_created_and_checked_up_front() {
     let blocked = dir.path().join("file");
     std::fs::write(&blocked, "").unwrap();
     let err = check_writable(&blocked.join("junit.xml")).unwrap_err();
-    assert!(
-        err.to_string().contains("creating the report directory"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("choose a writable path"), "{err}");
+    assert_eq!(err.exit_code(), 1, "a bad report path is a usage error");
 }
 
 #[test]

@@ -22,10 +22,11 @@ use serde::Deserialize;
 use super::tap::{self, TapReport};
 use super::{CaseResult, Verifier, VerifyReport};
 use crate::config::PluginConfig;
-use crate::driver::{ExecRequest, TarBuilder, parse_block, shell_quote};
+use crate::config::parse_block;
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 use crate::report::NullSink;
+use crate::transport::{ExecRequest, TarBuilder, shell_quote};
 
 fn default_remote() -> String {
     "/tmp/kitchen/bats".into()

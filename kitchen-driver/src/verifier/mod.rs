@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! use async_trait::async_trait;
-//! use kitchen_driver::driver::ExecRequest;
+//! use kitchen_driver::transport::ExecRequest;
 //! use kitchen_driver::plugin::PluginContext;
 //! use kitchen_driver::verifier::{CaseOutcome, CaseResult, Verifier, VerifyReport};
 //!

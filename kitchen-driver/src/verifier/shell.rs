@@ -12,9 +12,10 @@ use serde::Deserialize;
 
 use super::{Verifier, VerifyReport};
 use crate::config::PluginConfig;
-use crate::driver::parse_block;
-use crate::error::Result;
-use crate::plugin::{PluginContext, run_local};
+use crate::config::parse_block;
+use crate::error::{Error, Result};
+use crate::host::HostCommand;
+use crate::plugin::PluginContext;
 use crate::state::State;
 
 fn default_command() -> String {
@@ -64,7 +65,7 @@ impl ShellVerifier {
     /// Reads the `verifier:` block of `instance`.
     ///
     /// # Errors
-    /// [`Error::Config`](crate::Error::Config) naming the bad key.
+    /// [`crate::Error::Config`] naming the bad key.
     pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
         Ok(Self {
             config: parse_block("verifier", instance, block)?,
@@ -87,7 +88,10 @@ impl Verifier for ShellVerifier {
             ctx.output
                 .debug(&format!("Running verifier command in the instance: {cmd}"));
             ctx.connection
-                .exec(&crate::driver::ExecRequest::shell(cmd.clone()), ctx.output)
+                .exec(
+                    &crate::transport::ExecRequest::shell(cmd.clone()),
+                    ctx.output,
+                )
                 .await?
                 .exit_code
         } else {
@@ -99,7 +103,12 @@ impl Verifier for ShellVerifier {
                 &ctx.instance.platform,
                 ctx.state,
             );
-            run_local(cmd, ctx.kitchen_root, &env, ctx.output).await?
+            HostCommand::shell(cmd, ctx.kitchen_root)
+                .envs(ctx.host_env.iter().cloned())
+                .envs(env)
+                .run(ctx.output)
+                .await
+                .map_err(|e| Error::io("running verifier command in", ctx.kitchen_root, e))?
         };
         if code == 0 {
             Ok(VerifyReport::passed(Vec::new()))
@@ -115,7 +124,6 @@ impl Verifier for ShellVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{NullSink, OutputSink, OutputStream};
 
     #[test]
     fn env_has_instance_names_and_every_state_key() {
@@ -137,33 +145,5 @@ mod tests {
                 "{k} in {env:?}"
             );
         }
-    }
-
-    #[tokio::test]
-    async fn run_local_reports_exit_code_and_lines() {
-        struct Collect(std::sync::Mutex<Vec<String>>);
-        impl OutputSink for Collect {
-            fn line(&self, _s: OutputStream, l: &str) {
-                self.0.lock().unwrap().push(l.to_string());
-            }
-        }
-        let c = Collect(Default::default());
-        let dir = tempfile::tempdir().unwrap();
-        let code = run_local(
-            "echo \"$X in $(pwd)\"; echo err >&2; exit 3",
-            dir.path(),
-            &[("X".into(), "x".into())],
-            &c,
-        )
-        .await
-        .unwrap();
-        assert_eq!(code, 3);
-        let lines = c.0.lock().unwrap().clone();
-        assert!(lines.iter().any(|l| l.starts_with("x in /")), "{lines:?}");
-        assert!(lines.contains(&"err".to_string()), "{lines:?}");
-        assert_eq!(
-            run_local("true", dir.path(), &[], &NullSink).await.unwrap(),
-            0
-        );
     }
 }

@@ -1,0 +1,260 @@
+//! [`DockerConnection`]: the transport to a container (exec, archive upload and download,
+//! a terminal for `login`) through the engine API.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::errors::Error as BollardError;
+use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
+use bollard::query_parameters::{DownloadFromContainerOptions, UploadToContainerOptions};
+use futures::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::report::{LineSplitter, OutputSink, OutputStream};
+use crate::transport::tty::TtyRuntime;
+use crate::transport::{Connection, ExecOutput, ExecRequest, Target, TtySession};
+
+/// A connection to a container: exec, archive upload and download through the engine API.
+#[derive(Debug, Clone)]
+pub struct DockerConnection {
+    pub(super) docker: Docker,
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) instance: String,
+    pub(super) user: Option<String>,
+}
+
+impl DockerConnection {
+    /// The exit code of a finished exec. The output stream ends when the process closes its
+    /// output; the exit code follows shortly.
+    async fn exit_code(&self, exec_id: &str) -> Result<i64> {
+        let mut delay = Duration::from_millis(5);
+        loop {
+            let inspect = self
+                .docker
+                .inspect_exec(exec_id)
+                .await
+                .map_err(|e| self.err("inspecting exec", e))?;
+            if inspect.running != Some(true) {
+                return Ok(inspect.exit_code.unwrap_or(-1));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    fn err(&self, action: impl Into<String>, source: BollardError) -> Error {
+        Error::Docker {
+            action: action.into(),
+            instance: self.instance.clone(),
+            source,
+        }
+    }
+}
+
+#[async_trait]
+impl Connection for DockerConnection {
+    async fn exec(&self, req: &ExecRequest, sink: &dyn OutputSink) -> Result<ExecOutput> {
+        let env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let created = self
+            .docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions::<String> {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(req.argv.clone()),
+                    env: (!env.is_empty()).then_some(env),
+                    user: req.user.clone().or_else(|| self.user.clone()),
+                    working_dir: req.workdir.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.err(format!("creating exec `{}`", req.display()), e))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| self.err(format!("starting exec `{}`", req.display()), e))?;
+        let mut out = ExecOutput::default();
+        if let StartExecResults::Attached { mut output, .. } = started {
+            let (mut so, mut se) = (LineSplitter::default(), LineSplitter::default());
+            while let Some(item) = output.next().await {
+                match item
+                    .map_err(|e| self.err(format!("reading output of `{}`", req.display()), e))?
+                {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        out.stdout.push_str(&String::from_utf8_lossy(&message));
+                        so.push(&message, |l| sink.line(OutputStream::Stdout, l));
+                    }
+                    LogOutput::StdErr { message } => {
+                        out.stderr.push_str(&String::from_utf8_lossy(&message));
+                        se.push(&message, |l| sink.line(OutputStream::Stderr, l));
+                    }
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+            so.finish(|l| sink.line(OutputStream::Stdout, l));
+            se.finish(|l| sink.line(OutputStream::Stderr, l));
+        }
+        out.exit_code = self.exit_code(&created.id).await?;
+        Ok(out)
+    }
+
+    async fn upload_tar(&self, tar: Vec<u8>, remote_dir: &str) -> Result<()> {
+        self.docker
+            .upload_to_container(
+                &self.id,
+                Some(UploadToContainerOptions {
+                    path: remote_dir.to_string(),
+                    ..Default::default()
+                }),
+                bollard::body_full(tar.into()),
+            )
+            .await
+            .map_err(|e| self.err(format!("uploading into {remote_dir}"), e))
+    }
+
+    async fn download_tar(&self, remote: &str) -> Result<Vec<u8>> {
+        let mut stream = self.docker.download_from_container(
+            &self.id,
+            Some(DownloadFromContainerOptions {
+                path: remote.to_string(),
+            }),
+        );
+        let mut data = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            data.extend_from_slice(
+                &chunk.map_err(|e| self.err(format!("downloading {remote}"), e))?,
+            );
+        }
+        Ok(data)
+    }
+
+    async fn open_tty(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        width: u16,
+        height: u16,
+    ) -> Result<TtySession> {
+        let env: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let created = self
+            .docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions::<String> {
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(true),
+                    cmd: Some(argv.to_vec()),
+                    env: (!env.is_empty()).then_some(env),
+                    user: self.user.clone(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.err("creating the login exec", e))?;
+        let started = self
+            .docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    tty: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.err("starting the login exec", e))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(Error::Runtime {
+                instance: self.instance.clone(),
+                message: "the login exec started detached".into(),
+            });
+        };
+        let mut runtime = DockerTty {
+            docker: self.docker.clone(),
+            exec_id: created.id.clone(),
+            input,
+        };
+        runtime.resize(width, height).await;
+        let (session, ends) = TtySession::channels();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let output = output.map(|item| item.ok().map(|c| c.into_bytes().to_vec()));
+            let exit = ends.pump(output, &mut runtime).await;
+            let _ = exit.send(this.exit_code(&created.id).await);
+        });
+        Ok(session)
+    }
+
+    fn target(&self) -> Target {
+        Target::Docker {
+            container_id: self.id.clone(),
+            container_name: self.name.clone(),
+            docker_host: std::env::var("DOCKER_HOST").ok(),
+        }
+    }
+
+    fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    async fn resource_usage(&self) -> Result<Option<crate::transport::ResourceUsage>> {
+        // One sample, without waiting for a second one to compute a CPU percentage.
+        let options = bollard::query_parameters::StatsOptionsBuilder::new()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let stats = self.docker.stats(&self.id, Some(options)).next().await;
+        let Some(stats) = stats else { return Ok(None) };
+        let stats = stats.map_err(|source| Error::Docker {
+            action: "reading container stats".into(),
+            instance: self.instance.clone(),
+            source,
+        })?;
+        let memory = stats.memory_stats.as_ref();
+        let cpu = stats
+            .cpu_stats
+            .as_ref()
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage);
+        Ok(Some(crate::transport::ResourceUsage::new(
+            memory.and_then(|m| m.usage),
+            memory.and_then(|m| m.max_usage).filter(|m| *m > 0),
+            // Docker answers 0 when it cannot read the cgroup's counters.
+            cpu.filter(|c| *c > 0).map(Duration::from_nanos),
+        )))
+    }
+}
+
+/// The engine's side of a `login` exec: its attached input and its resize call.
+struct DockerTty {
+    docker: Docker,
+    exec_id: String,
+    input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+}
+
+#[async_trait]
+impl TtyRuntime for DockerTty {
+    async fn write(&mut self, data: Vec<u8>) -> bool {
+        use tokio::io::AsyncWriteExt;
+        let ok = self.input.write_all(&data).await.is_ok();
+        let _ = self.input.flush().await;
+        ok
+    }
+
+    async fn close_input(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.input.shutdown().await;
+    }
+
+    async fn resize(&mut self, width: u16, height: u16) {
+        let options = ResizeExecOptions { width, height };
+        let _ = self.docker.resize_exec(&self.exec_id, options).await;
+    }
+}

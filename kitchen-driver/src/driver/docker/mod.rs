@@ -1,0 +1,422 @@
+//! The Docker driver (`driver: {name: docker}`), over the engine API through bollard.
+//!
+//! Keys, as kitchen-docker and kitchen-dokken users write them: `image`, `dockerfile` (with
+//! `build_args`; built once per content and tagged `kitchen-driver-build:<hash>`),
+//! `privileged`, `cap_add`, `cap_drop`, `volumes`, `tmpfs`, `env`, `hostname`, `run_command`,
+//! `memory`, `cpus`, `user`, `forward`, `network_mode` (default `none`), `labels`,
+//! `ready_timeout` (seconds, default 60).
+//!
+//! Containers are named `kitchen-<hash of kitchen_root>-<instance>` and carry the labels
+//! [`LABEL_PROJECT`] and [`LABEL_INSTANCE`], so the driver finds what it owns even when a state
+//! file was lost. The API version is negotiated with the engine, never pinned.
+//!
+//! One file per job: `config.rs` reads the `driver:` block and turns it into the engine's
+//! create body (pure), `image.rs` resolves or builds the image, `connection.rs` is the
+//! [`DockerConnection`] (exec, archives, terminal); this file creates, waits for, finds and
+//! removes containers. Names come from [`super::naming`].
+
+mod config;
+mod connection;
+mod image;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::{
+    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
+    StartContainerOptions,
+};
+use futures::StreamExt;
+use tokio::sync::OnceCell;
+
+use super::{Driver, ready};
+use crate::config::{PluginConfig, parse_block};
+use crate::error::{Error, Result};
+use crate::plugin::InstanceContext;
+use crate::state::{State, keys};
+use crate::transport::Connection;
+
+use super::naming::container_name;
+use config::{DockerConfig, parse_forward, parse_memory, runs_init};
+pub use connection::DockerConnection;
+
+/// Label holding the project directory (`kitchen_root`) on every container the driver creates.
+pub const LABEL_PROJECT: &str = "io.kitchen-driver.project";
+/// Label holding the instance name on every container the driver creates.
+pub const LABEL_INSTANCE: &str = "io.kitchen-driver.instance";
+
+/// The default `run_command`: keeps the container alive in busybox and Debian alike and stops
+/// at once on SIGTERM.
+pub const KEEP_ALIVE: &str = "trap exit TERM; while :; do sleep 3600 & wait; done";
+
+/// The Docker driver.
+#[derive(Debug)]
+pub struct DockerDriver {
+    config: DockerConfig,
+    client: OnceCell<Docker>,
+}
+
+impl DockerDriver {
+    /// Reads the `driver:` block of `instance`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the bad key.
+    pub fn from_config(instance: &str, block: &PluginConfig) -> Result<Self> {
+        let config: DockerConfig = parse_block("driver", instance, block)?;
+        let bad = |message: String| Error::config("driver", instance, message);
+        if config.image.is_none() && config.dockerfile.is_none() {
+            return Err(bad(
+                "set `image` (such as kitchen/busybox:latest) or `dockerfile`".into(),
+            ));
+        }
+        for f in &config.forward {
+            if parse_forward(&f.text()).is_none() {
+                return Err(bad(format!(
+                    "key `forward`: `{}` is not [HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]",
+                    f.text()
+                )));
+            }
+        }
+        if !config.forward.is_empty() && config.network_mode.as_deref().unwrap_or("none") == "none"
+        {
+            return Err(bad(
+                "key `forward` publishes ports, which needs a network: set `network_mode` (such as `bridge` or a network name); the default here is `none`".into(),
+            ));
+        }
+        if let Some(m) = &config.memory
+            && parse_memory(&m.text()).is_none()
+        {
+            return Err(bad(format!(
+                "key `memory`: `{}` is not a size such as 512m",
+                m.text()
+            )));
+        }
+        Ok(Self {
+            config,
+            client: OnceCell::new(),
+        })
+    }
+
+    async fn docker(&self) -> Result<Docker> {
+        self.client
+            .get_or_try_init(|| async {
+                let docker = Docker::connect_with_defaults()
+                    .map_err(|source| Error::DockerConnect { source })?;
+                docker
+                    .negotiate_version()
+                    .await
+                    .map_err(|source| Error::DockerConnect { source })
+            })
+            .await
+            .cloned()
+    }
+
+    /// Removes every container labelled with this project and instance except `keep`.
+    async fn remove_owned(
+        &self,
+        docker: &Docker,
+        ctx: &InstanceContext,
+        keep: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let root = ctx.kitchen_root.to_string_lossy().into_owned();
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![
+                format!("{LABEL_PROJECT}={root}"),
+                format!("{LABEL_INSTANCE}={}", ctx.instance.name),
+            ],
+        )]);
+        let list = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filters),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|source| Error::Docker {
+                action: "listing containers".into(),
+                instance: ctx.instance.name.clone(),
+                source,
+            })?;
+        let mut removed = Vec::new();
+        for c in list {
+            let Some(id) = c.id else { continue };
+            if keep.is_some_and(|k| k == id) {
+                continue;
+            }
+            remove_container(docker, &ctx.instance.name, &id).await?;
+            removed.push(id);
+        }
+        Ok(removed)
+    }
+
+    async fn wait_ready(&self, conn: &DockerConnection, ctx: &InstanceContext) -> Result<()> {
+        let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(60));
+        let what = format!("container {}", conn.name);
+        ready::wait_until_ready(
+            conn,
+            ctx,
+            &what,
+            timeout,
+            Duration::from_millis(200),
+            || self.still_running(conn, ctx),
+        )
+        .await
+    }
+
+    /// Fails, with the container's last lines, when it stopped right after starting.
+    async fn still_running(&self, conn: &DockerConnection, ctx: &InstanceContext) -> Result<()> {
+        let init = self.config.run_command.as_deref().is_some_and(runs_init);
+        let inspect = conn
+            .docker
+            .inspect_container(&conn.id, None)
+            .await
+            .map_err(|source| Error::Docker {
+                action: "inspecting container".into(),
+                instance: ctx.instance.name.clone(),
+                source,
+            })?;
+        let st = inspect.state.unwrap_or_default();
+        if st.running != Some(true) {
+            let logs = container_logs(&conn.docker, &conn.id).await;
+            return Err(Error::Runtime {
+                instance: ctx.instance.name.clone(),
+                message: format!(
+                    "container {} stopped right after starting (exit code {}{}); its output:\n{logs}{}",
+                    conn.name,
+                    st.exit_code.unwrap_or(-1),
+                    st.error
+                        .filter(|e| !e.is_empty())
+                        .map(|e| format!(", {e}"))
+                        .unwrap_or_default(),
+                    if init {
+                        "\nsystemd as PID 1 needs a systemd image (such as kitchen/debian-12:latest); the driver adds SYS_ADMIN, the /sys/fs/cgroup mount, cgroupns=host and tmpfs /run, /run/lock"
+                    } else {
+                        ""
+                    }
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn is_not_found(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+async fn remove_container(docker: &Docker, instance: &str, id: &str) -> Result<()> {
+    match docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        // 409 "removal already in progress" also means it is going away.
+        Err(BollardError::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
+        Err(source) => Err(Error::Docker {
+            action: format!("removing container {id}"),
+            instance: instance.to_string(),
+            source,
+        }),
+    }
+}
+
+async fn container_logs(docker: &Docker, id: &str) -> String {
+    let mut stream = docker.logs(
+        id,
+        Some(LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: "20".into(),
+            ..Default::default()
+        }),
+    );
+    let mut text = String::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        text.push_str(&chunk.to_string());
+    }
+    text
+}
+
+#[async_trait]
+impl Driver for DockerDriver {
+    fn name(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn create(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
+        let docker = self.docker().await?;
+        let instance = ctx.instance.name.clone();
+        // An instance already created: keep it if it is running (test-kitchen's drivers do).
+        if let Some(id) = state.get_str(keys::CONTAINER_ID).map(str::to_string) {
+            match docker.inspect_container(&id, None).await {
+                Ok(c) if c.state.as_ref().and_then(|s| s.running) == Some(true) => {
+                    ctx.output.info(&format!("Container {id} already exists"));
+                    return Ok(());
+                }
+                Ok(_) => remove_container(&docker, &instance, &id).await?,
+                Err(e) if is_not_found(&e) => {}
+                Err(source) => {
+                    return Err(Error::Docker {
+                        action: "inspecting container".into(),
+                        instance,
+                        source,
+                    });
+                }
+            }
+            state.remove(keys::CONTAINER_ID);
+        }
+        // Leftovers of a run whose state file was lost carry our labels: they are ours.
+        for id in self.remove_owned(&docker, ctx, None).await? {
+            ctx.output
+                .warn(&format!("Removed leftover container {id} of this instance"));
+        }
+        let image = self.resolve_image(&docker, ctx).await?;
+        let name = container_name(&ctx.kitchen_root, &instance);
+        let body = self.create_body(&ctx.kitchen_root, &instance, &image);
+        ctx.output
+            .debug(&format!("Creating container {name} from {image}"));
+        let created = docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.clone()),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|source| Error::Docker {
+                action: format!("creating container {name} from {image}"),
+                instance: instance.clone(),
+                source,
+            })?;
+        // Recorded before anything else can fail, so destroy always finds it.
+        state.set(keys::CONTAINER_ID, created.id.clone());
+        state.set(keys::CONTAINER_NAME, name.clone());
+        state.set(keys::IMAGE, image.clone());
+        if let Err(source) = docker
+            .start_container(&created.id, None::<StartContainerOptions>)
+            .await
+        {
+            let msg = source.to_string();
+            // Do not leave a created-but-never-started container behind.
+            if remove_container(&docker, &instance, &created.id)
+                .await
+                .is_ok()
+            {
+                state.remove(keys::CONTAINER_ID);
+                state.remove(keys::CONTAINER_NAME);
+            }
+            let hint = if self.config.privileged && msg.contains("operation not permitted") {
+                "; `privileged: true` is refused on this host (its capability bounding set lacks some capabilities): drop it and grant what is needed with `cap_add` (systemd: run_command /sbin/init gets SYS_ADMIN and the cgroup mount automatically)"
+            } else {
+                ""
+            };
+            return Err(Error::Runtime {
+                instance,
+                message: format!("starting container {name} failed: {msg}{hint}"),
+            });
+        }
+        let conn = DockerConnection {
+            docker: docker.clone(),
+            id: created.id.clone(),
+            name: name.clone(),
+            instance: instance.clone(),
+            user: self.config.user.clone(),
+        };
+        self.wait_ready(&conn, ctx).await?;
+        let inspect = docker
+            .inspect_container(&created.id, None)
+            .await
+            .map_err(|source| Error::Docker {
+                action: "inspecting container".into(),
+                instance: instance.clone(),
+                source,
+            })?;
+        if let Some(h) = inspect.config.as_ref().and_then(|c| c.hostname.clone()) {
+            state.set(keys::HOSTNAME, h);
+        }
+        let ports = inspect
+            .network_settings
+            .and_then(|n| n.ports)
+            .unwrap_or_default();
+        let mut forwarded = serde_json::Map::new();
+        for (port, bindings) in ports {
+            if let Some(host_port) = bindings
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|b| b.host_port.filter(|p| !p.is_empty()))
+            {
+                forwarded.insert(port, host_port.into());
+            }
+        }
+        if forwarded.len() == 1
+            && let Some(p) = forwarded.values().next()
+        {
+            state.set(keys::PORT, p.clone());
+        }
+        if !forwarded.is_empty() {
+            state.set(keys::FORWARDED_PORTS, serde_json::Value::Object(forwarded));
+        }
+        ctx.output.info(&format!(
+            "Container {name} ({}) is ready",
+            &created.id[..12.min(created.id.len())]
+        ));
+        Ok(())
+    }
+
+    async fn destroy(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
+        let docker = self.docker().await?;
+        if let Some(id) = state.get_str(keys::CONTAINER_ID).map(str::to_string) {
+            ctx.output.info(&format!("Removing container {id}"));
+            remove_container(&docker, &ctx.instance.name, &id).await?;
+        }
+        for id in self.remove_owned(&docker, ctx, None).await? {
+            ctx.output.info(&format!("Removed container {id}"));
+        }
+        state.forget_instance();
+        Ok(())
+    }
+
+    async fn connection(
+        &self,
+        ctx: &InstanceContext,
+        state: &State,
+    ) -> Result<Arc<dyn Connection>> {
+        let Some(id) = state.get_str(keys::CONTAINER_ID) else {
+            return Err(Error::NotCreated {
+                instance: ctx.instance.name.clone(),
+            });
+        };
+        Ok(Arc::new(DockerConnection {
+            docker: self.docker().await?,
+            id: id.to_string(),
+            name: state
+                .get_str(keys::CONTAINER_NAME)
+                .unwrap_or(id)
+                .to_string(),
+            instance: ctx.instance.name.clone(),
+            user: self.config.user.clone(),
+        }))
+    }
+}

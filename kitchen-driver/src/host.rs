@@ -1,0 +1,180 @@
+//! Commands on the host: lifecycle hooks (`local:`), the shell verifier (without
+//! `remote_exec`), and `ansible-playbook` / `ansible-galaxy`. Provisioning itself never runs
+//! here: these are the tools test-kitchen also runs on the workstation.
+//!
+//! One rule for every host command: it sees the runner's host environment
+//! ([`Runner::with_env`](crate::lifecycle::Runner::with_env); the process environment unless
+//! changed), then its own variables (a later one of the same name wins), and nothing else.
+//! This is test-kitchen's rule for hooks and the shell verifier (they inherit the
+//! environment); `ansible-playbook` adds its explicit list (`ANSIBLE_*`, `env_vars`) the same
+//! way. Stdin is `/dev/null`; stdout and stderr stream line by line to the instance's output.
+//!
+//! ```no_run
+//! use kitchen_driver::host::HostCommand;
+//! use kitchen_driver::report::NullSink;
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let host_env: Vec<(String, String)> = std::env::vars().collect();
+//! let code = HostCommand::shell("echo $GREETING", "/tmp")
+//!     .envs(host_env)
+//!     .env("GREETING", "hello")
+//!     .run(&NullSink)
+//!     .await?;
+//! assert_eq!(code, 0);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::report::{OutputSink, OutputStream};
+
+/// A program to run on the host, with its arguments, working directory and environment.
+#[derive(Debug, Clone)]
+pub struct HostCommand {
+    program: OsString,
+    args: Vec<String>,
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl HostCommand {
+    /// `program` (found on the `PATH` of the environment given, when not a path) in `cwd`,
+    /// with no arguments and an empty environment.
+    pub fn new(program: impl Into<OsString>, cwd: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            args: Vec::new(),
+            cwd: cwd.into(),
+            env: Vec::new(),
+        }
+    }
+
+    /// `sh -c script` in `cwd`.
+    pub fn shell(script: impl Into<String>, cwd: impl Into<PathBuf>) -> Self {
+        Self::new("sh", cwd).args(["-c".to_string(), script.into()])
+    }
+
+    /// Adds arguments.
+    #[must_use]
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds variables (the host environment first, then the command's own).
+    #[must_use]
+    pub fn envs(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
+    /// Adds one variable.
+    #[must_use]
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The program, for messages.
+    pub fn program(&self) -> &Path {
+        Path::new(&self.program)
+    }
+
+    /// Runs the command to its end, streaming its lines to `sink`, and returns its exit code
+    /// (-1 when killed by a signal).
+    ///
+    /// # Errors
+    /// The spawn error (kind `NotFound` when the program does not exist), or an error
+    /// waiting for it.
+    pub async fn run(&self, sink: &dyn OutputSink) -> std::io::Result<i64> {
+        let mut child = tokio::process::Command::new(&self.program)
+            .args(&self.args)
+            .current_dir(&self.cwd)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pump = |stream, pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| async move {
+            if let Some(pipe) = pipe {
+                let mut lines = BufReader::new(pipe).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    sink.line(stream, &l);
+                }
+            }
+        };
+        let stdout = child.stdout.take().map(|s| Box::new(s) as _);
+        let stderr = child.stderr.take().map(|s| Box::new(s) as _);
+        let (_, _, status) = tokio::join!(
+            pump(OutputStream::Stdout, stdout),
+            pump(OutputStream::Stderr, stderr),
+            child.wait()
+        );
+        Ok(status?.code().map(i64::from).unwrap_or(-1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::NullSink;
+
+    struct Collect(std::sync::Mutex<Vec<String>>);
+    impl OutputSink for Collect {
+        fn line(&self, _s: OutputStream, l: &str) {
+            self.0.lock().unwrap().push(l.to_string());
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_lines_and_reports_the_exit_code() {
+        let c = Collect(Default::default());
+        let dir = tempfile::tempdir().unwrap();
+        let code = HostCommand::shell("echo \"$X in $(pwd)\"; echo err >&2; exit 3", dir.path())
+            .envs([("PATH".to_string(), "/usr/bin:/bin".to_string())])
+            .env("X", "x")
+            .run(&c)
+            .await
+            .unwrap();
+        assert_eq!(code, 3);
+        let lines = c.0.lock().unwrap().clone();
+        assert!(lines.iter().any(|l| l.starts_with("x in /")), "{lines:?}");
+        assert!(lines.contains(&"err".to_string()), "{lines:?}");
+        let ok = HostCommand::shell("true", dir.path()).run(&NullSink).await;
+        assert_eq!(ok.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn sees_exactly_the_environment_given_later_values_winning() {
+        let c = Collect(Default::default());
+        let code = HostCommand::new("/usr/bin/env", "/")
+            .envs([
+                ("A".to_string(), "host".to_string()),
+                ("B".into(), "b".into()),
+            ])
+            .env("A", "own")
+            .run(&c)
+            .await
+            .unwrap();
+        assert_eq!(code, 0);
+        let mut lines = c.0.lock().unwrap().clone();
+        lines.sort();
+        assert_eq!(lines, ["A=own", "B=b"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_is_not_found() {
+        let e = HostCommand::new("/nonexistent/kd-tool", "/")
+            .run(&NullSink)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    }
+}

@@ -1,0 +1,283 @@
+//! The transport: how kitchen-driver reaches a created instance, as test-kitchen's
+//! `Kitchen::Transport` does (lib/kitchen/transport/base.rb), but over the runtime's own exec
+//! and archive APIs instead of SSH.
+//!
+//! A driver hands out a [`Connection`]; provisioners, verifiers, remote hooks, `exec` and
+//! `login` only ever use that. What lives here:
+//! - [`Connection`]: run a command ([`ExecRequest`] -> [`ExecOutput`]), upload and download
+//!   (tar archives built with [`TarBuilder`]), open a terminal ([`TtySession`], for `login`),
+//!   and tell host-side tools where the instance is ([`Target`]).
+//! - [`shell_quote`], for the command lines sent through `sh -c`.
+
+mod archive;
+pub(crate) mod tty;
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::report::OutputSink;
+
+pub use archive::TarBuilder;
+pub use tty::TtySession;
+
+/// A command to run inside an instance.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ExecRequest {
+    /// The argument vector (no shell unless you put one there; see [`ExecRequest::shell`]).
+    pub argv: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Run as this user instead of the container's default.
+    pub user: Option<String>,
+    /// Working directory inside the instance.
+    pub workdir: Option<String>,
+}
+
+impl ExecRequest {
+    /// Runs `argv` as given.
+    pub fn new(argv: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            argv: argv.into_iter().map(Into::into).collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Runs `script` with `sh -c` (test-kitchen's transports run command strings in a shell).
+    pub fn shell(script: impl Into<String>) -> Self {
+        Self::new(["sh".to_string(), "-c".to_string(), script.into()])
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// The command as one line, for logs and error messages.
+    pub fn display(&self) -> String {
+        match self.argv.as_slice() {
+            [sh, c, script] if sh == "sh" && c == "-c" => script.trim().to_string(),
+            argv => argv.join(" "),
+        }
+    }
+}
+
+/// What a finished command left.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ExecOutput {
+    /// The exit code (`-1` when the runtime did not report one).
+    pub exit_code: i64,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+impl ExecOutput {
+    /// Whether the command exited 0.
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+}
+
+/// The shell `login` opens: bash when the image has it, else sh.
+pub const LOGIN_SHELL: &str =
+    "if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi";
+
+/// How a connection reaches its instance, for tools on the host that connect by themselves
+/// (Ansible's `community.docker.docker` or `community.general.lxd` connection plugins).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Target {
+    /// A Docker container.
+    Docker {
+        /// Container id.
+        container_id: String,
+        /// Container name.
+        container_name: String,
+        /// `DOCKER_HOST` as the driver used it, when set.
+        docker_host: Option<String>,
+    },
+    /// An LXD instance.
+    Lxd {
+        /// Instance name.
+        name: String,
+        /// LXD project.
+        project: String,
+    },
+}
+
+/// What an instance has used, as its runtime reports it ([`Connection::resource_usage`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResourceUsage {
+    /// Memory in use now, in bytes.
+    pub memory_bytes: Option<u64>,
+    /// The highest memory use the runtime recorded, in bytes (cgroup v1 and LXD; Docker on
+    /// cgroup v2 does not record it).
+    pub peak_memory_bytes: Option<u64>,
+    /// CPU time used since the instance started.
+    pub cpu_time: Option<std::time::Duration>,
+}
+
+impl ResourceUsage {
+    /// A usage report.
+    pub fn new(
+        memory_bytes: Option<u64>,
+        peak_memory_bytes: Option<u64>,
+        cpu_time: Option<std::time::Duration>,
+    ) -> Self {
+        Self {
+            memory_bytes,
+            peak_memory_bytes,
+            cpu_time,
+        }
+    }
+}
+
+/// A live link to a created instance: test-kitchen's transport connection, over the runtime's
+/// own APIs.
+#[async_trait]
+pub trait Connection: Send + Sync {
+    /// Runs a command, streaming each output line to `sink` as it comes, and returns its exit
+    /// code and captured output. A non-zero exit is not an error here; see
+    /// [`Connection::execute`].
+    ///
+    /// # Errors
+    /// Runtime errors (the command could not be started or followed).
+    async fn exec(&self, req: &ExecRequest, sink: &dyn OutputSink) -> Result<ExecOutput>;
+
+    /// Extracts a tar archive into `remote_dir`, which must exist.
+    ///
+    /// # Errors
+    /// Runtime errors.
+    async fn upload_tar(&self, tar: Vec<u8>, remote_dir: &str) -> Result<()>;
+
+    /// Reads `remote` (a file or directory) as a tar archive whose top entry is its basename.
+    ///
+    /// # Errors
+    /// Runtime errors, including a missing path.
+    async fn download_tar(&self, remote: &str) -> Result<Vec<u8>>;
+
+    /// Starts `argv` under a pseudo-terminal of `width` x `height` (for `login`), through the
+    /// runtime's API.
+    ///
+    /// # Errors
+    /// Runtime errors when the program cannot be started.
+    async fn open_tty(
+        &self,
+        argv: &[String],
+        env: &[(String, String)],
+        width: u16,
+        height: u16,
+    ) -> Result<TtySession>;
+
+    /// How host-side tools can reach this instance.
+    fn target(&self) -> Target;
+
+    /// The instance's name, for messages.
+    fn instance(&self) -> &str;
+
+    /// What the instance has used so far (memory, CPU time), as the runtime reports it, for
+    /// the run's resource samples; `None` when the runtime does not say.
+    ///
+    /// # Errors
+    /// Runtime errors (the instance is gone).
+    async fn resource_usage(&self) -> Result<Option<ResourceUsage>> {
+        Ok(None)
+    }
+
+    /// Runs `script` with `sh -c` and fails when it exits non-zero (test-kitchen's
+    /// `connection.execute`, which raises `TransportFailed`).
+    ///
+    /// # Errors
+    /// [`Error::CommandFailed`] with the exit code, or runtime errors.
+    async fn execute(&self, script: &str, what: &str, sink: &dyn OutputSink) -> Result<ExecOutput> {
+        let req = ExecRequest::shell(script);
+        let out = self.exec(&req, sink).await?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(Error::CommandFailed {
+                instance: self.instance().to_string(),
+                what: what.to_string(),
+                command: req.display(),
+                exit_code: out.exit_code,
+            })
+        }
+    }
+
+    /// Copies local files and directories into the directory `remote` (created if missing),
+    /// each under its own basename, as test-kitchen's `upload(locals, remote)` does.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a local path cannot be read, runtime errors otherwise.
+    async fn upload(&self, locals: &[PathBuf], remote: &str) -> Result<()> {
+        let mut builder = TarBuilder::new();
+        for local in locals {
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| ".".to_string());
+            builder.add_path(local, &name)?;
+        }
+        let tar = builder.finish()?;
+        self.execute(
+            &format!("mkdir -p {}", shell_quote(remote)),
+            "creating upload directory",
+            &crate::report::NullSink,
+        )
+        .await?;
+        self.upload_tar(tar, remote).await
+    }
+
+    /// Copies each remote path (file or directory) into the local directory `local`.
+    ///
+    /// # Errors
+    /// Runtime errors, or [`Error::Io`] when unpacking fails.
+    async fn download(&self, remotes: &[String], local: &Path) -> Result<()> {
+        std::fs::create_dir_all(local).map_err(|e| Error::io("creating directory", local, e))?;
+        for remote in remotes {
+            let tar = self.download_tar(remote).await?;
+            tar::Archive::new(std::io::Cursor::new(tar))
+                .unpack(local)
+                .map_err(|e| Error::io("unpacking download into", local, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Quotes a string for a POSIX shell (single quotes).
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(shell_quote("/tmp/kitchen"), "/tmp/kitchen");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn display_of_shell_requests_is_the_script() {
+        assert_eq!(ExecRequest::shell(" echo hi ").display(), "echo hi");
+        assert_eq!(ExecRequest::new(["ls", "-l"]).display(), "ls -l");
+    }
+}
