@@ -17,7 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kitchen_driver::config::{InstanceConfig, PluginConfig, Project};
-use kitchen_driver::driver::{TarBuilder, shell_quote};
+use kitchen_driver::transport::{TarBuilder, shell_quote};
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use kitchen_driver::events::{
-    self, CancelCause, Counts, Event, EventBus, InstanceFinished, InstanceId, InstanceStarted,
-    Level, Outcome, OutputLine, OutputStream, Reason, RunFinished, RunStarted, StepFinished,
-    StepStarted, TestCaseFinished, Warning,
+    self, Counts, Event, EventBus, InstanceFinished, InstanceId, InstanceStarted, Level, Outcome,
+    OutputLine, OutputStream, Reason, RunFinished, RunStarted, StepFinished, StepStarted,
+    TestCaseFinished, Warning,
 };
 use kitchen_driver::lifecycle::Action;
 use kitchen_driver::verifier::{CaseOutcome, CaseResult};
@@ -79,7 +79,7 @@ impl InstanceResult {
         match self.status {
             Status::Passed => Outcome::Passed,
             Status::Interrupted => Outcome::Cancelled {
-                cause: CancelCause::Interrupt,
+                cause: kitchen_driver::CancelReason::Interrupted,
             },
             Status::Failed
                 if self.failed_phase == Some(Phase::Verify) && !self.stopped_by_runner =>

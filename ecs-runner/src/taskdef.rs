@@ -156,7 +156,7 @@ pub mod tag_keys {
 pub fn family_prefix(kitchen_root: &Path) -> String {
     format!(
         "kitchen-{}-",
-        kitchen_driver::driver::docker::project_hash(kitchen_root)
+        kitchen_driver::driver::naming::project_hash(kitchen_root)
     )
 }
 
