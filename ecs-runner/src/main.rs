@@ -2,11 +2,7 @@
 
 use clap::Parser;
 
-/// Run kitchen suites as Amazon ECS tasks.
-#[derive(Parser)]
-#[command(name = "ecs-runner", version = ecs_runner::VERSION)]
-struct Cli {}
-
 fn main() {
-    let _cli = Cli::parse();
+    let cli = ecs_runner::cli::Cli::parse();
+    std::process::exit(ecs_runner::cli::main(cli));
 }

@@ -210,6 +210,18 @@ impl LoadOptions {
 /// file, both `kitchen.yml` and `.kitchen.yml`, ERB that fails (or needs Ruby when none is
 /// installed), YAML syntax, values of the wrong type, invalid `/regex/` filters.
 pub fn load(opts: &LoadOptions) -> Result<Project, ConfigError> {
+    load_with_document(opts).map(|(project, _)| project)
+}
+
+/// As [`load`], and also the merged document itself (every top-level key after ERB and the
+/// global < project < local merge, before test-kitchen's munging), for tools that read keys
+/// of their own from kitchen.yml, such as ecs-runner's `ecs:` mappings.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with_document(
+    opts: &LoadOptions,
+) -> Result<(Project, serde_json::Map<String, serde_json::Value>), ConfigError> {
     let _span = tracing::debug_span!("config_load", dir = %opts.dir.display()).entered();
     let dir = absolute(&opts.dir);
     let files = ConfigFiles::discover(&dir, &opts.env)?;
@@ -248,7 +260,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, ConfigError> {
             .map_err(|c| ConfigError::merge(c, ""))?;
     }
 
-    finish(opts, dir, read, merged)
+    let document = value::map_to_json(&merged);
+    Ok((finish(opts, dir, read, merged)?, document))
 }
 
 /// Loads a project from the text of its project file alone (no global or local file), as if

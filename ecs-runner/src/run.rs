@@ -1,0 +1,236 @@
+//! What every backend shares: preparing instances (all checks before any task starts),
+//! following a task's output, and turning a stopped task into an [`InstanceResult`].
+
+use std::time::Duration;
+
+use kitchen_driver::config::{InstanceConfig, Project};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::bundle::{Plan, Verify};
+use crate::classify::Verdict;
+use crate::error::Result;
+use crate::report::{InstanceResult, Sink, Status};
+use crate::settings::{self, EcsSettings, Overrides};
+use crate::taskdef::{self, TaskDefinition};
+use crate::transcript::{Line, Phase, Transcript};
+
+/// An instance ready to run: its settings, plan and task definition.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Prepared {
+    /// The instance's name.
+    pub instance: String,
+    /// Its merged `ecs:` settings.
+    pub settings: EcsSettings,
+    /// What the task does.
+    pub plan: Plan,
+    /// The task definition to register (or run locally).
+    pub task_definition: TaskDefinition,
+}
+
+impl Prepared {
+    /// A fresh transcript reader for this instance's task.
+    pub fn transcript(&self) -> Transcript {
+        let timing = matches!(&self.plan.verify, Verify::Bats { timing: true, .. });
+        Transcript::new(timing)
+    }
+}
+
+/// Prepares every instance: settings, plan, bundle and task definition. Nothing starts unless
+/// all of them are valid.
+///
+/// # Errors
+/// The first instance's [`crate::Error::Settings`] or [`crate::Error::Unsupported`].
+pub fn prepare(
+    project: &Project,
+    document: &Map<String, Value>,
+    instances: &[InstanceConfig],
+    overrides: &Overrides,
+) -> Result<Vec<Prepared>> {
+    instances
+        .iter()
+        .map(|i| {
+            let settings = settings::resolve(document, i, overrides)?;
+            let plan = Plan::for_instance(project, i)?;
+            let bundle = plan.bundle()?;
+            let task_definition =
+                taskdef::render(&project.kitchen_root, &i.name, &settings, &bundle)?;
+            Ok(Prepared {
+                instance: i.name.clone(),
+                settings,
+                plan,
+                task_definition,
+            })
+        })
+        .collect()
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// How many tasks at once (at least 1).
+    pub concurrency: usize,
+    /// Stop a task that runs longer than this.
+    pub timeout: Option<Duration>,
+    /// The run's ID (`startedBy`, tags, local container labels).
+    pub run_id: String,
+    /// Cancelled on Ctrl-C or SIGTERM: every task started is stopped.
+    pub interrupt: CancellationToken,
+    /// The first wait before a placement failure is retried (doubling, at most 60 s).
+    pub placement_backoff: Duration,
+}
+
+impl RunOptions {
+    /// Options with a fresh run ID and no timeout.
+    pub fn new(concurrency: usize) -> Self {
+        Self {
+            concurrency: concurrency.max(1),
+            timeout: None,
+            run_id: new_run_id(),
+            interrupt: CancellationToken::new(),
+            placement_backoff: Duration::from_secs(2),
+        }
+    }
+
+    /// Sets the first placement-retry wait.
+    #[must_use]
+    pub fn with_placement_backoff(mut self, backoff: Duration) -> Self {
+        self.placement_backoff = backoff;
+        self
+    }
+
+    /// Sets `--timeout`.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// A run ID: `r` and 12 hex digits from the clock and the process ID (fits `startedBy`).
+pub fn new_run_id() -> String {
+    use sha2::{Digest, Sha256};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let digest = Sha256::digest(format!("{now}-{}", std::process::id()));
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("r{hex}")
+}
+
+/// Why this run stopped a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StopCause {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `--timeout` elapsed.
+    TimedOut(Duration),
+}
+
+impl StopCause {
+    /// The reason given to StopTask (at most 255 characters).
+    pub fn reason(&self) -> String {
+        match self {
+            StopCause::Interrupted => "ecs-runner: interrupted (Ctrl-C or SIGTERM)".into(),
+            StopCause::TimedOut(d) => format!("ecs-runner: --timeout of {}s elapsed", d.as_secs()),
+        }
+    }
+}
+
+/// Feeds a task's lines to its transcript and the sink.
+pub(crate) fn follow_line(sink: &Sink, instance: &str, transcript: &mut Transcript, line: &str) {
+    match transcript.push(line) {
+        Line::Output(l) if l.is_empty() => {}
+        Line::Output(l) => sink.output(instance, &l),
+        Line::PhaseStarted(step) => sink.step_started(instance, step),
+        Line::PhaseFinished(step, code) => {
+            let why = if code == 0 {
+                None
+            } else {
+                transcript.failure()
+            };
+            sink.step_finished(instance, step, code, why);
+        }
+        Line::Cases(cases) => {
+            for c in &cases {
+                sink.test_case(instance, c);
+            }
+        }
+    }
+}
+
+/// The result of a stopped task, from its verdict, its transcript and whether this run
+/// stopped it.
+pub(crate) fn result_of(
+    instance: &str,
+    task: Option<String>,
+    verdict: Verdict,
+    transcript: Transcript,
+    stopped: Option<StopCause>,
+) -> InstanceResult {
+    let (status, message) = match (&verdict, &stopped) {
+        (_, Some(StopCause::Interrupted)) => {
+            (Status::Interrupted, Some(StopCause::Interrupted.reason()))
+        }
+        (_, Some(cause @ StopCause::TimedOut(_))) => (
+            Status::Failed,
+            Some(format!("{}; the task was stopped", cause.reason())),
+        ),
+        (Verdict::Passed, None) => (Status::Passed, None),
+        (Verdict::Failed { exit_code }, None) => (
+            Status::Failed,
+            Some(transcript.failure().unwrap_or_else(|| {
+                format!("the essential container exited with code {exit_code}")
+            })),
+        ),
+        (Verdict::Infrastructure { reason }, None) => {
+            (Status::Infrastructure, Some(reason.clone()))
+        }
+        (Verdict::Stopped { reason }, None) => (
+            Status::Infrastructure,
+            Some(format!("stopped outside this run: {reason}")),
+        ),
+    };
+    let mut r = InstanceResult::new(instance, status, message);
+    r.failed_phase = match (transcript.converge, transcript.verify) {
+        (Some(c), _) if c != 0 => Some(Phase::Converge),
+        (_, Some(v)) if v != 0 => Some(Phase::Verify),
+        _ => None,
+    };
+    r.task = task;
+    r.stopped_by_runner = stopped.is_some();
+    r.cases = transcript.cases;
+    r
+}
+
+/// Emits the closing events, finishes the reporters and returns the exit code.
+///
+/// # Errors
+/// When a reporter cannot write its file (`--junit`).
+pub fn finish_run(sink: &Sink, results: &[InstanceResult]) -> Result<i32> {
+    let exit_code = crate::report::exit_code(results);
+    let stopped: Vec<&str> = results
+        .iter()
+        .filter(|r| r.stopped_by_runner)
+        .map(|r| r.instance.as_str())
+        .collect();
+    if !stopped.is_empty() {
+        sink.warning(
+            None,
+            &format!(
+                "stopped the tasks of {} instance(s): {}",
+                stopped.len(),
+                stopped.join(", ")
+            ),
+        );
+    }
+    sink.run_finished(results, exit_code);
+    sink.bus()
+        .finish()
+        .map_err(|e| crate::Error::Usage(format!("writing the reports: {e}")))?;
+    Ok(exit_code)
+}
