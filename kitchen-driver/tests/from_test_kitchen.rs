@@ -274,3 +274,68 @@ fn state_files_and_exit_codes_match_recorded_test_kitchen() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     p.assert_no_containers();
 }
+
+/// The skeleton of a run's output: test-kitchen's banners (`----->`), `Finished ...`,
+/// `Downloading files from ...` and the closing exception block, with durations masked, the
+/// instance prefix kitchen-driver puts on each line removed, and test-kitchen's product name
+/// read as kitchen-driver's. Everything else (command output, kitchen-driver's summary table)
+/// is left out.
+fn skeleton(output: &str) -> Vec<String> {
+    let prefix = regex::Regex::new(r"^\[[^\]]+\] ").unwrap();
+    let duration = regex::Regex::new(r"\(\d+m\d+\.\d\ds\)").unwrap();
+    output
+        .lines()
+        .map(|l| prefix.replace(l, "").trim().to_string())
+        .filter(|l| {
+            (l.starts_with("----->") && !l.starts_with("-----> Starting Test Kitchen"))
+                || l.starts_with("Finished ")
+                || l.starts_with("Downloading files from ")
+                || l.starts_with(">>>>>> ------Exception")
+                || l.starts_with(">>>>>> Class:")
+                || l.starts_with(">>>>>> Message:")
+                || l.starts_with(">>>>>>     Verify failed on instance")
+                || l.starts_with(">>>>>> Please see")
+                || l.starts_with(">>>>>> Also try running")
+        })
+        .map(|l| {
+            duration
+                .replace_all(&l, "(D)")
+                .replace("Test Kitchen is finished", "kitchen-driver is finished")
+                .replace("`kitchen diagnose", "`kitchen-driver diagnose")
+        })
+        .collect()
+}
+
+#[test]
+fn output_follows_recorded_test_kitchen() {
+    let p = TestProject::new("tk-output");
+    let yml = recorded("kitchen.yml")
+        .replace(
+            "driver:\n  name: exec",
+            "driver:\n  name: docker\n  image: \"kitchen/busybox:latest\"",
+        )
+        .replace("transport:\n  name: exec\n", "")
+        .replace(
+            "  command: echo converging",
+            "  command: echo converging\n  sudo: false",
+        );
+    p.write("kitchen.yml", &yml);
+    for (args, fixture, code) in [
+        (vec!["test", "pass"], "test-pass.stdout", 0),
+        (
+            vec!["test", "fail", "--destroy", "never"],
+            "test-fail.stdout",
+            20,
+        ),
+    ] {
+        let out = p.kitchen_driver(300).args(&args).output().unwrap();
+        let ours = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{ours}");
+        let theirs = skeleton(&recorded(fixture));
+        assert!(theirs.len() > 10, "{theirs:#?}");
+        assert_eq!(skeleton(&ours), theirs, "{args:?}:\n{ours}");
+    }
+    let out = p.kitchen_driver(300).args(["destroy"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    p.assert_no_containers();
+}

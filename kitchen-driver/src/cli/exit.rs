@@ -52,6 +52,7 @@ pub fn report_fatal(error: &Error) -> i32 {
             eprintln!(">>>>>> Message: {summary}");
             eprintln!(">>>>>> ----------------------");
             eprintln!(">>>>>> Please see .kitchen/logs/kitchen.log for more details");
+            eprintln!(">>>>>> Also try running `kitchen-driver diagnose --all` for configuration");
         }
         other => eprintln!(">>>>>> {other}"),
     }

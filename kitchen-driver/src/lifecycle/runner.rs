@@ -117,6 +117,8 @@ pub struct InstanceOutcome {
     pub error: Option<Error>,
     /// Test cases its verifier reported.
     pub cases: Vec<CaseResult>,
+    /// The action that failed, when one did.
+    pub failed_action: Option<Action>,
 }
 
 impl InstanceOutcome {
@@ -147,6 +149,17 @@ pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
     }
     let mut msg = format!("{} actions failed.", failed.len());
     for o in failed {
+        // test-kitchen's line, then what actually went wrong (test-kitchen leaves that to
+        // the log).
+        if let Some(action) = o.failed_action {
+            let what = action.as_str();
+            let mut verb = what[..1].to_uppercase();
+            verb.push_str(&what[1..]);
+            msg.push_str(&format!(
+                "\n>>>>>>     {verb} failed on instance <{name}>.  Please see .kitchen/logs/{name}.log for more details",
+                name = o.instance
+            ));
+        }
         if let Some(e) = &o.error {
             msg.push_str(&format!("\n>>>>>>     {e}"));
         }
@@ -294,31 +307,33 @@ impl Runner {
                 tokio::spawn(async move {
                     let _permit = permit;
                     let mut cases = Vec::new();
-                    let result = this
+                    let (result, last_action) = this
                         .run_instance(inst.clone(), &command, &cancel, &mut cases)
                         .await;
                     if outcome_of(result.as_ref().err()).is_failure() && opts.fail_fast {
                         cancel.cancel_for(CancelReason::FailFast);
                     }
-                    (result, cases)
+                    (result, cases, last_action)
                 }),
             ));
         }
         let mut outcomes = Vec::new();
         for (name, task) in tasks {
-            let (error, cases) = match task.await {
-                Ok((r, cases)) => (r.err(), cases),
+            let (error, cases, last_action) = match task.await {
+                Ok((r, cases, last_action)) => (r.err(), cases, last_action),
                 Err(join) => (
                     Some(Error::Runtime {
                         instance: name.clone(),
                         message: format!("the instance's task ended abnormally: {join}"),
                     }),
                     Vec::new(),
+                    None,
                 ),
             };
             outcomes.push(InstanceOutcome {
                 instance: name,
                 outcome: outcome_of(error.as_ref()),
+                failed_action: error.as_ref().and(last_action),
                 error,
                 cases,
             });
@@ -334,7 +349,7 @@ impl Runner {
         command: &Command,
         cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
-    ) -> Result<()> {
+    ) -> (Result<()>, Option<Action>) {
         let output = self.bus.instance(InstanceId::from(inst.as_ref()));
         let started = Instant::now();
         self.bus.emit(Event::InstanceStarted(InstanceStarted {
@@ -363,7 +378,7 @@ impl Runner {
                 .err()
                 .map(|e| Reason::from_text(&e.to_string()).with_output_tail(output.take_tail())),
         }));
-        result
+        (result, last_action)
     }
 
     async fn run_instance_inner(

@@ -15,6 +15,9 @@ use crate::transport::Connection;
 /// How often a running step is sampled.
 const EVERY: Duration = Duration::from_secs(1);
 
+/// How long the end of a step waits for its last sample.
+const LAST_SAMPLE_WAIT: Duration = Duration::from_millis(200);
+
 /// Samples one step until [`Sampler::finish`].
 pub(super) struct Sampler {
     probe: Probe,
@@ -87,10 +90,12 @@ impl Sampler {
         Self { probe, task }
     }
 
-    /// Stops sampling and takes a last sample (the step's end).
+    /// Stops sampling and takes a last sample (the step's end), waiting for it at most
+    /// [`LAST_SAMPLE_WAIT`]: Docker's stats call can take most of a second, which every
+    /// converge and verify would otherwise pay.
     pub(super) async fn finish(self) {
         self.task.abort();
         let _ = self.task.await;
-        self.probe.sample().await;
+        let _ = tokio::time::timeout(LAST_SAMPLE_WAIT, self.probe.sample()).await;
     }
 }

@@ -318,6 +318,9 @@ impl Provisioner for ShellProvisioner {
             }
         }
 
+        // test-kitchen's provisioner announces its downloads after every run, even when there
+        // are none.
+        out.info(&format!("Downloading files from <{}>", ctx.instance.name));
         for (remote, local) in &self.config.downloads {
             let local = ctx.expand_path(local);
             out.info(&format!("Downloading {remote} to {}", local.display()));

@@ -104,10 +104,10 @@ impl Renderer {
                     &e.instance,
                     Level::Info,
                     format!(
-                        "Finished {} <{}> ({:.1}s).",
+                        "Finished {} <{}> {}.",
                         e.action.verb().to_lowercase(),
                         e.instance.name,
-                        e.duration.as_secs_f64()
+                        duration(e.duration)
                     ),
                 )],
                 (outcome, Some(reason)) if outcome.is_failure() => {
@@ -160,9 +160,9 @@ impl Renderer {
                         &e.instance,
                         Level::Info,
                         format!(
-                            "Finished testing <{}> ({:.1}s).",
+                            "Finished testing <{}> {}.",
                             e.instance.name,
-                            e.duration.as_secs_f64()
+                            duration(e.duration)
                         ),
                     )],
                     _ => Vec::new(),
@@ -173,13 +173,20 @@ impl Renderer {
                 level: Level::Info,
                 stream: OutputStream::Info,
                 text: format!(
-                    "-----> kitchen-driver is finished. ({:.1}s)",
-                    e.duration.as_secs_f64()
+                    "-----> kitchen-driver is finished. {}",
+                    duration(e.duration)
                 ),
             }],
             _ => Vec::new(),
         }
     }
+}
+
+/// A duration as test-kitchen prints it (`Kitchen::Util.duration`): `(0m1.23s)`.
+pub fn duration(d: std::time::Duration) -> String {
+    let total = d.as_secs_f64();
+    let minutes = (total / 60.0).floor();
+    format!("({}m{:.2}s)", minutes as u64, total - minutes * 60.0)
 }
 
 fn failure_lines(instance: &InstanceId, reason: &crate::events::Reason) -> Vec<Line> {
@@ -461,4 +468,17 @@ fn color_for(name: &str) -> u8 {
     let mut h = DefaultHasher::new();
     name.hash(&mut h);
     [32, 33, 34, 35, 36, 92, 93, 94, 95, 96][(h.finish() % 10) as usize]
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_test_kitchen_prints_them() {
+        assert_eq!(super::duration(Duration::from_millis(0)), "(0m0.00s)");
+        assert_eq!(super::duration(Duration::from_millis(1234)), "(0m1.23s)");
+        assert_eq!(super::duration(Duration::from_millis(61_500)), "(1m1.50s)");
+        assert_eq!(super::duration(Duration::from_secs(3600)), "(60m0.00s)");
+    }
 }
