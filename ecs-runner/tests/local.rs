@@ -97,7 +97,7 @@ fn the_examples_shell_suite_passes_on_both_images() {
     let xml = std::fs::read_to_string(&junit).unwrap();
     // kitchen-driver's reporter: an instance that passed without cases is one case `verify`.
     assert!(
-        xml.contains(r#"<testsuites name="kitchen-driver" tests="2" failures="0" errors="0""#),
+        xml.contains(r#"<testsuites name="ecs-runner" tests="2" failures="0" errors="0""#),
         "{xml}"
     );
     assert!(

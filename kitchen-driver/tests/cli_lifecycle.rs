@@ -385,7 +385,7 @@ fn redact(p: &TestProject, s: &str) -> String {
     let s = regex::Regex::new(r"\b[0-9a-f]{64}\b|\([0-9a-f]{12}\)")
         .unwrap()
         .replace_all(&s, "[ID]");
-    let s = regex::Regex::new(r"\(\d+\.\d+s\)")
+    let s = regex::Regex::new(r"\((\d+m)?\d+\.\d+s\)")
         .unwrap()
         .replace_all(&s, "([TIME])");
     // The summary's duration columns: redacted to a fixed width so the table stays aligned.

@@ -314,6 +314,19 @@ pub struct RunStarted {
     pub hostname: String,
 }
 
+impl RunStarted {
+    /// The program that runs (`kitchen-driver`, `ecs-runner`): the file name of the command
+    /// line's first word, for the reports' titles.
+    pub fn program(&self) -> String {
+        self.command_line
+            .first()
+            .and_then(|p| std::path::Path::new(p).file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "kitchen-driver".to_string())
+    }
+}
+
 /// An instance's task began (it holds its lock and is about to run its first step).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceStarted {

@@ -105,6 +105,13 @@ impl RunOptions {
     }
 }
 
+/// The steps an instance went through: the last one started, and the first that failed.
+#[derive(Debug, Default, Clone, Copy)]
+struct StepsSeen {
+    last: Option<Action>,
+    failed: Option<Action>,
+}
+
 /// What happened to one instance.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -307,20 +314,20 @@ impl Runner {
                 tokio::spawn(async move {
                     let _permit = permit;
                     let mut cases = Vec::new();
-                    let (result, last_action) = this
+                    let (result, failed_action) = this
                         .run_instance(inst.clone(), &command, &cancel, &mut cases)
                         .await;
                     if outcome_of(result.as_ref().err()).is_failure() && opts.fail_fast {
                         cancel.cancel_for(CancelReason::FailFast);
                     }
-                    (result, cases, last_action)
+                    (result, cases, failed_action)
                 }),
             ));
         }
         let mut outcomes = Vec::new();
         for (name, task) in tasks {
-            let (error, cases, last_action) = match task.await {
-                Ok((r, cases, last_action)) => (r.err(), cases, last_action),
+            let (error, cases, failed_action) = match task.await {
+                Ok((r, cases, failed_action)) => (r.err(), cases, failed_action),
                 Err(join) => (
                     Some(Error::Runtime {
                         instance: name.clone(),
@@ -333,7 +340,7 @@ impl Runner {
             outcomes.push(InstanceOutcome {
                 instance: name,
                 outcome: outcome_of(error.as_ref()),
-                failed_action: error.as_ref().and(last_action),
+                failed_action: error.as_ref().and(failed_action),
                 error,
                 cases,
             });
@@ -356,29 +363,22 @@ impl Runner {
             at: events::now(),
             instance: output.id().clone(),
         }));
-        let mut last_action = None;
+        let mut seen = StepsSeen::default();
         let result = self
-            .run_instance_inner(
-                inst.clone(),
-                command,
-                cancel,
-                cases,
-                &output,
-                &mut last_action,
-            )
+            .run_instance_inner(inst.clone(), command, cancel, cases, &output, &mut seen)
             .await;
         self.bus.emit(Event::InstanceFinished(InstanceFinished {
             at: events::now(),
             instance: output.id().clone(),
             outcome: outcome_of(result.as_ref().err()),
-            last_action,
+            last_action: seen.last,
             duration: started.elapsed(),
             reason: result
                 .as_ref()
                 .err()
                 .map(|e| Reason::from_text(&e.to_string()).with_output_tail(output.take_tail())),
         }));
-        (result, last_action)
+        (result, seen.failed)
     }
 
     async fn run_instance_inner(
@@ -388,7 +388,7 @@ impl Runner {
         cancel: &Canceller,
         cases: &mut Vec<CaseResult>,
         output: &InstanceOutput,
-        last_action: &mut Option<Action>,
+        seen: &mut StepsSeen,
     ) -> Result<()> {
         let driver = driver::for_instance(&inst)?;
         for key in super::preflight::check(&inst, command, &self.test_base_path)? {
@@ -425,7 +425,7 @@ impl Runner {
             state_file: state_file.clone(),
             cancel: cancel.clone(),
             cases,
-            last_action,
+            seen,
         };
         let result = match command {
             Command::Action(target) => run.transition_to(*target).await,
@@ -470,7 +470,7 @@ struct InstanceRun<'a> {
     cancel: Canceller,
     cases: &'a mut Vec<CaseResult>,
     /// The last step attempted (for [`Event::InstanceFinished`]).
-    last_action: &'a mut Option<Action>,
+    seen: &'a mut StepsSeen,
 }
 
 impl InstanceRun<'_> {
@@ -491,7 +491,7 @@ impl InstanceRun<'_> {
     async fn run_step(&mut self, action: Action) -> Result<()> {
         let out = self.ctx.output.clone();
         let started = Instant::now();
-        *self.last_action = Some(action);
+        self.seen.last = Some(action);
         out.take_tail();
         out.bus().emit(Event::StepStarted(StepStarted {
             at: events::now(),
@@ -537,6 +537,7 @@ impl InstanceRun<'_> {
                 }
             }
             Err(e) => {
+                self.seen.failed.get_or_insert(action);
                 self.state.set(keys::LAST_ERROR, e.kind_name());
                 self.state.set(keys::LAST_ERROR_MESSAGE, e.to_string());
                 self.state_file.save(&self.state)

@@ -65,6 +65,8 @@ struct InstanceRecord {
 /// Collects what the report needs from the events.
 #[derive(Debug, Default, Clone)]
 pub struct JunitBuilder {
+    /// The program that ran, the report's name (`kitchen-driver` until the run says).
+    program: Option<String>,
     hostname: Option<String>,
     run_duration: Option<Duration>,
     order: Vec<String>,
@@ -95,6 +97,7 @@ impl JunitBuilder {
     pub fn observe(&mut self, event: &Event) {
         match event {
             Event::RunStarted(e) => {
+                self.program = Some(e.program());
                 self.hostname = Some(e.hostname.clone()).filter(|h| !h.is_empty());
                 for i in &e.instances {
                     self.record(i);
@@ -137,7 +140,7 @@ impl JunitBuilder {
     /// # Errors
     /// Only if the XML writer fails, which it does not for in-memory strings.
     pub fn render(&self) -> Result<String> {
-        let mut report = Report::new(REPORT_NAME);
+        let mut report = Report::new(self.program.as_deref().unwrap_or(REPORT_NAME));
         let mut total = Duration::ZERO;
         for name in &self.order {
             let r = &self.instances[name];

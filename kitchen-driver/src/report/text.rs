@@ -54,6 +54,8 @@ struct InstanceProgress {
 #[derive(Debug, Default)]
 pub struct Renderer {
     command: String,
+    /// The program that runs, for the closing line (`kitchen-driver`, `ecs-runner`).
+    program: String,
     instances: HashMap<String, InstanceProgress>,
 }
 
@@ -63,6 +65,7 @@ impl Renderer {
         match event {
             Event::RunStarted(e) => {
                 self.command = e.command.clone();
+                self.program = e.program();
                 Vec::new()
             }
             Event::InstanceStarted(e) if self.command == "exec" => {
@@ -173,7 +176,12 @@ impl Renderer {
                 level: Level::Info,
                 stream: OutputStream::Info,
                 text: format!(
-                    "-----> kitchen-driver is finished. {}",
+                    "-----> {} is finished. {}",
+                    if self.program.is_empty() {
+                        "kitchen-driver"
+                    } else {
+                        &self.program
+                    },
                     duration(e.duration)
                 ),
             }],
