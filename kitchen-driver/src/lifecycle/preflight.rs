@@ -10,6 +10,7 @@ use std::path::Path;
 
 use crate::config::InstanceConfig;
 use crate::config::unused::UnusedKey;
+use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::lifecycle::{Action, Command};
 use crate::{provisioner, verifier};
@@ -37,34 +38,42 @@ fn furthest(command: &Command) -> Option<Action> {
     }
 }
 
-/// Checks the provisioner, verifier and transport that `command` will use on `inst` (the
-/// driver is resolved by the caller), and returns the keys of the instance's driver,
-/// provisioner, verifier and transport blocks that have no effect here, each with its reason,
-/// for the caller to warn about once. Pure apart from looking for busser's bats directory.
+/// What [`check`] found: the instance's driver, and the keys of its driver, provisioner,
+/// verifier and transport blocks that have no effect here, each with its reason, for the
+/// caller to warn about once.
+pub struct Checked {
+    /// The driver the instance names, ready to use.
+    pub driver: Box<dyn Driver>,
+    /// Keys without effect (none for `exec`).
+    pub unused_keys: Vec<UnusedKey>,
+}
+
+/// Resolves the driver, and checks the provisioner, verifier and transport that `command`
+/// will use on `inst`. Pure apart from looking for busser's bats directory.
 ///
 /// # Errors
 /// [`Error::UnknownPlugin`] or [`Error::Config`] naming the plugin, the instance and what is
 /// supported.
-pub fn check(
-    inst: &InstanceConfig,
-    command: &Command,
-    test_base_path: &Path,
-) -> Result<Vec<UnusedKey>> {
-    let (checked, mut unused) = crate::config::unused::collect(|| {
-        crate::driver::for_instance(inst)?;
-        check_plugins(inst, command, test_base_path)
+pub fn check(inst: &InstanceConfig, command: &Command, test_base_path: &Path) -> Result<Checked> {
+    let (checked, mut unused_keys) = crate::config::unused::collect(|| {
+        let driver = crate::driver::for_instance(inst)?;
+        check_plugins(inst, command, test_base_path).map(|()| driver)
     });
-    checked?;
+    let driver = checked?;
     if furthest(command).is_none() {
         // `exec` and the like: the user has seen the warnings on the run that created it.
-        return Ok(Vec::new());
+        unused_keys.clear();
+    } else {
+        let transport = InstanceConfig::plugin_name(&inst.transport);
+        unused_keys.extend(crate::config::unused::transport_keys(
+            transport,
+            &inst.transport,
+        ));
     }
-    let transport = InstanceConfig::plugin_name(&inst.transport);
-    unused.extend(crate::config::unused::transport_keys(
-        transport,
-        &inst.transport,
-    ));
-    Ok(unused)
+    Ok(Checked {
+        driver,
+        unused_keys,
+    })
 }
 
 fn check_plugins(inst: &InstanceConfig, command: &Command, test_base_path: &Path) -> Result<()> {
@@ -122,7 +131,7 @@ mod tests {
             json!({"name": "inspec"}),
             json!({"name": "ssh"}),
         );
-        let err = check(&i, &test(), tbp.path()).unwrap_err().to_string();
+        let err = check(&i, &test(), tbp.path()).err().unwrap().to_string();
         assert!(
             err.contains("verifier plugin `inspec` is not supported"),
             "{err}"
@@ -141,7 +150,8 @@ mod tests {
             json!({"name": "ssh"}),
         );
         let err = check(&i, &Command::Action(Action::Converge), tbp.path())
-            .unwrap_err()
+            .err()
+            .unwrap()
             .to_string();
         assert!(err.contains("provisioner plugin `chef_zero`"), "{err}");
         check(&i, &Command::Action(Action::Create), tbp.path()).unwrap();
@@ -154,7 +164,8 @@ mod tests {
         let shell = json!({"name": "shell"});
         let i = inst(shell.clone(), shell.clone(), json!({"name": "winrm"}));
         let err = check(&i, &Command::Action(Action::Create), tbp.path())
-            .unwrap_err()
+            .err()
+            .unwrap()
             .to_string();
         assert!(err.contains("transport plugin `winrm`"), "{err}");
         assert!(err.contains("WinRM are not supported"), "{err}");
@@ -174,7 +185,9 @@ mod tests {
         );
         i.driver.insert("use_sudo".into(), json!(false));
         i.driver.insert("kitchen_root".into(), json!("/p"));
-        let keys = check(&i, &Command::Action(Action::Create), tbp.path()).unwrap();
+        let keys = check(&i, &Command::Action(Action::Create), tbp.path())
+            .unwrap()
+            .unused_keys;
         let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
         assert_eq!(
             shown
@@ -204,7 +217,7 @@ mod tests {
             json!({"name": "busser", "version": "0.7.1", "sudo": true}),
             json!({"name": "ssh"}),
         );
-        let err = check(&i, &test(), tbp.path()).unwrap_err().to_string();
+        let err = check(&i, &test(), tbp.path()).err().unwrap().to_string();
         assert!(err.contains("runs here only as bats"), "{err}");
         assert!(err.contains("default/bats"), "{err}");
         std::fs::create_dir_all(tbp.path().join("default/bats")).unwrap();

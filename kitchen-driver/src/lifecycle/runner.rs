@@ -11,7 +11,7 @@ use super::hooks::{HookCommand, Hooks, Phase};
 use super::sampler::Sampler;
 use super::{Action, steps};
 use crate::config::InstanceConfig;
-use crate::driver::{self, Driver};
+use crate::driver::Driver;
 use crate::error::{CancelReason, Error, Result};
 use crate::events::{
     self, Event, EventBus, HookFinished, HookPhase, HookStarted, InstanceFinished, InstanceId,
@@ -390,10 +390,11 @@ impl Runner {
         output: &InstanceOutput,
         seen: &mut StepsSeen,
     ) -> Result<()> {
-        let driver = driver::for_instance(&inst)?;
-        for key in super::preflight::check(&inst, command, &self.test_base_path)? {
+        let checked = super::preflight::check(&inst, command, &self.test_base_path)?;
+        for key in &checked.unused_keys {
             output.warn(&key.to_string());
         }
+        let driver = checked.driver;
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
         let ctx = InstanceContext::new(
             inst.clone(),
