@@ -151,6 +151,23 @@ fn recorded(name: &str) -> String {
     .unwrap()
 }
 
+/// The recorded project, on Docker instead of test-kitchen's local `exec` driver.
+fn recorded_project(label: &str) -> TestProject {
+    let p = TestProject::new(label);
+    let yml = recorded("kitchen.yml")
+        .replace(
+            "driver:\n  name: exec",
+            "driver:\n  name: docker\n  image: \"kitchen/busybox:latest\"",
+        )
+        .replace("transport:\n  name: exec\n", "")
+        .replace(
+            "  command: echo converging",
+            "  command: echo converging\n  sudo: false",
+        );
+    p.write("kitchen.yml", &yml);
+    p
+}
+
 /// A state file as (key, value shape) pairs: UUIDs, null and plain values told apart, so two
 /// runs compare equal when test-kitchen's bookkeeping is the same.
 fn state_shape(yaml: &str) -> Vec<(String, String)> {
@@ -195,19 +212,7 @@ fn bookkeeping(shape: &[(String, String)]) -> Vec<(String, String)> {
 
 #[test]
 fn state_files_and_exit_codes_match_recorded_test_kitchen() {
-    let p = TestProject::new("tk-state");
-    // The recorded project, on Docker instead of test-kitchen's local `exec` driver.
-    let yml = recorded("kitchen.yml")
-        .replace(
-            "driver:\n  name: exec",
-            "driver:\n  name: docker\n  image: \"kitchen/busybox:latest\"",
-        )
-        .replace("transport:\n  name: exec\n", "")
-        .replace(
-            "  command: echo converging",
-            "  command: echo converging\n  sudo: false",
-        );
-    p.write("kitchen.yml", &yml);
+    let p = recorded_project("tk-state");
     let converge = p
         .kitchen_driver(300)
         .args(["converge", "pass"])
@@ -308,18 +313,7 @@ fn skeleton(output: &str) -> Vec<String> {
 
 #[test]
 fn output_follows_recorded_test_kitchen() {
-    let p = TestProject::new("tk-output");
-    let yml = recorded("kitchen.yml")
-        .replace(
-            "driver:\n  name: exec",
-            "driver:\n  name: docker\n  image: \"kitchen/busybox:latest\"",
-        )
-        .replace("transport:\n  name: exec\n", "")
-        .replace(
-            "  command: echo converging",
-            "  command: echo converging\n  sudo: false",
-        );
-    p.write("kitchen.yml", &yml);
+    let p = recorded_project("tk-output");
     for (args, fixture, code) in [
         (vec!["test", "pass"], "test-pass.stdout", 0),
         (
