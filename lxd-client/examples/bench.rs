@@ -85,7 +85,7 @@ async fn exec_stream(client: &Client, target: &str, bytes: u64) -> anyhow::Resul
     while let Some(chunk) = stdout.next().await {
         seen += chunk?.len() as u64;
     }
-    let status = process.wait(None).await?;
+    let status = process.wait().await?;
     anyhow::ensure!(
         status.success() && seen == bytes,
         "streamed {seen} of {bytes} bytes, {status:?}"

@@ -7,34 +7,20 @@ use lxd_client::{Client, FileOptions};
 
 #[tokio::main]
 async fn main() -> lxd_client::Result<()> {
-    let client = Client::connect_local().await?;
-    let instances = client.instances();
+    let instances = Client::connect_local().await?.instances();
     let name = std::env::args().nth(1).unwrap_or("first-program".into());
 
     // Deleted when dropped, so also when a step below fails.
-    let c = instances
-        .create(&name)
-        .image_alias("kitchen/busybox")
-        .launch_guarded()
-        .await?;
+    let c = instances.create(&name).image_alias("kitchen/busybox");
+    let c = c.launch_guarded().await?;
 
-    let out = instances.exec(&name, ["uname", "-a"]).output().await?;
-    print!("{}", String::from_utf8_lossy(&out.stdout));
-    println!("exit code {}", out.status.code);
+    let out = c.exec(["uname", "-a"]).output().await?;
+    println!("{}exit code {}", out.stdout_text(), out.status.code);
 
     let config = format!("greeting=hello from {name}\n");
-    let options = FileOptions::default().mode(0o600);
-    instances
-        .files(&name)
-        .push("/root/app.conf", &config, options)
-        .await?;
+    let mode = FileOptions::default().mode(0o600);
+    c.files().push("/root/app.conf", config, mode).await?;
 
-    instances
-        .snapshots(&name)
-        .create("configured")
-        .await?
-        .wait()
-        .await?;
-
+    c.snapshots().create("configured").await?.wait().await?;
     c.delete().await
 }

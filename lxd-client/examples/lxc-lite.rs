@@ -428,7 +428,7 @@ async fn exec(
     if let Some(t) = err {
         let _ = t.await;
     }
-    let status = p.wait(None).await?;
+    let status = p.wait().await?;
     if let Some(failure) = &status.failure {
         eprintln!("Error: {failure}");
     }

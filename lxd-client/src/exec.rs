@@ -114,6 +114,18 @@ pub struct ExecOutput {
     pub stderr: Vec<u8>,
 }
 
+impl ExecOutput {
+    /// stdout as text (invalid UTF-8 replaced by U+FFFD).
+    pub fn stdout_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.stdout)
+    }
+
+    /// stderr as text (invalid UTF-8 replaced by U+FFFD).
+    pub fn stderr_text(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.stderr)
+    }
+}
+
 /// Builder for a command in an instance; from [`crate::Instances::exec`].
 ///
 /// ```no_run
@@ -234,7 +246,7 @@ impl ExecBuilder {
         let stdout = process.take_stdout();
         let stderr = process.take_stderr();
         let (out, err) = tokio::join!(collect(stdout), collect(stderr));
-        let status = process.wait(None).await?;
+        let status = process.wait().await?;
         Ok(ExecOutput {
             status,
             stdout: out?,
@@ -506,7 +518,7 @@ async fn pump_stdin(
 /// let first = stdout.next().await.unwrap()?;
 /// assert_eq!(&first[..], b"hello\n");
 /// stdin.close();
-/// let status = p.wait(None).await?;
+/// let status = p.wait().await?;
 /// assert!(status.success());
 /// # Ok(())
 /// # }
@@ -586,13 +598,24 @@ impl ExecProcess {
         .await
     }
 
-    /// Waits for the command to end, at most `timeout`.
+    /// Waits for the command to end, however long it runs (as `std::process::Child::wait`:
+    /// a command has no natural limit; bound it with [`ExecProcess::wait_for`]).
     ///
     /// # Errors
-    /// [`Error::Timeout`]; [`Error::OperationFailed`] when the operation failed without an exit
-    /// code (e.g. websockets not connected in time). A missing command is an `Ok` status.
-    pub async fn wait(&self, timeout: Option<Duration>) -> Result<ExitStatus> {
-        let op = self.op.wait_end(timeout).await?;
+    /// [`Error::OperationFailed`] when the operation failed without an exit code (e.g.
+    /// websockets not connected in time). A missing command is an `Ok` status.
+    pub async fn wait(&self) -> Result<ExitStatus> {
+        let op = self.op.wait_end(None).await?;
+        ExitStatus::from_operation(op)
+    }
+
+    /// Waits for the command to end, at most `limit`; the command keeps running after an
+    /// [`Error::Timeout`] (kill it with [`ExecProcess::signal`]).
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; otherwise as [`ExecProcess::wait`].
+    pub async fn wait_for(&self, limit: Duration) -> Result<ExitStatus> {
+        let op = self.op.wait_end(Some(limit)).await?;
         ExitStatus::from_operation(op)
     }
 }

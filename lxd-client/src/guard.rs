@@ -1,7 +1,9 @@
 //! [`InstanceGuard`]: an instance that is deleted when the guard is dropped.
 
 use crate::error::Result;
-use crate::instances::Instances;
+use crate::exec::ExecBuilder;
+use crate::files::Files;
+use crate::instances::{Instances, Snapshots};
 
 /// Deletes an instance (killing it first if it runs, as [`Instances::delete_force`]) when
 /// dropped, so an early return or a panic does not leave it behind. Get one from
@@ -27,7 +29,7 @@ use crate::instances::Instances;
 /// # async fn demo(client: lxd_client::Client) -> lxd_client::Result<()> {
 /// let instances = client.instances();
 /// let c1 = instances.create("c1").image_alias("kitchen/busybox").launch_guarded().await?;
-/// let out = instances.exec(c1.name(), ["uname", "-a"]).output().await?; // `?` drops c1: deleted
+/// let out = c1.exec(["uname", "-a"]).output().await?; // `?` drops c1: deleted
 /// c1.delete().await?; // the normal end: async, with its error
 /// # Ok(())
 /// # }
@@ -60,6 +62,25 @@ impl InstanceGuard {
     /// The instance's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// A command to run in the instance, as [`Instances::exec`] with this name.
+    pub fn exec<I, S>(&self, command: I) -> ExecBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.instances.exec(&self.name, command)
+    }
+
+    /// The instance's files, as [`Instances::files`].
+    pub fn files(&self) -> Files {
+        self.instances.files(&self.name)
+    }
+
+    /// The instance's snapshots, as [`Instances::snapshots`].
+    pub fn snapshots(&self) -> Snapshots {
+        self.instances.snapshots(&self.name)
     }
 
     /// Deletes the instance now (as [`Instances::delete_force`]) and disarms the guard.

@@ -147,13 +147,13 @@ async fn signal_over_control_socket() {
         .await
         .unwrap();
     assert!(
-        p.wait(Some(Duration::from_millis(300)))
+        p.wait_for(Duration::from_millis(300))
             .await
             .unwrap_err()
             .is_timeout()
     );
     p.signal(15).await.unwrap();
-    let status = p.wait(Some(OP_TIMEOUT)).await.unwrap();
+    let status = p.wait_for(OP_TIMEOUT).await.unwrap();
     assert_eq!(status.code, 128 + 15);
 }
 
@@ -196,7 +196,7 @@ async fn interactive_pty_with_resize() {
     );
     stdin.write("bye\n").await.unwrap();
     while stdout.next().await.is_some() {}
-    let status = p.wait(Some(OP_TIMEOUT)).await.unwrap();
+    let status = p.wait_for(OP_TIMEOUT).await.unwrap();
     assert_eq!(status.code, 4);
 }
 
@@ -247,7 +247,7 @@ async fn large_output_is_complete() {
         .await;
     assert_eq!(total, 20_000_000);
     assert_eq!(err, b"done\n");
-    assert!(p.wait(Some(OP_TIMEOUT)).await.unwrap().success());
+    assert!(p.wait_for(OP_TIMEOUT).await.unwrap().success());
 }
 
 #[tokio::test]
@@ -311,7 +311,7 @@ async fn streaming_100_mib_of_output_stays_small() {
         total += chunk.len();
     }
     assert_eq!(total, 100 << 20);
-    assert!(p.wait(Some(OP_TIMEOUT)).await.unwrap().success());
+    assert!(p.wait_for(OP_TIMEOUT).await.unwrap().success());
     let peak = peak_rss_kib();
     assert!(
         peak < 64 * 1024,

@@ -334,7 +334,7 @@ async fn operations_list_get_cancel_and_follow() {
     assert_eq!(op.class, "websocket");
     let followed = client.operations().follow(&id).await.unwrap();
     p.signal(9).await.unwrap();
-    let status = p.wait(Some(OP_TIMEOUT)).await.unwrap();
+    let status = p.wait_for(OP_TIMEOUT).await.unwrap();
     assert_eq!(status.code, 137);
     // The independent follower saw the same end.
     followed.wait_end(Some(OP_TIMEOUT)).await.unwrap();
@@ -470,5 +470,5 @@ async fn cancel_operations() {
         err.message().unwrap().contains("can't be cancelled"),
         "{err}"
     );
-    assert!(p.wait(Some(OP_TIMEOUT)).await.unwrap().success());
+    assert!(p.wait_for(OP_TIMEOUT).await.unwrap().success());
 }

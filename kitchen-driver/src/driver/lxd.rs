@@ -504,7 +504,7 @@ impl Connection for LxdConnection {
             pump(stderr, OutputStream::Stderr)
         );
         let status = process
-            .wait(None)
+            .wait()
             .await
             .map_err(self.err(format!("waiting for `{}`", req.display())))?;
         Ok(ExecOutput {
@@ -615,7 +615,7 @@ impl Connection for LxdConnection {
             let exit = ends.pump(output, &mut runtime).await;
             drop(runtime);
             let code = process
-                .wait(None)
+                .wait()
                 .await
                 .map(|s| i64::from(s.code))
                 .map_err(|source| Error::Lxd {

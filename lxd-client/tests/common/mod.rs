@@ -185,5 +185,5 @@ pub async fn cat_echoes_each_line_as_it_arrives(client: &Client, name: &str) {
     }
     stdin.close();
     assert!(stdout.next().await.is_none(), "stdout ends after stdin EOF");
-    assert!(p.wait(Some(OP_TIMEOUT)).await.unwrap().success());
+    assert!(p.wait_for(OP_TIMEOUT).await.unwrap().success());
 }
