@@ -35,6 +35,7 @@ pub mod filter;
 mod munge;
 mod select;
 pub mod unused;
+pub(crate) mod numbers;
 pub(crate) mod value;
 pub(crate) mod yaml;
 
