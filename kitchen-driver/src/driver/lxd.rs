@@ -816,11 +816,20 @@ mod tests {
     }
 
     #[test]
+    fn listed_names_that_leave_the_directory_are_refused() {
+        for bad in ["..", ".", "", "a/b", "/etc"] {
+            let e = check_listed_name("i1", "/tmp/out", bad).unwrap_err().to_string();
+            assert!(e.contains("refusing to download") && e.contains("listed"), "{e}");
+        }
+        check_listed_name("i1", "/tmp/out", "..hidden").unwrap();
+    }
+
+    #[test]
     fn archive_entries_keep_modes_and_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
         std::fs::write(dir.path().join("data/a.txt"), "A").unwrap();
-        let mut b = TarBuilder::new();
+        let mut b = crate::transport::TarBuilder::new();
         b.add_path(&dir.path().join("data"), "data").unwrap();
         b.add_bytes("run.sh", b"echo hi", 0o755).unwrap();
         let entries = unpack_entries(b.finish().unwrap(), "/tmp/kitchen").unwrap();

@@ -282,7 +282,8 @@ pub fn unpack_download(tar: &[u8], local: &Path, instance: &str, remote: &str) -
                 ));
             }
         }
-        if let Some(link) = symlink_on_the_way(local, &name) {
+        let is_dir = entry.header().entry_type().is_dir();
+        if let Some(link) = symlink_on_the_way(local, &name, is_dir) {
             return Err(refuse(
                 &shown,
                 format!("it would be written through the symlink {}", link.display()),
@@ -295,13 +296,14 @@ pub fn unpack_download(tar: &[u8], local: &Path, instance: &str, remote: &str) -
     Ok(())
 }
 
-/// The first existing symlink among the parents of `local/name`, if any: writing there would
-/// follow it (a link to `/root/.ssh` sent earlier in the same archive, or left by an earlier
-/// download).
-fn symlink_on_the_way(local: &Path, name: &Path) -> Option<PathBuf> {
+/// The first existing symlink among the parents of `local/name` (and `local/name` itself for
+/// a directory, whose mode would be set through it), if any: writing there would follow it (a
+/// link to `/root/.ssh` sent earlier in the same archive, or left by an earlier download).
+fn symlink_on_the_way(local: &Path, name: &Path, with_last: bool) -> Option<PathBuf> {
     let mut at = local.to_path_buf();
-    let parents: Vec<_> = name.components().collect();
-    for part in &parents[..parents.len().saturating_sub(1)] {
+    let parts: Vec<_> = name.components().collect();
+    let upto = if with_last { parts.len() } else { parts.len().saturating_sub(1) };
+    for part in &parts[..upto] {
         at.push(part);
         if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
             return Some(at);
