@@ -175,6 +175,11 @@ suites:
     let last_error = p.state("ansible-debian-12");
     assert!(last_error.last_error().is_some());
 
+    for f in files_under(&p.root().join(".kitchen/logs")) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", f.display());
+    }
     let secrets = [&tkenv, &listed, &proxy_pw, &extra];
     let mut places = files_under(&p.root().join(".kitchen"));
     places.push(p.root().join("junit.xml"));
