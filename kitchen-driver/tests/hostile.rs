@@ -210,3 +210,64 @@ suites:
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     p.assert_no_containers();
 }
+
+/// A Dockerfile platform whose context holds an ignored secret and links to a host directory
+/// and to `/`: the image gets neither the ignored file nor anything behind the links.
+#[tokio::test]
+async fn docker_build_context_honours_dockerignore_and_never_follows_links() {
+    use bollard::query_parameters::RemoveImageOptions;
+    use kitchen_driver::lifecycle::{Command, DestroyMode};
+    use serde_json::json;
+    use test_support::{docker, instance, on_fresh_runtime, run_one};
+
+    let host = unique_dir("hostile-ctx-host");
+    std::fs::write(host.path().join("id_rsa"), "HOST-KEY-CONTENT\n").unwrap();
+    let p = TestProject::new("hostile-ctx");
+    // The project path in a comment makes the image tag unique to this test.
+    p.write(
+        "docker/Dockerfile",
+        &format!("# {}\nFROM kitchen/busybox:latest\nCOPY . /ctx/\n", p.root().display()),
+    );
+    p.write("docker/.dockerignore", "*.secret\nnotes/**\n!notes/keep.txt\n");
+    p.write("docker/db.secret", "ignored-secret\n");
+    p.write("docker/notes/drop.txt", "dropped\n");
+    p.write("docker/notes/keep.txt", "kept\n");
+    std::os::unix::fs::symlink(host.path(), p.root().join("docker/ssh")).unwrap();
+    std::os::unix::fs::symlink("/", p.root().join("docker/rootfs")).unwrap();
+    let check = format!(
+        "set -e; test ! -e /ctx/db.secret; test ! -e /ctx/notes/drop.txt; grep -q kept /ctx/notes/keep.txt; \
+         test -L /ctx/ssh; test \"$(readlink /ctx/ssh)\" = {host}; test -L /ctx/rootfs; \
+         ! grep -rqs HOST-KEY-CONTENT /ctx; echo context-ok",
+        host = host.path().display()
+    );
+    let inst = instance(
+        "default",
+        "ctx",
+        json!({"name": "docker", "dockerfile": "docker/Dockerfile"}),
+        json!({"name": "shell", "sudo": false, "command": "true"}),
+        json!({"name": "shell", "remote_exec": true, "command": check}),
+        json!({}),
+    );
+    let (o, out) = run_one(&p, &inst, Command::Test(DestroyMode::Never)).await;
+    let image = p.state("default-ctx").get_str("image").map(str::to_string);
+    struct ImageGuard(Option<String>);
+    impl Drop for ImageGuard {
+        fn drop(&mut self) {
+            if let Some(tag) = self.0.clone() {
+                on_fresh_runtime(async move {
+                    let opts = RemoveImageOptions {
+                        force: true,
+                        ..Default::default()
+                    };
+                    let _ = docker().await.remove_image(&tag, Some(opts), None).await;
+                });
+            }
+        }
+    }
+    let _image_guard = ImageGuard(image);
+    assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
+    assert!(out.contains("context-ok"), "{out}");
+    let (o, out) = run_one(&p, &inst, Command::Action(kitchen_driver::lifecycle::Action::Destroy)).await;
+    assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
+    p.assert_no_containers();
+}
