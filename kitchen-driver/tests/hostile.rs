@@ -36,7 +36,8 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
 /// as the host's.
 fn planting_command(host_dir: &Path) -> String {
     format!(
-        "if [ -e /tmp/planted ]; then rm /tmp/out/k && mkdir /tmp/out/k && echo EVIL > /tmp/out/k/key; \
+        "grep -q tree-ok /opt/up/tree/deep/link.txt && test -x /opt/up/tree/run.sh && \
+         if [ -e /tmp/planted ]; then rm /tmp/out/k && mkdir /tmp/out/k && echo EVIL > /tmp/out/k/key; \
          else mkdir -p /tmp/out/sub && ln -s {host} /tmp/out/k && ln -s / /tmp/out/rootlink \
          && ln -s ../../../../../../etc /tmp/out/sub/up && echo fine > /tmp/out/ok.txt && touch /tmp/planted; fi",
         host = host_dir.display()
@@ -48,10 +49,16 @@ fn downloads_keep_symlinks_and_refuse_writing_through_them(runtime: Runtime) {
     let host = unique_dir("hostile-hostdir");
     std::fs::write(host.path().join("key"), "HOST-KEY-CONTENT\n").unwrap();
     let p = TestProject::new(&format!("hostile-dl-{}", runtime.label()));
+    // An upload (streamed file by file on LXD) whose links inside the project are followed.
+    p.write("files/tree/a.txt", "tree-ok\n");
+    let run = p.write("files/tree/run.sh", "#!/bin/sh\n");
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(p.root().join("files/tree/deep")).unwrap();
+    std::os::unix::fs::symlink("../a.txt", p.root().join("files/tree/deep/link.txt")).unwrap();
     p.write(
         "kitchen.yml",
         &format!(
-            "driver:\n  name: {driver}\nprovisioner:\n  name: shell\n  sudo: false\n  command: \"{cmd}\"\n  downloads:\n    /tmp/out: got\nplatforms:\n  - name: busybox\n    driver:\n      image: {image}\nsuites:\n  - name: default\n",
+            "driver:\n  name: {driver}\nprovisioner:\n  name: shell\n  sudo: false\n  command: \"{cmd}\"\n  uploads:\n    files/tree: /opt/up\n  downloads:\n    /tmp/out: got\nplatforms:\n  - name: busybox\n    driver:\n      image: {image}\nsuites:\n  - name: default\n",
             driver = runtime.driver(),
             image = runtime.busybox_image(),
             cmd = planting_command(host.path()),

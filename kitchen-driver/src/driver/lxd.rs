@@ -547,6 +547,61 @@ impl Connection for LxdConnection {
         Ok(())
     }
 
+    /// Streams each local file with lxd-client's push (a file is read in chunks as it is
+    /// sent, so memory stays bounded whatever the size of a cookbook or a roles tree), instead
+    /// of building an archive in memory. Links are followed, as in the archive uploads.
+    async fn upload(&self, locals: &[std::path::PathBuf], remote: &str) -> Result<()> {
+        let files = self.client.instances().files(&self.name);
+        let base = remote.trim_end_matches('/');
+        let base = if base.is_empty() { "/" } else { base };
+        files
+            .mkdir_all(base, FileOptions::default())
+            .await
+            .map_err(self.err(format!("creating {base}")))?;
+        for local in locals {
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| ".".to_string());
+            // Depth first, with an explicit stack (no recursion across awaits); a directory
+            // seen twice (a link loop) is an error rather than an endless upload.
+            let mut seen = std::collections::HashSet::new();
+            let mut pending = vec![(local.clone(), format!("{}/{name}", base.trim_end_matches('/')))];
+            while let Some((path, target)) = pending.pop() {
+                let meta =
+                    std::fs::metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+                if meta.is_dir() {
+                    use std::os::unix::fs::MetadataExt;
+                    if !seen.insert((meta.dev(), meta.ino())) {
+                        return Err(Error::io(
+                            "uploading",
+                            &path,
+                            std::io::Error::other("a symlink loops back to a directory already uploaded"),
+                        ));
+                    }
+                    files
+                        .mkdir_all(&target, FileOptions::default().mode(mode))
+                        .await
+                        .map_err(self.err(format!("creating {target}")))?;
+                    let entries = std::fs::read_dir(&path)
+                        .map_err(|e| Error::io("reading directory", &path, e))?;
+                    for entry in entries {
+                        let entry = entry.map_err(|e| Error::io("reading directory", &path, e))?;
+                        let child = entry.file_name().to_string_lossy().into_owned();
+                        pending.push((entry.path(), format!("{target}/{child}")));
+                    }
+                } else {
+                    files
+                        .push_file(&path, &target, FileOptions::default().mode(mode))
+                        .await
+                        .map_err(self.err(format!("uploading {}", path.display())))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn download_tar(&self, remote: &str) -> Result<Vec<u8>> {
         let files = self.client.instances().files(&self.name);
         let base = remote
