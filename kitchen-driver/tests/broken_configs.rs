@@ -16,9 +16,7 @@ const PLATFORM: &str = "verifier:\n  name: shell\nplatforms:\n  - name: p\n    d
 /// `(case, kitchen.yml)`: every case must fail.
 fn cases() -> Vec<(&'static str, String)> {
     let with = |body: &str| format!("{PLATFORM}{body}");
-    let suite = |block: &str| {
-        format!("{PLATFORM}suites:\n  - name: s\n{block}")
-    };
+    let suite = |block: &str| format!("{PLATFORM}suites:\n  - name: s\n{block}");
     vec![
         // Syntax.
         ("unclosed flow mapping", "platforms: [{name: p\nsuites: []\n".into()),

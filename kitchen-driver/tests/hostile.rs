@@ -65,13 +65,25 @@ fn downloads_keep_symlinks_and_refuse_writing_through_them(runtime: Runtime) {
         ),
     );
     let out = p.kitchen_driver(300).args(["converge"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 
     let got = p.root().join("got/out");
-    assert_eq!(std::fs::read_to_string(got.join("ok.txt")).unwrap(), "fine\n");
+    assert_eq!(
+        std::fs::read_to_string(got.join("ok.txt")).unwrap(),
+        "fine\n"
+    );
     for link in ["k", "rootlink", "sub/up"] {
         let meta = std::fs::symlink_metadata(got.join(link)).unwrap();
-        assert!(meta.file_type().is_symlink(), "{link} is not a symlink: {meta:?}");
+        assert!(
+            meta.file_type().is_symlink(),
+            "{link} is not a symlink: {meta:?}"
+        );
     }
     assert_eq!(
         std::fs::read_link(got.join("k")).unwrap(),
@@ -92,7 +104,12 @@ fn downloads_keep_symlinks_and_refuse_writing_through_them(runtime: Runtime) {
     // the host has the link from the first download.
     let out = p.kitchen_driver(300).args(["converge"]).output().unwrap();
     let stderr = text(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{}\n{stderr}", text(&out.stdout));
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "{}\n{stderr}",
+        text(&out.stdout)
+    );
     assert!(
         stderr.contains("refusing to download /tmp/out") && stderr.contains("through the symlink"),
         "{stderr}"
@@ -169,15 +186,27 @@ suites:
         .kitchen_driver(600)
         .env("TKENV_API_KEY", &tkenv)
         .env("KD_LISTED", &listed)
-        .args(["verify", "-c", "2", "--junit", "junit.xml", "--format", "json"])
+        .args([
+            "verify",
+            "-c",
+            "2",
+            "--junit",
+            "junit.xml",
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(20), "{stdout}\n{stderr}");
     // The secrets did reach the instance and the play: the outputs show where they were.
     let log = std::fs::read_to_string(p.root().join(".kitchen/logs/shell-busybox.log")).unwrap();
-    assert!(log.contains("api=*** listed=*** proxy=http://bob:***@127.0.0.1:9"), "{log}");
-    let log = std::fs::read_to_string(p.root().join(".kitchen/logs/ansible-debian-12.log")).unwrap();
+    assert!(
+        log.contains("api=*** listed=*** proxy=http://bob:***@127.0.0.1:9"),
+        "{log}"
+    );
+    let log =
+        std::fs::read_to_string(p.root().join(".kitchen/logs/ansible-debian-12.log")).unwrap();
     assert!(log.contains("the password is ***"), "{log}");
     let last_error = p.state("ansible-debian-12");
     assert!(last_error.last_error().is_some());
@@ -190,15 +219,25 @@ suites:
     let secrets = [&tkenv, &listed, &proxy_pw, &extra];
     let mut places = files_under(&p.root().join(".kitchen"));
     places.push(p.root().join("junit.xml"));
-    assert!(places.iter().any(|f| f.ends_with("shell-busybox.yml")), "{places:?}");
+    assert!(
+        places.iter().any(|f| f.ends_with("shell-busybox.yml")),
+        "{places:?}"
+    );
     for f in &places {
         let content = std::fs::read_to_string(f).unwrap();
         for s in secrets {
-            assert!(!content.contains(s.as_str()), "{s} found in {}:\n{content}", f.display());
+            assert!(
+                !content.contains(s.as_str()),
+                "{s} found in {}:\n{content}",
+                f.display()
+            );
         }
     }
     for s in secrets {
-        assert!(!stdout.contains(s.as_str()), "{s} in the JSON events:\n{stdout}");
+        assert!(
+            !stdout.contains(s.as_str()),
+            "{s} in the JSON events:\n{stdout}"
+        );
         assert!(!stderr.contains(s.as_str()), "{s} on stderr:\n{stderr}");
     }
     let diagnose = p
@@ -210,7 +249,10 @@ suites:
     let diagnose = text(&diagnose.stdout);
     assert!(diagnose.contains("***"), "{diagnose}");
     for s in secrets {
-        assert!(!diagnose.contains(s.as_str()), "{s} in diagnose:\n{diagnose}");
+        assert!(
+            !diagnose.contains(s.as_str()),
+            "{s} in diagnose:\n{diagnose}"
+        );
     }
 
     let out = p.kitchen_driver(300).args(["destroy"]).output().unwrap();
@@ -233,9 +275,15 @@ async fn docker_build_context_honours_dockerignore_and_never_follows_links() {
     // The project path in a comment makes the image tag unique to this test.
     p.write(
         "docker/Dockerfile",
-        &format!("# {}\nFROM kitchen/busybox:latest\nCOPY . /ctx/\n", p.root().display()),
+        &format!(
+            "# {}\nFROM kitchen/busybox:latest\nCOPY . /ctx/\n",
+            p.root().display()
+        ),
     );
-    p.write("docker/.dockerignore", "*.secret\nnotes/**\n!notes/keep.txt\n");
+    p.write(
+        "docker/.dockerignore",
+        "*.secret\nnotes/**\n!notes/keep.txt\n",
+    );
     p.write("docker/db.secret", "ignored-secret\n");
     p.write("docker/notes/drop.txt", "dropped\n");
     p.write("docker/notes/keep.txt", "kept\n");
@@ -274,7 +322,12 @@ async fn docker_build_context_honours_dockerignore_and_never_follows_links() {
     let _image_guard = ImageGuard(image);
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     assert!(out.contains("context-ok"), "{out}");
-    let (o, out) = run_one(&p, &inst, Command::Action(kitchen_driver::lifecycle::Action::Destroy)).await;
+    let (o, out) = run_one(
+        &p,
+        &inst,
+        Command::Action(kitchen_driver::lifecycle::Action::Destroy),
+    )
+    .await;
     assert!(o[0].error.is_none(), "{:?}\n{out}", o[0].error);
     p.assert_no_containers();
 }

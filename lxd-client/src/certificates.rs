@@ -331,7 +331,10 @@ mod tests {
         };
         let shown = format!("{token:?}");
         assert!(!shown.contains("s3cr3t-value"), "{shown}");
-        assert!(shown.contains("secret: \"***\"") && shown.contains("ci"), "{shown}");
+        assert!(
+            shown.contains("secret: \"***\"") && shown.contains("ci"),
+            "{shown}"
+        );
     }
 
     /// The token `lxc config trust list-tokens` showed for a token created here (LXD 5.0.2).

@@ -451,16 +451,24 @@ mod tests {
     fn remote_names_that_leave_servercerts_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = LxcConfig::empty(dir.path());
-        let cert = crate::ClientIdentity::generate("t").unwrap().certificate().clone();
+        let cert = crate::ClientIdentity::generate("t")
+            .unwrap()
+            .certificate()
+            .clone();
         for name in ["../client", "a/b", "..", "", ".hidden", "x:y"] {
             let err = config
                 .add_https_remote(name, "https://127.0.0.1:8443", &cert)
                 .unwrap_err();
-            assert!(err.to_string().contains("not a usable remote name"), "{err}");
+            assert!(
+                err.to_string().contains("not a usable remote name"),
+                "{err}"
+            );
         }
         assert!(!dir.path().join("client.crt").exists());
         assert!(!dir.path().join("servercerts").exists());
-        config.add_https_remote("lab-1", "https://127.0.0.1:8443", &cert).unwrap();
+        config
+            .add_https_remote("lab-1", "https://127.0.0.1:8443", &cert)
+            .unwrap();
         config.save().unwrap();
         assert!(dir.path().join("servercerts/lab-1.crt").is_file());
         let names: Vec<_> = std::fs::read_dir(dir.path())

@@ -176,10 +176,12 @@ impl TlsCertificate {
     /// [`Error::Io`] when the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        crate::remotes::write_atomically(path, self.to_pem().as_bytes(), 0o644).map_err(|source| Error::Io {
-            what: "cannot write certificate".into(),
-            path: path.into(),
-            source,
+        crate::remotes::write_atomically(path, self.to_pem().as_bytes(), 0o644).map_err(|source| {
+            Error::Io {
+                what: "cannot write certificate".into(),
+                path: path.into(),
+                source,
+            }
         })
     }
 
@@ -809,10 +811,16 @@ mod tests {
         std::fs::write(&elsewhere, "keep").unwrap();
         std::fs::remove_file(&key).unwrap();
         std::os::unix::fs::symlink(&elsewhere, &key).unwrap();
-        ClientIdentity::generate("u").unwrap().save(&cert, &key).unwrap();
+        ClientIdentity::generate("u")
+            .unwrap()
+            .save(&cert, &key)
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep");
         assert_eq!(mode(&key), 0o600);
-        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left.len(), 3, "{left:?}");
     }
 

@@ -33,9 +33,9 @@ mod erb;
 mod error;
 pub mod filter;
 mod munge;
+pub(crate) mod numbers;
 mod select;
 pub mod unused;
-pub(crate) mod numbers;
 pub(crate) mod value;
 pub(crate) mod yaml;
 

@@ -88,7 +88,9 @@ pub(crate) fn explain_big_integer(message: &str) -> Option<String> {
         "i64" => i64::MAX.to_string(),
         _ => return None,
     };
-    Some(format!("{digits} is too large; give a whole number up to {max}"))
+    Some(format!(
+        "{digits} is too large; give a whole number up to {max}"
+    ))
 }
 
 /// `deserialize_with` for an optional count of CPUs (Docker's `--cpus`): finite, above 0
@@ -142,6 +144,9 @@ mod tests {
             explain_big_integer("invalid type: string \"99999999999\", expected u32").unwrap(),
             "99999999999 is too large; give a whole number up to 4294967295"
         );
-        assert_eq!(explain_big_integer("invalid type: string \"many\", expected u32"), None);
+        assert_eq!(
+            explain_big_integer("invalid type: string \"many\", expected u32"),
+            None
+        );
     }
 }

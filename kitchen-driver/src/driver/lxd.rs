@@ -566,10 +566,12 @@ impl Connection for LxdConnection {
             // Depth first, with an explicit stack (no recursion across awaits); a directory
             // seen twice (a link loop) is an error rather than an endless upload.
             let mut seen = std::collections::HashSet::new();
-            let mut pending = vec![(local.clone(), format!("{}/{name}", base.trim_end_matches('/')))];
+            let mut pending = vec![(
+                local.clone(),
+                format!("{}/{name}", base.trim_end_matches('/')),
+            )];
             while let Some((path, target)) = pending.pop() {
-                let meta =
-                    std::fs::metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
+                let meta = std::fs::metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
                 let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
                 if meta.is_dir() {
                     use std::os::unix::fs::MetadataExt;
@@ -577,7 +579,9 @@ impl Connection for LxdConnection {
                         return Err(Error::io(
                             "uploading",
                             &path,
-                            std::io::Error::other("a symlink loops back to a directory already uploaded"),
+                            std::io::Error::other(
+                                "a symlink loops back to a directory already uploaded",
+                            ),
                         ));
                     }
                     files
@@ -789,8 +793,7 @@ struct TarEntry {
 /// Refuses a directory entry name that is not one plain component (`..`, `/etc`, `a/b`): a
 /// hostile or broken server must not steer a download out of the directory it lists.
 fn check_listed_name(instance: &str, dir: &str, name: &str) -> Result<()> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0')
-    {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(Error::UnsafeDownload {
             instance: instance.to_string(),
             path: format!("{dir}/{name}"),
@@ -873,8 +876,13 @@ mod tests {
     #[test]
     fn listed_names_that_leave_the_directory_are_refused() {
         for bad in ["..", ".", "", "a/b", "/etc"] {
-            let e = check_listed_name("i1", "/tmp/out", bad).unwrap_err().to_string();
-            assert!(e.contains("refusing to download") && e.contains("listed"), "{e}");
+            let e = check_listed_name("i1", "/tmp/out", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("refusing to download") && e.contains("listed"),
+                "{e}"
+            );
         }
         check_listed_name("i1", "/tmp/out", "..hidden").unwrap();
     }

@@ -127,7 +127,10 @@ fn url_password(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let authority = rest.split(['/', '?', '#']).next()?;
     let userinfo = authority.rsplit_once('@')?.0;
-    userinfo.split_once(':').map(|(_, pw)| pw).filter(|p| !p.is_empty())
+    userinfo
+        .split_once(':')
+        .map(|(_, pw)| pw)
+        .filter(|p| !p.is_empty())
 }
 
 /// `text` with every registered secret replaced by [`REDACTED`].
@@ -178,7 +181,13 @@ mod tests {
 
     #[test]
     fn names_that_mark_secrets() {
-        for n in ["TKENV_X", "GITHUB_TOKEN", "db_password", "AWS_ACCESS_KEY_ID", "MySecret"] {
+        for n in [
+            "TKENV_X",
+            "GITHUB_TOKEN",
+            "db_password",
+            "AWS_ACCESS_KEY_ID",
+            "MySecret",
+        ] {
             assert!(is_secret_name(n), "{n}");
         }
         for n in ["HOME", "PATH", "CI", "name", "port"] {

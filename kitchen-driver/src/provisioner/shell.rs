@@ -70,7 +70,10 @@ struct ShellConfig {
     retry_on_exit_code: Vec<i64>,
     #[serde(default = "default_max_retries")]
     max_retries: u32,
-    #[serde(default = "default_wait", deserialize_with = "crate::config::numbers::seconds")]
+    #[serde(
+        default = "default_wait",
+        deserialize_with = "crate::config::numbers::seconds"
+    )]
     wait_for_retry: f64,
     #[serde(default)]
     uploads: BTreeMap<String, String>,
@@ -170,7 +173,12 @@ impl ShellProvisioner {
     /// `prefix_command(wrap_shell_code(code))`. `TEST_KITCHEN` and `CI` are written out as
     /// test-kitchen does; the [`passed`](Self::passed_env) variables arrive through the exec
     /// environment and are only named here, so their values never appear in a log.
-    fn wrap(&self, code: &str, host_env: &[(String, String)], passed: &[(String, String)]) -> String {
+    fn wrap(
+        &self,
+        code: &str,
+        host_env: &[(String, String)],
+        passed: &[(String, String)],
+    ) -> String {
         let mut exports = String::from("TEST_KITCHEN=1; export TEST_KITCHEN\n");
         for (k, v) in host_env {
             if k == "CI" {
@@ -297,8 +305,14 @@ impl Provisioner for ShellProvisioner {
             let init = format!("{} -rf {root}/data ; mkdir -p {root}", self.sudo("rm"));
             let cmd = self.wrap(&init, host_env, &passed);
             out.debug(&format!("init: {cmd}"));
-            execute_with_env(conn.as_ref(), &cmd, &passed, "provisioner init command", out)
-                .await?;
+            execute_with_env(
+                conn.as_ref(),
+                &cmd,
+                &passed,
+                "provisioner init command",
+                out,
+            )
+            .await?;
         }
         if sandbox_items > 0 {
             let tar = sandbox.finish()?;
@@ -468,8 +482,14 @@ mod tests {
         assert!(w.contains(" FOO"), "{w}");
         // Values travel in the environment, never in the (logged) text.
         assert!(!w.contains("bar baz") && !w.contains("p:3128"), "{w}");
-        assert!(passed.contains(&("FOO".into(), "bar baz".into())), "{passed:?}");
-        assert!(passed.contains(&("HTTP_PROXY".into(), "http://p:3128".into())), "{passed:?}");
+        assert!(
+            passed.contains(&("FOO".into(), "bar baz".into())),
+            "{passed:?}"
+        );
+        assert!(
+            passed.contains(&("HTTP_PROXY".into(), "http://p:3128".into())),
+            "{passed:?}"
+        );
         assert!(!w.contains("HOME"), "{w}");
     }
 
@@ -479,10 +499,16 @@ mod tests {
         for bad in ["TKENV_a-b", "TKENV_1X", "TKENV_X;rm -rf /", "TKENV_A B"] {
             let env = vec![(bad.to_string(), "v".to_string())];
             let e = p.passed_env("i", &env).unwrap_err().to_string();
-            assert!(e.contains("not a shell variable name") && e.contains(bad), "{e}");
+            assert!(
+                e.contains("not a shell variable name") && e.contains(bad),
+                "{e}"
+            );
         }
         let env = vec![("TKENV__ok_1".to_string(), "v".to_string())];
-        assert_eq!(p.passed_env("i", &env).unwrap(), [("_ok_1".into(), "v".into())]);
+        assert_eq!(
+            p.passed_env("i", &env).unwrap(),
+            [("_ok_1".into(), "v".into())]
+        );
     }
 
     #[test]

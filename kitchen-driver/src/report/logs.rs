@@ -188,4 +188,3 @@ fn create_private(path: &Path) -> std::io::Result<File> {
     f.set_permissions(fs::Permissions::from_mode(0o600))?;
     Ok(f)
 }
-

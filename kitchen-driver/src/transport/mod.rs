@@ -271,7 +271,10 @@ pub fn unpack_download(tar: &[u8], local: &Path, instance: &str, remote: &str) -
         let name = entry.path().map_err(io)?.into_owned();
         let shown = name.display().to_string();
         if !is_relative_inside(&name) {
-            return Err(refuse(&shown, "the name is absolute or climbs with `..`".into()));
+            return Err(refuse(
+                &shown,
+                "the name is absolute or climbs with `..`".into(),
+            ));
         }
         if entry.header().entry_type().is_hard_link() {
             let target = entry.link_name().map_err(io)?.unwrap_or_default();
@@ -302,7 +305,11 @@ pub fn unpack_download(tar: &[u8], local: &Path, instance: &str, remote: &str) -
 fn symlink_on_the_way(local: &Path, name: &Path, with_last: bool) -> Option<PathBuf> {
     let mut at = local.to_path_buf();
     let parts: Vec<_> = name.components().collect();
-    let upto = if with_last { parts.len() } else { parts.len().saturating_sub(1) };
+    let upto = if with_last {
+        parts.len()
+    } else {
+        parts.len().saturating_sub(1)
+    };
     for part in &parts[..upto] {
         at.push(part);
         if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -393,7 +400,10 @@ mod tests {
         assert!(err.to_string().contains("through the symlink"), "{err}");
         let link = local.path().join("out/k");
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
-        assert_eq!(std::fs::read_to_string(host.path().join("secret")).unwrap(), "host");
+        assert_eq!(
+            std::fs::read_to_string(host.path().join("secret")).unwrap(),
+            "host"
+        );
     }
 
     #[test]

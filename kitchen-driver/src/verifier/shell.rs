@@ -5,7 +5,6 @@
 //! `KITCHEN_<KEY>` (upper-cased) in its environment. With `remote_exec: true` it runs inside
 //! the instance instead. `sleep` waits that many seconds first. A non-zero exit fails verify.
 
-
 use async_trait::async_trait;
 use serde::Deserialize;
 

@@ -37,7 +37,11 @@ impl DockerIgnore {
         let path = dir.join(".dockerignore");
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text).map_err(|m| {
-                Error::io("reading", &path, std::io::Error::new(std::io::ErrorKind::InvalidData, m))
+                Error::io(
+                    "reading",
+                    &path,
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, m),
+                )
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(Error::io("reading", &path, e)),
@@ -75,10 +79,8 @@ impl DockerIgnore {
     pub(super) fn excludes(&self, rel: &str) -> bool {
         let mut excluded = false;
         for (re, exception) in &self.rules {
-            let matches = re.is_match(rel)
-                || rel
-                    .match_indices('/')
-                    .any(|(i, _)| re.is_match(&rel[..i]));
+            let matches =
+                re.is_match(rel) || rel.match_indices('/').any(|(i, _)| re.is_match(&rel[..i]));
             if matches {
                 excluded = !exception;
             }
@@ -122,7 +124,9 @@ fn glob_to_regex(pattern: &str) -> String {
                 match end {
                     Some(n) => {
                         let class: String = chars[i + 1..i + 1 + n].iter().collect();
-                        let class = class.strip_prefix('!').map_or(class.clone(), |c| format!("^{c}"));
+                        let class = class
+                            .strip_prefix('!')
+                            .map_or(class.clone(), |c| format!("^{c}"));
                         re.push('[');
                         re.push_str(&class.replace('\\', "\\\\"));
                         re.push(']');

@@ -9,12 +9,12 @@ use bollard::query_parameters::BuildImageOptions;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use super::build_context::{self, ContextEntry};
 use super::config::StrOrNum;
 use super::{DockerDriver, is_not_found};
 use crate::error::{Error, Result};
 use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, OutputSink, OutputStream};
-use super::build_context::{self, ContextEntry};
 
 impl DockerDriver {
     /// The image to run: `image`, or the `dockerfile` built (once per content), with
