@@ -3,7 +3,8 @@
 //!
 //! A value is a secret when it comes from
 //! - a host variable named `TKENV_*` (passed into the instance), or whose name contains
-//!   `TOKEN`, `SECRET` or `PASSWORD`, or starts with `AWS_` (any case);
+//!   `TOKEN`, `SECRET` or `PASSWORD`, or starts with `AWS_` (any case; but not
+//!   `AWS_REGION`, `AWS_DEFAULT_REGION`, `AWS_PROFILE` or `AWS_ENDPOINT_URL`, which are places);
 //! - a host variable listed in a `secret_env:` list of any kitchen.yml block;
 //! - a kitchen.yml key with such a name, at any depth (an `extra_vars` entry
 //!   `db_password: x`, a Docker `env` entry `API_TOKEN=x`);
@@ -29,11 +30,20 @@ pub const MIN_SECRET_LEN: usize = 6;
 
 static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 
+/// `AWS_*` variables that name a place, not a credential: redacting `us-east-1` or an
+/// endpoint would hide where a run went and nothing secret.
+const AWS_NOT_SECRET: &[&str] = &[
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+];
+
 /// Whether a variable or key named `name` holds a secret by its name alone.
 pub fn is_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper.starts_with("TKENV_")
-        || upper.starts_with("AWS_")
+        || (upper.starts_with("AWS_") && !AWS_NOT_SECRET.contains(&upper.as_str()))
         || ["TOKEN", "SECRET", "PASSWORD"]
             .iter()
             .any(|w| upper.contains(w))
@@ -190,7 +200,15 @@ mod tests {
         ] {
             assert!(is_secret_name(n), "{n}");
         }
-        for n in ["HOME", "PATH", "CI", "name", "port"] {
+        for n in [
+            "HOME",
+            "PATH",
+            "CI",
+            "name",
+            "port",
+            "AWS_REGION",
+            "AWS_ENDPOINT_URL",
+        ] {
             assert!(!is_secret_name(n), "{n}");
         }
     }
