@@ -2,9 +2,11 @@
 //!
 //! Keys: `image` (alias or fingerprint in the local image store), `profiles`, `config`
 //! (instance config such as `security.nesting`, `limits.memory`), `devices`, `storage_pool`,
-//! `type` (`container` or `virtual-machine`), `ephemeral`, `project`, `remote` (only `local`
-//! here), `wait_for` (a command that must exit 0 before the instance counts as ready) and
-//! `ready_timeout` (seconds, default 120).
+//! `type` (`container` or `virtual-machine`), `ephemeral`, `project`, `target` (a cluster
+//! member), `wait_for` (a command that must exit 0 before the instance counts as ready) and
+//! `ready_timeout` (seconds, default 120). The server: `remote` (an `lxc` remote) or
+//! `remote_url` with `server_certificate`, `client_certificate` and `client_key` (see
+//! `lxd_remote.rs`, which also names their environment variables); the local socket otherwise.
 //!
 //! Instances are named `kitchen-<hash of kitchen_root>-<instance>` (a valid hostname, unique
 //! per checkout) and carry the config keys [`CONFIG_PROJECT`] and [`CONFIG_INSTANCE`]. Ready
@@ -22,6 +24,7 @@ use lxd_client::{Client, FileOptions};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use super::lxd_remote::{self, RemoteKeys, Server};
 use super::naming::lxd_instance_name;
 use super::{Driver, ready};
 use crate::config::{PluginConfig, parse_block};
@@ -68,6 +71,13 @@ struct LxdConfig {
     ephemeral: bool,
     project: Option<String>,
     remote: Option<String>,
+    remote_url: Option<String>,
+    server_certificate: Option<String>,
+    client_certificate: Option<String>,
+    client_key: Option<String>,
+    target: Option<String>,
+    /// Forced into every block by test-kitchen: where relative certificate paths start.
+    kitchen_root: Option<String>,
     wait_for: Option<String>,
     ready_timeout: Option<u64>,
 }
@@ -76,6 +86,8 @@ struct LxdConfig {
 #[derive(Debug)]
 pub struct LxdDriver {
     config: LxdConfig,
+    server: Server,
+    instance: String,
     client: OnceCell<Client>,
 }
 
@@ -101,13 +113,18 @@ impl LxdDriver {
             }
             Some(_) => {}
         }
-        if let Some(r) = &config.remote
-            && r != "local"
-        {
-            return Err(bad(format!(
-                "key `remote`: only `local` is supported, not `{r}`"
-            )));
-        }
+        let server = lxd_remote::resolve(
+            &RemoteKeys {
+                remote: config.remote.clone(),
+                remote_url: config.remote_url.clone(),
+                server_certificate: config.server_certificate.clone(),
+                client_certificate: config.client_certificate.clone(),
+                client_key: config.client_key.clone(),
+                base: config.kitchen_root.clone().unwrap_or_default().into(),
+            },
+            |k| std::env::var(k).ok(),
+        )
+        .map_err(bad)?;
         if let Some(k) = &config.kind
             && k != "container"
             && k != "virtual-machine"
@@ -118,6 +135,8 @@ impl LxdDriver {
         }
         Ok(Self {
             config,
+            server,
+            instance: instance.to_string(),
             client: OnceCell::new(),
         })
     }
@@ -132,13 +151,7 @@ impl LxdDriver {
     async fn client(&self) -> Result<Client> {
         self.client
             .get_or_try_init(|| async {
-                let c = Client::connect_local().await.map_err(|source| Error::Lxd {
-                    action:
-                        "connecting to the LXD daemon (is it running? scripts/setup-host starts it)"
-                            .into(),
-                    instance: String::new(),
-                    source: Box::new(source),
-                })?;
+                let c = lxd_remote::connect(&self.server, &self.instance).await?;
                 Ok::<_, Error>(match &self.config.project {
                     Some(p) => c.project(p.clone()),
                     None => c,
@@ -317,6 +330,9 @@ impl Driver for LxdDriver {
             b = b.instance_type(InstanceType::VirtualMachine);
         }
         b = b.ephemeral(self.config.ephemeral);
+        if let Some(member) = &self.config.target {
+            b = b.target(member.clone());
+        }
         ctx.output
             .debug(&format!("Creating LXD instance {name} from {image}"));
         // Recorded first: a crash from here on leaves a name destroy can find.
