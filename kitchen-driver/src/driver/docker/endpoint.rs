@@ -252,10 +252,10 @@ impl Endpoint {
 
     /// The error for a connection that failed at the first request.
     pub(super) fn unreachable(&self, source: &bollard::errors::Error) -> Error {
-        let mut detail = source.to_string();
+        let mut detail = source.to_string().trim_end().to_string();
         let mut cause = std::error::Error::source(source);
         while let Some(c) = cause {
-            let text = c.to_string();
+            let text = c.to_string().trim_end().to_string();
             if !detail.contains(&text) {
                 detail.push_str(": ");
                 detail.push_str(&text);
