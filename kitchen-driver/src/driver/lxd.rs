@@ -24,6 +24,7 @@ use lxd_client::{Client, FileOptions};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use super::lxd_image;
 use super::lxd_remote::{self, RemoteKeys, Server};
 use super::naming::lxd_instance_name;
 use super::{Driver, ready};
@@ -103,15 +104,20 @@ impl LxdDriver {
             None | Some("") => {
                 return Err(bad("set `image` (an alias such as kitchen/busybox)".into()));
             }
-            Some(i) if i.contains(':') => {
-                let (remote, _) = i.split_once(':').unwrap_or_default();
-                if remote != "local" {
-                    return Err(bad(format!(
-                        "key `image`: `{i}` names the remote `{remote}`; only images in the local store are supported (no registry is reachable here): import it with `lxc image import` and use its alias"
-                    )));
+            Some(i) => {
+                if let Some((remote, _)) = lxd_image::remote_image(i) {
+                    // The remote must be an LXD server of lxc's configuration (image servers
+                    // such as `images:` speak simplestreams, which the copy does not).
+                    let known = lxd_client::LxcConfig::load()
+                        .ok()
+                        .and_then(|c| c.remote(remote).ok().map(lxd_client::Remote::is_lxd));
+                    if known != Some(true) {
+                        return Err(bad(format!(
+                            "key `image`: `{i}` names the remote `{remote}`, which is not an LXD server in lxc's configuration (LXD_CONF or ~/.config/lxc): add it with `lxc remote add {remote} ...`, or import the image with `lxc image import` and use its alias"
+                        )));
+                    }
                 }
             }
-            Some(_) => {}
         }
         let server = lxd_remote::resolve(
             &RemoteKeys {
@@ -287,7 +293,14 @@ impl Driver for LxdDriver {
         }
         // Image: by alias, or by fingerprint when it looks like one.
         let image = self.config.image.clone().unwrap_or_default();
-        let image = image.strip_prefix("local:").unwrap_or(&image).to_string();
+        let image = match lxd_image::remote_image(&image) {
+            Some((remote, alias)) => {
+                lxd_image::ensure_copied(&client, remote, alias, &ctx.instance.name, &ctx.output)
+                    .await?;
+                alias.to_string()
+            }
+            None => image.strip_prefix("local:").unwrap_or(&image).to_string(),
+        };
         let by_fingerprint = image.len() >= 12 && image.chars().all(|c| c.is_ascii_hexdigit());
         let known = if by_fingerprint {
             client.images().get(&image).await.is_ok()
