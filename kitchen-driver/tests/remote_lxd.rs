@@ -299,3 +299,103 @@ fn a_remote_url_without_a_pin_is_a_config_error() {
         &["no pinned server certificate", "server_certificate"],
     );
 }
+
+/// An LXD project with images of its own (and the `default` project's profiles), made with
+/// `lxc project create`; on drop its instances, images and itself are deleted.
+struct LxdProject(String);
+
+impl LxdProject {
+    fn new() -> Self {
+        let name = unique_name("proj");
+        let out = std::process::Command::new("lxc")
+            .args(["project", "create", &name])
+            .args(["-c", "features.images=true", "-c", "features.profiles=false"])
+            .output()
+            .expect("lxc runs");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        LxdProject(name)
+    }
+
+    /// `lxc list` / `lxc image list` of the project: one column of CSV.
+    fn list(&self, what: &[&str]) -> Vec<String> {
+        let out = std::process::Command::new("lxc")
+            .args(what)
+            .args(["--project", &self.0, "-f", "csv"])
+            .output()
+            .expect("lxc runs");
+        text(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for LxdProject {
+    fn drop(&mut self) {
+        let lxc = |args: &[&str]| {
+            let _ = std::process::Command::new("lxc")
+                .args(args)
+                .args(["--project", &self.0])
+                .output();
+        };
+        for name in self.list(&["list", "-c", "n"]) {
+            lxc(&["delete", "--force", &name]);
+        }
+        for fingerprint in self.list(&["image", "list", "-c", "f"]) {
+            lxc(&["image", "delete", &fingerprint]);
+        }
+        let _ = std::process::Command::new("lxc")
+            .args(["project", "delete", &self.0])
+            .output();
+    }
+}
+
+#[test]
+fn an_image_of_a_remote_is_copied_once_into_a_project_over_https() {
+    let remote = unique_name("lab");
+    let project = LxdProject::new();
+    let p = standard_project(
+        "remote-image",
+        &test_support::basic_kitchen_yml(test_support::Runtime::Lxd).replace(
+            "      image: kitchen/busybox\n",
+            &format!(
+                "      image: {remote}:kitchen/busybox\n      remote: {remote}\n      project: {}\n",
+                project.0
+            ),
+        ),
+    );
+    let lxc_conf = p.root().join("lxc-conf");
+    let _trusted = add_lxc_remote_with_token(&lxc_conf, &remote);
+    let conf = lxc_conf.to_string_lossy().into_owned();
+    let env = [("LXD_CONF", conf.as_str())];
+    assert!(project.list(&["image", "list", "-c", "f"]).is_empty());
+    let out = kd(&p, &env).arg("converge").output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!("Copying image {remote}:kitchen/busybox")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Copied image {remote}:kitchen/busybox: 100%")),
+        "{stdout}"
+    );
+    assert_eq!(project.list(&["image", "list", "-c", "l"]), ["kitchen/busybox"]);
+    assert_eq!(project.list(&["list", "-c", "n"]).len(), 1, "the instance is in the project");
+    assert_eq!(p.state("default-busybox").get_str("lxd_project"), Some(project.0.as_str()));
+    let out = kd(&p, &env)
+        .args(["exec", "default-busybox", "-c", "cat /etc/hello/hello.conf"])
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains("hello from default-busybox"));
+    let out = kd(&p, &env).arg("destroy").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // The image stays; the next instance uses it without copying.
+    let out = kd(&p, &env).arg("test").output().unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(!stdout.contains("Copying image"), "{stdout}");
+    assert!(project.list(&["list", "-c", "n"]).is_empty());
+    p.assert_no_containers();
+}
