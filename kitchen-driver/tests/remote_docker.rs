@@ -5,8 +5,8 @@
 
 use assert_cmd::Command;
 use test_support::{
-    Runtime, TestProject, basic_kitchen_yml, docker, login_through_pty_with_env,
-    on_fresh_runtime, standard_project, text, unique_name,
+    Runtime, TestProject, basic_kitchen_yml, docker, login_through_pty_with_env, on_fresh_runtime,
+    standard_project, text, unique_name,
 };
 
 /// The engine's TLS listener here.
@@ -127,7 +127,12 @@ suites:
     let p = standard_project("remote-docker-keys", &yml);
     let out = kd(&p, &[]).args(["verify"]).output().unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("served-by-default-busybox"), "{stdout}");
     // No key is reported unused.
     assert!(!stdout.contains("is ignored"), "{stdout}");
@@ -178,7 +183,10 @@ fn a_tls_engine_reached_without_certificates_says_what_to_set() {
 
 #[test]
 fn a_client_certificate_the_engine_does_not_trust_is_refused() {
-    let p = standard_project("remote-docker-untrusted", &basic_kitchen_yml(Runtime::Docker));
+    let p = standard_project(
+        "remote-docker-untrusted",
+        &basic_kitchen_yml(Runtime::Docker),
+    );
     // The engine's CA is trusted, but the client certificate is self-signed.
     let dir = p.root().join("other-certs");
     std::fs::create_dir_all(&dir).unwrap();

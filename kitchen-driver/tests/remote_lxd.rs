@@ -195,7 +195,10 @@ fn create_fails(p: &TestProject, env: &[(&str, &str)], expected: &[&str]) {
 #[test]
 fn lxd_platform_on_an_lxc_remote_added_with_a_trust_token() {
     let remote = unique_name("lab");
-    let p = standard_project("remote-lxc", &kitchen_yml(&format!("      remote: {remote}\n")));
+    let p = standard_project(
+        "remote-lxc",
+        &kitchen_yml(&format!("      remote: {remote}\n")),
+    );
     let lxc_conf = p.root().join("lxc-conf");
     let _trusted = add_lxc_remote_with_token(&lxc_conf, &remote);
     let conf = lxc_conf.to_string_lossy().into_owned();
@@ -309,7 +312,12 @@ impl LxdProject {
         let name = unique_name("proj");
         let out = std::process::Command::new("lxc")
             .args(["project", "create", &name])
-            .args(["-c", "features.images=true", "-c", "features.profiles=false"])
+            .args([
+                "-c",
+                "features.images=true",
+                "-c",
+                "features.profiles=false",
+            ])
             .output()
             .expect("lxc runs");
         assert!(out.status.success(), "{}", text(&out.stderr));
@@ -372,7 +380,12 @@ fn an_image_of_a_remote_is_copied_once_into_a_project_over_https() {
     assert!(project.list(&["image", "list", "-c", "f"]).is_empty());
     let out = kd(&p, &env).arg("converge").output().unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(
         stdout.contains(&format!("Copying image {remote}:kitchen/busybox")),
         "{stdout}"
@@ -381,9 +394,19 @@ fn an_image_of_a_remote_is_copied_once_into_a_project_over_https() {
         stdout.contains(&format!("Copied image {remote}:kitchen/busybox: 100%")),
         "{stdout}"
     );
-    assert_eq!(project.list(&["image", "list", "-c", "l"]), ["kitchen/busybox"]);
-    assert_eq!(project.list(&["list", "-c", "n"]).len(), 1, "the instance is in the project");
-    assert_eq!(p.state("default-busybox").get_str("lxd_project"), Some(project.0.as_str()));
+    assert_eq!(
+        project.list(&["image", "list", "-c", "l"]),
+        ["kitchen/busybox"]
+    );
+    assert_eq!(
+        project.list(&["list", "-c", "n"]).len(),
+        1,
+        "the instance is in the project"
+    );
+    assert_eq!(
+        p.state("default-busybox").get_str("lxd_project"),
+        Some(project.0.as_str())
+    );
     let out = kd(&p, &env)
         .args(["exec", "default-busybox", "-c", "cat /etc/hello/hello.conf"])
         .output()

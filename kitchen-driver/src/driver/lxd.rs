@@ -147,10 +147,17 @@ impl LxdDriver {
         })
     }
 
+    /// The instance's project: `project`, else the lxc remote's own (once connected), else
+    /// `default`.
     fn project(&self) -> String {
         self.config
             .project
             .clone()
+            .or_else(|| {
+                self.client
+                    .get()
+                    .and_then(|c| c.project_name().map(str::to_string))
+            })
             .unwrap_or_else(|| "default".into())
     }
 

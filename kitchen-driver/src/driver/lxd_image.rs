@@ -55,11 +55,9 @@ pub(super) async fn ensure_copied(
     let what = format!("copying image {remote}:{alias}");
     let config = LxcConfig::load().map_err(lxd(what.clone()))?;
     let source = config.connect(remote).await.map_err(lxd(what.clone()))?;
-    let target = source
-        .images()
-        .get_alias(alias)
-        .await
-        .map_err(lxd(format!("finding image {alias} on the lxc remote `{remote}`")))?;
+    let target = source.images().get_alias(alias).await.map_err(lxd(format!(
+        "finding image {alias} on the lxc remote `{remote}`"
+    )))?;
     let image = source
         .images()
         .get(&target.target)
@@ -102,7 +100,8 @@ pub(super) async fn ensure_copied(
             }
         })
     };
-    let opts = ImportOptions::default().property("kitchen.copied_from", format!("{remote}:{alias}"));
+    let opts =
+        ImportOptions::default().property("kitchen.copied_from", format!("{remote}:{alias}"));
     let op = match files.as_slice() {
         [unified] => client.images().import(body(unified), opts).await,
         [metadata, rootfs] => {
@@ -133,7 +132,11 @@ pub(super) async fn ensure_copied(
     }
     if let Err(e) = client
         .images()
-        .create_alias(alias, &image.fingerprint, &format!("copied from {remote}:{alias}"))
+        .create_alias(
+            alias,
+            &image.fingerprint,
+            &format!("copied from {remote}:{alias}"),
+        )
         .await
         && client.images().get_alias(alias).await.is_err()
     {
@@ -149,7 +152,10 @@ mod tests {
 
     #[test]
     fn remote_prefixes_split_and_local_is_the_own_server() {
-        assert_eq!(remote_image("lab:kitchen/busybox"), Some(("lab", "kitchen/busybox")));
+        assert_eq!(
+            remote_image("lab:kitchen/busybox"),
+            Some(("lab", "kitchen/busybox"))
+        );
         assert_eq!(remote_image("local:kitchen/busybox"), None);
         assert_eq!(remote_image("kitchen/busybox"), None);
     }

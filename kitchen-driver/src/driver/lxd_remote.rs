@@ -104,7 +104,9 @@ fn text_or_file(value: &str, base: &Path) -> Pem {
 
 /// A fingerprint when `value` is 64 hex digits (`:` separators allowed).
 fn as_fingerprint(value: &str) -> Option<Fingerprint> {
-    Fingerprint::parse(value).ok().filter(Fingerprint::is_complete)
+    Fingerprint::parse(value)
+        .ok()
+        .filter(Fingerprint::is_complete)
 }
 
 /// The server `keys` (and the environment, read through `env`) name (pure).
@@ -189,8 +191,7 @@ pub(super) async fn connect(server: &Server, instance: &str) -> Result<Client> {
     let (client, identity_fingerprint) = match server {
         Server::Local => {
             let client = Client::connect_local().await.map_err(lxd(
-                "connecting to the LXD daemon (is it running? scripts/setup-host starts it)"
-                    .into(),
+                "connecting to the LXD daemon (is it running? scripts/setup-host starts it)".into(),
             ))?;
             // The socket is always trusted.
             return Ok(client);
@@ -290,10 +291,7 @@ mod tests {
             remote: Some("lab".into()),
             ..keys()
         };
-        assert_eq!(
-            resolve(&lab, no_env),
-            Ok(Server::LxcRemote("lab".into()))
-        );
+        assert_eq!(resolve(&lab, no_env), Ok(Server::LxcRemote("lab".into())));
     }
 
     #[test]

@@ -194,7 +194,9 @@ impl Endpoint {
     /// [`Error::DockerConnect`] naming a missing or unusable certificate file.
     pub(super) fn client(&self) -> Result<Docker> {
         let made = match self {
-            Endpoint::Unix(url) => Docker::connect_with_unix(url, TIMEOUT_SECS, API_DEFAULT_VERSION),
+            Endpoint::Unix(url) => {
+                Docker::connect_with_unix(url, TIMEOUT_SECS, API_DEFAULT_VERSION)
+            }
             Endpoint::Tcp { url, .. } => {
                 Docker::connect_with_http(url, TIMEOUT_SECS, API_DEFAULT_VERSION)
             }
@@ -283,20 +285,19 @@ pub(super) fn published_host(remote: Option<&str>, host_ip: &str) -> String {
 fn check_pem(path: &Path, what: &str, key: bool) -> std::result::Result<(), String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let data = std::fs::read(path)
-        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    let data =
+        std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
     let ok = if key {
         PrivateKeyDer::from_pem_slice(&data).is_ok()
     } else {
-        CertificateDer::pem_slice_iter(&data).next().is_some_and(|c| c.is_ok())
+        CertificateDer::pem_slice_iter(&data)
+            .next()
+            .is_some_and(|c| c.is_ok())
     };
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{} is not {what} in PEM form",
-            path.display()
-        ))
+        Err(format!("{} is not {what} in PEM form", path.display()))
     }
 }
 

@@ -391,13 +391,13 @@ impl Driver for DockerDriver {
         let mut forwarded = serde_json::Map::new();
         let mut forwarded_host = None;
         for (port, bindings) in ports {
-            if let Some((host_ip, host_port)) = bindings.unwrap_or_default().into_iter().find_map(
-                |b| {
+            if let Some((host_ip, host_port)) =
+                bindings.unwrap_or_default().into_iter().find_map(|b| {
                     b.host_port
                         .filter(|p| !p.is_empty())
                         .map(|p| (b.host_ip.unwrap_or_default(), p))
-                },
-            ) {
+                })
+            {
                 forwarded_host.get_or_insert_with(|| {
                     endpoint::published_host(self.endpoint.remote_host(), &host_ip)
                 });
