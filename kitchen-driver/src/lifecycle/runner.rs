@@ -402,7 +402,8 @@ impl Runner {
             &self.test_base_path,
             output.clone(),
         )
-        .with_host_env(self.host_env.clone());
+        .with_host_env(self.host_env.clone())
+        .with_state_file(state_file.clone());
         if let Command::Exec(cmd) = command {
             let state = state_file.load()?;
             if state.last_action().is_none() {
