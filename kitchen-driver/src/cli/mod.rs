@@ -119,7 +119,9 @@ pub enum Command {
     /// Open an interactive shell in one instance (`kitchen login`).
     #[command(after_help = EXAMPLES_LOGIN)]
     Login(LoginArgs),
-    /// Run a command in instances (`kitchen exec -c CMD`).
+    /// Run a command in instances (`kitchen exec -c CMD`). It takes the instance's lock when
+    /// it is free; while another process holds it (a converge), exec runs anyway without it,
+    /// says so, and logs to kitchen.log only.
     #[command(after_help = EXAMPLES_EXEC)]
     Exec(ExecArgs),
     /// The machine interface for test-kitchen plugins (JSON in, JSON lines out; see
