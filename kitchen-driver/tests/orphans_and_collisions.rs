@@ -66,53 +66,73 @@ fn kitchen_files(p: &TestProject) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Delays spread at random over `range` (a small xorshift, seeded from the clock and printed,
-/// so a failure names the delays it used).
-fn random_delays(n: usize, range: std::ops::Range<Duration>) -> Vec<Duration> {
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        | 1;
-    let span = (range.end - range.start).as_millis() as u64;
-    let delays: Vec<Duration> = (0..n)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            range.start + Duration::from_millis(seed % span)
-        })
-        .collect();
-    eprintln!("SIGKILL delays: {delays:?}");
-    delays
+/// A small xorshift generator, seeded from the clock (the seed is printed, so a failure names
+/// the moments it used).
+struct Moments(u64);
+
+impl Moments {
+    fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+            | 1;
+        eprintln!("SIGKILL moments seed: {seed}");
+        Self(seed)
+    }
+
+    /// A moment at random between `from` and `to` (fractions of `whole`).
+    fn between(&mut self, whole: Duration, from: f64, to: f64) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let unit = (self.0 % 10_000) as f64 / 10_000.0;
+        whole.mul_f64(from + (to - from) * unit)
+    }
 }
 
-/// Runs `test -c 4` and kills it (SIGKILL) after each delay; after each kill every state file
-/// parses, `destroy` then `destroy --orphans` leave nothing of the project, and no temporary
-/// state file is left.
-fn sigkill_during_test(runtime: Runtime, label: &str, delays: Vec<Duration>) {
+/// Runs `test -c 4` and kills it with SIGKILL at random moments between `from` and `to`
+/// (fractions of how long one whole `test -c 4` takes here, measured first) until it was
+/// really killed `kills` times; after each attempt every state file parses, a state file names
+/// every container of the project (`list` mentions no orphan), `destroy` then
+/// `destroy --orphans` leave nothing of the project, and no temporary state file is left.
+fn sigkill_during_test(runtime: Runtime, label: &str, from: f64, to: f64, kills: usize) {
     let p = project(label, &four_instances(runtime));
     let bin = assert_cmd::cargo::cargo_bin("kitchen-driver");
-    let mut orphan_removals = Vec::new();
-    for delay in delays {
-        let mut child = Process::new(&bin)
+    let spawn = || {
+        Process::new(&bin)
             .args(["test", "-c", "4"])
             .current_dir(p.root())
             .env("HOME", p.root())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap()
+    };
+    // One whole run, to spread the kills over what a run does here.
+    let started = Instant::now();
+    assert!(spawn().wait().unwrap().success());
+    let whole = started.elapsed();
+    let mut moments = Moments::new();
+    let (mut killed, mut attempts) = (0, 0);
+    let mut orphan_removals = Vec::new();
+    while killed < kills {
+        attempts += 1;
+        assert!(
+            attempts <= 4 * kills,
+            "runs kept ending before their kill: {killed} kills in {attempts} attempts"
+        );
+        let delay = moments.between(whole, from, to);
+        let mut child = spawn();
         let started = Instant::now();
-        while started.elapsed() < delay {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        while started.elapsed() < delay && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
         }
         let _ = child.kill(); // SIGKILL: no handler runs, nothing is saved on the way out.
         let status = child.wait().unwrap();
-        eprintln!("killed after {delay:?}: {status:?}");
+        let was_killed = std::os::unix::process::ExitStatusExt::signal(&status) == Some(9);
+        killed += usize::from(was_killed);
+        eprintln!("SIGKILL at {delay:?} of {whole:?}: {status:?}");
         for name in kitchen_files(&p) {
             if let Some(instance) = name.strip_suffix(".yml").filter(|n| !n.starts_with('.')) {
                 StateFile::new(p.root(), instance)
@@ -120,6 +140,13 @@ fn sigkill_during_test(runtime: Runtime, label: &str, delays: Vec<Duration>) {
                     .unwrap_or_else(|e| panic!("after a kill at {delay:?}: {e}"));
             }
         }
+        // State reached disk before each container existed: a state file names every one.
+        let (code, _, list_err) = run(&p, &["list"]);
+        assert_eq!(code, Some(0), "{list_err}");
+        assert!(
+            !list_err.contains("no state file knows"),
+            "after a kill at {delay:?}: {list_err}"
+        );
         ok(&p, &["destroy"]);
         let orphans = ok(&p, &["destroy", "--orphans"]);
         if orphans.contains("Removed") {
@@ -138,26 +165,22 @@ fn sigkill_during_test(runtime: Runtime, label: &str, delays: Vec<Duration>) {
 
 #[test]
 fn sigkill_at_random_early_moments_of_test_leaves_nothing_on_docker() {
-    let delays = random_delays(5, Duration::from_millis(50)..Duration::from_millis(1500));
-    sigkill_during_test(Runtime::Docker, "kill-early-docker", delays);
+    sigkill_during_test(Runtime::Docker, "kill-early-docker", 0.0, 0.5, 5);
 }
 
 #[test]
 fn sigkill_at_random_late_moments_of_test_leaves_nothing_on_docker() {
-    let delays = random_delays(5, Duration::from_millis(1500)..Duration::from_millis(6000));
-    sigkill_during_test(Runtime::Docker, "kill-late-docker", delays);
+    sigkill_during_test(Runtime::Docker, "kill-late-docker", 0.5, 0.95, 5);
 }
 
 #[test]
 fn sigkill_at_random_early_moments_of_test_leaves_nothing_on_lxd() {
-    let delays = random_delays(5, Duration::from_millis(50)..Duration::from_millis(3000));
-    sigkill_during_test(Runtime::Lxd, "kill-early-lxd", delays);
+    sigkill_during_test(Runtime::Lxd, "kill-early-lxd", 0.0, 0.5, 5);
 }
 
 #[test]
 fn sigkill_at_random_late_moments_of_test_leaves_nothing_on_lxd() {
-    let delays = random_delays(5, Duration::from_millis(3000)..Duration::from_millis(12000));
-    sigkill_during_test(Runtime::Lxd, "kill-late-lxd", delays);
+    sigkill_during_test(Runtime::Lxd, "kill-late-lxd", 0.5, 0.95, 5);
 }
 
 /// `CentOS-7` and `centos-7` are one LXD name: refused when kitchen.yml is loaded, with both
