@@ -109,7 +109,9 @@ impl Known {
     fn names_image(&self, project: &Project, tag: &str) -> bool {
         self.states.iter().any(|(instance, state)| {
             project.instance(instance).is_some()
-                && state.as_ref().is_some_and(|s| s.get_str(keys::IMAGE) == Some(tag))
+                && state
+                    .as_ref()
+                    .is_some_and(|s| s.get_str(keys::IMAGE) == Some(tag))
         })
     }
 }
@@ -139,7 +141,9 @@ fn container_orphaned(
             if by_id || by_name {
                 None
             } else {
-                Some(format!("the state of instance {instance} names another container"))
+                Some(format!(
+                    "the state of instance {instance} names another container"
+                ))
             }
         }
     }
@@ -239,8 +243,7 @@ async fn find_docker(project: &Project, known: &Known) -> std::result::Result<Ve
             .unwrap_or_default()
             .get(naming::INSTANCE_LABEL)
             .cloned();
-        if let Some(why) =
-            container_orphaned(project, known, instance.as_deref(), Some(&id), &name)
+        if let Some(why) = container_orphaned(project, known, instance.as_deref(), Some(&id), &name)
         {
             out.push(Orphan {
                 kind: OrphanKind::DockerContainer,
@@ -294,14 +297,19 @@ async fn find_lxd(project: &Project, known: &Known) -> std::result::Result<Vec<O
             Ok(list) => list,
             // A project kitchen.yml names may not exist (yet): nothing of ours is in it.
             Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(format!("LXD: listing instances of project {lxd_project}: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "LXD: listing instances of project {lxd_project}: {e}"
+                ));
+            }
         };
         for i in list {
             if i.config.get(naming::LXD_OWNER_KEY) != Some(&root) {
                 continue;
             }
             let instance = i.config.get(naming::LXD_INSTANCE_KEY).cloned();
-            if let Some(why) = container_orphaned(project, known, instance.as_deref(), None, &i.name)
+            if let Some(why) =
+                container_orphaned(project, known, instance.as_deref(), None, &i.name)
             {
                 out.push(Orphan {
                     kind: OrphanKind::LxdInstance,

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::InstanceConfig;
-use crate::report::InstanceOutput;
 use crate::error::Result;
+use crate::report::InstanceOutput;
 use crate::state::{State, StateFile};
 use crate::transport::Connection;
 

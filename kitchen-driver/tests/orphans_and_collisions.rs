@@ -155,7 +155,8 @@ fn sigkill_during_test(runtime: Runtime, label: &str, from: f64, to: f64, kills:
         p.assert_no_containers();
         let left = kitchen_files(&p);
         assert!(
-            left.iter().all(|f| !f.ends_with(".yml") && !f.contains(".tmp-")),
+            left.iter()
+                .all(|f| !f.ends_with(".yml") && !f.contains(".tmp-")),
             "after a kill at {delay:?}, .kitchen still has {left:?}"
         );
     }
@@ -226,7 +227,11 @@ fn a_colliding_container_of_another_instance_is_kept_until_destroy_orphans_on_lx
         out.contains("belongs to this project's instance `default-CentOS-7`"),
         "{out}\n{err}"
     );
-    assert_eq!(p.lxd_instances(), first, "the other instance's container survives");
+    assert_eq!(
+        p.lxd_instances(),
+        first,
+        "the other instance's container survives"
+    );
     let (_, _, list_err) = run(&p, &["list"]);
     assert!(
         list_err.contains("`kitchen-driver destroy --orphans` removes them")
@@ -254,9 +259,7 @@ struct ImageGuard(String);
 
 impl Drop for ImageGuard {
     fn drop(&mut self) {
-        let _ = Process::new("docker")
-            .args(["rmi", "-f", &self.0])
-            .output();
+        let _ = Process::new("docker").args(["rmi", "-f", &self.0]).output();
     }
 }
 
@@ -292,7 +295,10 @@ fn destroy_orphans_removes_a_removed_instance_container_and_its_built_image_on_d
     assert!(tag.starts_with("kitchen-driver-build:"), "{tag}");
     assert!(image_exists(&tag));
     let (_, _, err) = run(&p, &["list"]);
-    assert!(!err.contains("destroy --orphans"), "nothing is orphaned yet: {err}");
+    assert!(
+        !err.contains("destroy --orphans"),
+        "nothing is orphaned yet: {err}"
+    );
     // The suite is renamed: its container and image belong to no instance of kitchen.yml.
     p.write("kitchen.yml", &yml("renamed"));
     let (code, out, err) = run(&p, &["list"]);
@@ -305,7 +311,10 @@ fn destroy_orphans_removes_a_removed_instance_container_and_its_built_image_on_d
     );
     let out = ok(&p, &["destroy", "--orphans"]);
     assert!(out.contains("Removed Docker container"), "{out}");
-    assert!(out.contains(&format!("Removed Docker image {tag}")), "{out}");
+    assert!(
+        out.contains(&format!("Removed Docker image {tag}")),
+        "{out}"
+    );
     assert!(!image_exists(&tag));
     assert!(!p.state_exists("default-built"));
     p.assert_no_containers();
@@ -346,11 +355,18 @@ fn exec_during_converge(runtime: Runtime) {
     }
     let out = ok(
         &p,
-        &["exec", "default-busybox", "-c", "echo exec-output; touch /tmp/exec-done"],
+        &[
+            "exec",
+            "default-busybox",
+            "-c",
+            "echo exec-output; touch /tmp/exec-done",
+        ],
     );
     assert!(out.contains("exec-output"), "{out}");
     assert!(
-        out.contains("default-busybox is locked by another kitchen-driver process; exec runs beside it"),
+        out.contains(
+            "default-busybox is locked by another kitchen-driver process; exec runs beside it"
+        ),
         "{out}"
     );
     let converged = converge.wait_with_output().unwrap();
@@ -378,9 +394,15 @@ fn exec_during_converge(runtime: Runtime) {
     let mut at = 0;
     for i in 1..=n {
         let needle = format!("converge-line-{i}\n");
-        at = at + instance_log[at..].find(&needle).unwrap_or_else(|| panic!("{needle} after {at}:\n{instance_log}"));
+        at = at
+            + instance_log[at..]
+                .find(&needle)
+                .unwrap_or_else(|| panic!("{needle} after {at}:\n{instance_log}"));
     }
-    assert!(instance_log.starts_with("# kitchen-driver "), "{instance_log}");
+    assert!(
+        instance_log.starts_with("# kitchen-driver "),
+        "{instance_log}"
+    );
     assert!(instance_log.contains("converge-finished"), "{instance_log}");
     assert!(!instance_log.contains("exec-output"), "{instance_log}");
     // kitchen.log has both runs: two headers, the converge's lines and the exec's.

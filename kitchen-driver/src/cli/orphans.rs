@@ -43,7 +43,11 @@ pub(super) fn destroy(opts: &LoadOptions) -> Result<i32> {
     let survey = rt.block_on(orphans::find(&project));
     let mut out = std::io::stdout().lock();
     if survey.orphans.is_empty() {
-        let _ = writeln!(out, "-----> No orphans of {}", project.kitchen_root.display());
+        let _ = writeln!(
+            out,
+            "-----> No orphans of {}",
+            project.kitchen_root.display()
+        );
     }
     let unreachable = survey.unreachable.clone();
     for removal in rt.block_on(orphans::remove(&project, survey.orphans))? {

@@ -110,30 +110,12 @@ pub enum ConfigError {
     /// Two instances would get one container name on their runtime (see
     /// [`crate::driver::naming::runtime_name`]): the second create would remove the first
     /// one's container.
-    #[error(
-        "{}instances `{first}`{} and `{second}` would both be the {runtime} container `{name}` \
-         ({runtime} names {}); rename a suite or platform so the two names differ in more than that",
-        at.as_ref().map(|p| format!("{p}: ")).unwrap_or_default(),
-        first_at.as_ref().map(|p| format!(" ({p})")).unwrap_or_default(),
-        if *runtime == "LXD" {
-            "are lowercase, and every character but a letter or digit becomes `-`"
-        } else {
-            "turn every character but a letter, digit, `_`, `.` or `-` into `-`"
-        }
-    )]
+    #[error("{}{message}", at.as_ref().map(|p| format!("{p}: ")).unwrap_or_default())]
     NameCollision {
         /// Where the second instance's differing name (platform or suite) was written.
         at: Option<Pos>,
-        /// Where the first instance's was written.
-        first_at: Option<Pos>,
-        /// The instance defined first.
-        first: String,
-        /// The instance that collides with it.
-        second: String,
-        /// `LXD` or `Docker`.
-        runtime: &'static str,
-        /// The container name both would get.
-        name: String,
+        /// Both instances, where the first was written, the name and what to do.
+        message: String,
     },
 
     /// No instance matched the selection (test-kitchen exits 1).

@@ -201,7 +201,11 @@ fn refuse_name_collisions(
         else {
             continue;
         };
-        let runtime = if driver.starts_with("lxd") { "LXD" } else { "Docker" };
+        let runtime = if driver.starts_with("lxd") {
+            "LXD"
+        } else {
+            "Docker"
+        };
         match seen.entry((runtime.to_string(), name.clone())) {
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(i);
@@ -221,13 +225,19 @@ fn refuse_name_collisions(
                         s.name_pos.clone()
                     }
                 };
+                let rule = if runtime == "LXD" {
+                    "are lowercase, and every character but a letter or digit becomes `-`"
+                } else {
+                    "turn every character but a letter, digit, `_`, `.` or `-` into `-`"
+                };
                 return Err(ConfigError::NameCollision {
                     at: pos(ss, sp),
-                    first_at: pos(fs, fp),
-                    first: first.name.clone(),
-                    second: inst.name.clone(),
-                    runtime,
-                    name,
+                    message: format!(
+                        "instances `{}`{} and `{}` would both be the {runtime} container `{name}` ({runtime} names {rule}); rename a suite or platform so the two names differ in more than that",
+                        first.name,
+                        pos(fs, fp).map(|p| format!(" ({p})")).unwrap_or_default(),
+                        inst.name,
+                    ),
                 });
             }
         }

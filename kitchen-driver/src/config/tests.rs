@@ -496,10 +496,12 @@ fn instances_sharing_a_container_name_are_refused_where_written() {
         "{e}"
     );
     assert!(e.contains("rename a suite or platform"), "{e}");
-    let e = err(
-        "driver: {name: lxd}\nplatforms: [{name: x}]\nsuites:\n  - name: a+b\n  - name: a-b\n",
+    let e =
+        err("driver: {name: lxd}\nplatforms: [{name: x}]\nsuites:\n  - name: a+b\n  - name: a-b\n");
+    assert!(
+        e.starts_with("/proj/kitchen.yml:5:11: instances `a+b-x`"),
+        "{e}"
     );
-    assert!(e.starts_with("/proj/kitchen.yml:5:11: instances `a+b-x`"), "{e}");
     // Docker keeps case, so only `+` collides there.
     let p = load(
         "driver: docker\nplatforms:\n  - name: CentOS-7\n  - name: centos-7\nsuites: [{name: default}]\n",

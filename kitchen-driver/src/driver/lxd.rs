@@ -465,16 +465,18 @@ impl Owner {
             Owner::OtherInstance(other) => format!(
                 "belongs to this project's instance `{other}`, whose LXD name is the same (LXD names are lowercase, with `-` for anything but letters and digits): rename one of the two"
             ),
-            Owner::Foreign => {
-                "was not created by kitchen-driver for this project".into()
-            }
+            Owner::Foreign => "was not created by kitchen-driver for this project".into(),
         }
     }
 }
 
 /// Compares an instance's owner keys with this checkout (`root`) and kitchen instance. An
 /// instance created before the instance key existed (project key only) counts as this one's.
-fn owner_of(config: &std::collections::HashMap<String, String>, root: &str, instance: &str) -> Owner {
+fn owner_of(
+    config: &std::collections::HashMap<String, String>,
+    root: &str,
+    instance: &str,
+) -> Owner {
     if config.get(CONFIG_PROJECT).map(String::as_str) != Some(root) {
         return Owner::Foreign;
     }
@@ -824,8 +826,14 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect()
         };
-        let mine = config(&[(CONFIG_PROJECT, "/p"), (CONFIG_INSTANCE, "default-CentOS-7")]);
-        assert_eq!(owner_of(&mine, "/p", "default-CentOS-7"), Owner::ThisInstance);
+        let mine = config(&[
+            (CONFIG_PROJECT, "/p"),
+            (CONFIG_INSTANCE, "default-CentOS-7"),
+        ]);
+        assert_eq!(
+            owner_of(&mine, "/p", "default-CentOS-7"),
+            Owner::ThisInstance
+        );
         assert_eq!(
             owner_of(&mine, "/p", "default-centos-7"),
             Owner::OtherInstance("default-CentOS-7".into())

@@ -276,7 +276,8 @@ impl Reporter for LogFiles {
                 {
                     let log = self.open_instance_log(name, Vec::new());
                     if let Some(f) = log {
-                        self.instance_logs.insert(name.clone(), InstanceLog::Open(f));
+                        self.instance_logs
+                            .insert(name.clone(), InstanceLog::Open(f));
                     }
                 }
             }
