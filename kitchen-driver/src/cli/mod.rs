@@ -243,8 +243,10 @@ pub fn run(cli: Cli) -> Result<i32> {
                 let mut out = out;
                 list::run(p, sel, &args, &mut out)
             })?;
-            // After the table (stderr: `--bare` and `--json` stay parseable).
-            if let Ok(project) = config::load(&opts)
+            // After the table, for people (on stderr); `--bare` and `--json` are for scripts.
+            if !args.bare
+                && !args.json
+                && let Ok(project) = config::load(&opts)
                 && let Some(note) = orphans::list_note(&project)
             {
                 eprintln!("{note}");
