@@ -28,6 +28,7 @@ mod error;
 pub mod events;
 pub mod host;
 pub mod lifecycle;
+pub mod orphans;
 pub mod plugin;
 pub mod provisioner;
 pub mod report;

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::InstanceConfig;
+use crate::error::Result;
 use crate::report::InstanceOutput;
-use crate::state::State;
+use crate::state::{State, StateFile};
 use crate::transport::Connection;
 
 /// Everything known about one instance while the runner works on it: its configuration,
@@ -27,6 +28,9 @@ pub struct InstanceContext {
     /// The host environment (see [`crate::host`]): the process environment unless the
     /// runner was given another.
     pub host_env: Arc<Vec<(String, String)>>,
+    /// The state file the runner keeps for the instance, when it keeps one (the plugin
+    /// protocol leaves state to test-kitchen): see [`InstanceContext::save_state`].
+    pub state_file: Option<StateFile>,
 }
 
 impl InstanceContext {
@@ -44,6 +48,28 @@ impl InstanceContext {
             test_base_path: test_base_path.into(),
             output,
             host_env: Arc::new(std::env::vars().collect()),
+            state_file: None,
+        }
+    }
+
+    /// The same context, saving state to `state_file` on [`InstanceContext::save_state`].
+    #[must_use]
+    pub fn with_state_file(mut self, state_file: StateFile) -> Self {
+        self.state_file = Some(state_file);
+        self
+    }
+
+    /// Saves `state` now, in the middle of a step. A driver calls it the moment it records a
+    /// resource that is about to exist (a container's name before the create request, its
+    /// id after), so a process killed at any later moment leaves a state file that names
+    /// it and `destroy` finds it without guessing. Does nothing without a state file.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when the file cannot be written.
+    pub fn save_state(&self, state: &State) -> Result<()> {
+        match &self.state_file {
+            Some(file) => file.save(state),
+            None => Ok(()),
         }
     }
 

@@ -265,7 +265,9 @@ impl StateFile {
         }
     }
 
-    /// Writes the state atomically: a temporary file beside it, flushed, then renamed over it.
+    /// Writes the state atomically and durably: a temporary file beside it (`.<instance>.yml.tmp-<pid>`),
+    /// flushed, renamed over it, then the directory flushed, so the new name survives a power
+    /// loss as well as a SIGKILL.
     ///
     /// # Errors
     /// [`Error::Io`] when the directory or file cannot be written.
@@ -273,12 +275,17 @@ impl StateFile {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
         let text = state.to_yaml(&self.path)?;
-        let tmp = dir.join(format!(".{}.yml.tmp-{}", self.instance, std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.yml{TMP_MARK}{}",
+            self.instance,
+            std::process::id()
+        ));
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(text.as_bytes())?;
             f.sync_all()?;
-            fs::rename(&tmp, &self.path)
+            fs::rename(&tmp, &self.path)?;
+            File::open(dir)?.sync_all()
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
@@ -337,8 +344,10 @@ impl StateFile {
                 .map_err(|e| Error::io("reading lock file", &self.lock_path, e))?;
             match fs::metadata(&self.lock_path) {
                 Ok(now) if now.ino() == locked.ino() && now.dev() == locked.dev() => {
+                    remove_stray_temporary_files(dir);
+                    held_locks().insert(self.lock_path.clone());
                     return Ok(InstanceLock {
-                        file,
+                        file: Some(file),
                         path: self.lock_path.clone(),
                     });
                 }
@@ -352,10 +361,60 @@ impl StateFile {
     }
 }
 
+/// What a temporary state file's name carries before the writer's process id.
+const TMP_MARK: &str = ".tmp-";
+
+/// Removes the temporary state files (`.<instance>.yml.tmp-<pid>`) that processes which no
+/// longer run left in `dir` (killed between writing and renaming). A live process's files are
+/// left alone: it may be writing one right now.
+pub fn remove_stray_temporary_files(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix('.'))
+            .and_then(|n| n.rsplit_once(TMP_MARK))
+            .filter(|(stem, _)| stem.ends_with(".yml"))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !Path::new("/proc").join(pid.to_string()).exists()
+            && fs::remove_file(entry.path()).is_ok()
+        {
+            removed.push(entry.path());
+        }
+    }
+    removed
+}
+
+/// The lock files this process holds (see [`StateFile::holds_lock`]).
+fn held_locks() -> std::sync::MutexGuard<'static, std::collections::HashSet<PathBuf>> {
+    static HELD: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<PathBuf>>> =
+        std::sync::OnceLock::new();
+    HELD.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl StateFile {
+    /// Whether this process holds the instance's lock right now (the log files write an
+    /// instance's log only then, see [`crate::report::LogFiles`]).
+    pub fn holds_lock(&self) -> bool {
+        held_locks().contains(&self.lock_path)
+    }
+}
+
 /// An instance's exclusive lock; released on drop.
 #[derive(Debug)]
 pub struct InstanceLock {
-    file: File,
+    /// Always `Some` until dropped (taken by `remove` to order the release).
+    file: Option<File>,
     path: PathBuf,
 }
 
@@ -369,7 +428,13 @@ impl InstanceLock {
     /// instance is left in `.kitchen`). Other processes notice and retry on a new file.
     pub fn remove(self) {
         let _ = fs::remove_file(&self.path);
-        drop(self.file);
+    }
+}
+
+impl Drop for InstanceLock {
+    fn drop(&mut self) {
+        held_locks().remove(&self.path);
+        drop(self.file.take());
     }
 }
 
@@ -476,6 +541,29 @@ mod tests {
             "{}",
             fs::read_to_string(sf.path()).unwrap()
         );
+    }
+
+    #[test]
+    fn a_dead_process_temporary_file_goes_at_the_next_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let kitchen = dir.path().join(".kitchen");
+        fs::create_dir_all(&kitchen).unwrap();
+        // A process that surely is gone (a pid beyond pid_max), a live one (this test), and
+        // files that are not temporary state files.
+        let dead = kitchen.join(".a.yml.tmp-4294967295");
+        let live = kitchen.join(format!(".b.yml.tmp-{}", std::process::id()));
+        let other = kitchen.join("notes.tmp-1");
+        for f in [&dead, &live, &other] {
+            fs::write(f, "x").unwrap();
+        }
+        let sf = StateFile::new(dir.path(), "c");
+        assert!(!sf.holds_lock());
+        let lock = sf.lock().unwrap();
+        assert!(sf.holds_lock());
+        assert!(!dead.exists());
+        assert!(live.exists() && other.exists());
+        drop(lock);
+        assert!(!sf.holds_lock());
     }
 
     #[test]

@@ -17,9 +17,11 @@ mod actions;
 mod diagnose;
 pub mod exit;
 mod list;
+mod orphans;
 pub mod plugin_protocol;
 
 pub use actions::{ActionArgs, ExecArgs, LoginArgs, TestArgs};
+pub use orphans::DestroyArgs;
 
 pub use diagnose::render_diagnose;
 pub use list::{ListRow, list_rows, render_table};
@@ -66,7 +68,8 @@ const EXAMPLES_VERIFY: &str = "Examples:
 
 const EXAMPLES_DESTROY: &str = "Examples:
   kitchen-driver destroy
-  kitchen-driver destroy default-busybox";
+  kitchen-driver destroy default-busybox
+  kitchen-driver destroy --orphans              containers and built images no state file knows";
 
 const EXAMPLES_TEST: &str = "Examples:
   kitchen-driver test                           every instance, one at a time
@@ -110,16 +113,19 @@ pub enum Command {
     /// Create, converge and set up as needed, then verify (`kitchen verify`).
     #[command(after_help = EXAMPLES_VERIFY)]
     Verify(ActionArgs),
-    /// Destroy instances and delete their state (`kitchen destroy`).
+    /// Destroy instances and delete their state (`kitchen destroy`); with `--orphans`, remove
+    /// what this checkout created that no state file knows.
     #[command(after_help = EXAMPLES_DESTROY)]
-    Destroy(ActionArgs),
+    Destroy(DestroyArgs),
     /// Destroy, create..verify, then destroy per --destroy (`kitchen test`).
     #[command(after_help = EXAMPLES_TEST)]
     Test(TestArgs),
     /// Open an interactive shell in one instance (`kitchen login`).
     #[command(after_help = EXAMPLES_LOGIN)]
     Login(LoginArgs),
-    /// Run a command in instances (`kitchen exec -c CMD`).
+    /// Run a command in instances (`kitchen exec -c CMD`). It takes the instance's lock when
+    /// it is free; while another process holds it (a converge), exec runs anyway without it,
+    /// says so, and logs to kitchen.log only.
     #[command(after_help = EXAMPLES_EXEC)]
     Exec(ExecArgs),
     /// The machine interface for test-kitchen plugins (JSON in, JSON lines out; see
@@ -232,10 +238,21 @@ pub fn run(cli: Cli) -> Result<i32> {
     let opts = LoadOptions::from_process(dir);
     let action = |a, c| actions::run_lifecycle(&opts, a, c).map(|()| exit::SUCCESS);
     match cli.command {
-        Command::List(args) => report(&opts, &args.instances, |p, sel, out| {
-            let mut out = out;
-            list::run(p, sel, &args, &mut out)
-        }),
+        Command::List(args) => {
+            let code = report(&opts, &args.instances, |p, sel, out| {
+                let mut out = out;
+                list::run(p, sel, &args, &mut out)
+            })?;
+            // After the table, for people (on stderr); `--bare` and `--json` are for scripts.
+            if !args.bare
+                && !args.json
+                && let Ok(project) = config::load(&opts)
+                && let Some(note) = orphans::list_note(&project)
+            {
+                eprintln!("{note}");
+            }
+            Ok(code)
+        }
         Command::Diagnose(args) => report(&opts, &args.instances, |p, sel, out| {
             let text = render_diagnose(p, sel, args.json)?;
             out.write_all(text.as_bytes()).map_err(output_error)
@@ -244,7 +261,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Converge(a) => action(a, lifecycle::Command::Action(Action::Converge)),
         Command::Setup(a) => action(a, lifecycle::Command::Action(Action::Setup)),
         Command::Verify(a) => action(a, lifecycle::Command::Action(Action::Verify)),
-        Command::Destroy(a) => action(a, lifecycle::Command::Action(Action::Destroy)),
+        Command::Destroy(d) if d.orphans => orphans::destroy(&opts),
+        Command::Destroy(d) => action(d.common, lifecycle::Command::Action(Action::Destroy)),
         Command::Test(t) => action(t.common, lifecycle::Command::Test(t.destroy)),
         Command::Exec(e) => {
             let args = ActionArgs::for_instances(e.instances, e.log_level);

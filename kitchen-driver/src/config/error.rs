@@ -107,6 +107,17 @@ pub enum ConfigError {
         message: String,
     },
 
+    /// Two instances would get one container name on their runtime (see
+    /// [`crate::driver::naming::runtime_name`]): the second create would remove the first
+    /// one's container.
+    #[error("{}{message}", at.as_ref().map(|p| format!("{p}: ")).unwrap_or_default())]
+    NameCollision {
+        /// Where the second instance's differing name (platform or suite) was written.
+        at: Option<Pos>,
+        /// Both instances, where the first was written, the name and what to do.
+        message: String,
+    },
+
     /// No instance matched the selection (test-kitchen exits 1).
     #[error("No instances for regex `{pattern}', try running `kitchen-driver list'")]
     NoMatch {

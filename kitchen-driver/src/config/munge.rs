@@ -3,6 +3,7 @@
 //! rule and in the same order.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use super::InstanceConfig;
 use super::error::ConfigError;
@@ -56,6 +57,8 @@ struct Platform {
 
 struct Suite {
     name: String,
+    /// Where the name was written (for errors about the instances it makes).
+    name_pos: Option<super::value::Pos>,
     filter: PlatformFilter,
     data_idx: usize,
 }
@@ -115,6 +118,8 @@ pub(crate) fn instances(
     let mut suite_blocks: Vec<Option<Vec<Map>>> = vec![None; suites.len()];
 
     let mut out = Vec::new();
+    // Where each instance's suite and platform names were written, for collision errors.
+    let mut origins: Vec<(&Suite, &Platform)> = Vec::new();
     for suite in &suite_objs {
         for platform in &platform_objs {
             if !suite.filter.matches(&platform.name, platform.kind) {
@@ -164,6 +169,7 @@ pub(crate) fn instances(
             }
             let mut it = blocks.into_iter().map(|m| map_to_json(&m));
             let mut next = || it.next().unwrap_or_default();
+            origins.push((suite, platform));
             out.push(InstanceConfig {
                 name: instance_name(&suite.name, &platform.name),
                 suite: suite.name.clone(),
@@ -176,7 +182,67 @@ pub(crate) fn instances(
             });
         }
     }
+    refuse_name_collisions(&out, &origins, Path::new(&kc.kitchen_root))?;
     Ok(out)
+}
+
+/// Refuses two instances (of different names) whose containers would get one name on their
+/// runtime: LXD lowercases names and turns anything but letters and digits into `-`, so
+/// `CentOS-7` and `centos-7`, or `a+b` and `a-b`, would share (and destroy) one container.
+fn refuse_name_collisions(
+    instances: &[InstanceConfig],
+    origins: &[(&Suite, &Platform)],
+    kitchen_root: &Path,
+) -> Result<(), ConfigError> {
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (i, inst) in instances.iter().enumerate() {
+        let driver = inst.driver_name();
+        let Some(name) = crate::driver::naming::runtime_name(driver, kitchen_root, &inst.name)
+        else {
+            continue;
+        };
+        let runtime = if driver.starts_with("lxd") {
+            "LXD"
+        } else {
+            "Docker"
+        };
+        match seen.entry((runtime.to_string(), name.clone())) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                let first = &instances[*o.get()];
+                if first.name == inst.name {
+                    continue; // the same instance twice is test-kitchen's own affair
+                }
+                let (fs, fp) = origins[*o.get()];
+                let (ss, sp) = origins[i];
+                // Point at the name that differs: the platform's when the suite is the same.
+                let pos = |s: &Suite, p: &Platform| {
+                    if fs.name == ss.name {
+                        p.name_node.pos.clone()
+                    } else {
+                        s.name_pos.clone()
+                    }
+                };
+                let rule = if runtime == "LXD" {
+                    "are lowercase, and every character but a letter or digit becomes `-`"
+                } else {
+                    "turn every character but a letter, digit, `_`, `.` or `-` into `-`"
+                };
+                return Err(ConfigError::NameCollision {
+                    at: pos(ss, sp),
+                    message: format!(
+                        "instances `{}`{} and `{}` would both be the {runtime} container `{name}` ({runtime} names {rule}); rename a suite or platform so the two names differ in more than that",
+                        first.name,
+                        pos(fs, fp).map(|p| format!(" ({p})")).unwrap_or_default(),
+                        inst.name,
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Fills `cache[idx]` with the normalized blocks of `maps[idx]` and returns `idx`.
@@ -308,6 +374,7 @@ fn suite_obj(s: &Map, i: usize) -> Result<(Suite, Value), ConfigError> {
     Ok((
         Suite {
             name: name.ruby_to_s(),
+            name_pos: name.pos.clone(),
             filter: platform_filter(s, &format!("suites[{i}]"))?,
             data_idx: i,
         },

@@ -484,3 +484,34 @@ fn integer_platform_names_with_os_and_shell_type() {
     let e = err(&format!("{yaml}suites: [{{name: s}}]\n"));
     assert!(e.contains("kitchen.yml:2:10: platforms[0].name"), "{e}");
 }
+
+#[test]
+fn instances_sharing_a_container_name_are_refused_where_written() {
+    // LXD lowercases and maps `+` to `-`: these pairs would share one LXD container.
+    let e = err(
+        "driver: lxd\nplatforms:\n  - name: CentOS-7\n  - name: centos-7\nsuites: [{name: default}]\n",
+    );
+    assert!(
+        e.starts_with("/proj/kitchen.yml:4:11: instances `default-CentOS-7` (/proj/kitchen.yml:3:11) and `default-centos-7` would both be the LXD container `kitchen-"),
+        "{e}"
+    );
+    assert!(e.contains("rename a suite or platform"), "{e}");
+    let e =
+        err("driver: {name: lxd}\nplatforms: [{name: x}]\nsuites:\n  - name: a+b\n  - name: a-b\n");
+    assert!(
+        e.starts_with("/proj/kitchen.yml:5:11: instances `a+b-x`"),
+        "{e}"
+    );
+    // Docker keeps case, so only `+` collides there.
+    let p = load(
+        "driver: docker\nplatforms:\n  - name: CentOS-7\n  - name: centos-7\nsuites: [{name: default}]\n",
+    );
+    assert_eq!(names(&p), ["default-CentOS-7", "default-centos-7"]);
+    let e = err("driver: docker\nplatforms: [{name: a+b}, {name: a-b}]\nsuites: [{name: s}]\n");
+    assert!(e.contains("both be the Docker container"), "{e}");
+    // Other drivers name nothing here; one LXD and one Docker instance never collide.
+    load("driver: vagrant\nplatforms: [{name: A}, {name: a}]\nsuites: [{name: s}]\n");
+    load(
+        "platforms:\n  - {name: A, driver: lxd}\n  - {name: a, driver: docker}\nsuites: [{name: s}]\n",
+    );
+}

@@ -36,10 +36,11 @@ use crate::state::{State, keys};
 use crate::transport::tty::TtyRuntime;
 use crate::transport::{Connection, ExecOutput, ExecRequest, Target, TtySession};
 
-/// Config key holding the project directory on every instance the driver creates.
-pub const CONFIG_PROJECT: &str = "user.kitchen.project";
+/// Config key holding the project directory on every instance the driver creates (the
+/// checkout's owner mark, [`super::naming::LXD_OWNER_KEY`]).
+pub const CONFIG_PROJECT: &str = super::naming::LXD_OWNER_KEY;
 /// Config key holding the instance name on every instance the driver creates.
-pub const CONFIG_INSTANCE: &str = "user.kitchen.instance";
+pub const CONFIG_INSTANCE: &str = super::naming::LXD_INSTANCE_KEY;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -279,22 +280,26 @@ impl Driver for LxdDriver {
             ctx.output.info(&format!("Instance {name} already exists"));
             return Ok(());
         }
-        // The name is ours only if the instance says so.
+        // The name is ours only if the instance says so: this checkout, and this instance
+        // (names of two instances can collide; the loader refuses that, but another tool or
+        // an older kitchen.yml may have created the container).
         match instances.get(&name).await {
-            Ok(existing) => {
-                if existing.config.get(CONFIG_PROJECT).map(String::as_str) == Some(root.as_str()) {
+            Ok(existing) => match owner_of(&existing.config, &root, &ctx.instance.name) {
+                Owner::ThisInstance => {
                     Self::remove(&client, ctx, &name).await?;
                     ctx.output
                         .warn(&format!("Removed leftover instance {name}"));
-                } else {
+                }
+                other => {
                     return Err(Error::Runtime {
                         instance: ctx.instance.name.clone(),
                         message: format!(
-                            "an LXD instance named {name} exists and was not created by kitchen-driver for this project; remove or rename it"
+                            "an LXD instance named {name} exists and {}; remove or rename it",
+                            other.describe()
                         ),
                     });
                 }
-            }
+            },
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
@@ -355,10 +360,11 @@ impl Driver for LxdDriver {
         }
         ctx.output
             .debug(&format!("Creating LXD instance {name} from {image}"));
-        // Recorded first: a crash from here on leaves a name destroy can find.
+        // Recorded, and saved, first: a crash from here on leaves a name destroy can find.
         state.set(keys::CONTAINER_NAME, name.clone());
         state.set(keys::LXD_PROJECT, self.project());
         state.set(keys::IMAGE, image.clone());
+        ctx.save_state(state)?;
         let created = match b.send().await {
             Ok(op) => op.wait_for(Duration::from_secs(600)).await.map(|_| ()),
             Err(e) => Err(e),
@@ -443,15 +449,18 @@ impl Driver for LxdDriver {
             .map(str::to_string)
             .unwrap_or_else(|| lxd_instance_name(&ctx.kitchen_root, &ctx.instance.name));
         let root = ctx.kitchen_root.to_string_lossy().into_owned();
-        // Only ever delete what carries this project's key.
+        // Only ever delete what carries this project's and this instance's keys.
         match client.instances().get(&name).await {
-            Ok(i) if i.config.get(CONFIG_PROJECT).map(String::as_str) == Some(root.as_str()) => {
-                ctx.output.info(&format!("Removing LXD instance {name}"));
-                Self::remove(&client, ctx, &name).await?;
-            }
-            Ok(_) => ctx.output.warn(&format!(
-                "LXD instance {name} was not created by kitchen-driver for this project; left alone"
-            )),
+            Ok(i) => match owner_of(&i.config, &root, &ctx.instance.name) {
+                Owner::ThisInstance => {
+                    ctx.output.info(&format!("Removing LXD instance {name}"));
+                    Self::remove(&client, ctx, &name).await?;
+                }
+                other => ctx.output.warn(&format!(
+                    "LXD instance {name} {}; left alone",
+                    other.describe()
+                )),
+            },
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
@@ -471,6 +480,45 @@ impl Driver for LxdDriver {
             project: self.project(),
             instance: ctx.instance.name.clone(),
         }))
+    }
+}
+
+/// Whose an existing LXD instance is, by its owner keys.
+#[derive(Debug, PartialEq)]
+enum Owner {
+    /// This checkout's, for this kitchen instance: kitchen-driver may replace or delete it.
+    ThisInstance,
+    /// This checkout's, for another kitchen instance (their names collide).
+    OtherInstance(String),
+    /// Not this checkout's (another checkout's, or not kitchen-driver's at all).
+    Foreign,
+}
+
+impl Owner {
+    fn describe(&self) -> String {
+        match self {
+            Owner::ThisInstance => "belongs to this instance".into(),
+            Owner::OtherInstance(other) => format!(
+                "belongs to this project's instance `{other}`, whose LXD name is the same (LXD names are lowercase, with `-` for anything but letters and digits): rename one of the two"
+            ),
+            Owner::Foreign => "was not created by kitchen-driver for this project".into(),
+        }
+    }
+}
+
+/// Compares an instance's owner keys with this checkout (`root`) and kitchen instance. An
+/// instance created before the instance key existed (project key only) counts as this one's.
+fn owner_of(
+    config: &std::collections::HashMap<String, String>,
+    root: &str,
+    instance: &str,
+) -> Owner {
+    if config.get(CONFIG_PROJECT).map(String::as_str) != Some(root) {
+        return Owner::Foreign;
+    }
+    match config.get(CONFIG_INSTANCE) {
+        Some(other) if other != instance => Owner::OtherInstance(other.clone()),
+        _ => Owner::ThisInstance,
     }
 }
 
@@ -921,6 +969,32 @@ mod tests {
             );
         }
         check_listed_name("i1", "/tmp/out", "..hidden").unwrap();
+    }
+
+    #[test]
+    fn only_this_instance_of_this_checkout_is_ours() {
+        let config = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mine = config(&[
+            (CONFIG_PROJECT, "/p"),
+            (CONFIG_INSTANCE, "default-CentOS-7"),
+        ]);
+        assert_eq!(
+            owner_of(&mine, "/p", "default-CentOS-7"),
+            Owner::ThisInstance
+        );
+        assert_eq!(
+            owner_of(&mine, "/p", "default-centos-7"),
+            Owner::OtherInstance("default-CentOS-7".into())
+        );
+        assert_eq!(owner_of(&mine, "/q", "default-CentOS-7"), Owner::Foreign);
+        assert_eq!(owner_of(&config(&[]), "/p", "x"), Owner::Foreign);
+        let old = config(&[(CONFIG_PROJECT, "/p")]);
+        assert_eq!(owner_of(&old, "/p", "x"), Owner::ThisInstance);
     }
 
     #[test]

@@ -1,8 +1,37 @@
 //! What kitchen-driver names the containers it creates, on both runtimes:
 //! `kitchen-<hash of kitchen_root>-<instance>`, so two checkouts of one project never share
 //! a container, and a name says which project owns it.
+//!
+//! A name is only a hint. What makes a resource *this checkout's* is its owner mark: the
+//! Docker label [`OWNER_LABEL`] (containers, and the images kitchen-driver builds) or the LXD
+//! config key [`LXD_OWNER_KEY`], each holding the checkout's `kitchen_root`. Anything that
+//! creates a resource for a checkout (a driver, a converge cache) sets that mark, so
+//! `destroy --orphans` (see [`crate::orphans`]) and the test guards find it.
 
 use std::path::Path;
+
+/// Docker label holding the checkout (`kitchen_root`) that created a container or built an
+/// image. Set it on everything kitchen-driver creates in Docker for a checkout.
+pub const OWNER_LABEL: &str = "io.kitchen-driver.project";
+/// Docker label holding the instance name a container was created for.
+pub const INSTANCE_LABEL: &str = "io.kitchen-driver.instance";
+/// LXD config key holding the checkout (`kitchen_root`) that created an instance.
+pub const LXD_OWNER_KEY: &str = "user.kitchen.project";
+/// LXD config key holding the kitchen instance name an LXD instance was created for.
+pub const LXD_INSTANCE_KEY: &str = "user.kitchen.instance";
+/// The repository of the images the Docker driver builds (`dockerfile`, kitchen-docker's
+/// `provision_command`): `kitchen-driver-build:<content hash>`.
+pub const BUILD_IMAGE_REPO: &str = "kitchen-driver-build";
+
+/// The name a driver gives the container of `instance`, for the drivers whose names can
+/// collide (`lxd`, `docker` and their test-kitchen plugin names); `None` for other drivers.
+pub fn runtime_name(driver: &str, kitchen_root: &Path, instance: &str) -> Option<String> {
+    match driver {
+        "lxd" | "lxd_api" => Some(lxd_instance_name(kitchen_root, instance)),
+        "docker" | "docker_api" => Some(container_name(kitchen_root, instance)),
+        _ => None,
+    }
+}
 
 use sha2::{Digest, Sha256};
 
@@ -79,6 +108,18 @@ mod tests {
             "{a}"
         );
         assert_eq!(sanitize_hostname("Suite_X.Y"), "suite-x-y");
+    }
+
+    #[test]
+    fn lxd_names_collide_where_docker_names_may_not() {
+        let root = Path::new("/p");
+        let lxd = |i| runtime_name("lxd", root, i).unwrap();
+        let docker = |i| runtime_name("docker", root, i).unwrap();
+        assert_eq!(lxd("default-CentOS-7"), lxd("default-centos-7"));
+        assert_ne!(docker("default-CentOS-7"), docker("default-centos-7"));
+        assert_eq!(lxd("default-a+b"), lxd("default-a-b"));
+        assert_eq!(docker("default-a+b"), docker("default-a-b"));
+        assert_eq!(runtime_name("vagrant", root, "x"), None);
     }
 
     #[test]

@@ -404,16 +404,37 @@ impl Runner {
             &self.test_base_path,
             output.clone(),
         )
-        .with_host_env(self.host_env.clone());
+        .with_host_env(self.host_env.clone())
+        .with_state_file(state_file.clone());
         if let Command::Exec(cmd) = command {
+            // exec only reads the state, so it runs even while another process holds the
+            // instance's lock (a converge): it says so, and its output then goes to
+            // kitchen.log, not to the instance's log that the other process writes.
+            let lock = match state_file.lock() {
+                Ok(lock) => Some(lock),
+                Err(Error::Locked { .. }) => {
+                    output.info(&format!(
+                        "{} is locked by another kitchen-driver process; exec runs beside it without the lock (its output goes to .kitchen/logs/kitchen.log only)",
+                        inst.name
+                    ));
+                    None
+                }
+                Err(e) => return Err(e),
+            };
             let state = state_file.load()?;
             if state.last_action().is_none() {
+                if let Some(lock) = lock
+                    && !state_file.path().exists()
+                {
+                    lock.remove();
+                }
                 return Err(Error::NotCreated {
                     instance: inst.name.clone(),
                 });
             }
             let conn = driver.connection(&ctx, &state).await?;
             conn.execute(cmd, "exec command", output).await?;
+            drop(lock);
             return Ok(());
         }
         let lock = state_file.lock()?;

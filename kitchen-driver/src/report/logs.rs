@@ -8,63 +8,173 @@
 //! ```
 //!
 //! Each file starts with a header (version, run id, command line, start time). When a run
-//! starts, the logs of the previous run move to `.kitchen/logs/previous/`, so no stale
-//! per-instance log sits beside the fresh `kitchen.log`.
+//! starts and no other kitchen-driver process of the project is running, the logs of the
+//! previous run move to `.kitchen/logs/previous/`, so no stale per-instance log sits beside
+//! the fresh `kitchen.log`.
+//!
+//! Several processes may run in one project at once (an `exec` during a `converge`, two
+//! `converge`s of different instances), so:
+//! - every process holds a shared lock on `.kitchen/logs/.lock` while it runs, and moves logs
+//!   away only when it can take that lock exclusively (no other process is writing them);
+//! - files are opened in append mode and each line is one `write`, so lines of two processes
+//!   interleave whole, and none truncates another's file;
+//! - an instance's log is written only while this process holds the instance's lock (see
+//!   [`crate::state::StateFile::lock`]). Lines that come before the lock (or of an `exec` that
+//!   runs beside a `converge`) wait; when the instance finishes they are written if the lock
+//!   can be taken then, and otherwise are only in `kitchen.log`.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::text::{Line, Renderer};
 use crate::error::{Error, Result};
 use crate::events::{Event, Reporter, RunStarted, Timestamp};
+use crate::state::StateFile;
 
 /// Where the previous run's logs go.
 pub const PREVIOUS_DIR: &str = "previous";
 
+/// The file every running process holds a shared lock on (see the module doc).
+const RUN_LOCK: &str = ".lock";
+
+/// One instance's log: not open yet (its lines wait), or open.
+#[derive(Debug)]
+enum InstanceLog {
+    Waiting(Vec<String>),
+    Open(File),
+}
+
 /// Writes the log files.
 #[derive(Debug)]
 pub struct LogFiles {
+    kitchen_root: PathBuf,
     dir: PathBuf,
     kitchen_log: File,
-    instance_logs: HashMap<String, File>,
+    /// Held (shared) for the life of the reporter; see the module doc.
+    _run_lock: File,
+    instance_logs: HashMap<String, InstanceLog>,
     renderer: Renderer,
     header: Vec<String>,
 }
 
+/// Opens a log for appending, readable only by its owner: logs hold whatever the instance
+/// printed, which may include what a secret redaction could not recognise.
+fn open_append(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    // A log created by an older version keeps its mode on open: make it private too.
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(f)
+}
+
+/// Writes `line` and a newline in one `write` (whole lines when processes share a file).
+fn write_line(f: &mut File, line: &str) {
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = f.write_all(buf.as_bytes());
+}
+
 impl LogFiles {
     /// Creates `<kitchen_root>/.kitchen/logs/`, moves the previous run's logs to
-    /// `previous/`, and starts a fresh `kitchen.log`.
+    /// `previous/` when no other process of the project is running, and opens `kitchen.log`
+    /// for appending.
     ///
     /// # Errors
     /// [`Error::Io`] when the directory or file cannot be created.
     pub fn new(kitchen_root: &Path) -> Result<Self> {
         let dir = kitchen_root.join(".kitchen").join("logs");
         fs::create_dir_all(&dir).map_err(|e| Error::io("creating directory", &dir, e))?;
-        rotate(&dir)?;
+        let lock_path = dir.join(RUN_LOCK);
+        let run_lock =
+            open_append(&lock_path).map_err(|e| Error::io("opening lock file", &lock_path, e))?;
+        match fs4::FileExt::try_lock(&run_lock) {
+            Ok(()) => rotate(&dir)?,
+            Err(fs4::TryLockError::WouldBlock) => {
+                tracing::debug!("another kitchen-driver process is running here: logs stay");
+            }
+            Err(fs4::TryLockError::Error(e)) => {
+                return Err(Error::io("locking", &lock_path, e));
+            }
+        }
+        // Exclusive becomes shared (or waits for a rotation by another process to end).
+        fs4::FileExt::lock_shared(&run_lock).map_err(|e| Error::io("locking", &lock_path, e))?;
         let path = dir.join("kitchen.log");
         let kitchen_log =
-            create_private(&path).map_err(|e| Error::io("creating log file", &path, e))?;
+            open_append(&path).map_err(|e| Error::io("creating log file", &path, e))?;
         Ok(Self {
+            kitchen_root: kitchen_root.to_path_buf(),
             dir,
             kitchen_log,
+            _run_lock: run_lock,
             instance_logs: HashMap::new(),
             renderer: Renderer::default(),
             header: Vec::new(),
         })
     }
 
-    fn instance_log(&mut self, name: &str) -> Option<&mut File> {
-        if !self.instance_logs.contains_key(name) {
-            let path = self.dir.join(format!("{name}.log"));
-            let mut f = create_private(&path).ok()?;
-            for h in &self.header {
-                let _ = writeln!(f, "{h}");
-            }
-            self.instance_logs.insert(name.to_string(), f);
+    /// Opens an instance's log (header first, then the lines that waited).
+    fn open_instance_log(&self, name: &str, waiting: Vec<String>) -> Option<File> {
+        let path = self.dir.join(format!("{name}.log"));
+        let mut f = open_append(&path).ok()?;
+        for h in &self.header {
+            write_line(&mut f, h);
         }
-        self.instance_logs.get_mut(name)
+        for l in waiting {
+            write_line(&mut f, &l);
+        }
+        Some(f)
+    }
+
+    /// Writes (or keeps waiting) a line of instance `name`'s log.
+    fn instance_line(&mut self, name: &str, line: String) {
+        let entry = self
+            .instance_logs
+            .remove(name)
+            .unwrap_or(InstanceLog::Waiting(Vec::new()));
+        let entry = match entry {
+            InstanceLog::Open(mut f) => {
+                write_line(&mut f, &line);
+                InstanceLog::Open(f)
+            }
+            InstanceLog::Waiting(mut lines) => {
+                lines.push(line);
+                if StateFile::new(&self.kitchen_root, name).holds_lock() {
+                    match self.open_instance_log(name, lines) {
+                        Some(f) => InstanceLog::Open(f),
+                        None => InstanceLog::Waiting(Vec::new()),
+                    }
+                } else {
+                    InstanceLog::Waiting(lines)
+                }
+            }
+        };
+        self.instance_logs.insert(name.to_string(), entry);
+    }
+
+    /// At the end of an instance: writes the lines that waited if its lock is free now
+    /// (taking it meanwhile); otherwise they stay in `kitchen.log` only.
+    fn settle(&mut self, name: &str) {
+        let Some(InstanceLog::Waiting(lines)) = self.instance_logs.remove(name) else {
+            return;
+        };
+        let state_file = StateFile::new(&self.kitchen_root, name);
+        let Ok(lock) = state_file.lock() else {
+            return;
+        };
+        if let Some(f) = self.open_instance_log(name, lines) {
+            self.instance_logs
+                .insert(name.to_string(), InstanceLog::Open(f));
+        }
+        if !state_file.path().exists() {
+            lock.remove();
+        }
     }
 }
 
@@ -146,45 +256,51 @@ impl Reporter for LogFiles {
     fn report(&mut self, event: &Event) {
         if let Event::RunStarted(run) = event {
             self.header = header(run);
-            for h in &self.header {
-                let _ = writeln!(self.kitchen_log, "{h}");
+            for h in self.header.clone() {
+                write_line(&mut self.kitchen_log, &h);
             }
         }
         let at = event.at();
         for line in self.renderer.render(event) {
             for l in log_lines(at, &line, true) {
-                let _ = writeln!(self.kitchen_log, "{l}");
+                write_line(&mut self.kitchen_log, &l);
             }
-            if let Some(instance) = &line.instance
-                && let Some(f) = self.instance_log(&instance.name)
-            {
+            if let Some(instance) = &line.instance {
                 for l in log_lines(at, &line, false) {
-                    let _ = writeln!(f, "{l}");
+                    self.instance_line(&instance.name, l);
                 }
             }
         }
-        if let Event::InstanceStarted(e) = event {
-            // Create the instance's log even if it prints nothing.
-            let _ = self.instance_log(&e.instance.name);
+        match event {
+            // Create the instance's log even if it prints nothing (when its lock is held).
+            Event::InstanceStarted(e) => {
+                let name = &e.instance.name;
+                if !self.instance_logs.contains_key(name)
+                    && StateFile::new(&self.kitchen_root, name).holds_lock()
+                {
+                    let log = self.open_instance_log(name, Vec::new());
+                    if let Some(f) = log {
+                        self.instance_logs
+                            .insert(name.clone(), InstanceLog::Open(f));
+                    }
+                }
+            }
+            Event::InstanceFinished(e) => self.settle(&e.instance.name),
+            _ => {}
         }
     }
 
     fn finish(&mut self) -> Result<()> {
+        let waiting: Vec<String> = self
+            .instance_logs
+            .iter()
+            .filter(|(_, l)| matches!(l, InstanceLog::Waiting(_)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in waiting {
+            self.settle(&name);
+        }
         let _ = self.kitchen_log.flush();
         Ok(())
     }
-}
-/// Creates (or truncates) a log file readable only by its owner: logs hold whatever the
-/// instance printed, which may include what a secret redaction could not recognise.
-fn create_private(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    // A log created by an older version keeps its mode on open: make it private too.
-    f.set_permissions(fs::Permissions::from_mode(0o600))?;
-    Ok(f)
 }

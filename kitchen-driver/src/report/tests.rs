@@ -692,3 +692,37 @@ fn durations_and_sizes_read_well() {
     assert_eq!(format_bytes(512), "512 B");
     assert_eq!(format_bytes(12 * 1024 * 1024), "12.0 MiB");
 }
+
+#[test]
+fn a_second_process_appends_to_the_logs_and_moves_nothing_away() {
+    // Two LogFiles on one project are two processes as far as the run lock goes (flock locks
+    // belong to the open file, not the process).
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join(".kitchen/logs");
+    let mut first = LogFiles::new(dir.path()).unwrap();
+    let events = sample_run();
+    first.report(&events[0]);
+    first.report(&out(1, "default", OutputStream::Stdout, "first-before"));
+    let mut second = LogFiles::new(dir.path()).unwrap();
+    assert!(!logs.join(logs::PREVIOUS_DIR).exists(), "nothing rotated");
+    second.report(&events[0]);
+    second.report(&out(2, "default", OutputStream::Stdout, "second-line"));
+    first.report(&out(3, "default", OutputStream::Stdout, "first-after"));
+    first.finish().unwrap();
+    second.finish().unwrap();
+    let kitchen = std::fs::read_to_string(logs.join("kitchen.log")).unwrap();
+    assert!(!kitchen.contains('\0'), "{kitchen:?}");
+    let order: Vec<&str> = ["first-before", "second-line", "first-after"]
+        .into_iter()
+        .filter(|w| kitchen.contains(w))
+        .collect();
+    assert_eq!(order.len(), 3, "{kitchen}");
+    assert_eq!(kitchen.matches("# kitchen-driver ").count(), 2, "{kitchen}");
+    for line in kitchen.lines() {
+        assert!(line.starts_with('[') || line.starts_with('#'), "{line:?}");
+    }
+    drop((first, second));
+    // With no other process left, the next run moves these logs away.
+    let _third = LogFiles::new(dir.path()).unwrap();
+    assert!(logs.join(logs::PREVIOUS_DIR).join("kitchen.log").exists());
+}

@@ -105,6 +105,11 @@ impl DockerDriver {
             rm: true,
             forcerm: true,
             buildargs: Some(build_args),
+            // The checkout's owner mark: `destroy --orphans` removes the images no state uses.
+            labels: Some(HashMap::from([(
+                crate::driver::naming::OWNER_LABEL.to_string(),
+                ctx.kitchen_root.to_string_lossy().into_owned(),
+            )])),
             ..Default::default()
         };
         let mut stream = docker.build_image(opts, None, Some(bollard::body_full(tar.into())));

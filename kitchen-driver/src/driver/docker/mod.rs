@@ -51,10 +51,11 @@ use config::{DockerConfig, parse_forward, parse_memory, runs_init};
 pub use connection::DockerConnection;
 use endpoint::{Endpoint, EndpointSettings};
 
-/// Label holding the project directory (`kitchen_root`) on every container the driver creates.
-pub const LABEL_PROJECT: &str = "io.kitchen-driver.project";
+/// Label holding the project directory (`kitchen_root`) on every container the driver creates
+/// and every image it builds (the checkout's owner mark, [`super::naming::OWNER_LABEL`]).
+pub const LABEL_PROJECT: &str = super::naming::OWNER_LABEL;
 /// Label holding the instance name on every container the driver creates.
-pub const LABEL_INSTANCE: &str = "io.kitchen-driver.instance";
+pub const LABEL_INSTANCE: &str = super::naming::INSTANCE_LABEL;
 
 /// The default `run_command`: keeps the container alive in busybox and Debian alike and stops
 /// at once on SIGTERM.
@@ -331,6 +332,11 @@ impl Driver for DockerDriver {
         let body = self.create_body(&ctx.kitchen_root, &instance, &image);
         ctx.output
             .debug(&format!("Creating container {name} from {image}"));
+        // Saved before the request: a process killed while the engine creates the container
+        // leaves a state file that names it (destroy also finds it by its labels).
+        state.set(keys::CONTAINER_NAME, name.clone());
+        state.set(keys::IMAGE, image.clone());
+        ctx.save_state(state)?;
         let created = docker
             .create_container(
                 Some(CreateContainerOptions {
@@ -345,10 +351,9 @@ impl Driver for DockerDriver {
                 instance: instance.clone(),
                 source,
             })?;
-        // Recorded before anything else can fail, so destroy always finds it.
+        // Recorded and saved before anything else can fail, so destroy always finds it.
         state.set(keys::CONTAINER_ID, created.id.clone());
-        state.set(keys::CONTAINER_NAME, name.clone());
-        state.set(keys::IMAGE, image.clone());
+        ctx.save_state(state)?;
         if let Err(source) = docker
             .start_container(&created.id, None::<StartContainerOptions>)
             .await
