@@ -11,8 +11,9 @@ use crate::bundle::{Plan, Verify};
 use crate::classify::Verdict;
 use crate::error::Result;
 use crate::report::{InstanceResult, Sink, Status};
-use crate::settings::{self, EcsSettings, Overrides};
-use crate::taskdef::{self, TaskDefinition};
+use crate::image::{self, PendingImage, Registry};
+use crate::settings::{self, BundleDelivery, EcsSettings, Overrides};
+use crate::taskdef::{self, Delivery, TaskDefinition};
 use crate::transcript::{Line, Phase, Transcript};
 
 /// An instance ready to run: its settings, plan and task definition.
@@ -27,6 +28,9 @@ pub struct Prepared {
     pub plan: Plan,
     /// The task definition to register (or run locally).
     pub task_definition: TaskDefinition,
+    /// The bundle image still to publish ([`crate::image::publish_all`] puts its digest into
+    /// the definition); `None` when the bundle travels inline.
+    pub bundle_image: Option<PendingImage>,
 }
 
 impl Prepared {
@@ -54,13 +58,49 @@ pub fn prepare(
             let settings = settings::resolve(document, i, overrides)?;
             let plan = Plan::for_instance(project, i)?;
             let bundle = plan.bundle()?;
-            let task_definition =
-                taskdef::render(&project.kitchen_root, &i.name, &settings, &bundle)?;
+            let root = &project.kitchen_root;
+            let inline = taskdef::render_with(root, &i.name, &settings, Delivery::Inline(&bundle))?;
+            // Inline when it fits (or is asked for), else an image, which needs a registry.
+            let too_big = taskdef::check_inline_size(&i.name, &inline).err();
+            let registry = match (settings.bundle, too_big, &settings.registry) {
+                (BundleDelivery::Inline, Some(e), _) | (BundleDelivery::Auto, Some(e), None) => {
+                    return Err(e);
+                }
+                (BundleDelivery::Image, _, None) => {
+                    return Err(crate::Error::settings(
+                        &i.name,
+                        "`bundle: image` needs `registry: HOST[:PORT][/NAMESPACE]`",
+                    ));
+                }
+                (BundleDelivery::Image, _, Some(r)) | (BundleDelivery::Auto, Some(_), Some(r)) => {
+                    Some(r)
+                }
+                _ => None,
+            };
+            let (task_definition, bundle_image) = if let Some(registry) = registry {
+                let registry = Registry::parse(&i.name, registry)?;
+                let base = settings.image_for(&i.name)?.to_owned();
+                let td = taskdef::render_with(
+                    root,
+                    &i.name,
+                    &settings,
+                    Delivery::Image(&image::placeholder(&registry)),
+                )?;
+                let pending = PendingImage {
+                    registry,
+                    base,
+                    archive: bundle.archive,
+                };
+                (td, Some(pending))
+            } else {
+                (inline, None)
+            };
             Ok(Prepared {
                 instance: i.name.clone(),
                 settings,
                 plan,
                 task_definition,
+                bundle_image,
             })
         })
         .collect()
