@@ -206,7 +206,9 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Command::Cleanup { cluster, local } => {
             let removed = crate::local::cleanup(&project.kitchen_root).await;
             match removed {
-                Ok(ids) if !ids.is_empty() => println!("removed {} local container(s) and image(s)", ids.len()),
+                Ok(ids) if !ids.is_empty() => {
+                    println!("removed {} local container(s) and image(s)", ids.len())
+                }
                 Ok(_) => {}
                 Err(e) if local => return Err(e),
                 Err(_) => {}

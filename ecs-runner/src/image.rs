@@ -86,7 +86,9 @@ impl Registry {
             .chars()
             .any(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c)))
         {
-            return Err(bad("has a namespace with characters other than a-z 0-9 . _ - /"));
+            return Err(bad(
+                "has a namespace with characters other than a-z 0-9 . _ - /",
+            ));
         }
         Ok(Registry {
             host: host.to_owned(),
@@ -112,10 +114,9 @@ impl Registry {
 
 /// `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`.
 fn ecr_host(host: &str) -> Option<EcrRegistry> {
-    let re = regex::Regex::new(
-        r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$",
-    )
-    .ok()?;
+    let re =
+        regex::Regex::new(r"^(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+            .ok()?;
     let c = re.captures(host)?;
     Some(EcrRegistry {
         account: c[1].to_owned(),
@@ -444,10 +445,12 @@ pub mod ecr {
         // One token serves every registry the caller may use (registryIds is deprecated).
         let out = client
             .get_authorization_token()
-            .send().await.map_err(|e| Error::Aws {
-            operation: "GetAuthorizationToken",
-            message: aws_sdk_ecr::error::DisplayErrorContext(e).to_string(),
-        })?;
+            .send()
+            .await
+            .map_err(|e| Error::Aws {
+                operation: "GetAuthorizationToken",
+                message: aws_sdk_ecr::error::DisplayErrorContext(e).to_string(),
+            })?;
         let data = out
             .authorization_data()
             .first()
@@ -473,7 +476,10 @@ pub mod ecr {
     ///
     /// # Errors
     /// [`Error::Aws`] when a call fails other than for a repository that does not exist.
-    pub async fn ensure_repository(client: &aws_sdk_ecr::Client, registry: &Registry) -> Result<bool> {
+    pub async fn ensure_repository(
+        client: &aws_sdk_ecr::Client,
+        registry: &Registry,
+    ) -> Result<bool> {
         let name = registry.repository();
         let mut describe = client.describe_repositories().repository_names(&name);
         if let Some(e) = &registry.ecr {
@@ -482,8 +488,7 @@ pub mod ecr {
         match describe.send().await {
             Ok(_) => return Ok(false),
             Err(e)
-                if e
-                    .as_service_error()
+                if e.as_service_error()
                     .is_some_and(|s| s.is_repository_not_found_exception()) => {}
             Err(e) => {
                 return Err(Error::Aws {
@@ -492,19 +497,16 @@ pub mod ecr {
                 });
             }
         }
-        let mut create = client
-            .create_repository()
-            .repository_name(&name)
-            .tags(
-                aws_sdk_ecr::types::Tag::builder()
-                    .key("kitchen:purpose")
-                    .value("ecs-runner bundle images")
-                    .build()
-                    .map_err(|e| Error::Aws {
-                        operation: "CreateRepository",
-                        message: e.to_string(),
-                    })?,
-            );
+        let mut create = client.create_repository().repository_name(&name).tags(
+            aws_sdk_ecr::types::Tag::builder()
+                .key("kitchen:purpose")
+                .value("ecs-runner bundle images")
+                .build()
+                .map_err(|e| Error::Aws {
+                    operation: "CreateRepository",
+                    message: e.to_string(),
+                })?,
+        );
         if let Some(e) = &registry.ecr {
             create = create.registry_id(&e.account);
         }
@@ -532,8 +534,14 @@ mod tests {
     #[test]
     fn registries_parse_host_namespace_and_ecr() {
         let r = Registry::parse("i", "127.0.0.1:5055/team/x/").unwrap();
-        assert_eq!((r.host.as_str(), r.namespace.as_str()), ("127.0.0.1:5055", "team/x"));
-        assert_eq!(r.repository_ref(), "127.0.0.1:5055/team/x/kitchen-ecs-bundles");
+        assert_eq!(
+            (r.host.as_str(), r.namespace.as_str()),
+            ("127.0.0.1:5055", "team/x")
+        );
+        assert_eq!(
+            r.repository_ref(),
+            "127.0.0.1:5055/team/x/kitchen-ecs-bundles"
+        );
         assert_eq!(r.ecr, None);
         let r = Registry::parse("i", "123456789012.dkr.ecr.eu-west-1.amazonaws.com").unwrap();
         assert_eq!(
@@ -546,7 +554,10 @@ mod tests {
         assert_eq!(r.repository(), REPOSITORY);
         for bad in ["http://r:5000", "team/x", "", "r.io/Team"] {
             let e = Registry::parse("web", bad).unwrap_err().to_string();
-            assert!(e.contains("instance web") && e.contains("host[:port]"), "{bad}: {e}");
+            assert!(
+                e.contains("instance web") && e.contains("host[:port]"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -580,6 +591,11 @@ mod tests {
         );
         assert!(ecr::decode_token("%%%").is_err());
         let t = base64::engine::general_purpose::STANDARD.encode("nocolon");
-        assert!(ecr::decode_token(&t).unwrap_err().to_string().contains("no `:`"));
+        assert!(
+            ecr::decode_token(&t)
+                .unwrap_err()
+                .to_string()
+                .contains("no `:`")
+        );
     }
 }

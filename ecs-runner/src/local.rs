@@ -17,8 +17,9 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, ListImagesOptions, RemoveImageOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
-    StartContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListImagesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StartContainerOptions,
+    StopContainerOptions,
 };
 use futures::StreamExt;
 use kitchen_driver::report::LineSplitter;
@@ -267,7 +268,10 @@ async fn run_task(
             let mut r = InstanceResult::new(
                 &p.instance,
                 Status::Infrastructure,
-                Some(format!("CannotPullContainerError: {} ({}): {why}", c.name, c.image)),
+                Some(format!(
+                    "CannotPullContainerError: {} ({}): {why}",
+                    c.name, c.image
+                )),
             );
             r.task = Some(name);
             return Ok(r);
@@ -555,7 +559,11 @@ pub async fn cleanup(kitchen_root: &Path) -> Result<Vec<String>> {
         .list_images(Some(ListImagesOptions {
             filters: Some(HashMap::from([(
                 "label".to_owned(),
-                vec![format!("{}={}", labels::PROJECT, kitchen_root.to_string_lossy())],
+                vec![format!(
+                    "{}={}",
+                    labels::PROJECT,
+                    kitchen_root.to_string_lossy()
+                )],
             )])),
             ..Default::default()
         }))

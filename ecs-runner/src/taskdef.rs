@@ -2,9 +2,10 @@
 //!
 //! One family per project and instance (`kitchen-<project hash>-<instance>`), one essential
 //! container named [`CONTAINER_NAME`] with container-level memory (moto answers 500 without),
-//! the awslogs driver, and the bundle inline: a gzipped tar, base64 in the environment, that a
-//! `/bin/sh` one-liner unpacks at `/` before running the entrypoint. The same value serves
-//! `ecs-runner render`, RegisterTaskDefinition and `--local`.
+//! the awslogs driver, and the bundle ([`Delivery`]): inline, a gzipped tar, base64 in the
+//! environment, that a `/bin/sh` one-liner unpacks at `/` before running the entrypoint; or
+//! already in an image bundle ([`crate::image`]), whose entrypoint runs directly. The same value
+//! serves `ecs-runner render`, RegisterTaskDefinition and `--local`.
 
 use std::collections::BTreeMap;
 use std::path::Path;

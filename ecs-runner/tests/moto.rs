@@ -395,8 +395,14 @@ async fn an_image_bundle_is_registered_by_digest_and_an_unchanged_rerun_repeats_
     )
     .unwrap();
     let yml = yaml(&group, &["big"], &["p"], "{name: shell}")
-        .replace("command: 'echo converge'", "data_path: data, command: 'true'")
-        .replace("ecs: {", &format!("ecs: {{registry: \"{}\", ", registry.registry));
+        .replace(
+            "command: 'echo converge'",
+            "data_path: data, command: 'true'",
+        )
+        .replace(
+            "ecs: {",
+            &format!("ecs: {{registry: \"{}\", ", registry.registry),
+        );
     std::fs::write(project.path().join("kitchen.yml"), yml).unwrap();
     let run = || {
         let out = project

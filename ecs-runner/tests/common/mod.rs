@@ -394,14 +394,22 @@ impl RegistryNamespace {
         let out = Command::new("curl")
             .args([
                 "-s",
-                &format!("http://{}/v2/{}/tags/list", registry_host(), self.repository),
+                &format!(
+                    "http://{}/v2/{}/tags/list",
+                    registry_host(),
+                    self.repository
+                ),
             ])
             .output()
             .expect("curl");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
         v["tags"]
             .as_array()
-            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -426,7 +434,11 @@ impl RegistryNamespace {
 impl Drop for RegistryNamespace {
     fn drop(&mut self) {
         for tag in self.tags() {
-            let url = format!("http://{}/v2/{}/manifests/", registry_host(), self.repository);
+            let url = format!(
+                "http://{}/v2/{}/manifests/",
+                registry_host(),
+                self.repository
+            );
             let head = Command::new("curl")
                 .args([
                     "-sI",
@@ -436,13 +448,11 @@ impl Drop for RegistryNamespace {
                 ])
                 .output();
             let Ok(head) = head else { continue };
-            let digest = String::from_utf8_lossy(&head.stdout)
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("docker-content-digest:")
-                        .map(|d| d.trim().to_owned())
-                });
+            let digest = String::from_utf8_lossy(&head.stdout).lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("docker-content-digest:")
+                    .map(|d| d.trim().to_owned())
+            });
             if let Some(d) = digest {
                 let _ = Command::new("curl")
                     .args(["-s", "-X", "DELETE", &format!("{url}{d}")])
