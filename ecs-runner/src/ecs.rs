@@ -617,7 +617,9 @@ async fn poll_round(
                 .cluster(&cluster)
                 .set_tasks(Some(arns))
                 .customize()
-                .config_override(aws_sdk_ecs::config::Builder::new().retry_config(RetryConfig::disabled()))
+                .config_override(
+                    aws_sdk_ecs::config::Builder::new().retry_config(RetryConfig::disabled()),
+                )
                 .send()
                 .await
             {

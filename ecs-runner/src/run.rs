@@ -274,3 +274,73 @@ pub fn finish_run(sink: &Sink, results: &[InstanceResult]) -> Result<i32> {
         .map_err(|e| crate::Error::Usage(format!("writing the reports: {e}")))?;
     Ok(exit_code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kitchen_driver::config::{self, LoadOptions};
+
+    /// Prepares the one instance of a project with this `ecs:` mapping and `size` bytes of
+    /// provisioner data that gzip cannot shrink.
+    fn prepare_with(ecs_yaml: &str, size: usize) -> Result<Prepared> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/blob"), data).unwrap();
+        let yaml = format!(
+            "driver: {{name: docker, image: 'debian:12'}}\n\
+             provisioner: {{name: shell, data_path: data, command: 'true'}}\n\
+             verifier: {{name: shell}}\necs: {ecs_yaml}\nplatforms: [{{name: p}}]\nsuites: [{{name: s}}]\n"
+        );
+        std::fs::write(dir.path().join("kitchen.yml"), yaml).unwrap();
+        let (project, doc) =
+            config::load_with_document(&LoadOptions::new(dir.path().into(), Default::default()))
+                .unwrap();
+        prepare(&project, &doc, &project.instances, &Overrides::default()).map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn a_bundle_that_fits_travels_inline_unless_an_image_is_asked_for() {
+        let p = prepare_with("{registry: 'localhost:5000'}", 10).unwrap();
+        assert!(p.bundle_image.is_none());
+        assert_eq!(
+            p.task_definition.container_definitions[0].environment[0].name,
+            taskdef::BUNDLE_VAR
+        );
+        let p = prepare_with("{registry: 'localhost:5000/t', bundle: image}", 10).unwrap();
+        let pending = p.bundle_image.unwrap();
+        assert_eq!(pending.base, "debian:12");
+        let c = &p.task_definition.container_definitions[0];
+        assert_eq!(c.image, "localhost:5000/t/kitchen-ecs-bundles:unpublished");
+        assert_eq!(c.entry_point, ["/bin/sh", crate::bundle::ENTRYPOINT_PATH]);
+        assert!(c.environment.is_empty() && c.command.is_empty());
+        let e = prepare_with("{bundle: image}", 10).unwrap_err().to_string();
+        assert!(e.contains("`bundle: image` needs `registry"), "{e}");
+    }
+
+    #[test]
+    fn a_bundle_too_big_becomes_an_image_or_is_refused_with_what_to_do() {
+        let big = 80 * 1024;
+        assert!(
+            prepare_with("{registry: 'localhost:5000'}", big)
+                .unwrap()
+                .bundle_image
+                .is_some()
+        );
+        for refused in ["{}", "{registry: 'localhost:5000', bundle: inline}"] {
+            let e = prepare_with(refused, big).unwrap_err().to_string();
+            assert!(
+                e.contains("over ECS's 65536") && e.contains("registry"),
+                "{e}"
+            );
+        }
+    }
+}

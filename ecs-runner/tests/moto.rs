@@ -154,6 +154,8 @@ async fn a_run_of_25_instances_registers_starts_waits_tails_logs_and_reports() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let count = |kind: &str| events.iter().filter(|e| e["event"] == kind).count();
+    // Registered: one new task definition per instance (their families are new).
+    assert_eq!(stdout.matches(" (registered)").count(), 25, "{stdout}");
     assert_eq!(count("instance_started"), 25);
     assert_eq!(count("instance_finished"), 25);
     assert_eq!(count("test_case"), 50);
