@@ -289,7 +289,7 @@ async fn run_task(
         {
             Ok(r) => created.push((c.name.clone(), r.id)),
             Err(e) => {
-                // As ECS's CannotPullContainerError: the image is not there to run.
+                // As ECS's CannotCreateContainerError: the engine refused the container.
                 let mut r = InstanceResult::new(
                     &p.instance,
                     Status::Infrastructure,
