@@ -394,7 +394,8 @@ struct Slot {
 /// Runs every prepared instance as an ECS task and waits for all of them.
 ///
 /// # Errors
-/// [`Error::Aws`] when registration fails (before any task starts); a failure of one task is
+/// [`Error::Aws`] when registration fails (before any task starts); [`Error::Usage`] when a
+/// bundle image was not published ([`crate::image::publish_all`]); a failure of one task is
 /// its [`InstanceResult`].
 pub async fn run(
     kitchen_root: &Path,
@@ -404,6 +405,17 @@ pub async fn run(
 ) -> Result<Vec<InstanceResult>> {
     let mut clients_by_region: HashMap<Option<String>, Clients> = HashMap::new();
     for p in prepared {
+        if p.bundle_image.is_some()
+            && p.task_definition
+                .container_definitions
+                .iter()
+                .any(|c| c.image.ends_with(crate::image::UNPUBLISHED))
+        {
+            return Err(Error::Usage(format!(
+                "instance {}: its bundle image is not published: call image::publish_all first",
+                p.instance
+            )));
+        }
         if !clients_by_region.contains_key(&p.settings.region) {
             let c = Clients::from_env(p.settings.region.as_deref()).await;
             clients_by_region.insert(p.settings.region.clone(), c);

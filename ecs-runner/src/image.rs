@@ -338,9 +338,12 @@ pub struct PendingImage {
     pub archive: Vec<u8>,
 }
 
+/// The tag of [`placeholder`] references.
+pub const UNPUBLISHED: &str = ":unpublished";
+
 /// The placeholder image of a definition whose bundle image is not published yet.
 pub fn placeholder(registry: &Registry) -> String {
-    format!("{}:unpublished", registry.repository_ref())
+    format!("{}{UNPUBLISHED}", registry.repository_ref())
 }
 
 /// Publishes the bundle image of every prepared instance that has one (each distinct image
