@@ -6,11 +6,15 @@
 # What the issue asks for 200 tasks: exactly 200 RunTask, at most 2 DescribeTasks per polling
 # round (100 tasks per call), no RegisterTaskDefinition on an unchanged rerun.
 #
+# Other test runs on the same moto change its global task state machine (ecs-runner's moto
+# tests do): on a shared host, give the benchmark a moto of its own (KITCHEN_MOTO_PORT).
+#
 # Needs moto on 127.0.0.1:${KITCHEN_MOTO_PORT:-5005} (scripts/setup-host starts it). Do not run
 # it beside ecs-runner's moto tests: moto's task state machine is global to the server.
 #
 # Usage: ecs-runner/benches/calls.sh [N]   (N instances, default 200; PROFILE=debug to skip the
-#        release build)
+#        release build; BENCH_KEEP=DIR keeps each run's call log, one TSV line per call: time,
+#        action, tasks named, SDK attempt, HTTP status)
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -95,27 +99,34 @@ run() { # LABEL
   (cd "$work/project" && AWS_ENDPOINT_URL="$proxy" /usr/bin/time -f '%M' -o "$work/rss" \
     "$bin" run --cluster "$cluster" --format json > "$work/$1.jsonl") || echo "exit $? (see $work/$1.jsonl)" >&2
   end=$(date +%s%N)
-  cp "$work/calls.tsv" "$work/$1.tsv"
+  # Lines are written as answers come back: order them by arrival.
+  sort -n "$work/calls.tsv" > "$work/$1.tsv"
+  [ -n "${BENCH_KEEP:-}" ] && cp "$work/$1.tsv" "$BENCH_KEEP/$1.tsv"
   awk -v label="$1" -v secs="$(((end - start) / 1000000))" -v rss="$(tail -1 "$work/rss")" -F'\t' '
-    { calls[$2]++ }
+    { calls[$2]++; if ($4 + 0 > 1) retries++; if ($5 + 0 >= 500) errors++ }
     $2 == "DescribeTasks" {
-      # A polling round: DescribeTasks calls less than 0.5 s apart.
-      if (last == "" || $1 - last > 0.5) { rounds++; in_round = 0 }
+      # A polling round names each running task once: a call that names a task the round
+      # already named starts the next round. (A retried call would too; the SDK-retries
+      # column counts those.)
+      split($6, ids, ",")
+      new_round = (rounds == 0)
+      for (i in ids) if (ids[i] in seen) new_round = 1
+      if (new_round) { rounds++; in_round = 0; delete seen }
+      for (i in ids) seen[ids[i]] = 1
       in_round++; if (in_round > max_round) max_round = in_round
       if ($3 + 0 > max_tasks) max_tasks = $3 + 0
-      last = $1
     }
     END {
-      printf "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %.1f s | %.1f MiB |\n", label,
+      printf "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %.1f s | %.1f MiB |\n", label,
         calls["RegisterTaskDefinition"], calls["DescribeTaskDefinition"], calls["RunTask"],
         calls["DescribeTasks"], rounds, max_round, max_tasks, calls["GetLogEvents"],
-        secs / 1000, rss / 1024
+        retries, errors, secs / 1000, rss / 1024
     }' "$work/$1.tsv"
 }
 
 echo "instances: $(cd "$work/project" && "$bin" list | tail -n +2 | wc -l), profile: $profile"
 echo
-echo "| run | RegisterTaskDefinition | DescribeTaskDefinition | RunTask | DescribeTasks | polling rounds | max DescribeTasks per round | max tasks per DescribeTasks | GetLogEvents | wall | peak RSS |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| run | RegisterTaskDefinition | DescribeTaskDefinition | RunTask | DescribeTasks | polling rounds | max DescribeTasks per round | max tasks per DescribeTasks | GetLogEvents | SDK retries | 5xx answers | wall | peak RSS |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 run first
 run unchanged-rerun

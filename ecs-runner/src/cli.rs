@@ -192,19 +192,23 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             else {
                 return Err(Error::NoInstances(instance));
             };
-            let prepared = run::prepare(
+            let mut prepared = run::prepare(
                 &project,
                 &document,
                 std::slice::from_ref(exact),
                 &Overrides::default().with_cluster(cluster),
             )?;
+            // The definition names its bundle image by digest: publish it (or find it).
+            crate::image::publish_all(&project.kitchen_root, &mut prepared).await?;
             println!("{}", prepared[0].task_definition.json());
             Ok(EXIT_PASSED)
         }
         Command::Cleanup { cluster, local } => {
             let removed = crate::local::cleanup(&project.kitchen_root).await;
             match removed {
-                Ok(ids) if !ids.is_empty() => println!("removed {} local container(s)", ids.len()),
+                Ok(ids) if !ids.is_empty() => {
+                    println!("removed {} local container(s) and image(s)", ids.len())
+                }
                 Ok(_) => {}
                 Err(e) if local => return Err(e),
                 Err(_) => {}
@@ -241,12 +245,13 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             placement_backoff_ms,
         } => {
             let instances = select(&project, &args)?;
-            let prepared = run::prepare(
+            let mut prepared = run::prepare(
                 &project,
                 &document,
                 &instances,
                 &Overrides::default().with_cluster(cluster),
             )?;
+            let images = crate::image::publish_all(&project.kitchen_root, &mut prepared).await?;
             let level = Level::parse(&cli.log_level).ok_or_else(|| {
                 Error::Usage(format!(
                     "--log-level must be debug, info, warn or error, not `{}`",
@@ -274,6 +279,18 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 .with_placement_backoff(Duration::from_millis(placement_backoff_ms));
             spawn_signal_handler(opts.interrupt.clone());
             sink.run_started(&opts.run_id, opts.concurrency);
+            for (instance, published) in &images {
+                let how = if published.built {
+                    "built and pushed"
+                } else {
+                    "unchanged, reused from the registry"
+                };
+                sink.info(
+                    instance,
+                    Level::Info,
+                    &format!("bundle image {} ({how})", published.reference),
+                );
+            }
             let results = if local {
                 crate::local::run(&project.kitchen_root, &prepared, &opts, &sink).await
             } else {

@@ -12,7 +12,9 @@
 //!   can never start a task twice. `failures[]` with `RESOURCE:*` or `AGENT` are retried with
 //!   backoff up to [`PLACEMENT_ATTEMPTS`] attempts; an answer with neither a task nor a
 //!   failure (moto drops tasks that do not fit) counts as a placement failure.
-//! - **Waiting.** No ceiling but `--timeout`. The polling interval starts at
+//! - **Waiting.** No ceiling but `--timeout`. DescribeTasks is sent without the SDK's retries
+//!   (a failed call is repeated by the next round), so a round makes one call per 100 tasks,
+//!   never more. The polling interval starts at
 //!   [`POLL_MIN`] and grows to [`POLL_MAX`] while nothing changes. A task that goes from
 //!   PENDING to STOPPED without RUNNING is simply STOPPED. A task DescribeTasks reports
 //!   `MISSING` three rounds in a row is an infrastructure error.
@@ -392,7 +394,8 @@ struct Slot {
 /// Runs every prepared instance as an ECS task and waits for all of them.
 ///
 /// # Errors
-/// [`Error::Aws`] when registration fails (before any task starts); a failure of one task is
+/// [`Error::Aws`] when registration fails (before any task starts); [`Error::Usage`] when a
+/// bundle image was not published ([`crate::image::publish_all`]); a failure of one task is
 /// its [`InstanceResult`].
 pub async fn run(
     kitchen_root: &Path,
@@ -402,6 +405,17 @@ pub async fn run(
 ) -> Result<Vec<InstanceResult>> {
     let mut clients_by_region: HashMap<Option<String>, Clients> = HashMap::new();
     for p in prepared {
+        if p.bundle_image.is_some()
+            && p.task_definition
+                .container_definitions
+                .iter()
+                .any(|c| c.image.ends_with(crate::image::UNPUBLISHED))
+        {
+            return Err(Error::Usage(format!(
+                "instance {}: its bundle image is not published: call image::publish_all first",
+                p.instance
+            )));
+        }
         if !clients_by_region.contains_key(&p.settings.region) {
             let c = Clients::from_env(p.settings.region.as_deref()).await;
             clients_by_region.insert(p.settings.region.clone(), c);
@@ -606,11 +620,18 @@ async fn poll_round(
     for ((cluster, _), idxs) in by_cluster {
         for chunk in idxs.chunks(DESCRIBE_BATCH) {
             let arns: Vec<String> = chunk.iter().map(|i| slots[i].arn.clone()).collect();
+            // No SDK retries here: a failed call is asked again by the next round, so a round
+            // never holds more than one call per 100 tasks (a retried DescribeTasks of 100
+            // tasks once put 3 calls into a round of 200 tasks in the benchmark).
             let out = match clients[chunk[0]]
                 .ecs
                 .describe_tasks()
                 .cluster(&cluster)
                 .set_tasks(Some(arns))
+                .customize()
+                .config_override(
+                    aws_sdk_ecs::config::Builder::new().retry_config(RetryConfig::disabled()),
+                )
                 .send()
                 .await
             {

@@ -66,6 +66,14 @@ pub enum Error {
         /// The service's message, or the SDK's.
         message: String,
     },
+    /// A bundle image could not be built, pushed or found in the registry.
+    #[error("bundle image {image}: {message}")]
+    Image {
+        /// The image reference.
+        image: String,
+        /// What failed and what to do.
+        message: String,
+    },
     /// No instance matched the arguments.
     #[error("no instances for regex `{0}`, try running `ecs-runner list`")]
     NoInstances(String),
@@ -78,7 +86,7 @@ impl Error {
     /// The exit code the binary uses for this error when it ends a command.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Docker { .. } | Error::Aws { .. } => EXIT_INFRASTRUCTURE,
+            Error::Docker { .. } | Error::Aws { .. } | Error::Image { .. } => EXIT_INFRASTRUCTURE,
             _ => EXIT_USAGE,
         }
     }

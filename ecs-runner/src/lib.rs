@@ -4,7 +4,8 @@
 //! The flow of `ecs-runner run`: kitchen-driver's loader reads the project
 //! ([`kitchen_driver::config::load_with_document`]) and selects instances; [`run::prepare`]
 //! resolves each instance's [`settings`], refuses what a task cannot run ([`bundle::Plan`]),
-//! packs the bundle and renders the [`taskdef`], all before any task starts. Then a backend
+//! packs the bundle and renders the [`taskdef`], all before any task starts; a bundle too
+//! large to travel inline becomes an [`image`] pushed to `ecs.registry`. Then a backend
 //! runs them: [`ecs`] (register, RunTask, DescribeTasks, CloudWatch Logs, StopTask) or
 //! [`local`] (the same definitions on the Docker engine). Both read the task's output through
 //! a [`transcript::Transcript`], decide with [`classify`], and emit kitchen-driver's
@@ -15,6 +16,7 @@
 //! - [`settings`]: the `ecs:` mappings, merged (pure).
 //! - [`bundle`]: what runs in the task and its entrypoint (pure but for reading files).
 //! - [`taskdef`]: the task definition, in the API's JSON shape (pure).
+//! - [`image`]: bundles too large to travel inline, as images pushed to `ecs.registry`.
 //! - [`transcript`]: the entrypoint's markers and TAP, read back (pure).
 //! - [`classify`]: stopped tasks and RunTask failures, decided (pure).
 //! - [`report`]: outcomes, exit codes, and the events a run emits.
@@ -26,6 +28,7 @@ pub mod classify;
 pub mod cli;
 pub mod ecs;
 mod error;
+pub mod image;
 pub mod local;
 pub mod report;
 pub mod run;

@@ -17,8 +17,9 @@ use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
-    StartContainerOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, ListContainersOptions, ListImagesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StartContainerOptions,
+    StopContainerOptions,
 };
 use futures::StreamExt;
 use kitchen_driver::report::LineSplitter;
@@ -88,6 +89,7 @@ pub async fn run(
         sink.instance_finished(&r);
         results.push(r);
     }
+    remove_bundle_images(&docker, prepared).await;
     Ok(results)
 }
 
@@ -121,6 +123,47 @@ async fn run_one(
     match outcome {
         Ok(r) => r,
         Err(e) => InstanceResult::new(&p.instance, Status::Infrastructure, Some(e.to_string())),
+    }
+}
+
+/// Pulls `image` unless the engine has it.
+async fn ensure_image(docker: &Docker, image: &str) -> std::result::Result<(), String> {
+    if docker.inspect_image(image).await.is_ok() {
+        return Ok(());
+    }
+    let mut pull = docker.create_image(
+        Some(CreateImageOptions {
+            from_image: Some(image.to_owned()),
+            ..Default::default()
+        }),
+        None,
+        None,
+    );
+    while let Some(item) = pull.next().await {
+        match item {
+            Ok(info) => {
+                if let Some(d) = info.error_detail {
+                    return Err(d.message.unwrap_or_default());
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Removes the bundle images a run pulled (they carry [`crate::image::PROJECT_LABEL`]); an
+/// image another container still uses stays.
+async fn remove_bundle_images(docker: &Docker, prepared: &[Prepared]) {
+    let mut seen = std::collections::BTreeSet::new();
+    for p in prepared.iter().filter(|p| p.bundle_image.is_some()) {
+        for c in &p.task_definition.container_definitions {
+            if seen.insert(c.image.clone()) {
+                let _ = docker
+                    .remove_image(&c.image, None::<RemoveImageOptions>, None)
+                    .await;
+            }
+        }
     }
 }
 
@@ -219,6 +262,20 @@ async fn run_task(
     let suffix = &opts.run_id;
     for c in &td.container_definitions {
         let name = format!("{}-{}-{suffix}", td.family, c.name);
+        // As the ECS agent does: an image that is not here is pulled (bundle images by
+        // digest from `ecs.registry`).
+        if let Err(why) = ensure_image(docker, &c.image).await {
+            let mut r = InstanceResult::new(
+                &p.instance,
+                Status::Infrastructure,
+                Some(format!(
+                    "CannotPullContainerError: {} ({}): {why}",
+                    c.name, c.image
+                )),
+            );
+            r.task = Some(name);
+            return Ok(r);
+        }
         let body = create_body(td, c, [root, &p.instance, &opts.run_id]);
         match docker
             .create_container(
@@ -232,7 +289,7 @@ async fn run_task(
         {
             Ok(r) => created.push((c.name.clone(), r.id)),
             Err(e) => {
-                // As ECS's CannotPullContainerError: the image is not there to run.
+                // As ECS's CannotCreateContainerError: the engine refused the container.
                 let mut r = InstanceResult::new(
                     &p.instance,
                     Status::Infrastructure,
@@ -464,7 +521,8 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// Removes local containers of this project left by an interrupted process (`cleanup`).
+/// Removes local containers and bundle images of this project left by an interrupted process
+/// (`cleanup`).
 ///
 /// # Errors
 /// [`Error::Docker`] when the engine cannot be reached.
@@ -495,6 +553,35 @@ pub async fn cleanup(kitchen_root: &Path) -> Result<Vec<String>> {
                 .map_err(|e| Error::docker(format!("removing container {id}"), e))?;
             removed.push(id);
         }
+    }
+    // Bundle images this project built or pulled, left by a run that was killed.
+    let images = docker
+        .list_images(Some(ListImagesOptions {
+            filters: Some(HashMap::from([(
+                "label".to_owned(),
+                vec![format!(
+                    "{}={}",
+                    labels::PROJECT,
+                    kitchen_root.to_string_lossy()
+                )],
+            )])),
+            ..Default::default()
+        }))
+        .await
+        .map_err(|e| Error::docker("listing images", e))?;
+    for i in images {
+        docker
+            .remove_image(
+                &i.id,
+                Some(RemoveImageOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+                None,
+            )
+            .await
+            .map_err(|e| Error::docker(format!("removing image {}", i.id), e))?;
+        removed.push(i.id);
     }
     Ok(removed)
 }

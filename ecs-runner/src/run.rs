@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::bundle::{Plan, Verify};
 use crate::classify::Verdict;
 use crate::error::Result;
+use crate::image::{self, PendingImage, Registry};
 use crate::report::{InstanceResult, Sink, Status};
-use crate::settings::{self, EcsSettings, Overrides};
-use crate::taskdef::{self, TaskDefinition};
+use crate::settings::{self, BundleDelivery, EcsSettings, Overrides};
+use crate::taskdef::{self, Delivery, TaskDefinition};
 use crate::transcript::{Line, Phase, Transcript};
 
 /// An instance ready to run: its settings, plan and task definition.
@@ -27,6 +28,9 @@ pub struct Prepared {
     pub plan: Plan,
     /// The task definition to register (or run locally).
     pub task_definition: TaskDefinition,
+    /// The bundle image still to publish ([`crate::image::publish_all`] puts its digest into
+    /// the definition); `None` when the bundle travels inline.
+    pub bundle_image: Option<PendingImage>,
 }
 
 impl Prepared {
@@ -54,13 +58,49 @@ pub fn prepare(
             let settings = settings::resolve(document, i, overrides)?;
             let plan = Plan::for_instance(project, i)?;
             let bundle = plan.bundle()?;
-            let task_definition =
-                taskdef::render(&project.kitchen_root, &i.name, &settings, &bundle)?;
+            let root = &project.kitchen_root;
+            let inline = taskdef::render_with(root, &i.name, &settings, Delivery::Inline(&bundle))?;
+            // Inline when it fits (or is asked for), else an image, which needs a registry.
+            let too_big = taskdef::check_inline_size(&i.name, &inline).err();
+            let registry = match (settings.bundle, too_big, &settings.registry) {
+                (BundleDelivery::Inline, Some(e), _) | (BundleDelivery::Auto, Some(e), None) => {
+                    return Err(e);
+                }
+                (BundleDelivery::Image, _, None) => {
+                    return Err(crate::Error::settings(
+                        &i.name,
+                        "`bundle: image` needs `registry: HOST[:PORT][/NAMESPACE]`",
+                    ));
+                }
+                (BundleDelivery::Image, _, Some(r)) | (BundleDelivery::Auto, Some(_), Some(r)) => {
+                    Some(r)
+                }
+                _ => None,
+            };
+            let (task_definition, bundle_image) = if let Some(registry) = registry {
+                let registry = Registry::parse(&i.name, registry)?;
+                let base = settings.image_for(&i.name)?.to_owned();
+                let td = taskdef::render_with(
+                    root,
+                    &i.name,
+                    &settings,
+                    Delivery::Image(&image::placeholder(&registry)),
+                )?;
+                let pending = PendingImage {
+                    registry,
+                    base,
+                    archive: bundle.archive,
+                };
+                (td, Some(pending))
+            } else {
+                (inline, None)
+            };
             Ok(Prepared {
                 instance: i.name.clone(),
                 settings,
                 plan,
                 task_definition,
+                bundle_image,
             })
         })
         .collect()
@@ -233,4 +273,74 @@ pub fn finish_run(sink: &Sink, results: &[InstanceResult]) -> Result<i32> {
         .finish()
         .map_err(|e| crate::Error::Usage(format!("writing the reports: {e}")))?;
     Ok(exit_code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kitchen_driver::config::{self, LoadOptions};
+
+    /// Prepares the one instance of a project with this `ecs:` mapping and `size` bytes of
+    /// provisioner data that gzip cannot shrink.
+    fn prepare_with(ecs_yaml: &str, size: usize) -> Result<Prepared> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        std::fs::write(dir.path().join("data/blob"), data).unwrap();
+        let yaml = format!(
+            "driver: {{name: docker, image: 'debian:12'}}\n\
+             provisioner: {{name: shell, data_path: data, command: 'true'}}\n\
+             verifier: {{name: shell}}\necs: {ecs_yaml}\nplatforms: [{{name: p}}]\nsuites: [{{name: s}}]\n"
+        );
+        std::fs::write(dir.path().join("kitchen.yml"), yaml).unwrap();
+        let (project, doc) =
+            config::load_with_document(&LoadOptions::new(dir.path().into(), Default::default()))
+                .unwrap();
+        prepare(&project, &doc, &project.instances, &Overrides::default()).map(|mut v| v.remove(0))
+    }
+
+    #[test]
+    fn a_bundle_that_fits_travels_inline_unless_an_image_is_asked_for() {
+        let p = prepare_with("{registry: 'localhost:5000'}", 10).unwrap();
+        assert!(p.bundle_image.is_none());
+        assert_eq!(
+            p.task_definition.container_definitions[0].environment[0].name,
+            taskdef::BUNDLE_VAR
+        );
+        let p = prepare_with("{registry: 'localhost:5000/t', bundle: image}", 10).unwrap();
+        let pending = p.bundle_image.unwrap();
+        assert_eq!(pending.base, "debian:12");
+        let c = &p.task_definition.container_definitions[0];
+        assert_eq!(c.image, "localhost:5000/t/kitchen-ecs-bundles:unpublished");
+        assert_eq!(c.entry_point, ["/bin/sh", crate::bundle::ENTRYPOINT_PATH]);
+        assert!(c.environment.is_empty() && c.command.is_empty());
+        let e = prepare_with("{bundle: image}", 10).unwrap_err().to_string();
+        assert!(e.contains("`bundle: image` needs `registry"), "{e}");
+    }
+
+    #[test]
+    fn a_bundle_too_big_becomes_an_image_or_is_refused_with_what_to_do() {
+        let big = 80 * 1024;
+        assert!(
+            prepare_with("{registry: 'localhost:5000'}", big)
+                .unwrap()
+                .bundle_image
+                .is_some()
+        );
+        for refused in ["{}", "{registry: 'localhost:5000', bundle: inline}"] {
+            let e = prepare_with(refused, big).unwrap_err().to_string();
+            assert!(
+                e.contains("over ECS's 65536") && e.contains("registry"),
+                "{e}"
+            );
+        }
+    }
 }

@@ -35,6 +35,21 @@ impl LaunchType {
     }
 }
 
+/// How the bundle reaches the task (`ecs.bundle`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum BundleDelivery {
+    /// Inline when the task definition stays under ECS's 64 KiB, else an image (which needs
+    /// `registry`).
+    #[default]
+    Auto,
+    /// Always inline (an error when it does not fit).
+    Inline,
+    /// Always an image built `FROM` the platform image and pushed to `registry`.
+    Image,
+}
+
 /// One item of `capacity_provider_strategy`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,9 +115,13 @@ pub struct EcsSettings {
     /// The awslogs stream prefix (streams are `<prefix>/<container>/<task id>`).
     #[serde(default = "default_log_stream_prefix")]
     pub log_stream_prefix: String,
-    /// A registry for image bundles (bundles too large to travel inline).
+    /// A registry for image bundles (bundles too large to travel inline):
+    /// `host[:port][/namespace]`, an ECR host or any Registry HTTP API V2 server.
     #[serde(default)]
     pub registry: Option<String>,
+    /// How the bundle reaches the task: `auto` (default), `inline` or `image`.
+    #[serde(default)]
+    pub bundle: BundleDelivery,
     /// Extra tags on task definitions and tasks.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,

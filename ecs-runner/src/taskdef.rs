@@ -2,9 +2,10 @@
 //!
 //! One family per project and instance (`kitchen-<project hash>-<instance>`), one essential
 //! container named [`CONTAINER_NAME`] with container-level memory (moto answers 500 without),
-//! the awslogs driver, and the bundle inline: a gzipped tar, base64 in the environment, that a
-//! `/bin/sh` one-liner unpacks at `/` before running the entrypoint. The same value serves
-//! `ecs-runner render`, RegisterTaskDefinition and `--local`.
+//! the awslogs driver, and the bundle ([`Delivery`]): inline, a gzipped tar, base64 in the
+//! environment, that a `/bin/sh` one-liner unpacks at `/` before running the entrypoint; or
+//! already in an image bundle ([`crate::image`]), whose entrypoint runs directly. The same value
+//! serves `ecs-runner render`, RegisterTaskDefinition and `--local`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -182,7 +183,18 @@ pub fn boot_script() -> String {
     )
 }
 
-/// Renders the task definition of `instance`.
+/// How the rendered definition carries the bundle.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Delivery<'a> {
+    /// Base64 in [`BUNDLE_VAR`], unpacked by [`boot_script`] in the platform image.
+    Inline(&'a Bundle),
+    /// Baked into this image (a digest reference once published, see [`crate::image`]): the
+    /// entrypoint is already in place.
+    Image(&'a str),
+}
+
+/// Renders the task definition of `instance` with the bundle inline.
 ///
 /// # Errors
 /// [`Error::Settings`] without an image; [`Error::Unsupported`] when the bundle makes the
@@ -193,8 +205,59 @@ pub fn render(
     settings: &EcsSettings,
     bundle: &Bundle,
 ) -> Result<TaskDefinition> {
-    let image = settings.image_for(instance)?.to_owned();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(&bundle.archive);
+    let td = render_with(kitchen_root, instance, settings, Delivery::Inline(bundle))?;
+    check_inline_size(instance, &td)?;
+    Ok(td)
+}
+
+/// Whether an inline definition fits ECS's 64 KiB.
+///
+/// # Errors
+/// [`Error::Unsupported`], naming the size and what to do, when it does not.
+pub fn check_inline_size(instance: &str, td: &TaskDefinition) -> Result<()> {
+    let size = td.json().len();
+    if size > TASK_DEFINITION_LIMIT {
+        return Err(Error::unsupported(
+            instance,
+            format!(
+                "the bundle makes the task definition {size} bytes, over ECS's {TASK_DEFINITION_LIMIT}: \
+                 set `ecs: {{registry: HOST[:PORT][/NAMESPACE]}}` so it travels as an image, or trim \
+                 the provisioner's data or the tests"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Renders the task definition of `instance`, delivering the bundle as `delivery` says (no
+/// size check: see [`check_inline_size`]).
+///
+/// # Errors
+/// [`Error::Settings`] without an image.
+pub fn render_with(
+    kitchen_root: &Path,
+    instance: &str,
+    settings: &EcsSettings,
+    delivery: Delivery<'_>,
+) -> Result<TaskDefinition> {
+    let base_image = settings.image_for(instance)?.to_owned();
+    let (image, entry_point, command, environment) = match delivery {
+        Delivery::Inline(bundle) => (
+            base_image,
+            vec!["/bin/sh".into(), "-c".into()],
+            vec![boot_script()],
+            vec![KeyValue {
+                name: BUNDLE_VAR.into(),
+                value: base64::engine::general_purpose::STANDARD.encode(&bundle.archive),
+            }],
+        ),
+        Delivery::Image(reference) => (
+            reference.to_owned(),
+            vec!["/bin/sh".into(), ENTRYPOINT_PATH.into()],
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
     let mut log_options = BTreeMap::new();
     log_options.insert("awslogs-group".to_owned(), settings.log_group.clone());
     log_options.insert(
@@ -230,12 +293,9 @@ pub fn render(
             name: CONTAINER_NAME.into(),
             image,
             essential: true,
-            entry_point: vec!["/bin/sh".into(), "-c".into()],
-            command: vec![boot_script()],
-            environment: vec![KeyValue {
-                name: BUNDLE_VAR.into(),
-                value: encoded,
-            }],
+            entry_point,
+            command,
+            environment,
             working_directory: Some("/".into()),
             cpu: None,
             memory: Some(memory),
@@ -247,17 +307,6 @@ pub fn render(
         }],
         tags,
     };
-    let size = td.json().len();
-    if size > TASK_DEFINITION_LIMIT {
-        return Err(Error::unsupported(
-            instance,
-            format!(
-                "the bundle makes the task definition {size} bytes, over ECS's {TASK_DEFINITION_LIMIT}: \
-                 trim the provisioner's data or the tests (image bundles through `ecs.registry` are not \
-                 implemented yet)"
-            ),
-        ));
-    }
     Ok(td)
 }
 

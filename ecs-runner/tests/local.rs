@@ -277,9 +277,10 @@ fn an_image_that_is_not_there_is_an_infrastructure_error() {
         Some(ecs_runner::EXIT_INFRASTRUCTURE),
         "{stdout}"
     );
+    // As an ECS agent would, the engine was asked to pull the image, and could not.
     assert!(
         summary_row(&stdout, "a-x").contains("errored")
-            && summary_row(&stdout, "a-x").contains("CannotCreateContainerError: kitchen"),
+            && summary_row(&stdout, "a-x").contains("CannotPullContainerError: kitchen"),
         "{stdout}"
     );
     assert!(leftovers(project.path()).is_empty());

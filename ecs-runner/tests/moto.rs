@@ -154,6 +154,8 @@ async fn a_run_of_25_instances_registers_starts_waits_tails_logs_and_reports() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let count = |kind: &str| events.iter().filter(|e| e["event"] == kind).count();
+    // Registered: one new task definition per instance (their families are new).
+    assert_eq!(stdout.matches(" (registered)").count(), 25, "{stdout}");
     assert_eq!(count("instance_started"), 25);
     assert_eq!(count("instance_finished"), 25);
     assert_eq!(count("test_case"), 50);
@@ -366,4 +368,162 @@ fn rustix_kill(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// A 96 KiB file gzip cannot shrink (xorshift): its bundle cannot travel inline.
+fn incompressible(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_bundle_is_registered_by_digest_and_an_unchanged_rerun_repeats_nothing() {
+    let cluster = Cluster::with_capacity("image").await;
+    let group = format!("/{}", common::unique_name("logs"));
+    let mut project = Project::new("", &[]);
+    project.cluster = Some(cluster.name.clone());
+    let registry = common::RegistryNamespace::new(project.path());
+    std::fs::create_dir_all(project.path().join("data")).unwrap();
+    std::fs::write(
+        project.path().join("data/big.bin"),
+        incompressible(96 * 1024),
+    )
+    .unwrap();
+    let yml = yaml(&group, &["big"], &["p"], "{name: shell}")
+        .replace(
+            "command: 'echo converge'",
+            "data_path: data, command: 'true'",
+        )
+        .replace(
+            "ecs: {",
+            &format!("ecs: {{registry: \"{}\", ", registry.registry),
+        );
+    std::fs::write(project.path().join("kitchen.yml"), yml).unwrap();
+    let run = || {
+        let out = project
+            .command(&["run", "--cluster", &cluster.name])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let first = run();
+    let prefix = format!("{}/kitchen-ecs-bundles@sha256:", registry.registry);
+    let image = first
+        .split_whitespace()
+        .find(|w| w.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no digest reference: {first}"))
+        .to_owned();
+    assert!(
+        first.contains(&format!("bundle image {image} (built and pushed)")),
+        "{first}"
+    );
+    assert_eq!(first.matches("(registered)").count(), 1, "{first}");
+    // The registered definition runs the image by digest.
+    let (ecs, _) = clients().await;
+    let td_arn = first
+        .split_whitespace()
+        .find(|w| w.contains(":task-definition/"))
+        .unwrap()
+        .to_owned();
+    let td = ecs
+        .describe_task_definition()
+        .task_definition(&td_arn)
+        .send()
+        .await
+        .unwrap();
+    let c = &td.task_definition().unwrap().container_definitions()[0];
+    assert_eq!(c.image(), Some(image.as_str()));
+    assert!(c.environment().is_empty(), "no inline bundle: {c:?}");
+
+    // The same content: the registry already has the image, the definition is the same.
+    let second = run();
+    assert!(
+        second.contains(&format!(
+            "bundle image {image} (unchanged, reused from the registry)"
+        )),
+        "{second}"
+    );
+    assert_eq!(second.matches("(registered)").count(), 0, "{second}");
+    assert_eq!(second.matches("(unchanged, reused)").count(), 1, "{second}");
+    assert_eq!(registry.tags().len(), 1, "one image, pushed once");
+    assert!(registry.local_images().is_empty(), "no local build left");
+    delete_log_group(&group).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecr_repositories_and_credentials_come_from_the_ecr_api() {
+    use ecs_runner::image::{Registry, ecr};
+    let creds = aws_sdk_ecr::config::Credentials::new("test", "test", None, None, "tests");
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(common::moto_url())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .load()
+        .await;
+    let client = aws_sdk_ecr::Client::new(&conf);
+    let namespace = common::unique_name("ecr");
+    let registry = Registry::parse(
+        "i",
+        &format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/{namespace}"),
+    )
+    .unwrap();
+    assert!(registry.ecr.is_some());
+    // Removed whatever happens below.
+    struct Repo(aws_sdk_ecr::Client, String);
+    impl Drop for Repo {
+        fn drop(&mut self) {
+            let (client, name) = (self.0.clone(), self.1.clone());
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap()
+                    .block_on(async {
+                        let _ = client
+                            .delete_repository()
+                            .repository_name(name)
+                            .force(true)
+                            .send()
+                            .await;
+                    })
+            })
+            .join()
+            .ok();
+        }
+    }
+    let _repo = Repo(client.clone(), registry.repository());
+    assert!(ecr::ensure_repository(&client, &registry).await.unwrap());
+    assert!(!ecr::ensure_repository(&client, &registry).await.unwrap());
+    let listed = client
+        .describe_repositories()
+        .repository_names(registry.repository())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.repositories()[0].repository_name(),
+        Some(format!("{namespace}/kitchen-ecs-bundles").as_str())
+    );
+    let c = ecr::credentials(&client, &registry).await.unwrap();
+    assert_eq!(c.username.as_deref(), Some("AWS"));
+    assert!(!c.password.unwrap_or_default().is_empty());
+    assert!(
+        c.serveraddress
+            .unwrap_or_default()
+            .starts_with("https://123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+    );
 }

@@ -361,3 +361,106 @@ pub async fn delete_log_group(group: &str) {
     let (_, logs) = clients().await;
     let _ = logs.delete_log_group().log_group_name(group).send().await;
 }
+
+/// The registry `scripts/setup-host` runs for image bundles (Registry HTTP API V2, no auth).
+pub fn registry_host() -> String {
+    let port = std::env::var("KITCHEN_REGISTRY_PORT").unwrap_or_else(|_| "5055".into());
+    format!("127.0.0.1:{port}")
+}
+
+/// A namespace of the test registry for one test: `ecs.registry` is `host/<namespace>`. When
+/// dropped, every manifest the test pushed there is deleted (the registry keeps the blobs
+/// until its garbage collector runs) and every local image labelled with `project` removed.
+pub struct RegistryNamespace {
+    /// `host/namespace`, the value of `ecs.registry`.
+    pub registry: String,
+    repository: String,
+    project: PathBuf,
+}
+
+impl RegistryNamespace {
+    /// A fresh namespace for the project at `project`.
+    pub fn new(project: &Path) -> Self {
+        let namespace = unique_name("reg");
+        Self {
+            registry: format!("{}/{namespace}", registry_host()),
+            repository: format!("{namespace}/kitchen-ecs-bundles"),
+            project: project.to_path_buf(),
+        }
+    }
+
+    /// The tags the registry holds in this namespace's bundle repository.
+    pub fn tags(&self) -> Vec<String> {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                &format!(
+                    "http://{}/v2/{}/tags/list",
+                    registry_host(),
+                    self.repository
+                ),
+            ])
+            .output()
+            .expect("curl");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["tags"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Local images labelled with the project (there must be none after a run).
+    pub fn local_images(&self) -> Vec<String> {
+        let out = Command::new("docker")
+            .args([
+                "images",
+                "-q",
+                "--filter",
+                &format!("label=kitchen.ecs.project={}", self.project.display()),
+            ])
+            .output()
+            .expect("docker images");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for RegistryNamespace {
+    fn drop(&mut self) {
+        for tag in self.tags() {
+            let url = format!(
+                "http://{}/v2/{}/manifests/",
+                registry_host(),
+                self.repository
+            );
+            let head = Command::new("curl")
+                .args([
+                    "-sI",
+                    "-H",
+                    "Accept: application/vnd.docker.distribution.manifest.v2+json",
+                    &format!("{url}{tag}"),
+                ])
+                .output();
+            let Ok(head) = head else { continue };
+            let digest = String::from_utf8_lossy(&head.stdout).lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("docker-content-digest:")
+                    .map(|d| d.trim().to_owned())
+            });
+            if let Some(d) = digest {
+                let _ = Command::new("curl")
+                    .args(["-s", "-X", "DELETE", &format!("{url}{d}")])
+                    .output();
+            }
+        }
+        for id in self.local_images() {
+            let _ = Command::new("docker").args(["rmi", "-f", &id]).output();
+        }
+    }
+}
