@@ -84,7 +84,14 @@ fn lxd_setup_storage_keeps_a_dir_instance_working_and_moves_the_profile_once_fre
     lxc_ok(&["profile", "create", &created.profile]);
     // The old set-up: the profile's root on the `dir` pool `default`, an instance relying on it.
     lxc_ok(&[
-        "profile", "device", "add", &created.profile, "root", "disk", "path=/", "pool=default",
+        "profile",
+        "device",
+        "add",
+        &created.profile,
+        "root",
+        "disk",
+        "path=/",
+        "pool=default",
     ]);
     let old = unique_name("old");
     created.instances.push(old.clone());
@@ -100,17 +107,30 @@ fn lxd_setup_storage_keeps_a_dir_instance_working_and_moves_the_profile_once_fre
         "the note names the instance that keeps the profile on dir:\n{first}"
     );
     assert!(lxc_ok(&["storage", "show", &created.pool]).contains("driver: btrfs"));
-    assert_eq!(root_pool(&created.profile), "default", "LXD refuses to move it: left alone");
+    assert_eq!(
+        root_pool(&created.profile),
+        "default",
+        "LXD refuses to move it: left alone"
+    );
     // The existing instance still starts and runs commands on its dir pool.
     lxc_ok(&["start", &old]);
-    assert_eq!(lxc_ok(&["exec", &old, "--", "echo", "alive"]).trim(), "alive");
-    assert_eq!(instance_pool(&["default"], &old).as_deref(), Some("default"));
+    assert_eq!(
+        lxc_ok(&["exec", &old, "--", "echo", "alive"]).trim(),
+        "alive"
+    );
+    assert_eq!(
+        instance_pool(&["default"], &old).as_deref(),
+        Some("default")
+    );
 
     // Once nothing relies on the profile's root, a rerun moves it; new instances are on btrfs.
     lxc_ok(&["delete", "--force", &old]);
     let second = setup_storage(&created, &[]);
     assert!(second.contains("found: storage pool"), "{second}");
-    assert!(second.contains("root disk moved from pool default"), "{second}");
+    assert!(
+        second.contains("root disk moved from pool default"),
+        "{second}"
+    );
     assert_eq!(root_pool(&created.profile), created.pool);
     let new = unique_name("new");
     created.instances.push(new.clone());
@@ -147,6 +167,9 @@ fn lxd_setup_storage_rejects_an_unknown_pool_mode_with_the_variable_named() {
         .expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("KITCHEN_LXD_POOL must be 'auto' or 'dir'"), "{err}");
+    assert!(
+        err.contains("KITCHEN_LXD_POOL must be 'auto' or 'dir'"),
+        "{err}"
+    );
     assert!(lxc(&["storage", "show", &created.pool]).status.code() != Some(0));
 }

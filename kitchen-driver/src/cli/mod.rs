@@ -68,6 +68,10 @@ const EXAMPLES_DESTROY: &str = "Examples:
   kitchen-driver destroy
   kitchen-driver destroy default-busybox";
 
+const EXAMPLES_RESET: &str = "Examples:
+  kitchen-driver reset default-debian           back to right after create, then converge again
+  kitchen-driver reset all -c && kitchen-driver converge all -c";
+
 const EXAMPLES_TEST: &str = "Examples:
   kitchen-driver test                           every instance, one at a time
   kitchen-driver test -c 4 --fail-fast          four at once; stop starting steps after a failure
@@ -113,6 +117,11 @@ pub enum Command {
     /// Destroy instances and delete their state (`kitchen destroy`).
     #[command(after_help = EXAMPLES_DESTROY)]
     Destroy(ActionArgs),
+    /// Return created instances to their state right after create: LXD restores the
+    /// `kitchen-pristine` snapshot, Docker recreates the container from its image. The last
+    /// action goes back to `create` (no test-kitchen equivalent).
+    #[command(after_help = EXAMPLES_RESET)]
+    Reset(ActionArgs),
     /// Destroy, create..verify, then destroy per --destroy (`kitchen test`).
     #[command(after_help = EXAMPLES_TEST)]
     Test(TestArgs),
@@ -245,6 +254,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Setup(a) => action(a, lifecycle::Command::Action(Action::Setup)),
         Command::Verify(a) => action(a, lifecycle::Command::Action(Action::Verify)),
         Command::Destroy(a) => action(a, lifecycle::Command::Action(Action::Destroy)),
+        Command::Reset(a) => action(a, lifecycle::Command::Reset),
         Command::Test(t) => action(t.common, lifecycle::Command::Test(t.destroy)),
         Command::Exec(e) => {
             let args = ActionArgs::for_instances(e.instances, e.log_level);

@@ -56,7 +56,27 @@ pub trait Driver: Send + Sync {
     /// [`Error::NotCreated`] when `state` records no instance.
     async fn connection(&self, ctx: &InstanceContext, state: &State)
     -> Result<Arc<dyn Connection>>;
+
+    /// Returns a created instance to its state right after create, running and ready
+    /// (`kitchen-driver reset`): LXD restores its [`PRISTINE_SNAPSHOT`], Docker recreates the
+    /// container from its image. The caller records `create` as the last action.
+    ///
+    /// # Errors
+    /// [`Error::NotCreated`] when `state` records no instance; runtime errors; a driver
+    /// without reset says so.
+    async fn reset(&self, ctx: &InstanceContext, _state: &mut State) -> Result<()> {
+        Err(Error::Runtime {
+            instance: ctx.instance.name.clone(),
+            message: format!(
+                "the {} driver cannot reset an instance: destroy and create it instead",
+                self.name()
+            ),
+        })
+    }
 }
+
+/// The LXD snapshot taken at create (on copy-on-write pools) that `reset` restores.
+pub const PRISTINE_SNAPSHOT: &str = "kitchen-pristine";
 
 /// The driver named by the instance's `driver.name`.
 ///

@@ -62,6 +62,8 @@ pub enum Command {
     Test(DestroyMode),
     /// Run a command in each (created) instance.
     Exec(String),
+    /// Return each created instance to its state right after create ([`Driver::reset`]).
+    Reset,
 }
 
 impl Command {
@@ -72,6 +74,7 @@ impl Command {
             Command::Action(a) => a.as_str(),
             Command::Test(_) => "test",
             Command::Exec(_) => "exec",
+            Command::Reset => "reset",
         }
     }
 }
@@ -451,6 +454,7 @@ impl Runner {
                 result
             }
             Command::Exec(_) => Ok(()),
+            Command::Reset => run.reset().await,
         };
         if !state_file.path().exists() {
             // Destroyed: leave nothing of the instance behind in .kitchen.
@@ -487,6 +491,32 @@ impl InstanceRun<'_> {
             self.run_step(step).await?;
         }
         Ok(())
+    }
+
+    /// `reset`: the driver returns the created instance to its pristine state, and the last
+    /// action goes back to `create`.
+    async fn reset(&mut self) -> Result<()> {
+        if self.state.last_action().is_none() {
+            return Err(Error::NotCreated {
+                instance: self.inst.name.clone(),
+            });
+        }
+        self.seen.last = Some(Action::Create);
+        let result = self.driver.reset(&self.ctx, &mut self.state).await;
+        match &result {
+            Ok(()) => {
+                self.state.set(keys::LAST_ACTION, Action::Create.as_str());
+                self.state.set(keys::LAST_ERROR, serde_json::Value::Null);
+                self.state.remove(keys::LAST_ERROR_MESSAGE);
+            }
+            Err(e) => {
+                self.seen.failed.get_or_insert(Action::Create);
+                self.state.set(keys::LAST_ERROR, e.kind_name());
+                self.state.set(keys::LAST_ERROR_MESSAGE, e.to_string());
+            }
+        }
+        let saved = self.state_file.save(&self.state);
+        result.and(saved)
     }
 
     async fn run_step(&mut self, action: Action) -> Result<()> {

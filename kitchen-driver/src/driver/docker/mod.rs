@@ -419,4 +419,19 @@ impl Driver for DockerDriver {
             user: self.config.user.clone(),
         }))
     }
+
+    /// A container has no cheap snapshot of its own: the pristine one is a new container from
+    /// the same image, with the same name and labels (the image's layers are shared, so this
+    /// costs a container start, not an unpack).
+    async fn reset(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
+        let id = state
+            .created(keys::CONTAINER_ID, &ctx.instance.name)?
+            .to_string();
+        let docker = self.docker().await?;
+        ctx.output
+            .info(&format!("Recreating container {id} from its image"));
+        remove_container(&docker, &ctx.instance.name, &id).await?;
+        state.remove(keys::CONTAINER_ID);
+        self.create(ctx, state).await
+    }
 }
