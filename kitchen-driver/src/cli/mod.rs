@@ -14,12 +14,14 @@ use crate::error::{Error, Result};
 use crate::lifecycle;
 
 mod actions;
+mod cache;
 mod diagnose;
 pub mod exit;
 mod list;
 pub mod plugin_protocol;
 
 pub use actions::{ActionArgs, ExecArgs, LoginArgs, TestArgs};
+pub use cache::{CacheArgs, CacheCommand, ClearArgs, render_list as render_cache_list};
 
 pub use diagnose::render_diagnose;
 pub use list::{ListRow, list_rows, render_table};
@@ -72,6 +74,11 @@ const EXAMPLES_RESET: &str = "Examples:
   kitchen-driver reset default-debian           back to right after create, then converge again
   kitchen-driver reset all -c && kitchen-driver converge all -c";
 
+const EXAMPLES_CACHE: &str = "Examples:
+  kitchen-driver test --converge-cache          publish after converge, start from it next time
+  kitchen-driver cache list
+  kitchen-driver cache clear --older-than 7";
+
 const EXAMPLES_TEST: &str = "Examples:
   kitchen-driver test                           every instance, one at a time
   kitchen-driver test -c 4 --fail-fast          four at once; stop starting steps after a failure
@@ -122,6 +129,10 @@ pub enum Command {
     /// action goes back to `create` (no test-kitchen equivalent).
     #[command(after_help = EXAMPLES_RESET)]
     Reset(ActionArgs),
+    /// Show or remove this checkout's converge cache images (`--converge-cache`, driver key
+    /// `converge_cache: true`).
+    #[command(after_help = EXAMPLES_CACHE)]
+    Cache(CacheArgs),
     /// Destroy, create..verify, then destroy per --destroy (`kitchen test`).
     #[command(after_help = EXAMPLES_TEST)]
     Test(TestArgs),
@@ -255,6 +266,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify(a) => action(a, lifecycle::Command::Action(Action::Verify)),
         Command::Destroy(a) => action(a, lifecycle::Command::Action(Action::Destroy)),
         Command::Reset(a) => action(a, lifecycle::Command::Reset),
+        Command::Cache(c) => cache::run(&opts, c),
         Command::Test(t) => action(t.common, lifecycle::Command::Test(t.destroy)),
         Command::Exec(e) => {
             let args = ActionArgs::for_instances(e.instances, e.log_level);

@@ -34,6 +34,7 @@ use tokio::sync::OnceCell;
 use super::naming::lxd_instance_name;
 use super::{Driver, PRISTINE_SNAPSHOT, ready};
 use crate::config::{PluginConfig, parse_block};
+use crate::converge_cache::{self, CachedImage};
 use crate::error::{Error, Result};
 use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
@@ -80,6 +81,10 @@ struct LxdConfig {
     wait_for: Option<String>,
     ready_timeout: Option<u64>,
     pristine_snapshot: Option<bool>,
+    /// Read by [`crate::converge_cache::enabled`] from the raw block; declared so it is a
+    /// known key.
+    #[allow(dead_code)]
+    converge_cache: bool,
 }
 
 /// State key: the snapshot `reset` restores, when create took one.
@@ -332,8 +337,12 @@ impl Driver for LxdDriver {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
-        // Image: by alias, or by fingerprint when it looks like one.
-        let image = self.config.image.clone().unwrap_or_default();
+        // Image: by alias, or by fingerprint when it looks like one; a converge cache hit
+        // starts from the cached image instead.
+        let image = match state.get_str(converge_cache::STATE_IMAGE) {
+            Some(cached) => cached.to_string(),
+            None => self.config.image.clone().unwrap_or_default(),
+        };
         let image = image.strip_prefix("local:").unwrap_or(&image).to_string();
         let by_fingerprint = image.len() >= 12 && image.chars().all(|c| c.is_ascii_hexdigit());
         let known = if by_fingerprint {
@@ -501,6 +510,94 @@ impl Driver for LxdDriver {
         }))
     }
 
+    async fn base_image_id(&self, ctx: &InstanceContext) -> Result<Option<String>> {
+        let client = self.client().await?;
+        let image = self.config.image.clone().unwrap_or_default();
+        let image = image.strip_prefix("local:").unwrap_or(&image).to_string();
+        let by_fingerprint = image.len() >= 12 && image.chars().all(|c| c.is_ascii_hexdigit());
+        let fingerprint = if by_fingerprint {
+            client.images().get(&image).await.map(|i| i.fingerprint)
+        } else {
+            client.images().get_alias(&image).await.map(|a| a.target)
+        };
+        fingerprint
+            .map(Some)
+            .map_err(Self::err(ctx, format!("reading image {image}")))
+    }
+
+    async fn find_converged(&self, ctx: &InstanceContext, key: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        let alias = cache_alias(&ctx.kitchen_root, key);
+        match client.images().get_alias(&alias).await {
+            Ok(_) => Ok(Some(alias)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(Self::err(ctx, format!("reading image alias {alias}"))(e)),
+        }
+    }
+
+    async fn publish_converged(
+        &self,
+        ctx: &InstanceContext,
+        state: &State,
+        key: &str,
+    ) -> Result<String> {
+        let name = state
+            .created(keys::CONTAINER_NAME, &ctx.instance.name)?
+            .to_string();
+        let client = self.client().await?;
+        let alias = cache_alias(&ctx.kitchen_root, key);
+        // LXD publishes a running instance only through a snapshot (a clone on copy-on-write
+        // pools); the snapshot goes once the image exists.
+        let snapshots = client.instances().snapshots(&name);
+        if let Ok(op) = snapshots.delete(CONVERGED_SNAPSHOT).await {
+            let _ = op.wait_for(Duration::from_secs(600)).await;
+        }
+        let taken = match snapshots.create(CONVERGED_SNAPSHOT).send().await {
+            Ok(op) => op.wait_for(Duration::from_secs(600)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        taken.map_err(Self::err(ctx, format!("snapshotting instance {name}")))?;
+        let body = serde_json::json!({
+            "source": {"type": "snapshot", "name": format!("{name}/{CONVERGED_SNAPSHOT}")},
+            // Uncompressed: gzip of a Debian rootfs costs more than the converge it saves.
+            "compression_algorithm": "none",
+            "properties": {
+                "description": format!("kitchen-driver converge cache: {} ({key})", ctx.instance.name),
+                converge_cache::PROPERTY_KEY: key,
+                CONFIG_PROJECT: ctx.kitchen_root.to_string_lossy(),
+                CONFIG_INSTANCE: ctx.instance.name,
+            },
+            "aliases": [{"name": alias, "description": format!("converge cache {key}")}],
+        });
+        let published = match client
+            .query_operation(lxd_client::Method::POST, "/1.0/images", Some(&body))
+            .await
+        {
+            Ok(op) => op.wait_for(Duration::from_secs(1800)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Ok(op) = snapshots.delete(CONVERGED_SNAPSHOT).await {
+            let _ = op.wait_for(Duration::from_secs(600)).await;
+        }
+        published.map_err(Self::err(ctx, format!("publishing {name} as {alias}")))?;
+        Ok(alias)
+    }
+
+    async fn evict_converged(&self, ctx: &InstanceContext, max: usize) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let images = lxd_cached_images(&client, &ctx.kitchen_root)
+            .await
+            .map_err(Self::err(ctx, "listing cached images"))?;
+        let mut evicted = Vec::new();
+        for image in converge_cache::to_evict(&images, max) {
+            remove_lxd_cached(&client, &image)
+                .await
+                .map_err(Self::err(ctx, format!("removing image {}", image.name)))?;
+            evicted.push(image.name);
+        }
+        Ok(evicted)
+    }
+
     async fn reset(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let name = state
             .created(keys::CONTAINER_NAME, &ctx.instance.name)?
@@ -548,6 +645,79 @@ impl Driver for LxdDriver {
         self.wait_ready(&conn, ctx).await?;
         ctx.output.info(&format!("LXD instance {name} is reset"));
         Ok(())
+    }
+}
+
+/// The snapshot a converged instance is published from (removed once published).
+const CONVERGED_SNAPSHOT: &str = "kitchen-converged";
+
+/// The alias of this checkout's cached image for `key`.
+fn cache_alias(kitchen_root: &std::path::Path, key: &str) -> String {
+    format!(
+        "kitchen-cache-{}",
+        converge_cache::image_suffix(kitchen_root, key)
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 time (0 for LXD's "never", or unreadable).
+fn epoch(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp().max(0))
+        .unwrap_or(0)
+}
+
+/// The converge cache images of the checkout at `kitchen_root` in the local LXD store.
+///
+/// # Errors
+/// API errors.
+pub async fn lxd_cached_images(
+    client: &Client,
+    kitchen_root: &std::path::Path,
+) -> std::result::Result<Vec<CachedImage>, lxd_client::Error> {
+    let root = kitchen_root.to_string_lossy();
+    Ok(client
+        .images()
+        .list()
+        .await?
+        .into_iter()
+        .filter(|i| i.properties.get(CONFIG_PROJECT).map(String::as_str) == Some(root.as_ref()))
+        .filter_map(|i| {
+            let key = i.properties.get(converge_cache::PROPERTY_KEY)?.clone();
+            let created = epoch(&i.created_at);
+            Some(CachedImage {
+                runtime: "lxd",
+                name: i
+                    .aliases
+                    .first()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| i.fingerprint.clone()),
+                id: i.fingerprint,
+                key,
+                instance: i
+                    .properties
+                    .get(CONFIG_INSTANCE)
+                    .cloned()
+                    .unwrap_or_default(),
+                size: u64::try_from(i.size).unwrap_or(0),
+                created,
+                last_used: epoch(&i.last_used_at).max(created),
+            })
+        })
+        .collect())
+}
+
+/// Deletes a cached image (instances created from it keep their own copy).
+///
+/// # Errors
+/// API errors other than "not found".
+pub async fn remove_lxd_cached(
+    client: &Client,
+    image: &CachedImage,
+) -> std::result::Result<(), lxd_client::Error> {
+    match client.images().delete(&image.id).await {
+        Ok(op) => op.wait_for(Duration::from_secs(300)).await.map(|_| ()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -73,6 +73,49 @@ pub trait Driver: Send + Sync {
             ),
         })
     }
+
+    /// The platform image's identity for the converge cache key (LXD fingerprint, Docker image
+    /// id); `None` for a driver without a converge cache (see [`crate::converge_cache`]).
+    ///
+    /// # Errors
+    /// Runtime errors; a missing image.
+    async fn base_image_id(&self, _ctx: &InstanceContext) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// The name of this checkout's cached image holding `key`, if there is one.
+    ///
+    /// # Errors
+    /// Runtime errors.
+    async fn find_converged(&self, _ctx: &InstanceContext, _key: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Publishes the converged instance as this checkout's cached image for `key`; returns its
+    /// name.
+    ///
+    /// # Errors
+    /// Runtime errors; a driver without a converge cache says so.
+    async fn publish_converged(
+        &self,
+        ctx: &InstanceContext,
+        _state: &State,
+        _key: &str,
+    ) -> Result<String> {
+        Err(Error::Runtime {
+            instance: ctx.instance.name.clone(),
+            message: format!("the {} driver has no converge cache", self.name()),
+        })
+    }
+
+    /// Removes this checkout's least recently used cached images beyond `max`; returns their
+    /// names.
+    ///
+    /// # Errors
+    /// Runtime errors.
+    async fn evict_converged(&self, _ctx: &InstanceContext, _max: usize) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The LXD snapshot taken at create (on copy-on-write pools) that `reset` restores.

@@ -11,6 +11,7 @@ use super::hooks::{HookCommand, Hooks, Phase};
 use super::sampler::Sampler;
 use super::{Action, steps};
 use crate::config::InstanceConfig;
+use crate::converge_cache::{self, ConvergePlan};
 use crate::driver::Driver;
 use crate::error::{CancelReason, Error, Result};
 use crate::events::{
@@ -231,6 +232,7 @@ pub struct Runner {
     host_env: Arc<Vec<(String, String)>>,
     cancel: Canceller,
     command_line: Arc<Vec<String>>,
+    converge_cache: bool,
 }
 
 impl Runner {
@@ -247,7 +249,16 @@ impl Runner {
             host_env: Arc::new(std::env::vars().collect()),
             cancel: Canceller::default(),
             command_line: Arc::default(),
+            converge_cache: false,
         }
+    }
+
+    /// Turns the converge cache on for every instance (`--converge-cache`); without it, only
+    /// instances whose driver block says `converge_cache: true` use it.
+    #[must_use]
+    pub fn with_converge_cache(mut self, on: bool) -> Self {
+        self.converge_cache = on;
+        self
     }
 
     /// Records the command line (program name first) in [`Event::RunStarted`].
@@ -430,6 +441,7 @@ impl Runner {
             cancel: cancel.clone(),
             cases,
             seen,
+            publish_key: None,
         };
         let result = match command {
             Command::Action(target) => run.transition_to(*target).await,
@@ -476,6 +488,8 @@ struct InstanceRun<'a> {
     cases: &'a mut Vec<CaseResult>,
     /// The last step attempted (for [`Event::InstanceFinished`]).
     seen: &'a mut StepsSeen,
+    /// The converge cache key to publish under once the converge step succeeds.
+    publish_key: Option<String>,
 }
 
 impl InstanceRun<'_> {
@@ -556,6 +570,19 @@ impl InstanceRun<'_> {
         if result.is_ok() {
             result = finally;
         }
+        if let Some(key) = self.publish_key.take()
+            && result.is_ok()
+        {
+            let interrupted = self.cancel.is_cancelled();
+            converge_cache::after_converge(
+                self.driver.as_ref(),
+                &self.ctx,
+                &self.state,
+                &key,
+                interrupted,
+            )
+            .await;
+        }
         let saved = match &result {
             Ok(()) => {
                 if action == Action::Destroy {
@@ -596,10 +623,32 @@ impl InstanceRun<'_> {
 
     async fn body(&mut self, action: Action) -> Result<()> {
         match action {
-            Action::Create => self.driver.create(&self.ctx, &mut self.state).await,
+            Action::Create => {
+                let cache = converge_cache::enabled(&self.inst, self.runner.converge_cache);
+                converge_cache::before_create(
+                    self.driver.as_ref(),
+                    &self.ctx,
+                    &mut self.state,
+                    cache,
+                )
+                .await?;
+                self.driver.create(&self.ctx, &mut self.state).await
+            }
             Action::Destroy => self.driver.destroy(&self.ctx, &mut self.state).await,
             Action::Setup => Ok(()),
             Action::Converge => {
+                let cache = converge_cache::enabled(&self.inst, self.runner.converge_cache);
+                let plan = converge_cache::before_converge(
+                    self.driver.as_ref(),
+                    &self.ctx,
+                    &mut self.state,
+                    cache,
+                )
+                .await?;
+                let ConvergePlan::Converge(key) = plan else {
+                    return Ok(());
+                };
+                self.publish_key = key;
                 let prov = provisioner::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
                 prov.converge(&self.ctx.plugin(&self.state, conn)).await

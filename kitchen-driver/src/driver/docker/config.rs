@@ -108,6 +108,10 @@ pub(super) struct DockerConfig {
     pub(super) network_mode: Option<String>,
     pub(super) labels: BTreeMap<String, StrOrNum>,
     pub(super) ready_timeout: Option<u64>,
+    /// Read by [`crate::converge_cache::enabled`] from the raw block; declared so it is a
+    /// known key.
+    #[allow(dead_code)]
+    pub(super) converge_cache: bool,
     /// kitchen-docker's name for `volumes` (folded into it by `kitchen_docker::translate`).
     pub(super) volume: OneOrMany,
     /// kitchen-docker's `docker run` options (folded into the keys above).
