@@ -108,6 +108,12 @@ pub(super) struct DockerConfig {
     pub(super) network_mode: Option<String>,
     pub(super) labels: BTreeMap<String, StrOrNum>,
     pub(super) ready_timeout: Option<u64>,
+    /// The engine's address (kitchen-dokken's key; `DOCKER_HOST` otherwise).
+    pub(super) docker_host_url: Option<String>,
+    /// TLS with client certificates for a tcp:// engine (`DOCKER_TLS_VERIFY` otherwise).
+    pub(super) tls_verify: Option<bool>,
+    /// The directory with `ca.pem`, `cert.pem` and `key.pem` (`DOCKER_CERT_PATH` otherwise).
+    pub(super) cert_path: Option<String>,
     /// Read by [`crate::converge_cache::enabled`] from the raw block; declared so it is a
     /// known key.
     #[allow(dead_code)]
