@@ -161,6 +161,20 @@ pub enum Error {
         message: String,
     },
 
+    /// A download from the instance held something that would land outside its target
+    /// directory (an absolute or `..` name, a link out of it), and was refused.
+    #[error(
+        "instance {instance}: refusing to download {path}: {reason}; nothing outside the download directory was written"
+    )]
+    UnsafeDownload {
+        /// The instance.
+        instance: String,
+        /// The path in the instance, or the archive entry.
+        path: String,
+        /// What was wrong.
+        reason: String,
+    },
+
     /// An action needs an instance that has not been created.
     #[error(
         "instance {instance} has not yet been created; run `kitchen-driver create {instance}` first"
@@ -276,6 +290,7 @@ impl Error {
             | Error::Lxd { .. } => "Kitchen::ActionFailed",
             Error::MissingImage { .. } => "Kitchen::ActionFailed",
             Error::CommandFailed { .. } | Error::VerifyFailed { .. } => "Kitchen::ActionFailed",
+            Error::UnsafeDownload { .. } => "Kitchen::ActionFailed",
             Error::NotCreated { .. } => "Kitchen::UserError",
             Error::Cancelled { .. } | Error::Interrupted => "Interrupt",
             Error::ActionsFailed { .. } => "Kitchen::ActionFailed",

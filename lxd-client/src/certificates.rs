@@ -35,7 +35,7 @@ use crate::tls::TlsCertificate;
 /// the JSON object `{client_name, fingerprint, addresses, secret, expires_at}`; the
 /// fingerprint is the *server's* certificate, so a client holding the token can pin the
 /// server without asking the user.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 #[non_exhaustive]
 pub struct TrustToken {
@@ -122,6 +122,21 @@ impl TrustToken {
             },
             operation_id: Some(op.id.clone()),
         })
+    }
+}
+
+/// Shows every field but the secret (`***`): a token in a log or a panic message must not
+/// let its reader join the server.
+impl std::fmt::Debug for TrustToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustToken")
+            .field("client_name", &self.client_name)
+            .field("fingerprint", &self.fingerprint)
+            .field("addresses", &self.addresses)
+            .field("secret", &"***")
+            .field("expires_at", &self.expires_at)
+            .field("operation_id", &self.operation_id)
+            .finish()
     }
 }
 
@@ -306,6 +321,21 @@ impl Certificates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let token = TrustToken {
+            client_name: "ci".into(),
+            secret: "s3cr3t-value".into(),
+            ..TrustToken::default()
+        };
+        let shown = format!("{token:?}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+        assert!(
+            shown.contains("secret: \"***\"") && shown.contains("ci"),
+            "{shown}"
+        );
+    }
 
     /// The token `lxc config trust list-tokens` showed for a token created here (LXD 5.0.2).
     const RECORDED: &str = "eyJjbGllbnRfbmFtZSI6ImtkdGVzdC1wcm9iZSIsImZpbmdlcnByaW50IjoiOTlmNTViYTlmYjA4NmRjYTU5ZWM4OTczMDRmYmRlMmEzMjFjOWI4ZmQzOTExNGJlMGQ5OTdlNjQxN2FhODQ5NCIsImFkZHJlc3NlcyI6WyIxMjcuMC4wLjE6ODQ0MyJdLCJzZWNyZXQiOiI5ZTMzNTJkZjY0ZjNhNWZlYzE0YmQ3M2JjZDA0YjFlYTRiODExODcyNDQ2N2MzZmU5MGIxZmViZjBlNTYyNThiIiwiZXhwaXJlc19hdCI6IjAwMDEtMDEtMDFUMDA6MDA6MDBaIn0=";

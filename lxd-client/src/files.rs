@@ -534,7 +534,8 @@ impl Files {
 
     /// Copies the directory tree at `path` in the instance to the local directory `local`
     /// (created when missing), keeping permission bits and symlinks. Returns the number of
-    /// entries written.
+    /// entries written. Symlinks are recreated, never followed; an existing local file is never
+    /// overwritten, and a listed name that is not one plain component (`..`) is refused.
     ///
     /// # Errors
     /// API errors; [`Error::Io`] for local entries.
@@ -556,6 +557,9 @@ impl Files {
             };
             match self.pull(&path).await? {
                 FileContent::File { info, body } => {
+                    // Never write through something already there (a link a hostile
+                    // instance made earlier points anywhere on the host).
+                    refuse_existing(&local).await?;
                     body.write_to_file(&local).await?;
                     set_local_mode(&local, info.mode).await?;
                     Ok(1)
@@ -572,6 +576,14 @@ impl Files {
                         .map_err(|e| io_err("cannot create directory", &local, e))?;
                     let mut count = 1;
                     for name in entries {
+                        // A name the server lists becomes a local path: one that is not a
+                        // plain component (`..`, `/etc`, `a/b`) would write outside `local`.
+                        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                            return Err(Error::InvalidInput(format!(
+                                "refusing to pull {path} from {}: the server listed the entry {name:?}",
+                                self.instance
+                            )));
+                        }
                         count += self
                             .pull_tree(format!("{path}/{name}"), local.join(&name))
                             .await?;
@@ -582,6 +594,16 @@ impl Files {
             }
         })
     }
+}
+
+async fn refuse_existing(local: &Path) -> Result<()> {
+    if tokio::fs::symlink_metadata(local).await.is_ok() {
+        return Err(Error::InvalidInput(format!(
+            "refusing to pull over {}, which already exists",
+            local.display()
+        )));
+    }
+    Ok(())
 }
 
 fn local_mode(meta: &std::fs::Metadata) -> u32 {

@@ -215,11 +215,15 @@ impl LxcConfig {
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(io)?;
+        for name in self.remotes.keys() {
+            check_remote_name(name, &path)?;
+        }
         let text = serde_saphyr::to_string(self).map_err(|e| Error::Config {
             path: path.clone(),
             message: format!("cannot serialize: {e}"),
         })?;
-        std::fs::write(&path, text).map_err(io)
+        // `lxc` and other tools read this file at any moment: they see the old or the new one.
+        write_atomically(&path, text.as_bytes(), 0o644).map_err(io)
     }
 
     /// The configuration directory.
@@ -322,6 +326,7 @@ impl LxcConfig {
         addr: &str,
         server_cert: &TlsCertificate,
     ) -> Result<()> {
+        check_remote_name(name, &self.dir.join("config.yml"))?;
         let dir = self.dir.join("servercerts");
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io {
             what: "cannot create".into(),
@@ -360,6 +365,7 @@ impl LxcConfig {
                 Client::with_socket(path)
             }
         } else {
+            check_remote_name(name, &self.dir.join("config.yml"))?;
             let cert_path = self.server_cert_path(name);
             if !cert_path.exists() {
                 return Err(Error::Config {
@@ -384,9 +390,93 @@ impl LxcConfig {
     }
 }
 
+/// Refuses a remote name that is not a plain file name: it becomes
+/// `servercerts/<name>.crt`, so `../client` would overwrite `client.crt`.
+fn check_remote_name(name: &str, config: &Path) -> Result<()> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.starts_with('.')
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c == ':' || c.is_control());
+    if bad {
+        return Err(Error::Config {
+            path: config.to_path_buf(),
+            message: format!(
+                "{name:?} is not a usable remote name: it must not be empty, start with `.`, or hold `/`, `\\`, `:` or control characters"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Writes `path` so that a reader sees the old content or the new one, never a part: a
+/// temporary file in the same directory with `mode`, flushed, then renamed over `path`.
+pub(crate) fn write_atomically(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = temporary_sibling(path);
+    write_new(&tmp, data, mode)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
+
+/// `path` with `.tmp-PID` appended (same directory, so a rename is atomic).
+pub(crate) fn temporary_sibling(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Creates `path` afresh with `mode` (never through an existing file or link) and syncs it.
+pub(crate) fn write_new(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_names_that_leave_servercerts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = LxcConfig::empty(dir.path());
+        let cert = crate::ClientIdentity::generate("t")
+            .unwrap()
+            .certificate()
+            .clone();
+        for name in ["../client", "a/b", "..", "", ".hidden", "x:y"] {
+            let err = config
+                .add_https_remote(name, "https://127.0.0.1:8443", &cert)
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("not a usable remote name"),
+                "{err}"
+            );
+        }
+        assert!(!dir.path().join("client.crt").exists());
+        assert!(!dir.path().join("servercerts").exists());
+        config
+            .add_https_remote("lab-1", "https://127.0.0.1:8443", &cert)
+            .unwrap();
+        config.save().unwrap();
+        assert!(dir.path().join("servercerts/lab-1.crt").is_file());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".tmp-")), "{names:?}");
+    }
 
     /// The `config.yml` `lxc` 5.0.2 wrote here on first use, plus an HTTPS remote as
     /// `lxc remote add` writes it.

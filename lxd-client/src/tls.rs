@@ -176,10 +176,12 @@ impl TlsCertificate {
     /// [`Error::Io`] when the file cannot be written.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        std::fs::write(path, self.to_pem()).map_err(|source| Error::Io {
-            what: "cannot write certificate".into(),
-            path: path.into(),
-            source,
+        crate::remotes::write_atomically(path, self.to_pem().as_bytes(), 0o644).map_err(|source| {
+            Error::Io {
+                what: "cannot write certificate".into(),
+                path: path.into(),
+                source,
+            }
         })
     }
 
@@ -203,6 +205,26 @@ impl TlsCertificate {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode(&self.der)
     }
+}
+
+/// Makes a client key that others can read private again (0600), and says so: a key left
+/// readable by an older tool or a careless copy lets any local user act as this client.
+fn restrict_key_mode(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| Error::Io {
+        what: "cannot restrict the mode of client key".into(),
+        path: path.into(),
+        source,
+    };
+    let mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        tracing::warn!(
+            path = %path.display(),
+            "the client key was readable by others (mode {mode:o}); its mode is now 600"
+        );
+    }
+    Ok(())
 }
 
 fn pem_encode(label: &str, der: &[u8]) -> String {
@@ -315,31 +337,45 @@ impl ClientIdentity {
         };
         let cert = read(cert_path.as_ref(), "client certificate")?;
         let key = read(key_path.as_ref(), "client key")?;
+        restrict_key_mode(key_path.as_ref())?;
         Self::from_pem(&cert, &key)
     }
 
-    /// Writes the certificate and key as PEM (the key with mode 0600).
+    /// Writes the certificate and key as PEM (the key with mode 0600), each through a
+    /// temporary file renamed into place.
     ///
     /// # Errors
     /// [`Error::Io`] when a file cannot be written.
     pub fn save(&self, cert_path: impl AsRef<Path>, key_path: impl AsRef<Path>) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        self.cert.save(cert_path)?;
-        let key_path = key_path.as_ref();
-        let io = |source| Error::Io {
-            what: "cannot write client key".into(),
-            path: key_path.into(),
-            source,
+        use crate::remotes::{temporary_sibling, write_new};
+        let (cert_path, key_path) = (cert_path.as_ref(), key_path.as_ref());
+        let io = |what: &str, path: &Path| {
+            let (what, path) = (what.to_string(), path.to_path_buf());
+            move |source| Error::Io { what, path, source }
         };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(key_path)
-            .map_err(io)?;
-        f.write_all(self.key_pem.as_bytes()).map_err(io)
+        // Both files are written in full first, then renamed key first: a crash leaves the
+        // old pair, or a new key without its certificate (which `lxc` and
+        // `LxcConfig::client_identity_or_generate` treat as no identity), never a certificate
+        // whose key is missing or half written.
+        let (cert_tmp, key_tmp) = (temporary_sibling(cert_path), temporary_sibling(key_path));
+        let written = write_new(&key_tmp, self.key_pem.as_bytes(), 0o600)
+            .map_err(io("cannot write client key", &key_tmp))
+            .and_then(|()| {
+                write_new(&cert_tmp, self.cert.to_pem().as_bytes(), 0o644)
+                    .map_err(io("cannot write client certificate", &cert_tmp))
+            })
+            .and_then(|()| {
+                std::fs::rename(&key_tmp, key_path).map_err(io("cannot write client key", key_path))
+            })
+            .and_then(|()| {
+                std::fs::rename(&cert_tmp, cert_path)
+                    .map_err(io("cannot write client certificate", cert_path))
+            });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&key_tmp);
+            let _ = std::fs::remove_file(&cert_tmp);
+        }
+        written
     }
 
     /// The certificate.
@@ -756,6 +792,37 @@ pub(crate) fn connect_error(endpoint: &crate::Endpoint, source: BoxError) -> Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_readable_client_key_is_made_private_on_load_and_saves_replace_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("client.crt"), dir.path().join("client.key"));
+        let identity = ClientIdentity::generate("t").unwrap();
+        identity.save(&cert, &key).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&key), 0o600);
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let loaded = ClientIdentity::load(&cert, &key).unwrap();
+        assert_eq!(loaded, identity);
+        assert_eq!(mode(&key), 0o600);
+        // A save over a symlink replaces the link and never writes through it.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::write(&elsewhere, "keep").unwrap();
+        std::fs::remove_file(&key).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &key).unwrap();
+        ClientIdentity::generate("u")
+            .unwrap()
+            .save(&cert, &key)
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "keep");
+        assert_eq!(mode(&key), 0o600);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+    }
 
     #[test]
     fn fingerprint_is_sha256_hex_of_der() {

@@ -39,10 +39,12 @@ pub fn render_diagnose(
     selected: &[String],
     json: bool,
 ) -> crate::Result<String> {
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
     let instances = selected
         .iter()
         .filter_map(|n| project.instance(n))
         .map(|i: &InstanceConfig| {
+            crate::events::redact::register_instance(i, &host_env);
             let d = InstanceDiag {
                 suite: &i.suite,
                 platform: &i.platform,
@@ -53,10 +55,9 @@ pub fn render_diagnose(
                 transport: &i.transport,
                 lifecycle: &i.lifecycle,
             };
-            Ok((
-                i.name.clone(),
-                serde_json::to_value(d).unwrap_or(serde_json::Value::Null),
-            ))
+            // Secret values (an `extra_vars` password, a proxy's credentials) show as `***`.
+            let value = serde_json::to_value(d).unwrap_or(serde_json::Value::Null);
+            Ok((i.name.clone(), crate::events::redact::redact_serde(value)))
         })
         .collect::<crate::Result<_>>()?;
     let doc = Diagnose {

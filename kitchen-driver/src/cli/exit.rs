@@ -45,16 +45,17 @@ impl Error {
 /// `N actions failed.` gets test-kitchen's exception block; anything else one `>>>>>> `
 /// line.
 pub fn report_fatal(error: &Error) -> i32 {
+    use crate::events::redact::redact;
     match error {
         Error::ActionsFailed { summary } => {
             eprintln!(">>>>>> ------Exception-------");
             eprintln!(">>>>>> Class: Kitchen::ActionFailed");
-            eprintln!(">>>>>> Message: {summary}");
+            eprintln!(">>>>>> Message: {}", redact(summary));
             eprintln!(">>>>>> ----------------------");
             eprintln!(">>>>>> Please see .kitchen/logs/kitchen.log for more details");
             eprintln!(">>>>>> Also try running `kitchen-driver diagnose --all` for configuration");
         }
-        other => eprintln!(">>>>>> {other}"),
+        other => eprintln!(">>>>>> {}", redact(&other.to_string())),
     }
     error.exit_code()
 }

@@ -33,6 +33,7 @@ mod erb;
 mod error;
 pub mod filter;
 mod munge;
+pub(crate) mod numbers;
 mod select;
 pub mod unused;
 pub(crate) mod value;
@@ -105,7 +106,9 @@ pub(crate) fn parse_block<T: serde::de::DeserializeOwned>(
     let mut on_unused = |path: serde_ignored::Path<'_>| unused_keys.push(path.to_string());
     let de = serde_ignored::Deserializer::new(value, &mut on_unused);
     let parsed = serde_path_to_error::deserialize(de).map_err(|e| {
-        crate::Error::config(kind, instance, format!("key `{}`: {}", e.path(), e.inner()))
+        let inner = e.inner().to_string();
+        let inner = numbers::explain_big_integer(&inner).unwrap_or(inner);
+        crate::Error::config(kind, instance, format!("key `{}`: {inner}", e.path()))
     });
     let plugin = InstanceConfig::plugin_name(block);
     for key in unused_keys {

@@ -45,7 +45,7 @@ use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
 use crate::state::{State, keys};
 use crate::transport::tty::TtyRuntime;
-use crate::transport::{Connection, ExecOutput, ExecRequest, TarBuilder, Target, TtySession};
+use crate::transport::{Connection, ExecOutput, ExecRequest, Target, TtySession};
 
 /// Config key holding the project directory on every instance the driver creates.
 pub const CONFIG_PROJECT: &str = "user.kitchen.project";
@@ -875,39 +875,129 @@ impl Connection for LxdConnection {
         Ok(())
     }
 
+    /// Streams each local file with lxd-client's push (a file is read in chunks as it is
+    /// sent, so memory stays bounded whatever the size of a cookbook or a roles tree), instead
+    /// of building an archive in memory. Links are followed, as in the archive uploads.
+    async fn upload(&self, locals: &[std::path::PathBuf], remote: &str) -> Result<()> {
+        let files = self.client.instances().files(&self.name);
+        let base = remote.trim_end_matches('/');
+        let base = if base.is_empty() { "/" } else { base };
+        files
+            .mkdir_all(base, FileOptions::default())
+            .await
+            .map_err(self.err(format!("creating {base}")))?;
+        for local in locals {
+            let name = local
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| ".".to_string());
+            // Depth first, with an explicit stack (no recursion across awaits); a directory
+            // seen twice (a link loop) is an error rather than an endless upload.
+            let mut seen = std::collections::HashSet::new();
+            let mut pending = vec![(
+                local.clone(),
+                format!("{}/{name}", base.trim_end_matches('/')),
+            )];
+            while let Some((path, target)) = pending.pop() {
+                let meta = std::fs::metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+                if meta.is_dir() {
+                    use std::os::unix::fs::MetadataExt;
+                    if !seen.insert((meta.dev(), meta.ino())) {
+                        return Err(Error::io(
+                            "uploading",
+                            &path,
+                            std::io::Error::other(
+                                "a symlink loops back to a directory already uploaded",
+                            ),
+                        ));
+                    }
+                    files
+                        .mkdir_all(&target, FileOptions::default().mode(mode))
+                        .await
+                        .map_err(self.err(format!("creating {target}")))?;
+                    let entries = std::fs::read_dir(&path)
+                        .map_err(|e| Error::io("reading directory", &path, e))?;
+                    for entry in entries {
+                        let entry = entry.map_err(|e| Error::io("reading directory", &path, e))?;
+                        let child = entry.file_name().to_string_lossy().into_owned();
+                        pending.push((entry.path(), format!("{target}/{child}")));
+                    }
+                } else {
+                    files
+                        .push_file(&path, &target, FileOptions::default().mode(mode))
+                        .await
+                        .map_err(self.err(format!("uploading {}", path.display())))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn download_tar(&self, remote: &str) -> Result<Vec<u8>> {
         let files = self.client.instances().files(&self.name);
-        let info = files
-            .stat(remote)
-            .await
-            .map_err(self.err(format!("reading {remote}")))?;
         let base = remote
             .trim_end_matches('/')
             .rsplit('/')
             .next()
+            .filter(|b| !b.is_empty())
             .unwrap_or("download")
             .to_string();
-        let mut tar = TarBuilder::new();
-        if info.file_type == lxd_client::FileType::Directory {
-            let tmp = tempfile::Builder::new()
-                .prefix("kitchen-driver-download-")
-                .tempdir()
-                .map_err(|e| {
-                    Error::io("creating a temporary directory", std::env::temp_dir(), e)
-                })?;
-            files
-                .pull_dir(remote, tmp.path())
+        // The archive is built straight from the server's answers, never through host files:
+        // a symlink in the instance stays a symlink entry (as in Docker's archive), so nothing
+        // outside the instance is ever read, and every name the server lists is checked.
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut pending = vec![(remote.trim_end_matches('/').to_string(), base)];
+        while let Some((path, name)) = pending.pop() {
+            let content = files
+                .pull(&path)
                 .await
-                .map_err(self.err(format!("downloading {remote}")))?;
-            tar.add_path(tmp.path(), &base)?;
-        } else {
-            let (_, data) = files
-                .read(remote)
-                .await
-                .map_err(self.err(format!("downloading {remote}")))?;
-            tar.add_bytes(&base, &data, 0o644)?;
+                .map_err(self.err(format!("downloading {path}")))?;
+            let mut header = tar::Header::new_gnu();
+            header.set_mtime(0);
+            let archived = |e: std::io::Error| Error::io("archiving download", &path, e);
+            match content {
+                lxd_client::FileContent::File { info, body } => {
+                    let data = body
+                        .bytes()
+                        .await
+                        .map_err(self.err(format!("downloading {path}")))?;
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_mode(info.mode & 0o7777);
+                    header.set_size(data.len() as u64);
+                    tar.append_data(&mut header, &name, &data[..])
+                        .map_err(archived)?;
+                }
+                lxd_client::FileContent::Symlink { info, target } => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_mode(info.mode & 0o7777);
+                    header.set_size(0);
+                    tar.append_link(&mut header, &name, &target)
+                        .map_err(archived)?;
+                }
+                lxd_client::FileContent::Directory { info, entries } => {
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(info.mode & 0o7777);
+                    header.set_size(0);
+                    tar.append_data(&mut header, &name, std::io::empty())
+                        .map_err(archived)?;
+                    for entry in entries {
+                        check_listed_name(&self.instance, &path, &entry)?;
+                        pending.push((format!("{path}/{entry}"), format!("{name}/{entry}")));
+                    }
+                }
+                _ => {
+                    return Err(Error::UnsafeDownload {
+                        instance: self.instance.clone(),
+                        path,
+                        reason: "the server reported a file type kitchen-driver does not know"
+                            .into(),
+                    });
+                }
+            }
         }
-        tar.finish()
+        tar.into_inner()
+            .map_err(|e| Error::io("finishing archive", "<memory>", e))
     }
 
     async fn open_tty(
@@ -1028,6 +1118,19 @@ struct TarEntry {
 }
 
 /// The directories and regular files of a tar archive, in order (pure: unit-tested).
+/// Refuses a directory entry name that is not one plain component (`..`, `/etc`, `a/b`): a
+/// hostile or broken server must not steer a download out of the directory it lists.
+fn check_listed_name(instance: &str, dir: &str, name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
+        return Err(Error::UnsafeDownload {
+            instance: instance.to_string(),
+            path: format!("{dir}/{name}"),
+            reason: format!("the server listed the entry name {name:?} in {dir}"),
+        });
+    }
+    Ok(())
+}
+
 fn unpack_entries(tar: Vec<u8>, remote_dir: &str) -> Result<Vec<TarEntry>> {
     let bad = |e: std::io::Error| Error::io("reading upload archive for", remote_dir, e);
     let mut archive = tar::Archive::new(std::io::Cursor::new(tar));
@@ -1099,11 +1202,25 @@ mod tests {
     }
 
     #[test]
+    fn listed_names_that_leave_the_directory_are_refused() {
+        for bad in ["..", ".", "", "a/b", "/etc"] {
+            let e = check_listed_name("i1", "/tmp/out", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("refusing to download") && e.contains("listed"),
+                "{e}"
+            );
+        }
+        check_listed_name("i1", "/tmp/out", "..hidden").unwrap();
+    }
+
+    #[test]
     fn archive_entries_keep_modes_and_order() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("data")).unwrap();
         std::fs::write(dir.path().join("data/a.txt"), "A").unwrap();
-        let mut b = TarBuilder::new();
+        let mut b = crate::transport::TarBuilder::new();
         b.add_path(&dir.path().join("data"), "data").unwrap();
         b.add_bytes("run.sh", b"echo hi", 0o755).unwrap();
         let entries = unpack_entries(b.finish().unwrap(), "/tmp/kitchen").unwrap();

@@ -69,8 +69,10 @@ impl EventBus {
         lock(&self.inner).reporters.push(Box::new(reporter));
     }
 
-    /// Hands `event` to every reporter.
+    /// Hands `event` to every reporter, with every registered secret replaced by `***`
+    /// ([`super::redact`]): this is the one redaction point of everything reporters write.
     pub fn emit(&self, event: Event) {
+        let event = super::redact::redact_serde(event);
         let mut subs = lock(&self.inner);
         for r in subs.reporters.iter_mut() {
             r.report(&event);

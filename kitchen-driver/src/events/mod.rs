@@ -31,6 +31,7 @@
 
 mod bus;
 mod output;
+pub mod redact;
 pub mod serde_secs;
 
 use std::fmt;

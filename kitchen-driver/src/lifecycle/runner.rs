@@ -410,6 +410,8 @@ impl Runner {
         }
         let driver = checked.driver;
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
+        // Before anything of this instance is written: its secrets are redacted everywhere.
+        crate::events::redact::register_instance(&inst, &self.host_env);
         let ctx = InstanceContext::new(
             inst.clone(),
             &self.kitchen_root,
@@ -597,7 +599,10 @@ impl InstanceRun<'_> {
             Err(e) => {
                 self.seen.failed.get_or_insert(action);
                 self.state.set(keys::LAST_ERROR, e.kind_name());
-                self.state.set(keys::LAST_ERROR_MESSAGE, e.to_string());
+                self.state.set(
+                    keys::LAST_ERROR_MESSAGE,
+                    crate::events::redact::redact(&e.to_string()).into_owned(),
+                );
                 self.state_file.save(&self.state)
             }
         };

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -20,7 +19,7 @@ use crate::config::PluginConfig;
 use crate::config::parse_block;
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
-use crate::transport::{TarBuilder, shell_quote};
+use crate::transport::{Connection, ExecRequest, TarBuilder, shell_quote};
 
 /// `arguments`: a list (shell-joined) or a string (appended as is).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -71,7 +70,10 @@ struct ShellConfig {
     retry_on_exit_code: Vec<i64>,
     #[serde(default = "default_max_retries")]
     max_retries: u32,
-    #[serde(default = "default_wait")]
+    #[serde(
+        default = "default_wait",
+        deserialize_with = "crate::config::numbers::seconds"
+    )]
     wait_for_retry: f64,
     #[serde(default)]
     uploads: BTreeMap<String, String>,
@@ -83,6 +85,10 @@ struct ShellConfig {
     https_proxy: Option<String>,
     #[serde(default)]
     ftp_proxy: Option<String>,
+    /// Host variables passed into the instance under their own names, as secrets: through
+    /// the exec environment, and redacted from every log and report.
+    #[serde(default)]
+    secret_env: Vec<String>,
 }
 
 /// The shell provisioner.
@@ -110,15 +116,18 @@ impl ShellProvisioner {
         }
     }
 
-    /// `[command_prefix] sh -c '<exports>\n<code>\n'`, as test-kitchen's
-    /// `prefix_command(wrap_shell_code(code))`.
-    fn wrap(&self, code: &str, host_env: &[(String, String)]) -> String {
-        let mut env: Vec<(String, String)> = vec![("TEST_KITCHEN".into(), "1".into())];
-        for (k, v) in host_env {
-            if k == "CI" {
-                env.push((k.clone(), v.clone()));
-            }
-        }
+    /// The variables the run command gets through the exec call's environment, never
+    /// through its text (which is logged): the proxies (`http_proxy` and `HTTP_PROXY`, ...),
+    /// and each host `TKENV_X` as `X`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a `TKENV_` name that is not a shell variable name.
+    fn passed_env(
+        &self,
+        instance: &str,
+        host_env: &[(String, String)],
+    ) -> Result<Vec<(String, String)>> {
+        let mut env = Vec::new();
         for (k, v) in [
             ("http_proxy", &self.config.http_proxy),
             ("https_proxy", &self.config.https_proxy),
@@ -129,17 +138,57 @@ impl ShellProvisioner {
                 env.push((k.to_ascii_uppercase(), v.clone()));
             }
         }
+        for name in &self.config.secret_env {
+            if !is_shell_name(name) {
+                return Err(Error::config(
+                    "provisioner",
+                    instance,
+                    format!("secret_env names `{name}`, which is not a shell variable name"),
+                ));
+            }
+            if let Some((_, v)) = host_env.iter().find(|(k, _)| k == name) {
+                env.push((name.clone(), v.clone()));
+            }
+        }
         for (k, v) in host_env {
             if let Some(name) = k.strip_prefix("TKENV_")
                 && !name.is_empty()
             {
+                if !is_shell_name(name) {
+                    return Err(Error::config(
+                        "provisioner",
+                        instance,
+                        format!(
+                            "the host variable {k} would set `{name}` in the instance, which is not a shell variable name (letters, digits and `_`, not starting with a digit); rename or unset it"
+                        ),
+                    ));
+                }
                 env.push((name.to_string(), v.clone()));
             }
         }
-        let exports: String = env
-            .iter()
-            .map(|(k, v)| format!("{k}={}; export {k}\n", shell_quote(v)))
-            .collect();
+        Ok(env)
+    }
+
+    /// `[command_prefix] sh -c '<exports>\n<code>\n'`, as test-kitchen's
+    /// `prefix_command(wrap_shell_code(code))`. `TEST_KITCHEN` and `CI` are written out as
+    /// test-kitchen does; the [`passed`](Self::passed_env) variables arrive through the exec
+    /// environment and are only named here, so their values never appear in a log.
+    fn wrap(
+        &self,
+        code: &str,
+        host_env: &[(String, String)],
+        passed: &[(String, String)],
+    ) -> String {
+        let mut exports = String::from("TEST_KITCHEN=1; export TEST_KITCHEN\n");
+        for (k, v) in host_env {
+            if k == "CI" {
+                exports.push_str(&format!("CI={}; export CI\n", shell_quote(v)));
+            }
+        }
+        if !passed.is_empty() {
+            let names: Vec<&str> = passed.iter().map(|(k, _)| k.as_str()).collect();
+            exports.push_str(&format!("export {}\n", names.join(" ")));
+        }
         let wrapped = format!("sh -c {}", shell_quote(&format!("\n{exports}{code}\n")));
         match &self.config.command_prefix {
             Some(p) if !p.is_empty() => format!("{p} {wrapped}"),
@@ -203,6 +252,7 @@ impl Provisioner for ShellProvisioner {
         let out = ctx.output;
         let host_env = ctx.host_env;
         let root = self.config.root_path.trim_end_matches('/').to_string();
+        let passed = self.passed_env(&ctx.instance.name, host_env)?;
 
         // The sandbox, built directly as a tar stream.
         out.info("Preparing files for transfer");
@@ -253,9 +303,16 @@ impl Provisioner for ShellProvisioner {
 
         if self.config.command.is_none() {
             let init = format!("{} -rf {root}/data ; mkdir -p {root}", self.sudo("rm"));
-            let cmd = self.wrap(&init, host_env);
+            let cmd = self.wrap(&init, host_env, &passed);
             out.debug(&format!("init: {cmd}"));
-            conn.execute(&cmd, "provisioner init command", out).await?;
+            execute_with_env(
+                conn.as_ref(),
+                &cmd,
+                &passed,
+                "provisioner init command",
+                out,
+            )
+            .await?;
         }
         if sandbox_items > 0 {
             let tar = sandbox.finish()?;
@@ -272,7 +329,7 @@ impl Provisioner for ShellProvisioner {
         }
 
         if let Some(code) = self.run_code(script.as_ref()) {
-            let cmd = self.wrap(&code, host_env);
+            let cmd = self.wrap(&code, host_env, &passed);
             let mut tries = 0u32;
             loop {
                 tries += 1;
@@ -280,8 +337,7 @@ impl Provisioner for ShellProvisioner {
                     "Attempting to execute command - try {tries} of {}: {cmd}",
                     self.config.max_retries
                 ));
-                let result = conn
-                    .execute(&cmd, "converge", out)
+                let result = execute_with_env(conn.as_ref(), &cmd, &passed, "converge", out)
                     .await
                     .map_err(|e| match e {
                         // Name the command as written, not the environment wrapper around it.
@@ -308,8 +364,8 @@ impl Provisioner for ShellProvisioner {
                             "Retryable exit code {exit_code}; retrying in {}s (retry {tries} of {})",
                             self.config.wait_for_retry, self.config.max_retries
                         ));
-                        tokio::time::sleep(Duration::from_secs_f64(
-                            self.config.wait_for_retry.max(0.0),
+                        tokio::time::sleep(crate::config::numbers::duration(
+                            self.config.wait_for_retry,
                         ))
                         .await;
                     }
@@ -324,11 +380,48 @@ impl Provisioner for ShellProvisioner {
         for (remote, local) in &self.config.downloads {
             let local = ctx.expand_path(local);
             out.info(&format!("Downloading {remote} to {}", local.display()));
-            if let Err(e) = conn.download(std::slice::from_ref(remote), &local).await {
-                out.warn(&format!("Download of {remote} failed: {e}"));
+            match conn.download(std::slice::from_ref(remote), &local).await {
+                Ok(()) => {}
+                // Something in the instance tried to reach outside the download directory:
+                // that fails the converge, it is not a missing file.
+                Err(e @ Error::UnsafeDownload { .. }) => return Err(e),
+                Err(e) => out.warn(&format!("Download of {remote} failed: {e}")),
             }
         }
         Ok(())
+    }
+}
+
+/// Whether `name` can be a POSIX shell variable name.
+pub(crate) fn is_shell_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Runs `script` with `sh -c` and `env` in its environment, failing on a non-zero exit as
+/// [`Connection::execute`] does.
+async fn execute_with_env(
+    conn: &dyn Connection,
+    script: &str,
+    env: &[(String, String)],
+    what: &str,
+    sink: &dyn crate::report::OutputSink,
+) -> Result<()> {
+    let mut req = ExecRequest::shell(script);
+    req.env = env.to_vec();
+    let out = conn.exec(&req, sink).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::CommandFailed {
+            instance: conn.instance().to_string(),
+            what: what.to_string(),
+            command: req.display(),
+            exit_code: out.exit_code,
+        })
     }
 }
 
@@ -380,16 +473,42 @@ mod tests {
             ("CI".to_string(), "true".to_string()),
             ("HOME".to_string(), "/root".to_string()),
         ];
-        let w = p.wrap("echo hi", &env);
+        let passed = p.passed_env("i", &env).unwrap();
+        let w = p.wrap("echo hi", &env, &passed);
         assert!(w.starts_with("env X=1 sh -c '"), "{w}");
         assert!(w.contains("TEST_KITCHEN=1; export TEST_KITCHEN"), "{w}");
         assert!(w.contains("CI=true; export CI"), "{w}");
+        assert!(w.contains("export http_proxy HTTP_PROXY"), "{w}");
+        assert!(w.contains(" FOO"), "{w}");
+        // Values travel in the environment, never in the (logged) text.
+        assert!(!w.contains("bar baz") && !w.contains("p:3128"), "{w}");
         assert!(
-            w.contains("http_proxy=http://p:3128; export http_proxy"),
-            "{w}"
+            passed.contains(&("FOO".into(), "bar baz".into())),
+            "{passed:?}"
         );
-        assert!(w.contains("FOO="), "{w}");
+        assert!(
+            passed.contains(&("HTTP_PROXY".into(), "http://p:3128".into())),
+            "{passed:?}"
+        );
         assert!(!w.contains("HOME"), "{w}");
+    }
+
+    #[test]
+    fn tkenv_names_that_are_not_shell_names_are_refused() {
+        let p = prov(json!({}));
+        for bad in ["TKENV_a-b", "TKENV_1X", "TKENV_X;rm -rf /", "TKENV_A B"] {
+            let env = vec![(bad.to_string(), "v".to_string())];
+            let e = p.passed_env("i", &env).unwrap_err().to_string();
+            assert!(
+                e.contains("not a shell variable name") && e.contains(bad),
+                "{e}"
+            );
+        }
+        let env = vec![("TKENV__ok_1".to_string(), "v".to_string())];
+        assert_eq!(
+            p.passed_env("i", &env).unwrap(),
+            [("_ok_1".into(), "v".into())]
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl LogFiles {
         rotate(&dir)?;
         let path = dir.join("kitchen.log");
         let kitchen_log =
-            File::create(&path).map_err(|e| Error::io("creating log file", &path, e))?;
+            create_private(&path).map_err(|e| Error::io("creating log file", &path, e))?;
         Ok(Self {
             dir,
             kitchen_log,
@@ -58,7 +58,7 @@ impl LogFiles {
     fn instance_log(&mut self, name: &str) -> Option<&mut File> {
         if !self.instance_logs.contains_key(name) {
             let path = self.dir.join(format!("{name}.log"));
-            let mut f = File::create(&path).ok()?;
+            let mut f = create_private(&path).ok()?;
             for h in &self.header {
                 let _ = writeln!(f, "{h}");
             }
@@ -173,4 +173,18 @@ impl Reporter for LogFiles {
         let _ = self.kitchen_log.flush();
         Ok(())
     }
+}
+/// Creates (or truncates) a log file readable only by its owner: logs hold whatever the
+/// instance printed, which may include what a secret redaction could not recognise.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // A log created by an older version keeps its mode on open: make it private too.
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(f)
 }

@@ -4,12 +4,14 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Builds an in-memory tar archive from host files, directories and generated content.
-pub struct TarBuilder {
-    builder: tar::Builder<Vec<u8>>,
+/// Builds a tar archive from host files, directories and generated content: in memory
+/// ([`TarBuilder::new`]), or in an anonymous temporary file ([`TarBuilder::on_disk`]) for
+/// uploads of whole trees, whose size memory must not bound.
+pub struct TarBuilder<W: std::io::Write = Vec<u8>> {
+    builder: tar::Builder<W>,
 }
 
-impl std::fmt::Debug for TarBuilder {
+impl<W: std::io::Write> std::fmt::Debug for TarBuilder<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TarBuilder").finish_non_exhaustive()
     }
@@ -22,9 +24,28 @@ impl Default for TarBuilder {
 }
 
 impl TarBuilder {
-    /// An empty archive.
+    /// An empty archive, in memory.
     pub fn new() -> Self {
-        let mut builder = tar::Builder::new(Vec::new());
+        Self::writing_to(Vec::new())
+    }
+}
+
+impl TarBuilder<std::fs::File> {
+    /// An empty archive in an anonymous temporary file (gone when dropped).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the temporary file cannot be created.
+    pub fn on_disk() -> Result<Self> {
+        let file = tempfile::tempfile()
+            .map_err(|e| Error::io("creating a temporary archive in", std::env::temp_dir(), e))?;
+        Ok(Self::writing_to(file))
+    }
+}
+
+impl<W: std::io::Write> TarBuilder<W> {
+    fn writing_to(out: W) -> Self {
+        let mut builder = tar::Builder::new(out);
+        // Uploads carry the project as the user sees it: a link inside it is followed.
         builder.follow_symlinks(true);
         builder.mode(tar::HeaderMode::Deterministic);
         Self { builder }
@@ -59,14 +80,14 @@ impl TarBuilder {
             .map_err(|e| Error::io("archiving", name, e))
     }
 
-    /// The finished archive.
+    /// The finished archive (the bytes, or the file to read from its start).
     ///
     /// # Errors
     /// [`Error::Io`] if the archive cannot be completed.
-    pub fn finish(self) -> Result<Vec<u8>> {
+    pub fn finish(self) -> Result<W> {
         self.builder
             .into_inner()
-            .map_err(|e| Error::io("finishing archive", "<memory>", e))
+            .map_err(|e| Error::io("finishing archive", "<archive>", e))
     }
 }
 

@@ -243,12 +243,89 @@ pub trait Connection: Send + Sync {
         std::fs::create_dir_all(local).map_err(|e| Error::io("creating directory", local, e))?;
         for remote in remotes {
             let tar = self.download_tar(remote).await?;
-            tar::Archive::new(std::io::Cursor::new(tar))
-                .unpack(local)
-                .map_err(|e| Error::io("unpacking download into", local, e))?;
+            unpack_download(&tar, local, self.instance(), remote)?;
         }
         Ok(())
     }
+}
+
+/// Unpacks an archive the instance sent into `local`, refusing what would land outside it:
+/// absolute names, `..` components, hard links out of the archive, and any path through a
+/// symlink (tar's `unpack_in` checks the real parent of every entry). Symlinks themselves are
+/// kept as symlinks, never followed, as Docker's archive API returns them.
+///
+/// # Errors
+/// [`Error::UnsafeDownload`] naming the entry; [`Error::Io`] when writing fails.
+pub fn unpack_download(tar: &[u8], local: &Path, instance: &str, remote: &str) -> Result<()> {
+    let refuse = |entry: &str, reason: String| Error::UnsafeDownload {
+        instance: instance.to_string(),
+        path: format!("{remote} (archive entry {entry:?})"),
+        reason,
+    };
+    let io = |e: std::io::Error| Error::io("unpacking download into", local, e);
+    let mut archive = tar::Archive::new(std::io::Cursor::new(tar));
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    for entry in archive.entries().map_err(io)? {
+        let mut entry = entry.map_err(io)?;
+        let name = entry.path().map_err(io)?.into_owned();
+        let shown = name.display().to_string();
+        if !is_relative_inside(&name) {
+            return Err(refuse(
+                &shown,
+                "the name is absolute or climbs with `..`".into(),
+            ));
+        }
+        if entry.header().entry_type().is_hard_link() {
+            let target = entry.link_name().map_err(io)?.unwrap_or_default();
+            if !is_relative_inside(&target) {
+                return Err(refuse(
+                    &shown,
+                    format!("it is a hard link to {}", target.display()),
+                ));
+            }
+        }
+        let is_dir = entry.header().entry_type().is_dir();
+        if let Some(link) = symlink_on_the_way(local, &name, is_dir) {
+            return Err(refuse(
+                &shown,
+                format!("it would be written through the symlink {}", link.display()),
+            ));
+        }
+        if !entry.unpack_in(local).map_err(io)? {
+            return Err(refuse(&shown, "the name leaves the directory".into()));
+        }
+    }
+    Ok(())
+}
+
+/// The first existing symlink among the parents of `local/name` (and `local/name` itself for
+/// a directory, whose mode would be set through it), if any: writing there would follow it (a
+/// link to `/root/.ssh` sent earlier in the same archive, or left by an earlier download).
+fn symlink_on_the_way(local: &Path, name: &Path, with_last: bool) -> Option<PathBuf> {
+    let mut at = local.to_path_buf();
+    let parts: Vec<_> = name.components().collect();
+    let upto = if with_last {
+        parts.len()
+    } else {
+        parts.len().saturating_sub(1)
+    };
+    for part in &parts[..upto] {
+        at.push(part);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// Whether `path` is relative and never climbs (`a/b`, `./a`; not `/a`, `a/../../b`).
+fn is_relative_inside(path: &Path) -> bool {
+    use std::path::Component;
+    !path.as_os_str().is_empty()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 /// Quotes a string for a POSIX shell (single quotes).
@@ -266,6 +343,68 @@ pub fn shell_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An archive with one raw entry whose name the tar crate's safe setters would refuse.
+    fn archive_with(name: &str, kind: tar::EntryType, link: Option<&str>) -> Vec<u8> {
+        let mut header = tar::Header::new_old();
+        let bytes = header.as_mut_bytes();
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        if let Some(link) = link {
+            bytes[157..157 + link.len()].copy_from_slice(link.as_bytes());
+        }
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(1);
+        header.set_cksum();
+        let mut out = header.as_bytes().to_vec();
+        out.push(b'x');
+        out.resize(1024, 0);
+        out.extend([0u8; 1024]);
+        out
+    }
+
+    #[test]
+    fn downloads_refuse_absolute_and_climbing_names() {
+        let root = tempfile::tempdir().unwrap();
+        let local = root.path().join("dl");
+        std::fs::create_dir(&local).unwrap();
+        for name in ["../escaped", "a/../../escaped", "/tmp/escaped"] {
+            let tar = archive_with(name, tar::EntryType::Regular, None);
+            let err = unpack_download(&tar, &local, "i1", "/srv/out").unwrap_err();
+            assert!(matches!(err, Error::UnsafeDownload { .. }), "{name}: {err}");
+            assert!(err.to_string().contains("climbs"), "{err}");
+        }
+        let tar = archive_with("h", tar::EntryType::Link, Some("../../etc/passwd"));
+        let err = unpack_download(&tar, &local, "i1", "/srv/out").unwrap_err();
+        assert!(err.to_string().contains("hard link"), "{err}");
+        assert!(!root.path().join("escaped").exists());
+        assert_eq!(std::fs::read_dir(&local).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn downloads_keep_symlinks_and_never_write_through_them() {
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("secret"), "host").unwrap();
+        let local = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        b.append_link(&mut h, "out/k", host.path()).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "out/k/secret", &b"evil"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let err = unpack_download(&tar, local.path(), "i1", "/srv/out").unwrap_err();
+        assert!(err.to_string().contains("through the symlink"), "{err}");
+        let link = local.path().join("out/k");
+        assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+        assert_eq!(
+            std::fs::read_to_string(host.path().join("secret")).unwrap(),
+            "host"
+        );
+    }
 
     #[test]
     fn quoting() {

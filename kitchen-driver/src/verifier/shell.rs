@@ -5,8 +5,6 @@
 //! `KITCHEN_<KEY>` (upper-cased) in its environment. With `remote_exec: true` it runs inside
 //! the instance instead. `sleep` waits that many seconds first. A non-zero exit fails verify.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -26,7 +24,7 @@ fn default_command() -> String {
 struct ShellVerifierConfig {
     #[serde(default = "default_command")]
     command: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::config::numbers::seconds")]
     sleep: f64,
     #[serde(default)]
     remote_exec: bool,
@@ -81,7 +79,7 @@ impl Verifier for ShellVerifier {
 
     async fn verify(&self, ctx: &PluginContext<'_>) -> Result<VerifyReport> {
         if self.config.sleep > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(self.config.sleep)).await;
+            tokio::time::sleep(crate::config::numbers::duration(self.config.sleep)).await;
         }
         let cmd = &self.config.command;
         let code = if self.config.remote_exec {

@@ -102,6 +102,7 @@ pub(super) struct DockerConfig {
     pub(super) hostname: Option<String>,
     pub(super) run_command: Option<String>,
     pub(super) memory: Option<StrOrNum>,
+    #[serde(deserialize_with = "crate::config::numbers::cpus")]
     pub(super) cpus: Option<f64>,
     pub(super) user: Option<String>,
     pub(super) forward: Vec<StrOrNum>,

@@ -2,19 +2,19 @@
 //! built once per content (tagged `kitchen-driver-build:<hash>`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bollard::Docker;
 use bollard::query_parameters::BuildImageOptions;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use super::build_context::{self, ContextEntry};
 use super::config::StrOrNum;
 use super::{DockerDriver, is_not_found};
 use crate::error::{Error, Result};
 use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, OutputSink, OutputStream};
-use crate::transport::TarBuilder;
 
 impl DockerDriver {
     /// The image to run: `image`, or the `dockerfile` built (once per content), with
@@ -148,25 +148,49 @@ fn context_tar(
     dockerfile: &str,
     args: &BTreeMap<String, StrOrNum>,
 ) -> Result<(Vec<u8>, String)> {
-    let mut files = Vec::new();
-    collect_files(dir, dir, &mut files)?;
-    files.sort();
+    let files = build_context::collect(dir)?;
     if !files.iter().any(|(rel, _)| rel == dockerfile) {
         return Err(Error::io(
             "reading dockerfile",
             dir.join(dockerfile),
-            std::io::Error::new(std::io::ErrorKind::NotFound, "not found"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not found (or left out by .dockerignore)",
+            ),
         ));
     }
     let mut hasher = Sha256::new();
-    let mut tar = TarBuilder::new();
-    for (rel, path) in &files {
-        let data = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let mut tar = tar::Builder::new(Vec::new());
+    let archived = |rel: &str| {
+        let rel = rel.to_string();
+        move |e| Error::io("archiving build context entry", rel, e)
+    };
+    for (rel, entry) in &files {
         hasher.update(rel.as_bytes());
         hasher.update([0]);
-        hasher.update((data.len() as u64).to_le_bytes());
-        hasher.update(&data);
-        tar.add_bytes(rel, &data, 0o644)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        match entry {
+            ContextEntry::File(path) => {
+                let data = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+                hasher.update((data.len() as u64).to_le_bytes());
+                hasher.update(&data);
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(data.len() as u64);
+                tar.append_data(&mut header, rel, &data[..])
+                    .map_err(archived(rel))?;
+            }
+            ContextEntry::Symlink(target) => {
+                hasher.update(b"-> ");
+                hasher.update(target.to_string_lossy().as_bytes());
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                tar.append_link(&mut header, rel, target)
+                    .map_err(archived(rel))?;
+            }
+        }
     }
     for (k, v) in args {
         hasher.update(format!("ARG {k}={}\0", v.text()).as_bytes());
@@ -177,25 +201,10 @@ fn context_tar(
         .take(8)
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok((tar.finish()?, hash))
-}
-
-fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("reading directory", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("reading directory", dir, e))?;
-        let path = entry.path();
-        let name = entry.file_name();
-        if name == ".kitchen" || name == ".git" || name == "target" {
-            continue;
-        }
-        if path.is_dir() {
-            collect_files(root, &path, out)?;
-        } else if let Ok(rel) = path.strip_prefix(root) {
-            out.push((rel.to_string_lossy().into_owned(), path));
-        }
-    }
-    Ok(())
+    let tar = tar
+        .into_inner()
+        .map_err(|e| Error::io("finishing archive", "<memory>", e))?;
+    Ok((tar, hash))
 }
 
 #[cfg(test)]

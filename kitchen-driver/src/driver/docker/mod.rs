@@ -18,6 +18,7 @@
 //! [`DockerConnection`] (exec, archives, terminal); this file creates, waits for, finds and
 //! removes containers. Names come from [`super::naming`].
 
+mod build_context;
 mod config;
 mod connection;
 mod endpoint;

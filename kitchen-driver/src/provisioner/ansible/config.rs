@@ -111,6 +111,10 @@ pub(super) struct AnsibleConfig {
     pub(super) group_vars_path: OptPath,
     pub(super) host_vars_path: OptPath,
     pub(super) extra_vars: serde_json::Map<String, Value>,
+    /// Host variables that hold secrets (redacted from logs and reports). `ansible-playbook`
+    /// runs on the host and already sees them; read here so the key is not reported unused.
+    #[allow(dead_code)]
+    pub(super) secret_env: Vec<String>,
     pub(super) attributes: Option<Attributes>,
     pub(super) tags: Words,
     pub(super) skip_tags: Words,

@@ -213,6 +213,27 @@ impl AnsiblePlaybookProvisioner {
         (!vars.is_empty()).then(|| Value::Object(vars.clone()).to_string())
     }
 
+    /// Writes [`extra_vars_file`] for `inventory`, readable only by its owner, when there are
+    /// extra vars.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when it cannot be written.
+    fn write_extra_vars(&self, inventory: &Path) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let Some(vars) = self.extra_vars() else {
+            return Ok(());
+        };
+        let path = extra_vars_file(inventory);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(vars.as_bytes()))
+            .map_err(|e| Error::io("writing extra_vars to", &path, e))
+    }
+
     /// The `ansible-playbook` arguments after the program (pure: unit-tested). `pin` is
     /// [`connection_vars`] as JSON: it comes last but for the playbook, after the user's own
     /// flags, so nothing outranks it.
@@ -233,9 +254,11 @@ impl AnsiblePlaybookProvisioner {
         if self.config.ansible_diff {
             a.push("--diff".into());
         }
-        if let Some(v) = self.extra_vars() {
+        if self.extra_vars().is_some() {
+            // From a file beside the inventory (written 0600 by `converge`), so that values
+            // such as passwords never appear in the command line, which is logged.
             a.push("-e".into());
-            a.push(v);
+            a.push(format!("@{}", extra_vars_file(inventory).display()));
         }
         let tags = self
             .config
@@ -319,6 +342,12 @@ impl AnsiblePlaybookProvisioner {
         }
         env
     }
+}
+
+/// Where the extra vars of a run are kept: beside its inventory, in the run's private
+/// temporary directory.
+fn extra_vars_file(inventory: &Path) -> PathBuf {
+    inventory.with_file_name("extra_vars.json")
 }
 
 fn host_var<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
@@ -512,6 +541,7 @@ impl Provisioner for AnsiblePlaybookProvisioner {
             .ansible_vault_password_file
             .path()
             .map(|p| ctx.expand_path(p));
+        self.write_extra_vars(&inventory_path)?;
         let args = self.args(&inventory_path, &paths.playbook, vault.as_deref(), &pin);
         let mut env: Vec<(String, String)> = ctx.host_env.to_vec();
         env.extend(self.env(

@@ -50,7 +50,7 @@ fn argv_follows_the_keys() {
             "--check",
             "--diff",
             "-e",
-            r#"{"port":8080,"name":"web"}"#,
+            "@/t/extra_vars.json",
             "--tags",
             "a,b",
             "--skip-tags",
@@ -118,7 +118,8 @@ fn attributes_override_extra_vars_and_tags() {
     }))
     .unwrap();
     let a = p.args(Path::new("i"), Path::new("pb"), None, "{}");
-    assert!(a.contains(&r#"{"b":2}"#.to_string()), "{a:?}");
+    assert!(a.contains(&"@extra_vars.json".to_string()), "{a:?}");
+    assert_eq!(p.extra_vars().as_deref(), Some(r#"{"b":2}"#));
     assert!(a.contains(&"y".to_string()), "{a:?}");
     assert_eq!(p.config.requirements_path.path(), None);
 }
