@@ -8,6 +8,7 @@
 //! - [`lifecycle`]: the action state machine, hooks and the concurrent [`lifecycle::Runner`].
 //! - [`state`]: `.kitchen/<instance>.yml`, written atomically, with a per-instance lock.
 //! - [`driver`]: the [`driver::Driver`] trait and the LXD and Docker drivers.
+//! - [`converge_cache`]: converged instances published as images, keyed on every input.
 //! - [`transport`]: the [`transport::Connection`] a driver hands out (exec, upload/download,
 //!   terminal), as test-kitchen's transports.
 //! - [`provisioner`] and [`verifier`]: the plugin traits and their implementations
@@ -23,6 +24,7 @@
 pub mod action;
 pub mod cli;
 pub mod config;
+pub mod converge_cache;
 pub mod driver;
 mod error;
 pub mod events;

@@ -54,6 +54,11 @@ pub struct ActionArgs {
     /// $GITHUB_STEP_SUMMARY).
     #[arg(long, value_name = "PATH")]
     pub summary_md: Option<PathBuf>,
+    /// Use the converge cache for every instance, as the driver key `converge_cache: true`
+    /// does per platform or suite: a converged instance is published as an image and the next
+    /// create with the same inputs starts from it and skips the converge.
+    #[arg(long)]
+    pub converge_cache: bool,
 }
 
 impl ActionArgs {
@@ -71,6 +76,7 @@ impl ActionArgs {
             color: ColorChoice::Auto,
             failure_output: FailureOutput::Immediate,
             summary_md: None,
+            converge_cache: false,
         }
     }
 
@@ -195,7 +201,8 @@ pub(super) fn run_lifecycle(
     let rt = runtime()?;
     let started = std::time::Instant::now();
     let runner = Runner::new(&project.kitchen_root, &project.test_base_path, bus.clone())
-        .with_command_line(std::env::args().collect());
+        .with_command_line(std::env::args().collect())
+        .with_converge_cache(args.converge_cache);
     let canceller = runner.canceller();
     let outcomes = rt.block_on(async {
         // Ctrl-C: start no further step, let running ones finish (so nothing is left

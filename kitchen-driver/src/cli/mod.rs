@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::lifecycle;
 
 mod actions;
+mod cache;
 mod diagnose;
 pub mod exit;
 mod list;
@@ -22,6 +23,7 @@ pub mod plugin_protocol;
 
 pub use actions::{ActionArgs, ExecArgs, LoginArgs, TestArgs};
 pub use orphans::DestroyArgs;
+pub use cache::{CacheArgs, CacheCommand, ClearArgs, render_list as render_cache_list};
 
 pub use diagnose::render_diagnose;
 pub use list::{ListRow, list_rows, render_table};
@@ -71,6 +73,15 @@ const EXAMPLES_DESTROY: &str = "Examples:
   kitchen-driver destroy default-busybox
   kitchen-driver destroy --orphans              containers and built images no state file knows";
 
+const EXAMPLES_RESET: &str = "Examples:
+  kitchen-driver reset default-debian           back to right after create, then converge again
+  kitchen-driver reset all -c && kitchen-driver converge all -c";
+
+const EXAMPLES_CACHE: &str = "Examples:
+  kitchen-driver test --converge-cache          publish after converge, start from it next time
+  kitchen-driver cache list
+  kitchen-driver cache clear --older-than 7";
+
 const EXAMPLES_TEST: &str = "Examples:
   kitchen-driver test                           every instance, one at a time
   kitchen-driver test -c 4 --fail-fast          four at once; stop starting steps after a failure
@@ -117,6 +128,15 @@ pub enum Command {
     /// what this checkout created that no state file knows.
     #[command(after_help = EXAMPLES_DESTROY)]
     Destroy(DestroyArgs),
+    /// Return created instances to their state right after create: LXD restores the
+    /// `kitchen-pristine` snapshot, Docker recreates the container from its image. The last
+    /// action goes back to `create` (no test-kitchen equivalent).
+    #[command(after_help = EXAMPLES_RESET)]
+    Reset(ActionArgs),
+    /// Show or remove this checkout's converge cache images (`--converge-cache`, driver key
+    /// `converge_cache: true`).
+    #[command(after_help = EXAMPLES_CACHE)]
+    Cache(CacheArgs),
     /// Destroy, create..verify, then destroy per --destroy (`kitchen test`).
     #[command(after_help = EXAMPLES_TEST)]
     Test(TestArgs),
@@ -263,6 +283,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Verify(a) => action(a, lifecycle::Command::Action(Action::Verify)),
         Command::Destroy(d) if d.orphans => orphans::destroy(&opts),
         Command::Destroy(d) => action(d.common, lifecycle::Command::Action(Action::Destroy)),
+        Command::Reset(a) => action(a, lifecycle::Command::Reset),
+        Command::Cache(c) => cache::run(&opts, c),
         Command::Test(t) => action(t.common, lifecycle::Command::Test(t.destroy)),
         Command::Exec(e) => {
             let args = ActionArgs::for_instances(e.instances, e.log_level);

@@ -3,10 +3,20 @@
 //! Keys: `image` (alias or fingerprint in the local image store), `profiles`, `config`
 //! (instance config such as `security.nesting`, `limits.memory`), `devices`, `storage_pool`,
 //! `type` (`container` or `virtual-machine`), `ephemeral`, `project`, `target` (a cluster
-//! member), `wait_for` (a command that must exit 0 before the instance counts as ready) and
-//! `ready_timeout` (seconds, default 120). The server: `remote` (an `lxc` remote) or
-//! `remote_url` with `server_certificate`, `client_certificate` and `client_key` (see
-//! `lxd_remote.rs`, which also names their environment variables); the local socket otherwise.
+//! member), `wait_for` (a command that must exit 0 before the instance counts as ready),
+//! `ready_timeout` (seconds, default 120) and `pristine_snapshot` (see below). The server:
+//! `remote` (an `lxc` remote) or `remote_url` with `server_certificate`, `client_certificate`
+//! and `client_key` (see `lxd_remote.rs`, which also names their environment variables); the
+//! local socket otherwise.
+//!
+//! Reset: create snapshots the instance as [`PRISTINE_SNAPSHOT`] before its first start, and
+//! `reset` restores it (LXD stops, restores and restarts the instance). On a copy-on-write
+//! pool (btrfs, zfs, lvm, ceph) the snapshot is a clone taking a few milliseconds; on a `dir`
+//! pool it copies the whole rootfs (seconds for Debian, measured in PERFORMANCE.md), as does
+//! its restore, so by default (`pristine_snapshot` unset) create takes it only on copy-on-write
+//! pools and `reset` elsewhere deletes and recreates the instance from its image, which costs
+//! the same as a restore there and nothing at create. `pristine_snapshot: true` takes it on
+//! every pool, `false` never.
 //!
 //! Instances are named `kitchen-<hash of kitchen_root>-<instance>` (a valid hostname, unique
 //! per checkout) and carry the config keys [`CONFIG_PROJECT`] and [`CONFIG_INSTANCE`]. Ready
@@ -27,8 +37,9 @@ use tokio::sync::OnceCell;
 use super::lxd_image;
 use super::lxd_remote::{self, RemoteKeys, Server};
 use super::naming::lxd_instance_name;
-use super::{Driver, ready};
+use super::{Driver, PRISTINE_SNAPSHOT, ready};
 use crate::config::{PluginConfig, parse_block};
+use crate::converge_cache::{self, CachedImage};
 use crate::error::{Error, Result};
 use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
@@ -82,7 +93,15 @@ struct LxdConfig {
     kitchen_root: Option<String>,
     wait_for: Option<String>,
     ready_timeout: Option<u64>,
+    pristine_snapshot: Option<bool>,
+    /// Read by [`crate::converge_cache::enabled`] from the raw block; declared so it is a
+    /// known key.
+    #[allow(dead_code)]
+    converge_cache: bool,
 }
+
+/// State key: the snapshot `reset` restores, when create took one.
+pub const STATE_PRISTINE_SNAPSHOT: &str = "lxd_pristine_snapshot";
 
 /// The LXD driver.
 #[derive(Debug)]
@@ -224,6 +243,53 @@ impl LxdDriver {
         }
     }
 
+    /// Whether create takes the pristine snapshot of `name`: `pristine_snapshot` when set,
+    /// else only when the instance's root pool is copy-on-write (not `dir`).
+    async fn wants_pristine_snapshot(&self, client: &Client, name: &str) -> Result<bool> {
+        if let Some(explicit) = self.config.pristine_snapshot {
+            return Ok(explicit);
+        }
+        let Ok(instance) = client.instances().get(name).await else {
+            return Ok(false);
+        };
+        let Some(pool) = instance
+            .expanded_devices
+            .get("root")
+            .and_then(|root| root.get("pool"))
+        else {
+            return Ok(false);
+        };
+        Ok(match client.storage_pools().get(pool).await {
+            Ok(p) => p.driver != "dir",
+            Err(_) => false,
+        })
+    }
+
+    /// Snapshots the created (not yet started) instance as [`PRISTINE_SNAPSHOT`] when
+    /// [`Self::wants_pristine_snapshot`]; the snapshot's name, or `None`.
+    async fn pristine_snapshot(
+        &self,
+        client: &Client,
+        ctx: &InstanceContext,
+        name: &str,
+    ) -> Result<Option<String>> {
+        if !self.wants_pristine_snapshot(client, name).await? {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let snapshots = client.instances().snapshots(name);
+        let taken = match snapshots.create(PRISTINE_SNAPSHOT).send().await {
+            Ok(op) => op.wait_for(Duration::from_secs(600)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        taken.map_err(Self::err(ctx, format!("snapshotting instance {name}")))?;
+        ctx.output.debug(&format!(
+            "Snapshot {name}/{PRISTINE_SNAPSHOT} taken in {} ms",
+            started.elapsed().as_millis()
+        ));
+        Ok(Some(PRISTINE_SNAPSHOT.to_string()))
+    }
+
     async fn wait_ready(&self, conn: &LxdConnection, ctx: &InstanceContext) -> Result<()> {
         let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(120));
         let started = Instant::now();
@@ -303,8 +369,12 @@ impl Driver for LxdDriver {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
-        // Image: by alias, or by fingerprint when it looks like one.
-        let image = self.config.image.clone().unwrap_or_default();
+        // Image: by alias, or by fingerprint when it looks like one; a converge cache hit
+        // starts from the cached image instead.
+        let image = match state.get_str(converge_cache::STATE_IMAGE) {
+            Some(cached) => cached.to_string(),
+            None => self.config.image.clone().unwrap_or_default(),
+        };
         let image = match lxd_image::remote_image(&image) {
             Some((remote, alias)) => {
                 lxd_image::ensure_copied(&client, remote, alias, &ctx.instance.name, &ctx.output)
@@ -393,6 +463,9 @@ impl Driver for LxdDriver {
             ctx.output
                 .debug(&format!("Could not write /etc/hostname in {name}: {e}"));
         }
+        if let Some(snapshot) = self.pristine_snapshot(&client, ctx, &name).await? {
+            state.set(STATE_PRISTINE_SNAPSHOT, snapshot);
+        }
         // A start fails when LXC's pre-start hook (`lxd callhook`) cannot reach the daemon in
         // time ("forkstart ... exit status 1"), as when another client holds a silent unix
         // connection to LXD 5.0.2; try twice, and report the container's log when it fails.
@@ -465,6 +538,7 @@ impl Driver for LxdDriver {
             Err(e) => return Err(Self::err(ctx, format!("reading instance {name}"))(e)),
         }
         state.forget_instance();
+        state.remove(STATE_PRISTINE_SNAPSHOT);
         Ok(())
     }
 
@@ -480,6 +554,224 @@ impl Driver for LxdDriver {
             project: self.project(),
             instance: ctx.instance.name.clone(),
         }))
+    }
+
+    async fn base_image_id(&self, ctx: &InstanceContext) -> Result<Option<String>> {
+        let client = self.client().await?;
+        let image = self.config.image.clone().unwrap_or_default();
+        // REMOTE:ALIAS: the copy in the instance's server (made once) is what create uses.
+        let image = match lxd_image::remote_image(&image) {
+            Some((remote, alias)) => {
+                lxd_image::ensure_copied(&client, remote, alias, &ctx.instance.name, &ctx.output)
+                    .await?;
+                alias.to_string()
+            }
+            None => image.strip_prefix("local:").unwrap_or(&image).to_string(),
+        };
+        let by_fingerprint = image.len() >= 12 && image.chars().all(|c| c.is_ascii_hexdigit());
+        let fingerprint = if by_fingerprint {
+            client.images().get(&image).await.map(|i| i.fingerprint)
+        } else {
+            client.images().get_alias(&image).await.map(|a| a.target)
+        };
+        fingerprint
+            .map(Some)
+            .map_err(Self::err(ctx, format!("reading image {image}")))
+    }
+
+    async fn find_converged(&self, ctx: &InstanceContext, key: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        let alias = cache_alias(&ctx.kitchen_root, key);
+        match client.images().get_alias(&alias).await {
+            Ok(_) => Ok(Some(alias)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(Self::err(ctx, format!("reading image alias {alias}"))(e)),
+        }
+    }
+
+    async fn publish_converged(
+        &self,
+        ctx: &InstanceContext,
+        state: &State,
+        key: &str,
+    ) -> Result<String> {
+        let name = state
+            .created(keys::CONTAINER_NAME, &ctx.instance.name)?
+            .to_string();
+        let client = self.client().await?;
+        let alias = cache_alias(&ctx.kitchen_root, key);
+        // LXD publishes a running instance only through a snapshot (a clone on copy-on-write
+        // pools); the snapshot goes once the image exists.
+        let snapshots = client.instances().snapshots(&name);
+        if let Ok(op) = snapshots.delete(CONVERGED_SNAPSHOT).await {
+            let _ = op.wait_for(Duration::from_secs(600)).await;
+        }
+        let taken = match snapshots.create(CONVERGED_SNAPSHOT).send().await {
+            Ok(op) => op.wait_for(Duration::from_secs(600)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        taken.map_err(Self::err(ctx, format!("snapshotting instance {name}")))?;
+        let body = serde_json::json!({
+            "source": {"type": "snapshot", "name": format!("{name}/{CONVERGED_SNAPSHOT}")},
+            // Uncompressed: gzip of a Debian rootfs costs more than the converge it saves.
+            "compression_algorithm": "none",
+            "properties": {
+                "description": format!("kitchen-driver converge cache: {} ({key})", ctx.instance.name),
+                converge_cache::PROPERTY_KEY: key,
+                CONFIG_PROJECT: ctx.kitchen_root.to_string_lossy(),
+                CONFIG_INSTANCE: ctx.instance.name,
+            },
+            "aliases": [{"name": alias, "description": format!("converge cache {key}")}],
+        });
+        let published = match client
+            .query_operation(lxd_client::Method::POST, "/1.0/images", Some(&body))
+            .await
+        {
+            Ok(op) => op.wait_for(Duration::from_secs(1800)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Ok(op) = snapshots.delete(CONVERGED_SNAPSHOT).await {
+            let _ = op.wait_for(Duration::from_secs(600)).await;
+        }
+        published.map_err(Self::err(ctx, format!("publishing {name} as {alias}")))?;
+        Ok(alias)
+    }
+
+    async fn evict_converged(&self, ctx: &InstanceContext, max: usize) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let images = lxd_cached_images(&client, &ctx.kitchen_root)
+            .await
+            .map_err(Self::err(ctx, "listing cached images"))?;
+        let mut evicted = Vec::new();
+        for image in converge_cache::to_evict(&images, max) {
+            remove_lxd_cached(&client, &image)
+                .await
+                .map_err(Self::err(ctx, format!("removing image {}", image.name)))?;
+            evicted.push(image.name);
+        }
+        Ok(evicted)
+    }
+
+    async fn reset(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
+        let name = state
+            .created(keys::CONTAINER_NAME, &ctx.instance.name)?
+            .to_string();
+        let client = self.client().await?;
+        let snapshot = state.get_str(STATE_PRISTINE_SNAPSHOT).map(str::to_string);
+        let Some(snapshot) = snapshot else {
+            // No snapshot (a `dir` pool): a new instance from the image is the pristine one.
+            ctx.output.info(&format!(
+                "Recreating LXD instance {name} from its image (no {PRISTINE_SNAPSHOT} snapshot on this pool)"
+            ));
+            Self::remove(&client, ctx, &name).await?;
+            state.remove(keys::CONTAINER_NAME);
+            return self.create(ctx, state).await;
+        };
+        ctx.output
+            .info(&format!("Restoring LXD instance {name} to {snapshot}"));
+        // LXD stops a running instance, restores the snapshot and starts it again.
+        let restored = match client.instances().snapshots(&name).restore(&snapshot).await {
+            Ok(op) => op.wait_for(Duration::from_secs(600)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        restored.map_err(Self::err(ctx, format!("restoring {name} to {snapshot}")))?;
+        // Taken before the first start, so the snapshot itself is stopped: start it if the
+        // restore left it so.
+        let running = client
+            .instances()
+            .get(&name)
+            .await
+            .map_err(Self::err(ctx, format!("reading instance {name}")))?
+            .is_running();
+        if !running {
+            let started = match client.instances().start(&name).await {
+                Ok(op) => op.wait_for(Duration::from_secs(120)).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            started.map_err(Self::err(ctx, format!("starting instance {name}")))?;
+        }
+        let conn = LxdConnection {
+            client: client.clone(),
+            name: name.clone(),
+            project: self.project(),
+            instance: ctx.instance.name.clone(),
+        };
+        self.wait_ready(&conn, ctx).await?;
+        ctx.output.info(&format!("LXD instance {name} is reset"));
+        Ok(())
+    }
+}
+
+/// The snapshot a converged instance is published from (removed once published).
+const CONVERGED_SNAPSHOT: &str = "kitchen-converged";
+
+/// The alias of this checkout's cached image for `key`.
+fn cache_alias(kitchen_root: &std::path::Path, key: &str) -> String {
+    format!(
+        "kitchen-cache-{}",
+        converge_cache::image_suffix(kitchen_root, key)
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 time (0 for LXD's "never", or unreadable).
+fn epoch(t: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| d.timestamp().max(0))
+        .unwrap_or(0)
+}
+
+/// The converge cache images of the checkout at `kitchen_root` in the local LXD store.
+///
+/// # Errors
+/// API errors.
+pub async fn lxd_cached_images(
+    client: &Client,
+    kitchen_root: &std::path::Path,
+) -> std::result::Result<Vec<CachedImage>, lxd_client::Error> {
+    let root = kitchen_root.to_string_lossy();
+    Ok(client
+        .images()
+        .list()
+        .await?
+        .into_iter()
+        .filter(|i| i.properties.get(CONFIG_PROJECT).map(String::as_str) == Some(root.as_ref()))
+        .filter_map(|i| {
+            let key = i.properties.get(converge_cache::PROPERTY_KEY)?.clone();
+            let created = epoch(&i.created_at);
+            Some(CachedImage {
+                runtime: "lxd",
+                name: i
+                    .aliases
+                    .first()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| i.fingerprint.clone()),
+                id: i.fingerprint,
+                key,
+                instance: i
+                    .properties
+                    .get(CONFIG_INSTANCE)
+                    .cloned()
+                    .unwrap_or_default(),
+                size: u64::try_from(i.size).unwrap_or(0),
+                created,
+                last_used: epoch(&i.last_used_at).max(created),
+            })
+        })
+        .collect())
+}
+
+/// Deletes a cached image (instances created from it keep their own copy).
+///
+/// # Errors
+/// API errors other than "not found".
+pub async fn remove_lxd_cached(
+    client: &Client,
+    image: &CachedImage,
+) -> std::result::Result<(), lxd_client::Error> {
+    match client.images().delete(&image.id).await {
+        Ok(op) => op.wait_for(Duration::from_secs(300)).await.map(|_| ()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

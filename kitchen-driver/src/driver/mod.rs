@@ -58,7 +58,70 @@ pub trait Driver: Send + Sync {
     /// [`Error::NotCreated`] when `state` records no instance.
     async fn connection(&self, ctx: &InstanceContext, state: &State)
     -> Result<Arc<dyn Connection>>;
+
+    /// Returns a created instance to its state right after create, running and ready
+    /// (`kitchen-driver reset`): LXD restores its [`PRISTINE_SNAPSHOT`], Docker recreates the
+    /// container from its image. The caller records `create` as the last action.
+    ///
+    /// # Errors
+    /// [`Error::NotCreated`] when `state` records no instance; runtime errors; a driver
+    /// without reset says so.
+    async fn reset(&self, ctx: &InstanceContext, _state: &mut State) -> Result<()> {
+        Err(Error::Runtime {
+            instance: ctx.instance.name.clone(),
+            message: format!(
+                "the {} driver cannot reset an instance: destroy and create it instead",
+                self.name()
+            ),
+        })
+    }
+
+    /// The platform image's identity for the converge cache key (LXD fingerprint, Docker image
+    /// id); `None` for a driver without a converge cache (see [`crate::converge_cache`]).
+    ///
+    /// # Errors
+    /// Runtime errors; a missing image.
+    async fn base_image_id(&self, _ctx: &InstanceContext) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// The name of this checkout's cached image holding `key`, if there is one.
+    ///
+    /// # Errors
+    /// Runtime errors.
+    async fn find_converged(&self, _ctx: &InstanceContext, _key: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Publishes the converged instance as this checkout's cached image for `key`; returns its
+    /// name.
+    ///
+    /// # Errors
+    /// Runtime errors; a driver without a converge cache says so.
+    async fn publish_converged(
+        &self,
+        ctx: &InstanceContext,
+        _state: &State,
+        _key: &str,
+    ) -> Result<String> {
+        Err(Error::Runtime {
+            instance: ctx.instance.name.clone(),
+            message: format!("the {} driver has no converge cache", self.name()),
+        })
+    }
+
+    /// Removes this checkout's least recently used cached images beyond `max`; returns their
+    /// names.
+    ///
+    /// # Errors
+    /// Runtime errors.
+    async fn evict_converged(&self, _ctx: &InstanceContext, _max: usize) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
+
+/// The LXD snapshot taken at create (on copy-on-write pools) that `reset` restores.
+pub const PRISTINE_SNAPSHOT: &str = "kitchen-pristine";
 
 /// The driver named by the instance's `driver.name`.
 ///

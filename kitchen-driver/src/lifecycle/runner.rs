@@ -11,6 +11,7 @@ use super::hooks::{HookCommand, Hooks, Phase};
 use super::sampler::Sampler;
 use super::{Action, steps};
 use crate::config::InstanceConfig;
+use crate::converge_cache::{self, ConvergePlan};
 use crate::driver::Driver;
 use crate::error::{CancelReason, Error, Result};
 use crate::events::{
@@ -62,6 +63,8 @@ pub enum Command {
     Test(DestroyMode),
     /// Run a command in each (created) instance.
     Exec(String),
+    /// Return each created instance to its state right after create ([`Driver::reset`]).
+    Reset,
 }
 
 impl Command {
@@ -72,6 +75,7 @@ impl Command {
             Command::Action(a) => a.as_str(),
             Command::Test(_) => "test",
             Command::Exec(_) => "exec",
+            Command::Reset => "reset",
         }
     }
 }
@@ -228,6 +232,7 @@ pub struct Runner {
     host_env: Arc<Vec<(String, String)>>,
     cancel: Canceller,
     command_line: Arc<Vec<String>>,
+    converge_cache: bool,
 }
 
 impl Runner {
@@ -244,7 +249,16 @@ impl Runner {
             host_env: Arc::new(std::env::vars().collect()),
             cancel: Canceller::default(),
             command_line: Arc::default(),
+            converge_cache: false,
         }
+    }
+
+    /// Turns the converge cache on for every instance (`--converge-cache`); without it, only
+    /// instances whose driver block says `converge_cache: true` use it.
+    #[must_use]
+    pub fn with_converge_cache(mut self, on: bool) -> Self {
+        self.converge_cache = on;
+        self
     }
 
     /// Records the command line (program name first) in [`Event::RunStarted`].
@@ -450,6 +464,7 @@ impl Runner {
             cancel: cancel.clone(),
             cases,
             seen,
+            publish_key: None,
         };
         let result = match command {
             Command::Action(target) => run.transition_to(*target).await,
@@ -474,6 +489,7 @@ impl Runner {
                 result
             }
             Command::Exec(_) => Ok(()),
+            Command::Reset => run.reset().await,
         };
         if !state_file.path().exists() {
             // Destroyed: leave nothing of the instance behind in .kitchen.
@@ -495,6 +511,8 @@ struct InstanceRun<'a> {
     cases: &'a mut Vec<CaseResult>,
     /// The last step attempted (for [`Event::InstanceFinished`]).
     seen: &'a mut StepsSeen,
+    /// The converge cache key to publish under once the converge step succeeds.
+    publish_key: Option<String>,
 }
 
 impl InstanceRun<'_> {
@@ -510,6 +528,32 @@ impl InstanceRun<'_> {
             self.run_step(step).await?;
         }
         Ok(())
+    }
+
+    /// `reset`: the driver returns the created instance to its pristine state, and the last
+    /// action goes back to `create`.
+    async fn reset(&mut self) -> Result<()> {
+        if self.state.last_action().is_none() {
+            return Err(Error::NotCreated {
+                instance: self.inst.name.clone(),
+            });
+        }
+        self.seen.last = Some(Action::Create);
+        let result = self.driver.reset(&self.ctx, &mut self.state).await;
+        match &result {
+            Ok(()) => {
+                self.state.set(keys::LAST_ACTION, Action::Create.as_str());
+                self.state.set(keys::LAST_ERROR, serde_json::Value::Null);
+                self.state.remove(keys::LAST_ERROR_MESSAGE);
+            }
+            Err(e) => {
+                self.seen.failed.get_or_insert(Action::Create);
+                self.state.set(keys::LAST_ERROR, e.kind_name());
+                self.state.set(keys::LAST_ERROR_MESSAGE, e.to_string());
+            }
+        }
+        let saved = self.state_file.save(&self.state);
+        result.and(saved)
     }
 
     async fn run_step(&mut self, action: Action) -> Result<()> {
@@ -548,6 +592,19 @@ impl InstanceRun<'_> {
         let finally = self.run_hooks(action, Phase::Finally).await;
         if result.is_ok() {
             result = finally;
+        }
+        if let Some(key) = self.publish_key.take()
+            && result.is_ok()
+        {
+            let interrupted = self.cancel.is_cancelled();
+            converge_cache::after_converge(
+                self.driver.as_ref(),
+                &self.ctx,
+                &self.state,
+                &key,
+                interrupted,
+            )
+            .await;
         }
         let saved = match &result {
             Ok(()) => {
@@ -592,10 +649,32 @@ impl InstanceRun<'_> {
 
     async fn body(&mut self, action: Action) -> Result<()> {
         match action {
-            Action::Create => self.driver.create(&self.ctx, &mut self.state).await,
+            Action::Create => {
+                let cache = converge_cache::enabled(&self.inst, self.runner.converge_cache);
+                converge_cache::before_create(
+                    self.driver.as_ref(),
+                    &self.ctx,
+                    &mut self.state,
+                    cache,
+                )
+                .await?;
+                self.driver.create(&self.ctx, &mut self.state).await
+            }
             Action::Destroy => self.driver.destroy(&self.ctx, &mut self.state).await,
             Action::Setup => Ok(()),
             Action::Converge => {
+                let cache = converge_cache::enabled(&self.inst, self.runner.converge_cache);
+                let plan = converge_cache::before_converge(
+                    self.driver.as_ref(),
+                    &self.ctx,
+                    &mut self.state,
+                    cache,
+                )
+                .await?;
+                let ConvergePlan::Converge(key) = plan else {
+                    return Ok(());
+                };
+                self.publish_key = key;
                 let prov = provisioner::for_instance(&self.inst)?;
                 let conn = self.connection().await?;
                 prov.converge(&self.ctx.plugin(&self.state, conn)).await

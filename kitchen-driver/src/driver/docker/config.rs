@@ -115,6 +115,10 @@ pub(super) struct DockerConfig {
     pub(super) tls_verify: Option<bool>,
     /// The directory with `ca.pem`, `cert.pem` and `key.pem` (`DOCKER_CERT_PATH` otherwise).
     pub(super) cert_path: Option<String>,
+    /// Read by [`crate::converge_cache::enabled`] from the raw block; declared so it is a
+    /// known key.
+    #[allow(dead_code)]
+    pub(super) converge_cache: bool,
     /// kitchen-docker's name for `volumes` (folded into it by `kitchen_docker::translate`).
     pub(super) volume: OneOrMany,
     /// kitchen-docker's `docker run` options (folded into the keys above).

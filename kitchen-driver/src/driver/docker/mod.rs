@@ -32,15 +32,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
+use bollard::models::ContainerConfig;
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions,
-    StartContainerOptions,
+    CommitContainerOptions, CreateContainerOptions, ListContainersOptions, ListImagesOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, StartContainerOptions,
 };
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 use super::{Driver, ready};
 use crate::config::{PluginConfig, parse_block};
+use crate::converge_cache::{self, CachedImage};
 use crate::error::{Error, Result};
 use crate::plugin::InstanceContext;
 use crate::state::{State, keys};
@@ -277,6 +279,77 @@ async fn remove_container(docker: &Docker, instance: &str, id: &str) -> Result<(
     }
 }
 
+/// The tag of this checkout's cached image for `key`: `kitchen-cache-<project hash>:<key16>`.
+fn cache_tag(kitchen_root: &std::path::Path, key: &str) -> String {
+    format!(
+        "kitchen-cache-{}:{}",
+        super::naming::project_hash(kitchen_root),
+        &key[..16.min(key.len())]
+    )
+}
+
+/// The converge cache images of the checkout at `kitchen_root` on the Docker engine.
+///
+/// # Errors
+/// Engine errors.
+pub async fn docker_cached_images(
+    docker: &Docker,
+    kitchen_root: &std::path::Path,
+) -> std::result::Result<Vec<CachedImage>, BollardError> {
+    let root = kitchen_root.to_string_lossy().into_owned();
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![
+            converge_cache::LABEL_KEY.to_string(),
+            format!("{LABEL_PROJECT}={root}"),
+        ],
+    )]);
+    let uses = converge_cache::recorded_uses(kitchen_root);
+    Ok(docker
+        .list_images(Some(ListImagesOptions {
+            filters: Some(filters),
+            ..Default::default()
+        }))
+        .await?
+        .into_iter()
+        .map(|i| {
+            let name = i.repo_tags.first().cloned().unwrap_or_else(|| i.id.clone());
+            CachedImage {
+                runtime: "docker",
+                key: i
+                    .labels
+                    .get(converge_cache::LABEL_KEY)
+                    .cloned()
+                    .unwrap_or_default(),
+                instance: i.labels.get(LABEL_INSTANCE).cloned().unwrap_or_default(),
+                size: u64::try_from(i.size).unwrap_or(0),
+                created: i.created,
+                last_used: uses.get(&name).copied().unwrap_or(0).max(i.created),
+                id: i.id,
+                name,
+            }
+        })
+        .collect())
+}
+
+/// Removes a cached image; the engine refuses while a container runs from it.
+///
+/// # Errors
+/// Engine errors other than "not found" (409 names the container using it).
+pub async fn remove_docker_cached(
+    docker: &Docker,
+    image: &CachedImage,
+) -> std::result::Result<(), BollardError> {
+    match docker
+        .remove_image(&image.id, None::<RemoveImageOptions>, None)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 async fn container_logs(docker: &Docker, id: &str) -> String {
     let mut stream = docker.logs(
         id,
@@ -327,7 +400,11 @@ impl Driver for DockerDriver {
             ctx.output
                 .warn(&format!("Removed leftover container {id} of this instance"));
         }
-        let image = self.resolve_image(&docker, ctx).await?;
+        // A converge cache hit starts from the cached image.
+        let image = match state.get_str(converge_cache::STATE_IMAGE) {
+            Some(cached) => cached.to_string(),
+            None => self.resolve_image(&docker, ctx).await?,
+        };
         let name = container_name(&ctx.kitchen_root, &instance);
         let body = self.create_body(&ctx.kitchen_root, &instance, &image);
         ctx.output
@@ -454,5 +531,109 @@ impl Driver for DockerDriver {
             name,
             &ctx.instance.name,
         )))
+    }
+
+    async fn base_image_id(&self, ctx: &InstanceContext) -> Result<Option<String>> {
+        let docker = self.docker().await?;
+        let image = self.resolve_image(&docker, ctx).await?;
+        let inspect = docker
+            .inspect_image(&image)
+            .await
+            .map_err(|source| Error::Docker {
+                action: format!("inspecting image {image}"),
+                instance: ctx.instance.name.clone(),
+                source,
+            })?;
+        Ok(Some(inspect.id.unwrap_or(image)))
+    }
+
+    async fn find_converged(&self, ctx: &InstanceContext, key: &str) -> Result<Option<String>> {
+        let docker = self.docker().await?;
+        let tag = cache_tag(&ctx.kitchen_root, key);
+        match docker.inspect_image(&tag).await {
+            Ok(_) => Ok(Some(tag)),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(source) => Err(Error::Docker {
+                action: format!("inspecting image {tag}"),
+                instance: ctx.instance.name.clone(),
+                source,
+            }),
+        }
+    }
+
+    async fn publish_converged(
+        &self,
+        ctx: &InstanceContext,
+        state: &State,
+        key: &str,
+    ) -> Result<String> {
+        let id = state.created(keys::CONTAINER_ID, &ctx.instance.name)?;
+        let docker = self.docker().await?;
+        let tag = cache_tag(&ctx.kitchen_root, key);
+        let (repo, version) = tag.split_once(':').unwrap_or((tag.as_str(), "latest"));
+        // The container's labels (checkout, instance) go along; these are added to them.
+        let labels = HashMap::from([
+            (converge_cache::LABEL_KEY.to_string(), key.to_string()),
+            (
+                LABEL_PROJECT.to_string(),
+                ctx.kitchen_root.to_string_lossy().into_owned(),
+            ),
+            (LABEL_INSTANCE.to_string(), ctx.instance.name.clone()),
+        ]);
+        docker
+            .commit_container(
+                CommitContainerOptions {
+                    container: Some(id.to_string()),
+                    repo: Some(repo.to_string()),
+                    tag: Some(version.to_string()),
+                    comment: Some(format!("kitchen-driver converge cache {key}")),
+                    pause: true,
+                    ..Default::default()
+                },
+                ContainerConfig {
+                    labels: Some(labels),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|source| Error::Docker {
+                action: format!("committing container {id} as {tag}"),
+                instance: ctx.instance.name.clone(),
+                source,
+            })?;
+        Ok(tag)
+    }
+
+    async fn evict_converged(&self, ctx: &InstanceContext, max: usize) -> Result<Vec<String>> {
+        let docker = self.docker().await?;
+        let err = |source| Error::Docker {
+            action: "listing or removing cached images".into(),
+            instance: ctx.instance.name.clone(),
+            source,
+        };
+        let images = docker_cached_images(&docker, &ctx.kitchen_root)
+            .await
+            .map_err(err)?;
+        let mut evicted = Vec::new();
+        for image in converge_cache::to_evict(&images, max) {
+            remove_docker_cached(&docker, &image).await.map_err(err)?;
+            evicted.push(image.name);
+        }
+        Ok(evicted)
+    }
+
+    /// A container has no cheap snapshot of its own: the pristine one is a new container from
+    /// the same image, with the same name and labels (the image's layers are shared, so this
+    /// costs a container start, not an unpack).
+    async fn reset(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
+        let id = state
+            .created(keys::CONTAINER_ID, &ctx.instance.name)?
+            .to_string();
+        let docker = self.docker().await?;
+        ctx.output
+            .info(&format!("Recreating container {id} from its image"));
+        remove_container(&docker, &ctx.instance.name, &id).await?;
+        state.remove(keys::CONTAINER_ID);
+        self.create(ctx, state).await
     }
 }

@@ -1,0 +1,375 @@
+//! `kitchen-driver reset` on the real daemons, through the real binary: an instance converged
+//! and dirtied by hand comes back with its pristine files, on Docker and on LXD, and its last
+//! action goes back to `create`.
+
+use kitchen_driver::state::keys;
+use test_support::{Runtime, basic_kitchen_yml, standard_project};
+
+const INSTANCE: &str = "default-busybox";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn reset_restores_the_pristine_files(runtime: Runtime) {
+    let p = standard_project(
+        &format!("reset-{}", runtime.label()),
+        &basic_kitchen_yml(runtime),
+    );
+    let converge = p
+        .kitchen_driver(300)
+        .args(["converge", INSTANCE])
+        .output()
+        .unwrap();
+    assert!(converge.status.success(), "{}", text(&converge.stderr));
+    // Dirty it further by hand, as a user iterating would.
+    let dirty = p
+        .kitchen_driver(120)
+        .args([
+            "exec",
+            INSTANCE,
+            "-c",
+            "echo dirty > /root/dirty && cat /etc/hello/hello.conf",
+        ])
+        .output()
+        .unwrap();
+    assert!(dirty.status.success(), "{}", text(&dirty.stdout));
+    assert!(
+        text(&dirty.stdout).contains("hello from"),
+        "{}",
+        text(&dirty.stdout)
+    );
+    let before = p.state(INSTANCE);
+    assert_eq!(before.get_str(keys::LAST_ACTION), Some("converge"));
+
+    let reset = p
+        .kitchen_driver(300)
+        .args(["reset", INSTANCE])
+        .output()
+        .unwrap();
+    let out = text(&reset.stdout);
+    assert!(reset.status.success(), "{out}{}", text(&reset.stderr));
+    let after = p.state(INSTANCE);
+    assert_eq!(after.get_str(keys::LAST_ACTION), Some("create"), "{out}");
+    assert_eq!(
+        after.get_str(keys::CONTAINER_NAME),
+        before.get_str(keys::CONTAINER_NAME)
+    );
+    match runtime {
+        Runtime::Docker => {
+            assert!(out.contains("Recreating container"), "{out}");
+            assert_ne!(
+                after.get_str(keys::CONTAINER_ID),
+                before.get_str(keys::CONTAINER_ID)
+            );
+            assert_eq!(
+                p.containers(Some(INSTANCE)).len(),
+                1,
+                "the old container is gone"
+            );
+        }
+        Runtime::Lxd => {
+            // setup-host's default pool is copy-on-write: create took the snapshot.
+            assert!(out.contains("Restoring LXD instance"), "{out}");
+            assert_eq!(
+                after.get_str("lxd_pristine_snapshot"),
+                Some("kitchen-pristine")
+            );
+        }
+    }
+    // The pristine files: neither the converge's nor the hand-made change is there.
+    let check = p
+        .kitchen_driver(120)
+        .args([
+            "exec",
+            INSTANCE,
+            "-c",
+            "test ! -e /etc/hello/hello.conf && test ! -e /root/dirty && echo pristine-ok",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success() && text(&check.stdout).contains("pristine-ok"),
+        "{}{}",
+        text(&check.stdout),
+        text(&check.stderr)
+    );
+    // And it converges again from there.
+    let again = p
+        .kitchen_driver(300)
+        .args(["verify", INSTANCE])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("verified-ok"),
+        "{}",
+        text(&again.stdout)
+    );
+    let destroy = p
+        .kitchen_driver(300)
+        .args(["destroy", INSTANCE])
+        .output()
+        .unwrap();
+    assert!(destroy.status.success(), "{}", text(&destroy.stderr));
+    p.assert_no_containers();
+}
+
+#[test]
+fn reset_restores_the_pristine_files_on_docker() {
+    reset_restores_the_pristine_files(Runtime::Docker);
+}
+
+#[test]
+fn reset_restores_the_pristine_files_on_lxd() {
+    reset_restores_the_pristine_files(Runtime::Lxd);
+}
+
+#[test]
+fn reset_of_an_instance_never_created_fails_and_names_it() {
+    let p = standard_project("reset-none", &basic_kitchen_yml(Runtime::Docker));
+    let reset = p
+        .kitchen_driver(60)
+        .args(["reset", INSTANCE])
+        .output()
+        .unwrap();
+    assert_eq!(reset.status.code(), Some(20), "{}", text(&reset.stdout));
+    let all = format!("{}{}", text(&reset.stdout), text(&reset.stderr));
+    assert!(
+        all.contains(INSTANCE) && all.contains("not yet been created"),
+        "{all}"
+    );
+    assert!(!p.state_exists(INSTANCE), "a failed reset writes no state");
+    p.assert_no_containers();
+}
+
+// ---- the converge cache ----------------------------------------------------------------
+
+use std::path::{Path, PathBuf};
+
+use bollard::query_parameters::RemoveImageOptions;
+use kitchen_driver::converge_cache::{CachedImage, STATE_HIT};
+use kitchen_driver::driver::docker::docker_cached_images;
+use kitchen_driver::driver::lxd::{lxd_cached_images, remove_lxd_cached};
+use test_support::{TestProject, on_fresh_runtime};
+
+/// This checkout's cached images, on both runtimes, read through the runtimes' APIs.
+fn cached(root: &Path) -> Vec<CachedImage> {
+    let root = root.to_path_buf();
+    on_fresh_runtime(async move {
+        let client = lxd_client::Client::connect_local().await.expect("LXD");
+        let mut all = lxd_cached_images(&client, &root).await.expect("LXD images");
+        let docker = test_support::docker().await;
+        all.extend(
+            docker_cached_images(&docker, &root)
+                .await
+                .expect("Docker images"),
+        );
+        all
+    })
+}
+
+/// Removes the project's cached images when dropped (TestProject removes only containers).
+struct CacheGuard(PathBuf);
+
+impl Drop for CacheGuard {
+    fn drop(&mut self) {
+        let images = cached(&self.0);
+        on_fresh_runtime(async move {
+            let client = lxd_client::Client::connect_local().await.expect("LXD");
+            let docker = test_support::docker().await;
+            for i in images {
+                // Forced on Docker: a failed test may leave a container on the image (the
+                // project's own guard removes it after this one).
+                let _ = match i.runtime {
+                    "lxd" => remove_lxd_cached(&client, &i)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    _ => docker
+                        .remove_image(
+                            &i.id,
+                            Some(RemoveImageOptions {
+                                force: true,
+                                ..Default::default()
+                            }),
+                            None,
+                        )
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                };
+            }
+        });
+    }
+}
+
+fn cached_project(label: &str, runtime: Runtime, bootstrap: &str) -> (TestProject, CacheGuard) {
+    let yml = basic_kitchen_yml(runtime).replace(
+        &format!("      image: {}\n", runtime.busybox_image()),
+        &format!(
+            "      image: {}\n      converge_cache: true\n",
+            runtime.busybox_image()
+        ),
+    );
+    let p = standard_project(label, &yml);
+    p.write("test/integration/default/bootstrap.sh", bootstrap);
+    let guard = CacheGuard(p.root().to_path_buf());
+    (p, guard)
+}
+
+fn run(p: &TestProject, args: &[&str]) -> (bool, String) {
+    let out = p.kitchen_driver(600).args(args).output().unwrap();
+    (
+        out.status.success(),
+        format!("{}{}", text(&out.stdout), text(&out.stderr)),
+    )
+}
+
+/// The standard bootstrap, plus a marker so a converge that ran is seen in the output.
+const COUNTING_BOOTSTRAP: &str = "#!/bin/sh\nset -eu\necho provisioner-ran\nmkdir -p /etc/hello\necho \"hello from $(hostname)\" > /etc/hello/hello.conf\n";
+
+fn a_hit_skips_the_converge_and_cache_clear_removes_the_image(runtime: Runtime) {
+    let (p, _guard) = cached_project(
+        &format!("cache-hit-{}", runtime.label()),
+        runtime,
+        COUNTING_BOOTSTRAP,
+    );
+    let (ok, first) = run(&p, &["test", INSTANCE]);
+    assert!(ok, "{first}");
+    assert!(
+        first.contains("converge cache miss") && first.contains("provisioner-ran"),
+        "{first}"
+    );
+    assert!(first.contains("converge cache: published"), "{first}");
+    let images = cached(p.root());
+    assert_eq!(images.len(), 1, "{images:?}");
+    assert_eq!(images[0].runtime, runtime.driver());
+
+    // The same inputs: created from the image, the converge skipped, the verifier still
+    // finds the converged file.
+    let (ok, second) = run(&p, &["verify", INSTANCE]);
+    assert!(ok, "{second}");
+    let hit = format!("converge cache hit {}", images[0].key);
+    assert!(
+        second.contains(&format!("{hit}: converge skipped")),
+        "{second}"
+    );
+    assert!(
+        !second.contains("provisioner-ran"),
+        "the provisioner ran on a hit:\n{second}"
+    );
+    assert!(second.contains("verified-ok"), "{second}");
+    assert_eq!(
+        p.state(INSTANCE).get_str(STATE_HIT),
+        Some(images[0].key.as_str())
+    );
+    let (ok, out) = run(&p, &["destroy", INSTANCE]);
+    assert!(ok, "{out}");
+
+    let (ok, list) = run(&p, &["cache", "list"]);
+    assert!(ok && list.contains(&images[0].name), "{list}");
+    // Not older than a day: kept.
+    let (ok, kept) = run(&p, &["cache", "clear", "--older-than", "1"]);
+    assert!(ok && kept.contains("0 cached image(s) removed"), "{kept}");
+    let (ok, cleared) = run(&p, &["cache", "clear"]);
+    assert!(ok, "{cleared}");
+    assert!(
+        cleared.contains(&format!(
+            "Removed {} image {}",
+            runtime.driver(),
+            images[0].name
+        )),
+        "{cleared}"
+    );
+    assert!(cached(p.root()).is_empty(), "cache clear left images");
+    p.assert_no_containers();
+}
+
+#[test]
+fn a_converge_cache_hit_skips_the_converge_and_cache_clear_removes_it_on_docker() {
+    a_hit_skips_the_converge_and_cache_clear_removes_the_image(Runtime::Docker);
+}
+
+#[test]
+fn a_converge_cache_hit_skips_the_converge_and_cache_clear_removes_it_on_lxd() {
+    a_hit_skips_the_converge_and_cache_clear_removes_the_image(Runtime::Lxd);
+}
+
+fn a_failed_converge_never_publishes(runtime: Runtime) {
+    let (p, _guard) = cached_project(
+        &format!("cache-fail-{}", runtime.label()),
+        runtime,
+        "#!/bin/sh\necho provisioner-ran\nexit 3\n",
+    );
+    let (ok, out) = run(&p, &["converge", INSTANCE]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("provisioner-ran") && !out.contains("published"),
+        "{out}"
+    );
+    assert!(
+        cached(p.root()).is_empty(),
+        "a failed converge published an image"
+    );
+    let (ok, out) = run(&p, &["destroy", INSTANCE]);
+    assert!(ok, "{out}");
+    p.assert_no_containers();
+}
+
+#[test]
+fn a_failed_converge_never_publishes_on_docker() {
+    a_failed_converge_never_publishes(Runtime::Docker);
+}
+
+#[test]
+fn a_failed_converge_never_publishes_on_lxd() {
+    a_failed_converge_never_publishes(Runtime::Lxd);
+}
+
+/// The example's Ansible suite on Docker: one byte more in the role's defaults is a miss.
+#[test]
+fn changing_one_byte_of_a_role_file_misses_the_converge_cache() {
+    let p = TestProject::new("cache-role");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for rel in [
+        "kitchen.yml",
+        "roles/hello/tasks/main.yml",
+        "roles/hello/templates/hello.conf.j2",
+        "roles/hello/defaults/main.yml",
+        "test/integration/ansible/default.yml",
+        "test/integration/ansible/bats/hello.bats",
+    ] {
+        p.write(rel, &std::fs::read_to_string(examples.join(rel)).unwrap());
+    }
+    let _guard = CacheGuard(p.root().to_path_buf());
+    let instance = "ansible-docker-debian-12";
+    let (ok, first) = run(&p, &["converge", instance, "--converge-cache"]);
+    assert!(ok && first.contains("converge cache: published"), "{first}");
+    let key = cached(p.root())[0].key.clone();
+    let (ok, out) = run(&p, &["destroy", instance]);
+    assert!(ok, "{out}");
+
+    let defaults = p.root().join("roles/hello/defaults/main.yml");
+    let mut content = std::fs::read(&defaults).unwrap();
+    content.push(b'\n');
+    std::fs::write(&defaults, content).unwrap();
+    let (ok, second) = run(&p, &["converge", instance, "--converge-cache"]);
+    assert!(ok, "{second}");
+    assert!(second.contains("converge cache miss"), "{second}");
+    assert!(
+        !second.contains(&format!("converge cache hit {key}")),
+        "{second}"
+    );
+    assert!(
+        second.contains("PLAY RECAP"),
+        "the playbook ran again:\n{second}"
+    );
+    assert_eq!(
+        cached(p.root()).len(),
+        2,
+        "the new key was published beside the old"
+    );
+    let (ok, out) = run(&p, &["destroy", instance]);
+    assert!(ok, "{out}");
+    p.assert_no_containers();
+}
