@@ -54,6 +54,19 @@ pub struct ActionArgs {
     /// $GITHUB_STEP_SUMMARY).
     #[arg(long, value_name = "PATH")]
     pub summary_md: Option<PathBuf>,
+    /// Stop any step (create, converge, setup, verify, destroy) of an instance that runs
+    /// longer than SECONDS: the step fails and its commands are killed, in the instance and
+    /// on the host. Wins over the driver's `step_timeout`.
+    #[arg(long, value_name = "SECONDS", value_parser = step_timeout_arg)]
+    pub step_timeout: Option<std::time::Duration>,
+}
+
+fn step_timeout_arg(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    lifecycle::parse_step_timeout(secs)
 }
 
 impl ActionArgs {
@@ -71,6 +84,7 @@ impl ActionArgs {
             color: ColorChoice::Auto,
             failure_output: FailureOutput::Immediate,
             summary_md: None,
+            step_timeout: None,
         }
     }
 
@@ -198,30 +212,12 @@ pub(super) fn run_lifecycle(
         .with_command_line(std::env::args().collect());
     let canceller = runner.canceller();
     let outcomes = rt.block_on(async {
-        // Ctrl-C: start no further step, let running ones finish (so nothing is left
-        // half-created; --destroy always still destroys). A second Ctrl-C exits at once.
-        let watcher = {
-            let canceller = canceller.clone();
-            let bus = bus.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    canceller.cancel();
-                    bus.emit(Event::Warning(Warning {
-                        at: events::now(),
-                        instance: None,
-                        text: "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)".into(),
-                    }));
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(exit::INTERRUPTED);
-                    }
-                }
-            })
-        };
+        let watcher = tokio::spawn(watch_interrupts(canceller.clone(), bus.clone()));
         let outcomes = runner
             .run(
                 &instances,
                 &command,
-                RunOptions::new(concurrency, args.fail_fast),
+                RunOptions::new(concurrency, args.fail_fast).with_step_timeout(args.step_timeout),
             )
             .await;
         watcher.abort();
@@ -248,6 +244,56 @@ pub(super) fn run_lifecycle(
     // the run even when every action passed.
     bus.finish()?;
     result
+}
+
+/// Watches for SIGINT, SIGTERM and SIGHUP during a run (a CI system's timeout sends
+/// SIGTERM; a closed terminal SIGHUP). The first starts no further step and lets running ones
+/// finish, so nothing is left half-created (`--destroy always` still destroys). The second
+/// forwards SIGINT to the host commands' process groups (which a terminal's Ctrl-C does not
+/// reach: each runs in a group of its own) and stops the steps in progress, which kills those
+/// groups and the commands in the instances; each step records the interruption in its state
+/// file, and the run ends normally: reports written, exit 130.
+async fn watch_interrupts(canceller: lifecycle::Canceller, bus: EventBus) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot watch for SIGINT, SIGTERM and SIGHUP");
+        return;
+    };
+    let mut next = async || -> &'static str {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+        }
+    };
+    let warn = |text: String| {
+        bus.emit(Event::Warning(Warning {
+            at: events::now(),
+            instance: None,
+            text,
+        }));
+    };
+    let first = next().await;
+    canceller.cancel();
+    warn(format!(
+        "-----> Interrupted ({first}): finishing the steps in progress; interrupt again to stop them"
+    ));
+    let second = next().await;
+    warn(format!(
+        "-----> Interrupted again ({second}): stopping the steps in progress and their commands"
+    ));
+    crate::host::signal_children(rustix::process::Signal::INT);
+    canceller.abort();
+    loop {
+        let more = next().await;
+        warn(format!(
+            "-----> Interrupted ({more}): already stopping; the reports are written next"
+        ));
+    }
 }
 
 /// `login`: returns the shell's exit code.

@@ -4,7 +4,8 @@
 //! (instance config such as `security.nesting`, `limits.memory`), `devices`, `storage_pool`,
 //! `type` (`container` or `virtual-machine`), `ephemeral`, `project`, `remote` (only `local`
 //! here), `wait_for` (a command that must exit 0 before the instance counts as ready) and
-//! `ready_timeout` (seconds, default 120).
+//! `ready_timeout` (seconds, default 120); `step_timeout` (seconds) limits each step (see
+//! `lifecycle::step_timeout_of`).
 //!
 //! Instances are named `kitchen-<hash of kitchen_root>-<instance>` (a valid hostname, unique
 //! per checkout) and carry the config keys [`CONFIG_PROJECT`] and [`CONFIG_INSTANCE`]. Ready
@@ -70,6 +71,10 @@ struct LxdConfig {
     remote: Option<String>,
     wait_for: Option<String>,
     ready_timeout: Option<u64>,
+    /// Each step's time limit in seconds: read by the runner (`lifecycle::step_timeout_of`),
+    /// named here so it is a known key.
+    #[allow(dead_code)]
+    step_timeout: Option<f64>,
 }
 
 /// The LXD driver.

@@ -108,6 +108,10 @@ pub(super) struct DockerConfig {
     pub(super) network_mode: Option<String>,
     pub(super) labels: BTreeMap<String, StrOrNum>,
     pub(super) ready_timeout: Option<u64>,
+    /// Each step's time limit in seconds: read by the runner (`lifecycle::step_timeout_of`),
+    /// named here so it is a known key.
+    #[allow(dead_code)]
+    pub(super) step_timeout: Option<f64>,
     /// kitchen-docker's name for `volumes` (folded into it by `kitchen_docker::translate`).
     pub(super) volume: OneOrMany,
     /// kitchen-docker's `docker run` options (folded into the keys above).

@@ -4,7 +4,8 @@
 //! `build_args`; built once per content and tagged `kitchen-driver-build:<hash>`),
 //! `privileged`, `cap_add`, `cap_drop`, `volumes`, `tmpfs`, `env`, `hostname`, `run_command`,
 //! `memory`, `cpus`, `user`, `forward`, `network_mode` (default `none`), `labels`,
-//! `ready_timeout` (seconds, default 60).
+//! `ready_timeout` (seconds, default 60), `step_timeout` (seconds, each step's limit; see
+//! `lifecycle::step_timeout_of`).
 //!
 //! Containers are named `kitchen-<hash of kitchen_root>-<instance>` and carry the labels
 //! [`LABEL_PROJECT`] and [`LABEL_INSTANCE`], so the driver finds what it owns even when a state
