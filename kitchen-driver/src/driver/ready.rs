@@ -39,11 +39,8 @@ where
         // Each probe is bounded by the time left (at least one interval), so a probe that
         // hangs, e.g. an exec the runtime never answers, ends the wait on time too.
         let left = timeout.saturating_sub(started.elapsed()).max(interval);
-        let probe = tokio::time::timeout(
-            left,
-            conn.exec(&ExecRequest::shell(READINESS_PROBE), &NullSink),
-        );
-        let last = match probe.await {
+        let probe = ExecRequest::shell(READINESS_PROBE);
+        let last = match tokio::time::timeout(left, conn.exec(&probe, &NullSink)).await {
             Err(_) => format!(
                 "the readiness probe did not answer within {}s",
                 left.as_secs_f64()
