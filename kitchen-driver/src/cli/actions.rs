@@ -221,6 +221,9 @@ pub(super) fn run_lifecycle(
             )
             .await;
         watcher.abort();
+        // Commands stopped in their instances (a step timeout, an abort) are being killed
+        // there: let those kills finish before the process ends.
+        crate::transport::finish_pending_kills(std::time::Duration::from_secs(30)).await;
         outcomes
     });
     let result = match lifecycle::failure_summary(&outcomes) {

@@ -331,9 +331,29 @@ impl Drop for KillOnDrop {
         if let Some(kill) = self.kill.take()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            rt.spawn(kill);
+            let task = rt.spawn(kill);
+            pending_kills().push(task);
         }
     }
+}
+
+/// The kills started by [`KillOnDrop`] that may still run.
+static PENDING_KILLS: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn pending_kills() -> std::sync::MutexGuard<'static, Vec<tokio::task::JoinHandle<()>>> {
+    // A panic while holding the lock leaves the list intact.
+    PENDING_KILLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Waits, at most `limit`, for the kills of commands stopped in their instances (a step
+/// timeout, an abort) to finish, so they are not cut short when the process exits. The CLI
+/// calls it at the end of a run.
+pub async fn finish_pending_kills(limit: std::time::Duration) {
+    let tasks: Vec<_> = std::mem::take(&mut *pending_kills());
+    let _ = tokio::time::timeout(limit, futures::future::join_all(tasks)).await;
 }
 
 /// How long an exec's output is still read after its command ended, for the last lines of
