@@ -32,6 +32,10 @@ provisioner:
   name: shell
   sudo: false
   command: echo converged-ok
+verifier:
+  name: shell
+  remote_exec: true
+  command: echo verified-ok
 lifecycle:
   pre_converge:
     - local: touch started-$KITCHEN_INSTANCE_NAME; while [ ! -e release ]; do sleep 0.1; done; touch finished-$KITCHEN_INSTANCE_NAME
