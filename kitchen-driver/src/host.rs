@@ -266,6 +266,81 @@ mod tests {
         assert_eq!(lines, ["A=own", "B=b"]);
     }
 
+    fn host_processes_running(cmdline: &str) -> usize {
+        let want = cmdline.replace(' ', "\0") + "\0";
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| *c == want.as_bytes())
+            .count()
+    }
+
+    #[tokio::test]
+    async fn each_command_leads_a_process_group_of_its_own() {
+        let c = Collect(Default::default());
+        // Field 5 of /proc/PID/stat is the process group.
+        let code = HostCommand::shell("echo $$; cut -d' ' -f5 /proc/$$/stat", "/")
+            .envs([("PATH".to_string(), "/usr/bin:/bin".to_string())])
+            .run(&c)
+            .await
+            .unwrap();
+        assert_eq!(code, 0);
+        let lines = c.0.lock().unwrap().clone();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0], lines[1], "pid and process group differ: {lines:?}");
+        let own = rustix::process::getpgrp().as_raw_nonzero().get().to_string();
+        assert_ne!(lines[1], own, "the command shares our process group");
+        assert_eq!(running_children(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_background_process_holding_stdout_does_not_hold_the_command() {
+        let c = Collect(Default::default());
+        let code = HostCommand::shell("sleep 3 & echo started", "/")
+            .envs([("PATH".to_string(), "/usr/bin:/bin".to_string())])
+            .run(&c)
+            .await
+            .unwrap();
+        assert_eq!(code, 0);
+        assert_eq!(c.0.lock().unwrap().clone(), ["started"]);
+    }
+
+    #[tokio::test]
+    async fn a_dropped_command_has_its_whole_group_killed() {
+        let run = HostCommand::shell("sleep 6211 & sleep 6212", "/")
+            .envs([("PATH".to_string(), "/usr/bin:/bin".to_string())]);
+        let sink = Collect(Default::default());
+        let mut fut = Box::pin(run.run(&sink));
+        // Poll until both sleeps run, then drop the future.
+        let started = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            loop {
+                tokio::select! {
+                    _ = &mut fut => panic!("the command ended by itself"),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+                }
+                if host_processes_running("sleep 6211") == 1
+                    && host_processes_running("sleep 6212") == 1
+                {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(started.is_ok(), "the sleeps never started");
+        assert_eq!(running_children(), 1);
+        drop(fut);
+        assert_eq!(running_children(), 0);
+        // SIGKILL was sent to the group; wait for the kernel to finish both processes.
+        for _ in 0..500 {
+            if host_processes_running("sleep 6211") + host_processes_running("sleep 6212") == 0 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("a process of the dropped command survived");
+    }
+
     #[tokio::test]
     async fn a_missing_program_is_not_found() {
         let e = HostCommand::new("/nonexistent/kd-tool", "/")

@@ -501,4 +501,21 @@ mod tests {
         };
         assert_eq!(e.command, "uname -a");
     }
+
+    #[test]
+    fn step_timeout_is_a_positive_number_of_seconds_a_duration_holds() {
+        let cli =
+            Cli::try_parse_from(["kitchen-driver", "converge", "--step-timeout", "90"]).unwrap();
+        let Command::Converge(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.step_timeout, Some(std::time::Duration::from_secs(90)));
+        for bad in ["0", "-5", "1e300", "inf", "NaN", "soon"] {
+            let bad = format!("--step-timeout={bad}");
+            let e = Cli::try_parse_from(["kitchen-driver", "test", bad.as_str()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--step-timeout"), "{bad}: {e}");
+        }
+    }
 }
