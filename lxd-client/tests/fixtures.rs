@@ -68,6 +68,9 @@ fn images_profiles_networks_storage() {
     );
     let pool: StoragePool = metadata("storage_pool.json");
     assert_eq!(pool.driver, "dir");
+    assert!(!pool.used_by.is_empty());
+    let unused: StoragePool = metadata("storage_pool_unused.json");
+    assert!(unused.used_by.is_empty(), "null used_by decodes as empty");
     let vols: Vec<StorageVolume> = metadata("storage_volumes.json");
     assert!(vols.iter().any(|v| v.name == "kdtest-fixture-c1/snap0"));
 }

@@ -192,31 +192,35 @@ fn base36(mut n: u32) -> String {
 async fn storage_pools_and_volumes() {
     let client = client().await;
     let c = busybox(&client, "vol").await;
+    // The pool the instance's root disk is on: `default` (dir) on a plain set-up, the btrfs
+    // pool `kitchen` where scripts/setup-host made one the default profile's root.
+    let instance = client.instances().get(&c.name).await.unwrap();
+    let root_pool = instance.expanded_devices["root"]["pool"].clone();
     let pools = client.storage_pools();
-    assert!(
-        pools
-            .names()
-            .await
-            .unwrap()
-            .contains(&"default".to_string())
-    );
-    let pool = pools.get("default").await.unwrap();
-    assert_eq!(pool.driver, "dir");
+    let names = pools.names().await.unwrap();
+    assert!(names.contains(&root_pool) && names.contains(&"default".to_string()));
+    let pool = pools.get(&root_pool).await.unwrap();
+    assert!(["dir", "btrfs", "zfs"].contains(&pool.driver.as_str()));
+    assert!(pool.used_by.iter().any(|u| u.ends_with(&c.name)));
+    // Every pool decodes, including one nothing uses (LXD sends `used_by: null`).
     assert!(
         pools
             .list()
             .await
             .unwrap()
             .iter()
-            .any(|p| p.name == "default")
+            .any(|p| p.name == root_pool)
     );
-    let volumes = pools.volumes("default").await.unwrap();
+    let volumes = pools.volumes(&root_pool).await.unwrap();
     assert!(
         volumes
             .iter()
             .any(|v| v.name == c.name && v.volume_type == "container")
     );
-    let vol = pools.volume("default", "container", &c.name).await.unwrap();
+    let vol = pools
+        .volume(&root_pool, "container", &c.name)
+        .await
+        .unwrap();
     assert_eq!(vol.name, c.name);
     assert!(pools.get("kdtest-none").await.unwrap_err().is_not_found());
 }

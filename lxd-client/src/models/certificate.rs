@@ -13,6 +13,7 @@ pub struct Certificate {
     /// Whether it is limited to [`Certificate::projects`].
     pub restricted: bool,
     /// Projects it may use when restricted.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub projects: Vec<String>,
     /// The certificate (PEM).
     pub certificate: String,
@@ -38,6 +39,7 @@ pub struct CertificatesPost {
     pub restricted: bool,
     /// Projects it may use when restricted.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub projects: Vec<String>,
     /// The certificate, base64 DER; empty means the TLS client certificate of the request.
     #[serde(skip_serializing_if = "String::is_empty")]

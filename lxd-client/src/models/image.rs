@@ -10,10 +10,12 @@ pub struct Image {
     /// SHA-256 fingerprint.
     pub fingerprint: String,
     /// Aliases pointing at it.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub aliases: Vec<ImageAlias>,
     /// Architecture.
     pub architecture: String,
     /// Properties (`os`, `release`, `description`, ...).
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub properties: HashMap<String, String>,
     /// Whether it is public.
     pub public: bool,
@@ -29,6 +31,7 @@ pub struct Image {
     #[serde(rename = "type")]
     pub image_type: String,
     /// Profiles applied to instances made from it.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub profiles: Vec<String>,
     /// Creation time.
     pub created_at: String,
@@ -105,9 +108,11 @@ pub struct ImagePut {
     /// Auto-update flag.
     pub auto_update: bool,
     /// Properties.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub properties: HashMap<String, String>,
     /// Public flag.
     pub public: bool,
     /// Profiles.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub profiles: Vec<String>,
 }

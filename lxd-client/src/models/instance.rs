@@ -39,18 +39,23 @@ pub struct Instance {
     /// Architecture name.
     pub architecture: String,
     /// Local configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// Local devices.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub devices: Devices,
     /// Configuration with profiles applied.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub expanded_config: Config,
     /// Devices with profiles applied.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub expanded_devices: Devices,
     /// Whether the instance is deleted when it stops.
     pub ephemeral: bool,
     /// Whether it has stateful snapshots.
     pub stateful: bool,
     /// Applied profiles, in order.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub profiles: Vec<String>,
     /// Creation time.
     pub created_at: String,
@@ -97,12 +102,15 @@ pub struct InstancePut {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
     /// Configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// Devices.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub devices: Devices,
     /// Ephemeral flag.
     pub ephemeral: bool,
     /// Profiles.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub profiles: Vec<String>,
     /// Stateful flag.
     pub stateful: bool,
@@ -154,8 +162,10 @@ pub struct InstancePost {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<String>>,
     /// Configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// Devices.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub devices: Devices,
     /// Ephemeral flag.
     pub ephemeral: bool,
@@ -245,6 +255,7 @@ pub struct MemoryState {
 #[non_exhaustive]
 pub struct NetworkState {
     /// Addresses (raw JSON objects with `family`, `address`, `netmask`, `scope`).
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub addresses: Vec<serde_json::Value>,
     /// Hardware address.
     pub hwaddr: String,
@@ -258,6 +269,7 @@ pub struct NetworkState {
     #[serde(rename = "type")]
     pub kind: String,
     /// Counters (bytes and packets).
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub counters: HashMap<String, i64>,
 }
 
@@ -277,10 +289,13 @@ pub struct Snapshot {
     /// Architecture.
     pub architecture: String,
     /// Configuration at snapshot time.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// Devices at snapshot time.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub devices: Devices,
     /// Profiles at snapshot time.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub profiles: Vec<String>,
     /// Size in bytes (`-1` when unknown).
     pub size: i64,

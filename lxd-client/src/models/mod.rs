@@ -28,6 +28,17 @@ pub use profile::{Profile, ProfilePost};
 pub use server::{Server, ServerEnvironment};
 pub use storage::{StoragePool, StoragePoolPost, StoragePoolPut, StorageVolume};
 
+/// Decodes `null` as the type's default: LXD (Go) sends an empty list or map as `null`
+/// (`used_by: null` on a pool nothing uses), which serde's `default` alone does not accept.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// Devices as LXD models them: device name to its key/value configuration.
 pub type Devices = std::collections::HashMap<String, std::collections::HashMap<String, String>>;
 

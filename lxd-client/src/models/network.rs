@@ -19,6 +19,7 @@ pub struct Network {
     /// `Created`, `Pending`, ... (managed networks).
     pub status: String,
     /// Configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// URLs of objects using it (can be `null`).
     pub used_by: Option<Vec<String>>,
@@ -39,6 +40,7 @@ pub struct NetworkPost {
     #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
     pub network_type: String,
     /// Configuration (`ipv4.address`, `ipv6.address`, `parent`, ...).
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
 }
 
@@ -50,5 +52,6 @@ pub struct NetworkPut {
     /// Description.
     pub description: String,
     /// Configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
 }

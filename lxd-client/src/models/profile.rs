@@ -12,10 +12,13 @@ pub struct Profile {
     /// Description.
     pub description: String,
     /// Configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// Devices.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub devices: Devices,
     /// URLs of instances and other objects using it.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub used_by: Vec<String>,
 }
 
@@ -29,7 +32,9 @@ pub struct ProfilePost {
     /// Description.
     pub description: String,
     /// Configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// Devices.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub devices: Devices,
 }

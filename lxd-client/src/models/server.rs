@@ -8,6 +8,7 @@ use super::Config;
 #[non_exhaustive]
 pub struct Server {
     /// API extensions the server supports.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub api_extensions: Vec<String>,
     /// API version, such as `1.0`.
     pub api_version: String,
@@ -16,8 +17,10 @@ pub struct Server {
     /// `trusted` or `untrusted`.
     pub auth: String,
     /// Authentication methods offered (`tls`, `candid`, ...).
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub auth_methods: Vec<String>,
     /// Server configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// Environment details (present when trusted).
     pub environment: ServerEnvironment,
@@ -38,8 +41,10 @@ impl Server {
 #[non_exhaustive]
 pub struct ServerEnvironment {
     /// Network addresses the server listens on.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub addresses: Vec<String>,
     /// Supported architectures.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub architectures: Vec<String>,
     /// The server's certificate (PEM).
     pub certificate: Option<String>,

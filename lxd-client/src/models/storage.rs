@@ -16,10 +16,13 @@ pub struct StoragePool {
     /// `Created`, `Pending`, ...
     pub status: String,
     /// Configuration (`source`, `size`, ...).
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// URLs of objects using it.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub used_by: Vec<String>,
     /// Cluster members.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub locations: Vec<String>,
 }
 
@@ -38,8 +41,10 @@ pub struct StorageVolume {
     /// `filesystem` or `block`.
     pub content_type: String,
     /// Configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
     /// URLs of objects using it.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub used_by: Vec<String>,
     /// Cluster member.
     pub location: String,
@@ -61,6 +66,7 @@ pub struct StoragePoolPost {
     /// Description.
     pub description: String,
     /// Configuration (`source`, `size`, ...).
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
 }
 
@@ -72,5 +78,6 @@ pub struct StoragePoolPut {
     /// Description.
     pub description: String,
     /// Configuration.
+    #[serde(default, deserialize_with = "super::null_as_default")]
     pub config: Config,
 }
