@@ -87,7 +87,9 @@ struct GroupGuard {
 
 impl GroupGuard {
     fn new(pid: Option<u32>) -> Self {
-        let pgid = pid.and_then(|p| i32::try_from(p).ok()).and_then(Pid::from_raw);
+        let pgid = pid
+            .and_then(|p| i32::try_from(p).ok())
+            .and_then(Pid::from_raw);
         if let Some(p) = pgid {
             running_groups().insert(p.as_raw_nonzero().get());
         }
@@ -288,8 +290,14 @@ mod tests {
         assert_eq!(code, 0);
         let lines = c.0.lock().unwrap().clone();
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert_eq!(lines[0], lines[1], "pid and process group differ: {lines:?}");
-        let own = rustix::process::getpgrp().as_raw_nonzero().get().to_string();
+        assert_eq!(
+            lines[0], lines[1],
+            "pid and process group differ: {lines:?}"
+        );
+        let own = rustix::process::getpgrp()
+            .as_raw_nonzero()
+            .get()
+            .to_string();
         assert_ne!(lines[1], own, "the command shares our process group");
         assert_eq!(running_children(), 0);
     }

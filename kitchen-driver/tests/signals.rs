@@ -80,7 +80,11 @@ fn wait_for_files(p: &TestProject, child: &mut Child, names: &[String]) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the run ended ({status}) before {names:?}:\n{}", output(p));
         }
-        assert!(Instant::now() < deadline, "never saw {names:?}:\n{}", output(p));
+        assert!(
+            Instant::now() < deadline,
+            "never saw {names:?}:\n{}",
+            output(p)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -92,14 +96,22 @@ fn wait_for_output(p: &TestProject, child: &mut Child, needle: &str) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("the run ended ({status}) before `{needle}`:\n{}", output(p));
         }
-        assert!(Instant::now() < deadline, "never saw `{needle}`:\n{}", output(p));
+        assert!(
+            Instant::now() < deadline,
+            "never saw `{needle}`:\n{}",
+            output(p)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 fn output(p: &TestProject) -> String {
     let read = |f: &str| std::fs::read_to_string(p.root().join(f)).unwrap_or_default();
-    format!("stdout:\n{}\nstderr:\n{}", read("stdout.txt"), read("stderr.txt"))
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        read("stdout.txt"),
+        read("stderr.txt")
+    )
 }
 
 fn signal(child: &Child, sig: Signal) {
@@ -111,7 +123,9 @@ fn wait(p: &TestProject, mut child: Child) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(240);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or_else(|| panic!("{status}:\n{}", output(p)));
+            return status
+                .code()
+                .unwrap_or_else(|| panic!("{status}:\n{}", output(p)));
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -139,7 +153,11 @@ fn assert_known_then_destroy(p: &TestProject, runtime: Runtime) {
         Runtime::Docker => p.containers(None),
         Runtime::Lxd => p.lxd_instances(),
     };
-    assert!(!existing.is_empty(), "the run created nothing:\n{}", output(p));
+    assert!(
+        !existing.is_empty(),
+        "the run created nothing:\n{}",
+        output(p)
+    );
     for c in &existing {
         assert!(
             known.contains(c),
@@ -237,8 +255,16 @@ fn second_sigint_during_converge(runtime: Runtime) {
     assert_eq!(finished(p.root()), Vec::<String>::new(), "{out}");
     for i in instances() {
         let state = p.state(&i);
-        assert_eq!(state.get_str(keys::LAST_ACTION), Some("create"), "{i}: {out}");
-        assert_eq!(state.get_str(keys::LAST_ERROR), Some("Interrupt"), "{i}: {out}");
+        assert_eq!(
+            state.get_str(keys::LAST_ACTION),
+            Some("create"),
+            "{i}: {out}"
+        );
+        assert_eq!(
+            state.get_str(keys::LAST_ERROR),
+            Some("Interrupt"),
+            "{i}: {out}"
+        );
         assert!(
             state
                 .get_str(keys::LAST_ERROR_MESSAGE)
@@ -274,7 +300,11 @@ fn terminal_ctrl_c_does_not_reach_host_hooks(runtime: Runtime) {
     for i in instances() {
         let state = p.state(&i);
         // Converge passed; verify never started; nothing counts as failed.
-        assert_eq!(state.get_str(keys::LAST_ACTION), Some("converge"), "{i}: {out}");
+        assert_eq!(
+            state.get_str(keys::LAST_ACTION),
+            Some("converge"),
+            "{i}: {out}"
+        );
         assert_eq!(state.get_str(keys::LAST_ERROR), None, "{i}: {out}");
     }
     assert_known_then_destroy(&p, runtime);

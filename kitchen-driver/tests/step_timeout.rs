@@ -69,7 +69,12 @@ fn step_timeout_kills_a_hanging_converge(runtime: Runtime) {
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(20), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(20),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(
         stdout.contains("converge did not finish within its step timeout of 3s"),
         "{stdout}"
@@ -132,15 +137,27 @@ fn driver_step_timeout_kills_a_hanging_local_hook(runtime: Runtime) {
     );
     let out = p.kitchen_driver(300).args(["create"]).output().unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(20), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(20),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(
         stdout.contains("create did not finish within its step timeout of 2s"),
         "{stdout}"
     );
     assert!(!p.root().join("hook-finished").exists(), "{stdout}");
     // `step_timeout` is a known driver key: no warning calls it ignored.
-    assert!(!stdout.contains("key `step_timeout` is ignored"), "{stdout}");
-    assert_eq!(host_sleeps(secs), 0, "the hook's sleep survived on the host");
+    assert!(
+        !stdout.contains("key `step_timeout` is ignored"),
+        "{stdout}"
+    );
+    assert_eq!(
+        host_sleeps(secs),
+        0,
+        "the hook's sleep survived on the host"
+    );
     destroy_leaves_nothing(&p);
 }
 
@@ -163,7 +180,12 @@ fn a_background_process_holding_stdout_is_ended_by_the_step_timeout_on_lxd() {
         .output()
         .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(20), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(20),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("converged-ok"), "{stdout}");
     assert!(
         stdout.contains("converge did not finish within its step timeout of 5s"),
@@ -193,7 +215,12 @@ fn a_background_process_holding_stdout_does_not_hang_converge(runtime: Runtime) 
     );
     let out = p.kitchen_driver(300).args(["converge"]).output().unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
     assert!(stdout.contains("converged-ok"), "{stdout}");
     assert_eq!(
         p.state(INSTANCE).get_str(keys::LAST_ACTION),

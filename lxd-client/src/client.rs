@@ -470,15 +470,17 @@ impl Client {
         let (parts, body) = response.into_parts();
         let collect = collect_body(body, &method, &path);
         let body = match limit {
-            Some(limit) => tokio::time::timeout(limit, collect)
-                .await
-                .map_err(|_| Error::Timeout {
-                    what: format!(
-                        "the body of the answer to {method} {path} from {}",
-                        self.inner.endpoint
-                    ),
-                    after: limit,
-                })??,
+            Some(limit) => {
+                tokio::time::timeout(limit, collect)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        what: format!(
+                            "the body of the answer to {method} {path} from {}",
+                            self.inner.endpoint
+                        ),
+                        after: limit,
+                    })??
+            }
             None => collect.await?,
         };
         Ok((parts, body))
@@ -571,29 +573,30 @@ impl Client {
             hung_up: false,
         };
         let limit = self.inner.timeouts.request_limit();
-        let (ws, _response) = tokio::time::timeout(
-            limit,
-            tokio_tungstenite::client_async(url, stream),
-        )
-        .await
-        .map_err(|_| Error::Timeout {
-            what: format!("the websocket upgrade of {what} from {}", self.inner.endpoint),
-            after: limit,
-        })?
-        .map_err(|e| match e {
-                // The server refused the upgrade with an LXD error envelope (e.g. 404
-                // "Operation not found" once an exec operation has gone).
-                tokio_tungstenite::tungstenite::Error::Http(response) => api_error(
-                    response.status().as_u16(),
-                    &Method::GET,
-                    &what,
-                    response.body().as_deref().unwrap_or_default(),
-                ),
-                other => Error::Websocket {
-                    what,
-                    source: other.into(),
-                },
-            })?;
+        let (ws, _response) =
+            tokio::time::timeout(limit, tokio_tungstenite::client_async(url, stream))
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!(
+                        "the websocket upgrade of {what} from {}",
+                        self.inner.endpoint
+                    ),
+                    after: limit,
+                })?
+                .map_err(|e| match e {
+                    // The server refused the upgrade with an LXD error envelope (e.g. 404
+                    // "Operation not found" once an exec operation has gone).
+                    tokio_tungstenite::tungstenite::Error::Http(response) => api_error(
+                        response.status().as_u16(),
+                        &Method::GET,
+                        &what,
+                        response.body().as_deref().unwrap_or_default(),
+                    ),
+                    other => Error::Websocket {
+                        what,
+                        source: other.into(),
+                    },
+                })?;
         Ok(ws)
     }
 }

@@ -724,7 +724,7 @@ pub async fn fetch_server_certificate(url: &str) -> Result<TlsCertificate> {
         &crate::Timeouts::default(),
     )
     .await
-        .map_err(|e| connect_err(e.into()))?;
+    .map_err(|e| connect_err(e.into()))?;
     let seen = stream
         .get_ref()
         .1

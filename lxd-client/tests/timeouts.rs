@@ -68,8 +68,8 @@ async fn a_tls_handshake_never_answered_ends_in_a_connect_error() {
 #[tokio::test]
 async fn a_request_never_answered_times_out() {
     let dir = tempfile::tempdir().unwrap();
-    let client = Client::with_socket(silent_unix(&dir))
-        .with_timeouts(Timeouts::default().request(SHORT));
+    let client =
+        Client::with_socket(silent_unix(&dir)).with_timeouts(Timeouts::default().request(SHORT));
     let err = client.server().await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert!(err.to_string().contains("GET /1.0"), "{err}");
@@ -78,8 +78,8 @@ async fn a_request_never_answered_times_out() {
 #[tokio::test]
 async fn a_websocket_upgrade_never_answered_times_out() {
     let dir = tempfile::tempdir().unwrap();
-    let client = Client::with_socket(silent_unix(&dir))
-        .with_timeouts(Timeouts::default().request(SHORT));
+    let client =
+        Client::with_socket(silent_unix(&dir)).with_timeouts(Timeouts::default().request(SHORT));
     let err = client.events().subscribe().await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
 }

@@ -516,7 +516,10 @@ impl Connection for LxdConnection {
         let stdout = process.take_stdout();
         let stderr = process.take_stderr();
         // What each stream carried so far: kept outside the pumps, which may be given up.
-        let texts = [std::sync::Mutex::new(Vec::new()), std::sync::Mutex::new(Vec::new())];
+        let texts = [
+            std::sync::Mutex::new(Vec::new()),
+            std::sync::Mutex::new(Vec::new()),
+        ];
         let texts = &texts;
         let pump = |stream: Option<lxd_client::OutputStream>, which: OutputStream| async move {
             let text = &texts[usize::from(which == OutputStream::Stderr)];

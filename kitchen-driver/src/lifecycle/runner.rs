@@ -465,7 +465,15 @@ impl Runner {
         }));
         let mut seen = StepsSeen::default();
         let result = self
-            .run_instance_inner(inst.clone(), command, cancel, opts, cases, &output, &mut seen)
+            .run_instance_inner(
+                inst.clone(),
+                command,
+                cancel,
+                opts,
+                cases,
+                &output,
+                &mut seen,
+            )
             .await;
         self.bus.emit(Event::InstanceFinished(InstanceFinished {
             at: events::now(),
@@ -907,15 +915,13 @@ async fn bounded(
 ) -> Result<()> {
     let limited = async {
         match limit {
-            Some(limit) => tokio::time::timeout(limit, work)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Error::StepTimedOut {
-                        instance: instance.to_string(),
-                        action: action.to_string(),
-                        limit,
-                    })
-                }),
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(Error::StepTimedOut {
+                    instance: instance.to_string(),
+                    action: action.to_string(),
+                    limit,
+                })
+            }),
             None => work.await,
         }
     };

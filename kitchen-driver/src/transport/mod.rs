@@ -419,7 +419,10 @@ mod tests {
         let killed = marked.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;
         assert_eq!(killed.signal(), Some(9), "{killed:?}");
-        assert!(other.try_wait().unwrap().is_none(), "the unmarked sleep must live");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "the unmarked sleep must live"
+        );
         other.kill().unwrap();
         other.wait().unwrap();
     }
