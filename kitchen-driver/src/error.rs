@@ -96,14 +96,13 @@ pub enum Error {
         source: bollard::errors::Error,
     },
 
-    /// The Docker engine cannot be reached at all.
-    #[error(
-        "cannot connect to the Docker engine ({source}); is dockerd running? (scripts/setup-host starts it; DOCKER_HOST selects another socket)"
-    )]
+    /// The Docker engine cannot be reached at all (or its TLS settings are unusable).
+    #[error("cannot connect to the Docker engine at {endpoint}: {message}")]
     DockerConnect {
-        /// The bollard error.
-        #[source]
-        source: bollard::errors::Error,
+        /// The engine's address (`unix:///var/run/docker.sock`, `tcp://HOST:2376`).
+        endpoint: String,
+        /// What failed and what to do.
+        message: String,
     },
 
     /// The image a platform asks for is not in the runtime's local image store.

@@ -54,17 +54,21 @@ pub mod keys {
     pub const PORT: &str = "port";
     /// Docker: every published port (`container port/proto` -> host port).
     pub const FORWARDED_PORTS: &str = "forwarded_ports";
+    /// Docker: the address the published ports are reached at (the engine's host when it is
+    /// remote, else the address they are bound to, 127.0.0.1 for all addresses).
+    pub const FORWARDED_HOST: &str = "forwarded_host";
     /// LXD: the project the instance lives in.
     pub const LXD_PROJECT: &str = "lxd_project";
 
     /// Every key a driver writes: what `destroy` forgets ([`super::State::forget_instance`]).
-    pub const DRIVER: [&str; 7] = [
+    pub const DRIVER: [&str; 8] = [
         CONTAINER_ID,
         CONTAINER_NAME,
         HOSTNAME,
         IMAGE,
         PORT,
         FORWARDED_PORTS,
+        FORWARDED_HOST,
         LXD_PROJECT,
     ];
 }

@@ -152,6 +152,7 @@ impl Instances {
                 },
                 ..Default::default()
             },
+            target: None,
         }
     }
 
@@ -413,6 +414,7 @@ fn with_if_match(spec: RequestSpec, etag: Option<&ETag>) -> Result<RequestSpec> 
 pub struct CreateBuilder {
     client: Client,
     body: InstancePost,
+    target: Option<String>,
 }
 
 impl CreateBuilder {
@@ -535,9 +537,25 @@ impl CreateBuilder {
         self
     }
 
+    /// Places the instance on cluster member `member` (`lxc launch --target`); a server that
+    /// is not clustered refuses the request.
+    pub fn target(mut self, member: impl Into<String>) -> Self {
+        self.target = Some(member.into());
+        self
+    }
+
     /// The request body as built so far.
     pub fn body(&self) -> &InstancePost {
         &self.body
+    }
+
+    /// The request (pure: tested by URI and body).
+    fn request(&self) -> RequestSpec {
+        let spec = RequestSpec::new(Method::POST, "/1.0/instances").json(&self.body);
+        match &self.target {
+            Some(member) => spec.query("target", member.clone()),
+            None => spec,
+        }
     }
 
     /// Sends the request.
@@ -549,9 +567,7 @@ impl CreateBuilder {
     /// missing image shows up as an operation failure or as a 404 here, depending on the
     /// server.
     pub async fn send(self) -> Result<OperationHandle> {
-        self.client
-            .operation(RequestSpec::new(Method::POST, "/1.0/instances").json(&self.body))
-            .await
+        self.client.operation(self.request()).await
     }
 
     /// Creates the instance, waits, starts it and waits again (`lxc launch`), each step at
@@ -823,6 +839,20 @@ mod tests {
         assert_eq!(
             list_request(2, Some("status eq Running")).path_and_query(Some("p")),
             "/1.0/instances?recursion=2&filter=status%20eq%20Running&project=p"
+        );
+    }
+
+    #[test]
+    fn create_request_names_the_cluster_member() {
+        let client = Client::with_socket("/nonexistent");
+        let b = client.project("ci").instances().create("c1");
+        assert_eq!(
+            b.request().path_and_query(Some("ci")),
+            "/1.0/instances?project=ci"
+        );
+        assert_eq!(
+            b.target("node2").request().path_and_query(Some("ci")),
+            "/1.0/instances?target=node2&project=ci"
         );
     }
 

@@ -335,6 +335,18 @@ pub fn login_through_pty(
     command: &str,
     marker: &str,
 ) -> String {
+    login_through_pty_with_env(project, instance, command, marker, &[])
+}
+
+/// [`login_through_pty`] with extra environment for `kitchen-driver` (`DOCKER_HOST`,
+/// `LXD_CONF`, ...).
+pub fn login_through_pty_with_env(
+    project: &TestProject,
+    instance: &str,
+    command: &str,
+    marker: &str,
+    env: &[(&str, &str)],
+) -> String {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
     let bin = assert_cmd::cargo::cargo_bin("kitchen-driver");
@@ -346,6 +358,7 @@ pub fn login_through_pty(
         ])
         .current_dir(project.root())
         .env("HOME", project.root())
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -101,8 +101,8 @@ pub fn transport_keys(plugin: &str, block: &crate::config::PluginConfig) -> Vec<
 pub fn why(kind: &str, plugin: &str, key: &str) -> String {
     let top = key.split('.').next().unwrap_or(key);
     let known = match (kind, top) {
-        ("driver", "use_sudo" | "socket" | "docker_host_url" | "binary") => Some(
-            "the Docker engine is reached through its API (bollard), with DOCKER_HOST as the docker CLI reads it",
+        ("driver", "use_sudo" | "socket" | "binary") => Some(
+            "the Docker engine is reached through its API (bollard), at `docker_host_url` or DOCKER_HOST as the docker CLI reads it",
         ),
         (
             "driver",

@@ -2,10 +2,12 @@
 //!
 //! Keys: `image` (alias or fingerprint in the local image store), `profiles`, `config`
 //! (instance config such as `security.nesting`, `limits.memory`), `devices`, `storage_pool`,
-//! `type` (`container` or `virtual-machine`), `ephemeral`, `project`, `remote` (only `local`
-//! here), `wait_for` (a command that must exit 0 before the instance counts as ready) and
+//! `type` (`container` or `virtual-machine`), `ephemeral`, `project`, `target` (a cluster
+//! member), `wait_for` (a command that must exit 0 before the instance counts as ready) and
 //! `ready_timeout` (seconds, default 120); `step_timeout` (seconds) limits each step (see
-//! `lifecycle::step_timeout_of`).
+//! `lifecycle::step_timeout_of`). The server: `remote` (an `lxc` remote) or
+//! `remote_url` with `server_certificate`, `client_certificate` and `client_key` (see
+//! `lxd_remote.rs`, which also names their environment variables); the local socket otherwise.
 //!
 //! Instances are named `kitchen-<hash of kitchen_root>-<instance>` (a valid hostname, unique
 //! per checkout) and carry the config keys [`CONFIG_PROJECT`] and [`CONFIG_INSTANCE`]. Ready
@@ -23,6 +25,8 @@ use lxd_client::{Client, FileOptions};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use super::lxd_image;
+use super::lxd_remote::{self, RemoteKeys, Server};
 use super::naming::lxd_instance_name;
 use super::{Driver, ready};
 use crate::config::{PluginConfig, parse_block};
@@ -75,6 +79,13 @@ struct LxdConfig {
     ephemeral: bool,
     project: Option<String>,
     remote: Option<String>,
+    remote_url: Option<String>,
+    server_certificate: Option<String>,
+    client_certificate: Option<String>,
+    client_key: Option<String>,
+    target: Option<String>,
+    /// Forced into every block by test-kitchen: where relative certificate paths start.
+    kitchen_root: Option<String>,
     wait_for: Option<String>,
     ready_timeout: Option<u64>,
     /// Each step's time limit in seconds: read by the runner (`lifecycle::step_timeout_of`),
@@ -87,6 +98,8 @@ struct LxdConfig {
 #[derive(Debug)]
 pub struct LxdDriver {
     config: LxdConfig,
+    server: Server,
+    instance: String,
     client: OnceCell<Client>,
 }
 
@@ -102,23 +115,33 @@ impl LxdDriver {
             None | Some("") => {
                 return Err(bad("set `image` (an alias such as kitchen/busybox)".into()));
             }
-            Some(i) if i.contains(':') => {
-                let (remote, _) = i.split_once(':').unwrap_or_default();
-                if remote != "local" {
-                    return Err(bad(format!(
-                        "key `image`: `{i}` names the remote `{remote}`; only images in the local store are supported (no registry is reachable here): import it with `lxc image import` and use its alias"
-                    )));
+            Some(i) => {
+                if let Some((remote, _)) = lxd_image::remote_image(i) {
+                    // The remote must be an LXD server of lxc's configuration (image servers
+                    // such as `images:` speak simplestreams, which the copy does not).
+                    let known = lxd_client::LxcConfig::load()
+                        .ok()
+                        .and_then(|c| c.remote(remote).ok().map(lxd_client::Remote::is_lxd));
+                    if known != Some(true) {
+                        return Err(bad(format!(
+                            "key `image`: `{i}` names the remote `{remote}`, which is not an LXD server in lxc's configuration (LXD_CONF or ~/.config/lxc): add it with `lxc remote add {remote} ...`, or import the image with `lxc image import` and use its alias"
+                        )));
+                    }
                 }
             }
-            Some(_) => {}
         }
-        if let Some(r) = &config.remote
-            && r != "local"
-        {
-            return Err(bad(format!(
-                "key `remote`: only `local` is supported, not `{r}`"
-            )));
-        }
+        let server = lxd_remote::resolve(
+            &RemoteKeys {
+                remote: config.remote.clone(),
+                remote_url: config.remote_url.clone(),
+                server_certificate: config.server_certificate.clone(),
+                client_certificate: config.client_certificate.clone(),
+                client_key: config.client_key.clone(),
+                base: config.kitchen_root.clone().unwrap_or_default().into(),
+            },
+            |k| std::env::var(k).ok(),
+        )
+        .map_err(bad)?;
         if let Some(k) = &config.kind
             && k != "container"
             && k != "virtual-machine"
@@ -129,27 +152,30 @@ impl LxdDriver {
         }
         Ok(Self {
             config,
+            server,
+            instance: instance.to_string(),
             client: OnceCell::new(),
         })
     }
 
+    /// The instance's project: `project`, else the lxc remote's own (once connected), else
+    /// `default`.
     fn project(&self) -> String {
         self.config
             .project
             .clone()
+            .or_else(|| {
+                self.client
+                    .get()
+                    .and_then(|c| c.project_name().map(str::to_string))
+            })
             .unwrap_or_else(|| "default".into())
     }
 
     async fn client(&self) -> Result<Client> {
         self.client
             .get_or_try_init(|| async {
-                let c = Client::connect_local().await.map_err(|source| Error::Lxd {
-                    action:
-                        "connecting to the LXD daemon (is it running? scripts/setup-host starts it)"
-                            .into(),
-                    instance: String::new(),
-                    source: Box::new(source),
-                })?;
+                let c = lxd_remote::connect(&self.server, &self.instance).await?;
                 Ok::<_, Error>(match &self.config.project {
                     Some(p) => c.project(p.clone()),
                     None => c,
@@ -285,7 +311,14 @@ impl Driver for LxdDriver {
         }
         // Image: by alias, or by fingerprint when it looks like one.
         let image = self.config.image.clone().unwrap_or_default();
-        let image = image.strip_prefix("local:").unwrap_or(&image).to_string();
+        let image = match lxd_image::remote_image(&image) {
+            Some((remote, alias)) => {
+                lxd_image::ensure_copied(&client, remote, alias, &ctx.instance.name, &ctx.output)
+                    .await?;
+                alias.to_string()
+            }
+            None => image.strip_prefix("local:").unwrap_or(&image).to_string(),
+        };
         let by_fingerprint = image.len() >= 12 && image.chars().all(|c| c.is_ascii_hexdigit());
         let known = if by_fingerprint {
             client.images().get(&image).await.is_ok()
@@ -328,6 +361,9 @@ impl Driver for LxdDriver {
             b = b.instance_type(InstanceType::VirtualMachine);
         }
         b = b.ephemeral(self.config.ephemeral);
+        if let Some(member) = &self.config.target {
+            b = b.target(member.clone());
+        }
         ctx.output
             .debug(&format!("Creating LXD instance {name} from {image}"));
         // Recorded first: a crash from here on leaves a name destroy can find.

@@ -10,6 +10,8 @@
 
 pub mod docker;
 pub mod lxd;
+mod lxd_image;
+mod lxd_remote;
 pub mod naming;
 mod ready;
 

@@ -3,7 +3,7 @@
 //! [`Event::ResourceSample`]s.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -18,6 +18,11 @@ const EVERY: Duration = Duration::from_secs(1);
 /// How long the end of a step waits for its last sample.
 const LAST_SAMPLE_WAIT: Duration = Duration::from_millis(200);
 
+/// How long the end of a step waits for its last sample when it has none yet: every sampled
+/// step gets a sample. (A verify shorter than the runtime's answer under load used to end
+/// with none: the first sample was aborted and the last cut off at [`LAST_SAMPLE_WAIT`].)
+const ONLY_SAMPLE_WAIT: Duration = Duration::from_secs(3);
+
 /// Samples one step until [`Sampler::finish`].
 pub(super) struct Sampler {
     probe: Probe,
@@ -31,6 +36,8 @@ struct Probe {
     action: Action,
     /// The highest memory use seen in this step (0: none yet).
     peak: Arc<AtomicU64>,
+    /// Whether the runtime has answered a sample of this step.
+    answered: Arc<AtomicBool>,
 }
 
 impl Probe {
@@ -42,6 +49,7 @@ impl Probe {
             Ok(Some(u)) => u,
             Ok(None) | Err(_) => return false,
         };
+        self.answered.store(true, Ordering::SeqCst);
         if usage.memory_bytes.is_none()
             && usage.peak_memory_bytes.is_none()
             && usage.cpu_time.is_none()
@@ -73,6 +81,7 @@ impl Sampler {
             output,
             action,
             peak: Arc::default(),
+            answered: Arc::default(),
         };
         let task = {
             let probe = probe.clone();
@@ -91,11 +100,17 @@ impl Sampler {
     }
 
     /// Stops sampling and takes a last sample (the step's end), waiting for it at most
-    /// [`LAST_SAMPLE_WAIT`]: Docker's stats call can take most of a second, which every
-    /// converge and verify would otherwise pay.
+    /// [`LAST_SAMPLE_WAIT`] (Docker's stats call can take most of a second, which every
+    /// converge and verify would otherwise pay), or [`ONLY_SAMPLE_WAIT`] when the step has
+    /// no sample yet.
     pub(super) async fn finish(self) {
         self.task.abort();
         let _ = self.task.await;
-        let _ = tokio::time::timeout(LAST_SAMPLE_WAIT, self.probe.sample()).await;
+        let wait = if self.probe.answered.load(Ordering::SeqCst) {
+            LAST_SAMPLE_WAIT
+        } else {
+            ONLY_SAMPLE_WAIT
+        };
+        let _ = tokio::time::timeout(wait, self.probe.sample()).await;
     }
 }

@@ -112,6 +112,12 @@ pub(super) struct DockerConfig {
     /// named here so it is a known key.
     #[allow(dead_code)]
     pub(super) step_timeout: Option<f64>,
+    /// The engine's address (kitchen-dokken's key; `DOCKER_HOST` otherwise).
+    pub(super) docker_host_url: Option<String>,
+    /// TLS with client certificates for a tcp:// engine (`DOCKER_TLS_VERIFY` otherwise).
+    pub(super) tls_verify: Option<bool>,
+    /// The directory with `ca.pem`, `cert.pem` and `key.pem` (`DOCKER_CERT_PATH` otherwise).
+    pub(super) cert_path: Option<String>,
     /// kitchen-docker's name for `volumes` (folded into it by `kitchen_docker::translate`).
     pub(super) volume: OneOrMany,
     /// kitchen-docker's `docker run` options (folded into the keys above).

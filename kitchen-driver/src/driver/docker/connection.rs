@@ -27,6 +27,9 @@ pub struct DockerConnection {
     pub(super) name: String,
     pub(super) instance: String,
     pub(super) user: Option<String>,
+    /// The engine's address when it is not the default socket (for Ansible's docker
+    /// connection).
+    pub(super) docker_host: Option<String>,
 }
 
 impl DockerConnection {
@@ -278,7 +281,7 @@ impl Connection for DockerConnection {
         Target::Docker {
             container_id: self.id.clone(),
             container_name: self.name.clone(),
-            docker_host: std::env::var("DOCKER_HOST").ok(),
+            docker_host: self.docker_host.clone(),
         }
     }
 

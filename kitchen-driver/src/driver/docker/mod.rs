@@ -5,19 +5,23 @@
 //! `privileged`, `cap_add`, `cap_drop`, `volumes`, `tmpfs`, `env`, `hostname`, `run_command`,
 //! `memory`, `cpus`, `user`, `forward`, `network_mode` (default `none`), `labels`,
 //! `ready_timeout` (seconds, default 60), `step_timeout` (seconds, each step's limit; see
-//! `lifecycle::step_timeout_of`).
+//! `lifecycle::step_timeout_of`), and the engine's address `docker_host_url`,
+//! `tls_verify`, `cert_path` (kitchen-dokken's names; `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and
+//! `DOCKER_CERT_PATH` otherwise, see `endpoint.rs`).
 //!
 //! Containers are named `kitchen-<hash of kitchen_root>-<instance>` and carry the labels
 //! [`LABEL_PROJECT`] and [`LABEL_INSTANCE`], so the driver finds what it owns even when a state
 //! file was lost. The API version is negotiated with the engine, never pinned.
 //!
 //! One file per job: `config.rs` reads the `driver:` block and turns it into the engine's
-//! create body (pure), `image.rs` resolves or builds the image, `connection.rs` is the
+//! create body (pure), `endpoint.rs` says which engine to reach and how (socket, TCP, TLS),
+//! `image.rs` resolves or builds the image, `connection.rs` is the
 //! [`DockerConnection`] (exec, archives, terminal); this file creates, waits for, finds and
 //! removes containers. Names come from [`super::naming`].
 
 mod config;
 mod connection;
+mod endpoint;
 mod image;
 mod kitchen_docker;
 
@@ -45,6 +49,7 @@ use crate::transport::Connection;
 use super::naming::container_name;
 use config::{DockerConfig, parse_forward, parse_memory, runs_init};
 pub use connection::DockerConnection;
+use endpoint::{Endpoint, EndpointSettings};
 
 /// Label holding the project directory (`kitchen_root`) on every container the driver creates.
 pub const LABEL_PROJECT: &str = "io.kitchen-driver.project";
@@ -59,6 +64,7 @@ pub const KEEP_ALIVE: &str = "trap exit TERM; while :; do sleep 3600 & wait; don
 #[derive(Debug)]
 pub struct DockerDriver {
     config: DockerConfig,
+    endpoint: Endpoint,
     client: OnceCell<Docker>,
 }
 
@@ -100,8 +106,16 @@ impl DockerDriver {
                 m.text()
             )));
         }
+        let endpoint = EndpointSettings::from_env(
+            config.docker_host_url.clone(),
+            config.tls_verify,
+            config.cert_path.clone(),
+        )
+        .resolve()
+        .map_err(bad)?;
         Ok(Self {
             config,
+            endpoint,
             client: OnceCell::new(),
         })
     }
@@ -109,15 +123,31 @@ impl DockerDriver {
     async fn docker(&self) -> Result<Docker> {
         self.client
             .get_or_try_init(|| async {
-                let docker = Docker::connect_with_defaults()
-                    .map_err(|source| Error::DockerConnect { source })?;
+                let docker = self.endpoint.client()?;
                 docker
                     .negotiate_version()
                     .await
-                    .map_err(|source| Error::DockerConnect { source })
+                    .map_err(|source| self.endpoint.unreachable(&source))
             })
             .await
             .cloned()
+    }
+
+    /// The connection to container `id`.
+    fn connect(&self, docker: Docker, id: &str, name: &str, instance: &str) -> DockerConnection {
+        DockerConnection {
+            docker,
+            id: id.to_string(),
+            name: name.to_string(),
+            instance: instance.to_string(),
+            user: self.config.user.clone(),
+            docker_host: match &self.endpoint {
+                Endpoint::Unix(url) if url == endpoint::DEFAULT_HOST => {
+                    std::env::var("DOCKER_HOST").ok()
+                }
+                other => Some(other.url().to_string()),
+            },
+        }
     }
 
     /// Removes every container labelled with this project and instance except `keep`.
@@ -342,13 +372,7 @@ impl Driver for DockerDriver {
                 message: format!("starting container {name} failed: {msg}{hint}"),
             });
         }
-        let conn = DockerConnection {
-            docker: docker.clone(),
-            id: created.id.clone(),
-            name: name.clone(),
-            instance: instance.clone(),
-            user: self.config.user.clone(),
-        };
+        let conn = self.connect(docker.clone(), &created.id, &name, &instance);
         self.wait_ready(&conn, ctx).await?;
         let inspect = docker
             .inspect_container(&created.id, None)
@@ -366,14 +390,23 @@ impl Driver for DockerDriver {
             .and_then(|n| n.ports)
             .unwrap_or_default();
         let mut forwarded = serde_json::Map::new();
+        let mut forwarded_host = None;
         for (port, bindings) in ports {
-            if let Some(host_port) = bindings
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|b| b.host_port.filter(|p| !p.is_empty()))
+            if let Some((host_ip, host_port)) =
+                bindings.unwrap_or_default().into_iter().find_map(|b| {
+                    b.host_port
+                        .filter(|p| !p.is_empty())
+                        .map(|p| (b.host_ip.unwrap_or_default(), p))
+                })
             {
+                forwarded_host.get_or_insert_with(|| {
+                    endpoint::published_host(self.endpoint.remote_host(), &host_ip)
+                });
                 forwarded.insert(port, host_port.into());
             }
+        }
+        if let Some(h) = forwarded_host {
+            state.set(keys::FORWARDED_HOST, h);
         }
         if forwarded.len() == 1
             && let Some(p) = forwarded.values().next()
@@ -409,15 +442,12 @@ impl Driver for DockerDriver {
         state: &State,
     ) -> Result<Arc<dyn Connection>> {
         let id = state.created(keys::CONTAINER_ID, &ctx.instance.name)?;
-        Ok(Arc::new(DockerConnection {
-            docker: self.docker().await?,
-            id: id.to_string(),
-            name: state
-                .get_str(keys::CONTAINER_NAME)
-                .unwrap_or(id)
-                .to_string(),
-            instance: ctx.instance.name.clone(),
-            user: self.config.user.clone(),
-        }))
+        let name = state.get_str(keys::CONTAINER_NAME).unwrap_or(id);
+        Ok(Arc::new(self.connect(
+            self.docker().await?,
+            id,
+            name,
+            &ctx.instance.name,
+        )))
     }
 }
