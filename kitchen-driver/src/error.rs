@@ -196,6 +196,32 @@ pub enum Error {
         reason: CancelReason,
     },
 
+    /// A step ran past its time limit (`--step-timeout`, or `step_timeout` in the driver
+    /// block); its host commands and the command in the instance were killed.
+    #[error(
+        "instance {instance}: {action} did not finish within its step timeout of {}s and was stopped (its commands were killed); raise `--step-timeout` or the driver's `step_timeout` if the step is just slow",
+        limit.as_secs_f64()
+    )]
+    StepTimedOut {
+        /// The instance.
+        instance: String,
+        /// The step that ran too long.
+        action: String,
+        /// The limit it had.
+        limit: std::time::Duration,
+    },
+
+    /// A second interrupt stopped a step in the middle; its host commands were killed.
+    #[error(
+        "instance {instance}: {action} stopped by a second interrupt (its host commands were killed)"
+    )]
+    Aborted {
+        /// The instance.
+        instance: String,
+        /// The step that was stopped.
+        action: String,
+    },
+
     /// Actions failed (test-kitchen's `ActionFailed` at the end of a run): `N actions failed.`
     /// and one line per failure.
     #[error("{summary}")]
@@ -204,7 +230,8 @@ pub enum Error {
         summary: String,
     },
 
-    /// Ctrl-C stopped the run before every action ran (and none failed).
+    /// An interrupt (Ctrl-C, SIGTERM or SIGHUP) stopped the run before every action ran (and
+    /// none failed).
     #[error("Interrupted before every action ran")]
     Interrupted,
 
@@ -292,7 +319,8 @@ impl Error {
             Error::CommandFailed { .. } | Error::VerifyFailed { .. } => "Kitchen::ActionFailed",
             Error::UnsafeDownload { .. } => "Kitchen::ActionFailed",
             Error::NotCreated { .. } => "Kitchen::UserError",
-            Error::Cancelled { .. } | Error::Interrupted => "Interrupt",
+            Error::Cancelled { .. } | Error::Aborted { .. } | Error::Interrupted => "Interrupt",
+            Error::StepTimedOut { .. } => "Kitchen::ActionFailed",
             Error::ActionsFailed { .. } => "Kitchen::ActionFailed",
             Error::AmbiguousInstance { .. } => "Kitchen::UserError",
             Error::Startup { .. } | Error::Report { .. } => "IOError",
@@ -333,7 +361,7 @@ impl Error {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum CancelReason {
-    /// Ctrl-C (SIGINT).
+    /// An interrupt: Ctrl-C (SIGINT), SIGTERM or SIGHUP.
     Interrupted,
     /// `--fail-fast`, after another instance failed.
     FailFast,
@@ -342,7 +370,7 @@ pub enum CancelReason {
 impl fmt::Display for CancelReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            CancelReason::Interrupted => "cancelled by Ctrl-C",
+            CancelReason::Interrupted => "cancelled by an interrupt (Ctrl-C, SIGTERM or SIGHUP)",
             CancelReason::FailFast => "cancelled after another instance failed (--fail-fast)",
         })
     }

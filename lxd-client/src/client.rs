@@ -22,7 +22,7 @@ use crate::operations::OperationHandle;
 use crate::remotes::LxcConfig;
 use crate::request::RequestSpec;
 use crate::tls::{ClientIdentity, HttpsEndpoint, ServerPin};
-use crate::transport::{Connector, Endpoint, Stream};
+use crate::transport::{Connector, Endpoint, Stream, Timeouts};
 
 /// A websocket to the daemon.
 pub(crate) type WsStream = WebSocketStream<HangupTolerant>;
@@ -128,6 +128,7 @@ pub struct Client {
 
 struct Inner {
     endpoint: Arc<Endpoint>,
+    timeouts: Timeouts,
     http: legacy::Client<Connector, Body>,
 }
 
@@ -197,7 +198,7 @@ impl Client {
 
     /// A client for any [`Endpoint`].
     pub fn new(endpoint: Endpoint) -> Self {
-        Self::pooled(Arc::new(endpoint))
+        Self::pooled(Arc::new(endpoint), Timeouts::default())
     }
 
     /// The same endpoint and project with a connection pool of its own, for work done on
@@ -205,18 +206,47 @@ impl Client {
     pub(crate) fn with_own_pool(&self) -> Client {
         Client {
             project: self.project.clone(),
-            ..Self::pooled(Arc::clone(&self.inner.endpoint))
+            ..Self::pooled(Arc::clone(&self.inner.endpoint), self.inner.timeouts)
         }
     }
 
-    fn pooled(endpoint: Arc<Endpoint>) -> Self {
+    /// The same endpoint and project with other time limits (and a connection pool of its
+    /// own). Every client starts with [`Timeouts::default`].
+    ///
+    /// ```no_run
+    /// # async fn demo() -> lxd_client::Result<()> {
+    /// use std::time::Duration;
+    /// use lxd_client::{Client, Timeouts};
+    /// let client = Client::connect_local()
+    ///     .await?
+    ///     .with_timeouts(Timeouts::default().request(Duration::from_secs(300)));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_timeouts(&self, timeouts: Timeouts) -> Client {
+        Client {
+            project: self.project.clone(),
+            ..Self::pooled(Arc::clone(&self.inner.endpoint), timeouts)
+        }
+    }
+
+    /// The time limits this client applies.
+    pub fn timeouts(&self) -> Timeouts {
+        self.inner.timeouts
+    }
+
+    fn pooled(endpoint: Arc<Endpoint>, timeouts: Timeouts) -> Self {
         let http = legacy::Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(64)
-            .build(Connector::new(Arc::clone(&endpoint)));
+            .build(Connector::new(Arc::clone(&endpoint), timeouts));
         Client {
-            inner: Arc::new(Inner { endpoint, http }),
+            inner: Arc::new(Inner {
+                endpoint,
+                timeouts,
+                http,
+            }),
             project: None,
         }
     }
@@ -392,6 +422,7 @@ impl Client {
         let method = spec.method.clone();
         let path = spec.path.clone();
         tracing::debug!(%method, %path, "lxd request");
+        let limit = self.request_limit(&spec);
         let request = spec
             .into_http(self.inner.endpoint.base_url(), self.project.as_deref())
             .map_err(|e| Error::Transport {
@@ -399,7 +430,16 @@ impl Client {
                 path: path.clone(),
                 source: e.into(),
             })?;
-        let response = self.inner.http.request(request).await.map_err(|e| {
+        let response = match limit {
+            Some(limit) => tokio::time::timeout(limit, self.inner.http.request(request))
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!("the answer to {method} {path} from {}", self.inner.endpoint),
+                    after: limit,
+                })?,
+            None => self.inner.http.request(request).await,
+        };
+        let response = response.map_err(|e| {
             if e.is_connect() || crate::transport::is_deferred_connect_error(&e) {
                 crate::tls::connect_error(&self.inner.endpoint, e.into())
             } else {
@@ -425,10 +465,34 @@ impl Client {
     ) -> Result<(http::response::Parts, Bytes)> {
         let method = spec.method.clone();
         let path = spec.path.clone();
+        let limit = self.request_limit(&spec);
         let response = self.send(spec).await?;
         let (parts, body) = response.into_parts();
-        let body = collect_body(body, &method, &path).await?;
+        let collect = collect_body(body, &method, &path);
+        let body = match limit {
+            Some(limit) => {
+                tokio::time::timeout(limit, collect)
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        what: format!(
+                            "the body of the answer to {method} {path} from {}",
+                            self.inner.endpoint
+                        ),
+                        after: limit,
+                    })??
+            }
+            None => collect.await?,
+        };
         Ok((parts, body))
+    }
+
+    /// How long `spec` may take ([`Timeouts`]): the request limit plus its long-poll time;
+    /// `None` for a streamed body, whose length is the caller's.
+    fn request_limit(&self, spec: &RequestSpec) -> Option<Duration> {
+        match spec.body {
+            crate::request::RequestBody::Stream(..) => None,
+            _ => Some(self.inner.timeouts.request_limit() + spec.long_poll),
+        }
     }
 
     /// Sends a request that answers with a sync envelope and decodes its metadata.
@@ -499,7 +563,7 @@ impl Client {
         let stream = self
             .inner
             .endpoint
-            .connect()
+            .connect(&self.inner.timeouts)
             .await
             .map_err(|e| crate::tls::connect_error(&self.inner.endpoint, e.into()))?;
         // A plain URL makes tungstenite build the upgrade request itself; it adds no Origin
@@ -508,22 +572,31 @@ impl Client {
             inner: stream,
             hung_up: false,
         };
-        let (ws, _response) = tokio_tungstenite::client_async(url, stream)
-            .await
-            .map_err(|e| match e {
-                // The server refused the upgrade with an LXD error envelope (e.g. 404
-                // "Operation not found" once an exec operation has gone).
-                tokio_tungstenite::tungstenite::Error::Http(response) => api_error(
-                    response.status().as_u16(),
-                    &Method::GET,
-                    &what,
-                    response.body().as_deref().unwrap_or_default(),
-                ),
-                other => Error::Websocket {
-                    what,
-                    source: other.into(),
-                },
-            })?;
+        let limit = self.inner.timeouts.request_limit();
+        let (ws, _response) =
+            tokio::time::timeout(limit, tokio_tungstenite::client_async(url, stream))
+                .await
+                .map_err(|_| Error::Timeout {
+                    what: format!(
+                        "the websocket upgrade of {what} from {}",
+                        self.inner.endpoint
+                    ),
+                    after: limit,
+                })?
+                .map_err(|e| match e {
+                    // The server refused the upgrade with an LXD error envelope (e.g. 404
+                    // "Operation not found" once an exec operation has gone).
+                    tokio_tungstenite::tungstenite::Error::Http(response) => api_error(
+                        response.status().as_u16(),
+                        &Method::GET,
+                        &what,
+                        response.body().as_deref().unwrap_or_default(),
+                    ),
+                    other => Error::Websocket {
+                        what,
+                        source: other.into(),
+                    },
+                })?;
         Ok(ws)
     }
 }

@@ -148,7 +148,7 @@ pub use tls::{
     ClientIdentity, DEFAULT_PORT, Fingerprint, HttpsEndpoint, ServerPin, TlsCertificate,
     fetch_server_certificate,
 };
-pub use transport::Endpoint;
+pub use transport::{Endpoint, Timeouts};
 
 /// Re-exported so [`Client::query`] can be called without a direct `http` dependency.
 pub use http::Method;

@@ -221,6 +221,7 @@ async fn follow_task(client: Client, id: String, tx: watch::Sender<Outcome>) {
     let spec = || {
         RequestSpec::get(format!("/1.0/operations/{}/wait", seg(&id)))
             .query("timeout", WAIT_CHUNK_SECS.to_string())
+            .long_poll(Duration::from_secs(WAIT_CHUNK_SECS))
     };
     loop {
         match client.sync::<Operation>(spec()).await {

@@ -82,6 +82,9 @@ pub(crate) struct RequestSpec {
     pub query: Vec<(&'static str, String)>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: RequestBody,
+    /// How long the server may hold this request on purpose (a long poll's `timeout`), on
+    /// top of the client's request limit.
+    pub long_poll: std::time::Duration,
 }
 
 impl RequestSpec {
@@ -93,6 +96,7 @@ impl RequestSpec {
             query: Vec::new(),
             headers: Vec::new(),
             body: RequestBody::Empty,
+            long_poll: std::time::Duration::ZERO,
         }
     }
 
@@ -104,6 +108,12 @@ impl RequestSpec {
     /// Adds a query parameter.
     pub(crate) fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.query.push((key, value.into()));
+        self
+    }
+
+    /// Marks the request as a long poll the server may hold for `time`.
+    pub(crate) fn long_poll(mut self, time: std::time::Duration) -> Self {
+        self.long_poll = time;
         self
     }
 

@@ -691,8 +691,17 @@ impl HttpsEndpoint {
     }
 
     /// TCP connect and TLS handshake.
-    pub(crate) async fn connect(&self) -> std::io::Result<TlsStream<TcpStream>> {
-        connect_tls(&self.authority, &self.host, Arc::clone(&self.config)).await
+    pub(crate) async fn connect(
+        &self,
+        timeouts: &crate::Timeouts,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        connect_tls(
+            &self.authority,
+            &self.host,
+            Arc::clone(&self.config),
+            timeouts,
+        )
+        .await
     }
 }
 
@@ -700,12 +709,24 @@ async fn connect_tls(
     authority: &str,
     host: &str,
     config: Arc<ClientConfig>,
+    timeouts: &crate::Timeouts,
 ) -> std::io::Result<TlsStream<TcpStream>> {
-    let tcp = TcpStream::connect(authority).await?;
+    use crate::transport::within;
+    let tcp = within(
+        timeouts.connect_limit(),
+        &format!("connecting to {authority}"),
+        TcpStream::connect(authority),
+    )
+    .await?;
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    TlsConnector::from(config).connect(name, tcp).await
+    within(
+        timeouts.tls_handshake_limit(),
+        &format!("the TLS handshake with {authority}"),
+        TlsConnector::from(config).connect(name, tcp),
+    )
+    .await
 }
 
 /// Trust on first use: connects to `url` without checking the server's certificate, and
@@ -723,7 +744,7 @@ async fn connect_tls(
 ///
 /// # Errors
 /// [`Error::InvalidInput`] for a malformed address, [`Error::Connect`] when nothing answers
-/// or the TLS handshake fails.
+/// or the TLS handshake fails (each within the [`crate::Timeouts`] defaults).
 pub async fn fetch_server_certificate(url: &str) -> Result<TlsCertificate> {
     let (authority, host) = parse_address(url)?;
     let verifier = verifier(None);
@@ -732,9 +753,14 @@ pub async fn fetch_server_certificate(url: &str) -> Result<TlsCertificate> {
         endpoint: format!("https://{authority}"),
         source,
     };
-    let mut stream = connect_tls(&authority, &host, Arc::new(config))
-        .await
-        .map_err(|e| connect_err(e.into()))?;
+    let mut stream = connect_tls(
+        &authority,
+        &host,
+        Arc::new(config),
+        &crate::Timeouts::default(),
+    )
+    .await
+    .map_err(|e| connect_err(e.into()))?;
     let seen = stream
         .get_ref()
         .1

@@ -27,6 +27,97 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 
+/// How long the client waits for the daemon, per connection and per request
+/// ([`crate::Client::with_timeouts`]). Each limit ends in an error instead of a hang: a
+/// connect or handshake that passes its limit is an [`crate::Error::Connect`], a request
+/// an [`crate::Error::Timeout`].
+///
+/// ```
+/// use std::time::Duration;
+/// let t = lxd_client::Timeouts::default()
+///     .connect(Duration::from_secs(3))
+///     .request(Duration::from_secs(120));
+/// assert_eq!(t.tls_handshake_limit(), lxd_client::Timeouts::DEFAULT_TLS_HANDSHAKE);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    connect: std::time::Duration,
+    tls_handshake: std::time::Duration,
+    request: std::time::Duration,
+}
+
+impl Timeouts {
+    /// Default connect limit (TCP connect or unix-socket connect): 10 s.
+    pub const DEFAULT_CONNECT: std::time::Duration = std::time::Duration::from_secs(10);
+    /// Default TLS handshake limit (HTTPS remotes): 10 s.
+    pub const DEFAULT_TLS_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+    /// Default request limit: 60 s from sending a request to its whole answer (headers and
+    /// body), or to a websocket's upgrade. A long poll (an operation's `/wait`) gets its poll
+    /// time on top. Requests whose body is a stream (file pushes, image uploads) are limited
+    /// by their connect only, since their length is the caller's.
+    pub const DEFAULT_REQUEST: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Sets the connect limit.
+    #[must_use]
+    pub fn connect(mut self, limit: std::time::Duration) -> Self {
+        self.connect = limit;
+        self
+    }
+
+    /// Sets the TLS handshake limit.
+    #[must_use]
+    pub fn tls_handshake(mut self, limit: std::time::Duration) -> Self {
+        self.tls_handshake = limit;
+        self
+    }
+
+    /// Sets the request limit.
+    #[must_use]
+    pub fn request(mut self, limit: std::time::Duration) -> Self {
+        self.request = limit;
+        self
+    }
+
+    /// The connect limit.
+    pub fn connect_limit(&self) -> std::time::Duration {
+        self.connect
+    }
+
+    /// The TLS handshake limit.
+    pub fn tls_handshake_limit(&self) -> std::time::Duration {
+        self.tls_handshake
+    }
+
+    /// The request limit.
+    pub fn request_limit(&self) -> std::time::Duration {
+        self.request
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Self::DEFAULT_CONNECT,
+            tls_handshake: Self::DEFAULT_TLS_HANDSHAKE,
+            request: Self::DEFAULT_REQUEST,
+        }
+    }
+}
+
+/// `fut` within `limit`, or an `io::ErrorKind::TimedOut` error saying `what` timed out.
+pub(crate) async fn within<T>(
+    limit: std::time::Duration,
+    what: &str,
+    fut: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} timed out after {limit:?}"),
+        ))
+    })
+}
+
 /// Where an LXD daemon listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -70,11 +161,18 @@ impl Endpoint {
         }
     }
 
-    /// Opens a new raw connection.
-    pub(crate) async fn connect(&self) -> io::Result<Stream> {
+    /// Opens a new raw connection, each phase within its limit of `timeouts`.
+    pub(crate) async fn connect(&self, timeouts: &Timeouts) -> io::Result<Stream> {
         match self {
-            Endpoint::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
-            Endpoint::Https(https) => Ok(Stream::Tls(Box::new(https.connect().await?))),
+            Endpoint::Unix(path) => Ok(Stream::Unix(
+                within(
+                    timeouts.connect,
+                    "connecting to the unix socket",
+                    UnixStream::connect(path),
+                )
+                .await?,
+            )),
+            Endpoint::Https(https) => Ok(Stream::Tls(Box::new(https.connect(timeouts).await?))),
         }
     }
 }
@@ -164,11 +262,12 @@ impl Connection for Stream {
 #[derive(Debug, Clone)]
 pub(crate) struct Connector {
     endpoint: Arc<Endpoint>,
+    timeouts: Timeouts,
 }
 
 impl Connector {
-    pub(crate) fn new(endpoint: Arc<Endpoint>) -> Self {
-        Connector { endpoint }
+    pub(crate) fn new(endpoint: Arc<Endpoint>, timeouts: Timeouts) -> Self {
+        Connector { endpoint, timeouts }
     }
 }
 
@@ -183,6 +282,7 @@ impl tower_service::Service<http::Uri> for Connector {
 
     fn call(&mut self, _uri: http::Uri) -> Self::Future {
         let endpoint = Arc::clone(&self.endpoint);
+        let timeouts = self.timeouts;
         Box::pin(async move {
             match endpoint.as_ref() {
                 // hyper's pool races a new connection against a busy one becoming idle, and
@@ -193,7 +293,7 @@ impl tower_service::Service<http::Uri> for Connector {
                         path.clone(),
                     ))))
                 }
-                Endpoint::Https(_) => endpoint.connect().await.map(TokioIo::new),
+                Endpoint::Https(_) => endpoint.connect(&timeouts).await.map(TokioIo::new),
             }
         })
     }
@@ -389,7 +489,10 @@ mod tests {
     use tower_service::Service;
 
     async fn pooled_connection(path: &std::path::Path) -> io::Result<Stream> {
-        let mut connector = Connector::new(Arc::new(Endpoint::Unix(path.to_path_buf())));
+        let mut connector = Connector::new(
+            Arc::new(Endpoint::Unix(path.to_path_buf())),
+            Timeouts::default(),
+        );
         connector
             .call(http::Uri::from_static("http://lxd/"))
             .await

@@ -59,6 +59,19 @@ pub struct ActionArgs {
     /// create with the same inputs starts from it and skips the converge.
     #[arg(long)]
     pub converge_cache: bool,
+    /// Stop any step (create, converge, setup, verify, destroy) of an instance that runs
+    /// longer than SECONDS: the step fails and its commands are killed, in the instance and
+    /// on the host. Wins over the driver's `step_timeout`.
+    #[arg(long, value_name = "SECONDS", value_parser = step_timeout_arg)]
+    pub step_timeout: Option<std::time::Duration>,
+}
+
+fn step_timeout_arg(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
+    lifecycle::parse_step_timeout(secs)
 }
 
 impl ActionArgs {
@@ -77,6 +90,7 @@ impl ActionArgs {
             failure_output: FailureOutput::Immediate,
             summary_md: None,
             converge_cache: false,
+            step_timeout: None,
         }
     }
 
@@ -205,33 +219,18 @@ pub(super) fn run_lifecycle(
         .with_converge_cache(args.converge_cache);
     let canceller = runner.canceller();
     let outcomes = rt.block_on(async {
-        // Ctrl-C: start no further step, let running ones finish (so nothing is left
-        // half-created; --destroy always still destroys). A second Ctrl-C exits at once.
-        let watcher = {
-            let canceller = canceller.clone();
-            let bus = bus.clone();
-            tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    canceller.cancel();
-                    bus.emit(Event::Warning(Warning {
-                        at: events::now(),
-                        instance: None,
-                        text: "-----> Interrupted: finishing the steps in progress (Ctrl-C again to exit at once)".into(),
-                    }));
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        std::process::exit(exit::INTERRUPTED);
-                    }
-                }
-            })
-        };
+        let watcher = tokio::spawn(watch_interrupts(canceller.clone(), bus.clone()));
         let outcomes = runner
             .run(
                 &instances,
                 &command,
-                RunOptions::new(concurrency, args.fail_fast),
+                RunOptions::new(concurrency, args.fail_fast).with_step_timeout(args.step_timeout),
             )
             .await;
         watcher.abort();
+        // Commands stopped in their instances (a step timeout, an abort) are being killed
+        // there: let those kills finish before the process ends.
+        crate::transport::finish_pending_kills(std::time::Duration::from_secs(30)).await;
         outcomes
     });
     let result = match lifecycle::failure_summary(&outcomes) {
@@ -255,6 +254,56 @@ pub(super) fn run_lifecycle(
     // the run even when every action passed.
     bus.finish()?;
     result
+}
+
+/// Watches for SIGINT, SIGTERM and SIGHUP during a run (a CI system's timeout sends
+/// SIGTERM; a closed terminal SIGHUP). The first starts no further step and lets running ones
+/// finish, so nothing is left half-created (`--destroy always` still destroys). The second
+/// forwards SIGINT to the host commands' process groups (which a terminal's Ctrl-C does not
+/// reach: each runs in a group of its own) and stops the steps in progress, which kills those
+/// groups and the commands in the instances; each step records the interruption in its state
+/// file, and the run ends normally: reports written, exit 130.
+async fn watch_interrupts(canceller: lifecycle::Canceller, bus: EventBus) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::warn!("cannot watch for SIGINT, SIGTERM and SIGHUP");
+        return;
+    };
+    let mut next = async || -> &'static str {
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+        }
+    };
+    let warn = |text: String| {
+        bus.emit(Event::Warning(Warning {
+            at: events::now(),
+            instance: None,
+            text,
+        }));
+    };
+    let first = next().await;
+    canceller.cancel();
+    warn(format!(
+        "-----> Interrupted ({first}): finishing the steps in progress; interrupt again to stop them"
+    ));
+    let second = next().await;
+    warn(format!(
+        "-----> Interrupted again ({second}): stopping the steps in progress and their commands"
+    ));
+    crate::host::signal_children(rustix::process::Signal::INT);
+    canceller.abort();
+    loop {
+        let more = next().await;
+        warn(format!(
+            "-----> Interrupted ({more}): already stopping; the reports are written next"
+        ));
+    }
 }
 
 /// `login`: returns the shell's exit code.
@@ -458,5 +507,22 @@ mod tests {
             panic!()
         };
         assert_eq!(e.command, "uname -a");
+    }
+
+    #[test]
+    fn step_timeout_is_a_positive_number_of_seconds_a_duration_holds() {
+        let cli =
+            Cli::try_parse_from(["kitchen-driver", "converge", "--step-timeout", "90"]).unwrap();
+        let Command::Converge(a) = cli.command else {
+            panic!()
+        };
+        assert_eq!(a.step_timeout, Some(std::time::Duration::from_secs(90)));
+        for bad in ["0", "-5", "1e300", "inf", "NaN", "soon"] {
+            let bad = format!("--step-timeout={bad}");
+            let e = Cli::try_parse_from(["kitchen-driver", "test", bad.as_str()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--step-timeout"), "{bad}: {e}");
+        }
     }
 }

@@ -22,8 +22,8 @@ mod orphans;
 pub mod plugin_protocol;
 
 pub use actions::{ActionArgs, ExecArgs, LoginArgs, TestArgs};
-pub use orphans::DestroyArgs;
 pub use cache::{CacheArgs, CacheCommand, ClearArgs, render_list as render_cache_list};
+pub use orphans::DestroyArgs;
 
 pub use diagnose::render_diagnose;
 pub use list::{ListRow, list_rows, render_table};

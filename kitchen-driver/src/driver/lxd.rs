@@ -4,7 +4,8 @@
 //! (instance config such as `security.nesting`, `limits.memory`), `devices`, `storage_pool`,
 //! `type` (`container` or `virtual-machine`), `ephemeral`, `project`, `target` (a cluster
 //! member), `wait_for` (a command that must exit 0 before the instance counts as ready),
-//! `ready_timeout` (seconds, default 120) and `pristine_snapshot` (see below). The server:
+//! `ready_timeout` (seconds, default 120), `step_timeout` (seconds: limits each step, see
+//! `lifecycle::step_timeout_of`) and `pristine_snapshot` (see below). The server:
 //! `remote` (an `lxc` remote) or `remote_url` with `server_certificate`, `client_certificate`
 //! and `client_key` (see `lxd_remote.rs`, which also names their environment variables); the
 //! local socket otherwise.
@@ -45,7 +46,13 @@ use crate::plugin::InstanceContext;
 use crate::report::{LineSplitter, NullSink, OutputSink, OutputStream};
 use crate::state::{State, keys};
 use crate::transport::tty::TtyRuntime;
-use crate::transport::{Connection, ExecOutput, ExecRequest, Target, TtySession};
+use crate::transport::{
+    Connection, EXEC_OUTPUT_GRACE, ExecMarker, ExecOutput, ExecRequest, KillOnDrop, Target,
+    TtySession,
+};
+
+/// How long the kill of a stopped command may take.
+const KILL_WAIT: Duration = Duration::from_secs(30);
 
 /// Config key holding the project directory on every instance the driver creates (the
 /// checkout's owner mark, [`super::naming::LXD_OWNER_KEY`]).
@@ -98,6 +105,10 @@ struct LxdConfig {
     /// known key.
     #[allow(dead_code)]
     converge_cache: bool,
+    /// Each step's time limit in seconds: read by the runner (`lifecycle::step_timeout_of`),
+    /// named here so it is a known key.
+    #[allow(dead_code)]
+    step_timeout: Option<f64>,
 }
 
 /// State key: the snapshot `reset` restores, when create took one.
@@ -838,11 +849,13 @@ impl LxdConnection {
 #[async_trait]
 impl Connection for LxdConnection {
     async fn exec(&self, req: &ExecRequest, sink: &dyn OutputSink) -> Result<ExecOutput> {
+        let marker = ExecMarker::new();
         let mut b = self
             .client
             .instances()
             .exec(&self.name, req.argv.clone())
-            .envs(req.env.clone());
+            .envs(req.env.clone())
+            .env(marker.env().0, marker.env().1);
         if let Some(dir) = &req.workdir {
             b = b.cwd(dir.clone());
         }
@@ -857,32 +870,83 @@ impl Connection for LxdConnection {
             .spawn()
             .await
             .map_err(self.err(format!("starting `{}`", req.display())))?;
+        // Dropped before the command ended (a step timeout, an abort): LXD kills the process
+        // it started when the control socket closes; this kills what that process started.
+        let mut kill_guard = {
+            let instances = self.client.instances();
+            let name = self.name.clone();
+            let script = marker.kill_script();
+            KillOnDrop::new(Box::pin(async move {
+                if let Ok(p) = instances
+                    .exec(&name, ["sh".to_string(), "-c".to_string(), script])
+                    .spawn()
+                    .await
+                {
+                    let _ = p.wait_for(KILL_WAIT).await;
+                }
+            }))
+        };
         if let Some(stdin) = process.take_stdin() {
             stdin.close();
         }
         let stdout = process.take_stdout();
         let stderr = process.take_stderr();
+        // What each stream carried so far: kept outside the pumps, which may be given up.
+        let texts = [
+            std::sync::Mutex::new(Vec::new()),
+            std::sync::Mutex::new(Vec::new()),
+        ];
+        let texts = &texts;
         let pump = |stream: Option<lxd_client::OutputStream>, which: OutputStream| async move {
-            let mut text = Vec::new();
+            let text = &texts[usize::from(which == OutputStream::Stderr)];
             let mut split = LineSplitter::default();
             if let Some(mut s) = stream {
                 while let Some(chunk) = s.next().await {
                     let Ok(chunk) = chunk else { break };
-                    text.extend_from_slice(&chunk);
+                    if let Ok(mut t) = text.lock() {
+                        t.extend_from_slice(&chunk);
+                    }
                     split.push(&chunk, |l| sink.line(which, l));
                 }
             }
             split.finish(|l| sink.line(which, l));
-            String::from_utf8_lossy(&text).into_owned()
         };
-        let (out, err) = tokio::join!(
-            pump(stdout, OutputStream::Stdout),
-            pump(stderr, OutputStream::Stderr)
-        );
-        let status = process
-            .wait()
-            .await
-            .map_err(self.err(format!("waiting for `{}`", req.display())))?;
+        let pumps = async {
+            tokio::join!(
+                pump(stdout, OutputStream::Stdout),
+                pump(stderr, OutputStream::Stderr)
+            )
+        };
+        tokio::pin!(pumps);
+        // LXD keeps the output websockets open while any process holds the command's stdout
+        // or stderr, a daemon started in the background included: once the command itself
+        // ended, read for a grace period more, then stop.
+        let (status, output) = tokio::select! {
+            status = process.wait() => {
+                let output = tokio::time::timeout(EXEC_OUTPUT_GRACE, &mut pumps).await.ok();
+                (status, output)
+            }
+            output = &mut pumps => (process.wait().await, Some(output)),
+        };
+        let status = status.map_err(self.err(format!("waiting for `{}`", req.display())))?;
+        kill_guard.disarm();
+        if output.is_none() {
+            sink.line(
+                OutputStream::Stderr,
+                &format!(
+                    "kitchen-driver: stopped reading output {}s after `{}` ended: a process it started in the background still holds stdout or stderr open",
+                    EXEC_OUTPUT_GRACE.as_secs(),
+                    req.display()
+                ),
+            );
+        }
+        let text = |i: usize| {
+            texts[i]
+                .lock()
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+                .unwrap_or_default()
+        };
+        let (out, err) = (text(0), text(1));
         Ok(ExecOutput {
             exit_code: i64::from(status.code),
             stdout: out,

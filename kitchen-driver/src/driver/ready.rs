@@ -36,11 +36,17 @@ where
     let started = Instant::now();
     loop {
         still_alive().await?;
-        let last = match conn
-            .exec(&ExecRequest::shell(READINESS_PROBE), &NullSink)
-            .await
-        {
-            Ok(out) => {
+        // Each probe is bounded by the time left (at least one interval), so a probe that
+        // hangs, e.g. an exec the runtime never answers, ends the wait on time too.
+        let left = timeout.saturating_sub(started.elapsed()).max(interval);
+        let probe = ExecRequest::shell(READINESS_PROBE);
+        let last = match tokio::time::timeout(left, conn.exec(&probe, &NullSink)).await {
+            Err(_) => format!(
+                "the readiness probe did not answer within {}s",
+                left.as_secs_f64()
+            ),
+            Ok(Err(e)) => e.to_string(),
+            Ok(Ok(out)) => {
                 let answer = out.stdout.trim();
                 if answer == "running" || answer == "degraded" {
                     ctx.output.debug(&format!("{what} is {answer}"));
@@ -51,9 +57,8 @@ where
                     out.exit_code
                 )
             }
-            Err(e) => e.to_string(),
         };
-        if started.elapsed() > timeout {
+        if started.elapsed() >= timeout {
             return Err(Error::Runtime {
                 instance: ctx.instance.name.clone(),
                 message: format!(

@@ -34,7 +34,8 @@ mod sampler;
 pub use crate::action::{Action, UnknownAction};
 pub use hooks::{Hook, HookCommand, Hooks, Phase};
 pub use runner::{
-    Canceller, Command, DestroyMode, InstanceOutcome, RunOptions, Runner, failure_summary,
+    Canceller, Command, DestroyMode, InstanceOutcome, RunOptions, Runner, STEP_TIMEOUT_KEY,
+    failure_summary, parse_step_timeout, step_timeout_of,
 };
 
 /// The steps that take an instance whose last completed action is `last` to `target`

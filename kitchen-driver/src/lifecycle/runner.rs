@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -88,6 +88,9 @@ pub struct RunOptions {
     pub concurrency: usize,
     /// After the first failure, start no further step on any instance.
     pub fail_fast: bool,
+    /// The time limit of each step (`--step-timeout`); wins over an instance's
+    /// `step_timeout`. `None`: the instance's own, or no limit.
+    pub step_timeout: Option<Duration>,
 }
 
 impl Default for RunOptions {
@@ -95,6 +98,7 @@ impl Default for RunOptions {
         Self {
             concurrency: 1,
             fail_fast: false,
+            step_timeout: None,
         }
     }
 }
@@ -105,7 +109,62 @@ impl RunOptions {
         Self {
             concurrency: concurrency.max(1),
             fail_fast,
+            step_timeout: None,
         }
+    }
+
+    /// Limits every step of every instance to `limit` (`None`: each instance's
+    /// `step_timeout`, or no limit).
+    #[must_use]
+    pub fn with_step_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.step_timeout = limit;
+        self
+    }
+}
+
+/// The key of a platform's or suite's `driver:` block that limits each step of the instance,
+/// in seconds (as `--step-timeout`, which wins over it).
+pub const STEP_TIMEOUT_KEY: &str = "step_timeout";
+
+/// An instance's `step_timeout` (seconds, a positive number), if set.
+///
+/// # Errors
+/// [`Error::Config`] for anything but a positive number of seconds that a [`Duration`] holds.
+pub fn step_timeout_of(inst: &InstanceConfig) -> Result<Option<Duration>> {
+    let Some(value) = inst.driver.get(STEP_TIMEOUT_KEY) else {
+        return Ok(None);
+    };
+    if value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_f64()
+        .and_then(|secs| parse_step_timeout(secs).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            Error::config(
+                "driver",
+                inst.name.clone(),
+                format!(
+                    "key `{STEP_TIMEOUT_KEY}`: `{value}` is not a positive number of seconds; write e.g. `{STEP_TIMEOUT_KEY}: 1800`"
+                ),
+            )
+        })
+}
+
+/// A step time limit from a number of seconds: positive, finite, and at most a year (a
+/// larger one is surely a mistake, and `Duration` could not hold every number).
+///
+/// # Errors
+/// A message saying what a valid limit is.
+pub fn parse_step_timeout(secs: f64) -> std::result::Result<Duration, String> {
+    const MAX_SECS: f64 = 365.0 * 24.0 * 3600.0;
+    if secs.is_finite() && secs > 0.0 && secs <= MAX_SECS {
+        Ok(Duration::from_secs_f64(secs))
+    } else {
+        Err(format!(
+            "`{secs}` is not a step time limit: give a positive number of seconds, at most {MAX_SECS} (a year)"
+        ))
     }
 }
 
@@ -147,6 +206,9 @@ pub fn outcome_of(error: Option<&Error>) -> Outcome {
         None => Outcome::Passed,
         Some(Error::VerifyFailed { .. }) => Outcome::Failed,
         Some(Error::Cancelled { reason, .. }) => Outcome::Cancelled { cause: *reason },
+        Some(Error::Aborted { .. }) => Outcome::Cancelled {
+            cause: CancelReason::Interrupted,
+        },
         Some(_) => Outcome::Errored,
     }
 }
@@ -178,11 +240,29 @@ pub fn failure_summary(outcomes: &[InstanceOutcome]) -> Option<String> {
     Some(msg)
 }
 
-/// Stops a [`Runner`] from starting further steps (Ctrl-C, or `--fail-fast` after a
+/// Stops a [`Runner`] from starting further steps (an interrupt, or `--fail-fast` after a
 /// failure). Steps already running finish, so nothing is left half-created, and
 /// `test --destroy always` still destroys. The first reason given is kept.
-#[derive(Debug, Clone, Default)]
-pub struct Canceller(Arc<AtomicU8>);
+///
+/// [`Canceller::abort`] (the second interrupt) also stops the steps in progress: each
+/// records its interruption in its state file and ends, its host commands killed.
+#[derive(Debug, Clone)]
+pub struct Canceller(Arc<CancelState>);
+
+#[derive(Debug)]
+struct CancelState {
+    reason: AtomicU8,
+    aborted: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Canceller {
+    fn default() -> Self {
+        Self(Arc::new(CancelState {
+            reason: AtomicU8::new(Self::NOT_CANCELLED),
+            aborted: tokio::sync::watch::Sender::new(false),
+        }))
+    }
+}
 
 impl Canceller {
     const NOT_CANCELLED: u8 = 0;
@@ -200,7 +280,7 @@ impl Canceller {
             CancelReason::FailFast => Self::FAIL_FAST,
             _ => Self::INTERRUPTED,
         };
-        let _ = self.0.compare_exchange(
+        let _ = self.0.reason.compare_exchange(
             Self::NOT_CANCELLED,
             code,
             Ordering::SeqCst,
@@ -210,16 +290,35 @@ impl Canceller {
 
     /// Why the run was cancelled, if it was.
     pub fn reason(&self) -> Option<CancelReason> {
-        match self.0.load(Ordering::SeqCst) {
+        match self.0.reason.load(Ordering::SeqCst) {
             Self::INTERRUPTED => Some(CancelReason::Interrupted),
             Self::FAIL_FAST => Some(CancelReason::FailFast),
             _ => None,
         }
     }
 
-    /// Whether the run was cancelled (Ctrl-C or `--fail-fast`).
+    /// Whether the run was cancelled (an interrupt or `--fail-fast`).
     pub fn is_cancelled(&self) -> bool {
         self.reason().is_some()
+    }
+
+    /// Cancels (as an interrupt, unless already cancelled) and also stops the steps in
+    /// progress.
+    pub fn abort(&self) {
+        self.cancel();
+        self.0.aborted.send_replace(true);
+    }
+
+    /// Whether [`Canceller::abort`] was called.
+    pub fn is_aborted(&self) -> bool {
+        *self.0.aborted.borrow()
+    }
+
+    /// Resolves once [`Canceller::abort`] is called.
+    pub async fn aborted(&self) {
+        let mut rx = self.0.aborted.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|aborted| *aborted).await;
     }
 }
 
@@ -329,7 +428,7 @@ impl Runner {
                     let _permit = permit;
                     let mut cases = Vec::new();
                     let (result, failed_action) = this
-                        .run_instance(inst.clone(), &command, &cancel, &mut cases)
+                        .run_instance(inst.clone(), &command, &cancel, opts, &mut cases)
                         .await;
                     if outcome_of(result.as_ref().err()).is_failure() && opts.fail_fast {
                         cancel.cancel_for(CancelReason::FailFast);
@@ -369,6 +468,7 @@ impl Runner {
         inst: Arc<InstanceConfig>,
         command: &Command,
         cancel: &Canceller,
+        opts: RunOptions,
         cases: &mut Vec<CaseResult>,
     ) -> (Result<()>, Option<Action>) {
         let output = self.bus.instance(InstanceId::from(inst.as_ref()));
@@ -379,7 +479,15 @@ impl Runner {
         }));
         let mut seen = StepsSeen::default();
         let result = self
-            .run_instance_inner(inst.clone(), command, cancel, cases, &output, &mut seen)
+            .run_instance_inner(
+                inst.clone(),
+                command,
+                cancel,
+                opts,
+                cases,
+                &output,
+                &mut seen,
+            )
             .await;
         self.bus.emit(Event::InstanceFinished(InstanceFinished {
             at: events::now(),
@@ -395,11 +503,13 @@ impl Runner {
         (result, seen.failed)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_instance_inner(
         &self,
         inst: Arc<InstanceConfig>,
         command: &Command,
         cancel: &Canceller,
+        opts: RunOptions,
         cases: &mut Vec<CaseResult>,
         output: &InstanceOutput,
         seen: &mut StepsSeen,
@@ -409,6 +519,10 @@ impl Runner {
             output.warn(&key.to_string());
         }
         let driver = checked.driver;
+        let step_timeout = match opts.step_timeout {
+            Some(limit) => Some(limit),
+            None => step_timeout_of(&inst)?,
+        };
         let state_file = StateFile::new(&self.kitchen_root, &inst.name);
         // Before anything of this instance is written: its secrets are redacted everywhere.
         crate::events::redact::register_instance(&inst, &self.host_env);
@@ -462,6 +576,7 @@ impl Runner {
             state: state_file.load()?,
             state_file: state_file.clone(),
             cancel: cancel.clone(),
+            step_timeout,
             cases,
             seen,
             publish_key: None,
@@ -478,7 +593,7 @@ impl Runner {
                     DestroyMode::Always => true,
                     DestroyMode::Never => false,
                 };
-                if destroy {
+                if destroy && !cancel.is_aborted() {
                     // With --destroy always this runs even after a failure or cancellation,
                     // so nothing is left behind.
                     let d = run.run_step(Action::Destroy).await;
@@ -508,6 +623,8 @@ struct InstanceRun<'a> {
     state: State,
     state_file: StateFile,
     cancel: Canceller,
+    /// Each step's time limit, if any.
+    step_timeout: Option<Duration>,
     cases: &'a mut Vec<CaseResult>,
     /// The last step attempted (for [`Event::InstanceFinished`]).
     seen: &'a mut StepsSeen,
@@ -570,28 +687,31 @@ impl InstanceRun<'_> {
         if action != Action::Destroy || self.state_file.path().exists() {
             self.state_file.save(&self.state)?;
         }
-        let mut result = self.run_hooks(action, Phase::Pre).await;
-        if result.is_ok() {
-            // Converge and verify are what use the instance: sample it while they run.
-            let sampler = match action {
-                Action::Converge | Action::Verify => self
-                    .connection()
-                    .await
-                    .ok()
-                    .map(|conn| Sampler::start(conn, out.clone(), action)),
-                _ => None,
-            };
-            result = self.body(action).await;
-            if let Some(sampler) = sampler {
-                sampler.finish().await;
+        let limit = self.step_timeout;
+        let cancel = self.cancel.clone();
+        let instance = self.inst.name.clone();
+        let mut result = bounded(
+            &instance,
+            action,
+            limit,
+            &cancel,
+            self.pre_body_post(action),
+        )
+        .await;
+        if !cancel.is_aborted() {
+            // The finally hooks get a limit of their own: they clean up after a step that
+            // may just have used all of its time.
+            let finally = bounded(
+                &instance,
+                action,
+                limit,
+                &cancel,
+                self.run_hooks(action, Phase::Finally),
+            )
+            .await;
+            if result.is_ok() {
+                result = finally;
             }
-        }
-        if result.is_ok() {
-            result = self.run_hooks(action, Phase::Post).await;
-        }
-        let finally = self.run_hooks(action, Phase::Finally).await;
-        if result.is_ok() {
-            result = finally;
         }
         if let Some(key) = self.publish_key.take()
             && result.is_ok()
@@ -641,6 +761,26 @@ impl InstanceRun<'_> {
                 .map(|e| Reason::from_text(&e.to_string()).with_output_tail(tail)),
         }));
         result
+    }
+
+    /// The pre hooks, the step itself and the post hooks.
+    async fn pre_body_post(&mut self, action: Action) -> Result<()> {
+        self.run_hooks(action, Phase::Pre).await?;
+        // Converge and verify are what use the instance: sample it while they run.
+        let sampler = match action {
+            Action::Converge | Action::Verify => self
+                .connection()
+                .await
+                .ok()
+                .map(|conn| Sampler::start(conn, self.ctx.output.clone(), action)),
+            _ => None,
+        };
+        let body = self.body(action).await;
+        if let Some(sampler) = sampler {
+            sampler.finish().await;
+        }
+        body?;
+        self.run_hooks(action, Phase::Post).await
     }
 
     async fn connection(&self) -> Result<Arc<dyn Connection>> {
@@ -865,6 +1005,37 @@ fn test_case_event(instance: &InstanceId, case: &CaseResult) -> TestCaseFinished
         message: case.message.clone(),
         output: case.output.clone(),
         duration: case.duration,
+    }
+}
+
+/// Runs `work` (part of `action` on `instance`) until it ends, `limit` passes (a
+/// [`Error::StepTimedOut`]) or the run is aborted (a [`Error::Aborted`]). Either way `work` is
+/// dropped, which kills its host commands' process groups and its commands in the instance.
+async fn bounded(
+    instance: &str,
+    action: Action,
+    limit: Option<Duration>,
+    cancel: &Canceller,
+    work: impl Future<Output = Result<()>>,
+) -> Result<()> {
+    let limited = async {
+        match limit {
+            Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(Error::StepTimedOut {
+                    instance: instance.to_string(),
+                    action: action.to_string(),
+                    limit,
+                })
+            }),
+            None => work.await,
+        }
+    };
+    tokio::select! {
+        result = limited => result,
+        () = cancel.aborted() => Err(Error::Aborted {
+            instance: instance.to_string(),
+            action: action.to_string(),
+        }),
     }
 }
 

@@ -8,6 +8,8 @@
 //!   (tar archives built with [`TarBuilder`]), open a terminal ([`TtySession`], for `login`),
 //!   and tell host-side tools where the instance is ([`Target`]).
 //! - [`shell_quote`], for the command lines sent through `sh -c`.
+//! - [`ExecMarker`]: how a command stopped on our side (a step timeout, an abort) is killed
+//!   inside the instance too, with every process it started.
 
 mod archive;
 pub(crate) mod tty;
@@ -328,6 +330,114 @@ fn is_relative_inside(path: &Path) -> bool {
             .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
+/// The environment variable that marks every process of one exec (children inherit it), so
+/// that [`ExecMarker::kill_script`] finds them all, including those that moved to the
+/// background or were re-parented to the instance's init.
+pub const EXEC_MARKER_VAR: &str = "KITCHEN_EXEC_ID";
+
+/// A value unique to one exec, set as [`EXEC_MARKER_VAR`] in its environment.
+///
+/// Both runtimes end a command whose client went away only partly: LXD kills the process it
+/// started (not what that process started), Docker kills nothing. So when an exec's future
+/// is dropped before the command ended, the connection runs [`ExecMarker::kill_script`] in
+/// the instance, which kills every process carrying the marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecMarker(String);
+
+impl ExecMarker {
+    /// A new marker, unique on this host for this process's lifetime (pid, a counter and the
+    /// time).
+    pub fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        Self(format!("{}-{n}-{nanos}", std::process::id()))
+    }
+
+    /// The marker's value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The `(name, value)` pair to add to the exec's environment.
+    pub fn env(&self) -> (String, String) {
+        (EXEC_MARKER_VAR.to_string(), self.0.clone())
+    }
+
+    /// A POSIX shell script that SIGKILLs every process of the instance whose environment
+    /// carries this marker (run it as root).
+    pub fn kill_script(&self) -> String {
+        format!(
+            "for d in /proc/[0-9]*; do if tr '\\000' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx {want}; then kill -KILL \"${{d#/proc/}}\" 2>/dev/null; fi; done; true",
+            want = shell_quote(&format!("{EXEC_MARKER_VAR}={}", self.0)),
+        )
+    }
+}
+
+impl Default for ExecMarker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs a kill (an [`ExecMarker::kill_script`] exec) when dropped while armed: an exec's
+/// future keeps one armed until the command has ended, so dropping the future (a step
+/// timeout, an abort) kills the command in the instance. The kill runs as a task of its own
+/// on the current runtime.
+pub(crate) struct KillOnDrop {
+    kill: Option<futures::future::BoxFuture<'static, ()>>,
+}
+
+impl KillOnDrop {
+    /// Armed with `kill`.
+    pub(crate) fn new(kill: futures::future::BoxFuture<'static, ()>) -> Self {
+        Self { kill: Some(kill) }
+    }
+
+    /// The command ended: nothing to kill.
+    pub(crate) fn disarm(&mut self) {
+        self.kill = None;
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let task = rt.spawn(kill);
+            pending_kills().push(task);
+        }
+    }
+}
+
+/// The kills started by [`KillOnDrop`] that may still run.
+static PENDING_KILLS: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn pending_kills() -> std::sync::MutexGuard<'static, Vec<tokio::task::JoinHandle<()>>> {
+    // A panic while holding the lock leaves the list intact.
+    PENDING_KILLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Waits, at most `limit`, for the kills of commands stopped in their instances (a step
+/// timeout, an abort) to finish, so they are not cut short when the process exits. The CLI
+/// calls it at the end of a run.
+pub async fn finish_pending_kills(limit: std::time::Duration) {
+    let tasks: Vec<_> = std::mem::take(&mut *pending_kills());
+    let _ = tokio::time::timeout(limit, futures::future::join_all(tasks)).await;
+}
+
+/// How long an exec's output is still read after its command ended, for the last lines of
+/// processes it started in the background; after that their output is left unread, so a
+/// daemon that keeps stdout open does not hang the step.
+pub const EXEC_OUTPUT_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Quotes a string for a POSIX shell (single quotes).
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
@@ -412,6 +522,48 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn exec_markers_are_unique_and_the_kill_script_matches_only_its_own() {
+        let (a, b) = (ExecMarker::new(), ExecMarker::new());
+        assert_ne!(a, b);
+        let script = a.kill_script();
+        assert!(
+            script.contains(&format!("grep -qx {EXEC_MARKER_VAR}={}", a.as_str())),
+            "{script}"
+        );
+        assert!(!script.contains(b.as_str()), "{script}");
+    }
+
+    #[test]
+    fn the_kill_script_kills_exactly_the_marked_processes() {
+        // Run it here on two background sleeps, one marked: the marked one dies (the host's
+        // own /proc stands in for the instance's).
+        let marker = ExecMarker::new();
+        let spawn = |marked: bool| {
+            let mut c = std::process::Command::new("sleep");
+            c.arg("300");
+            if marked {
+                c.env(EXEC_MARKER_VAR, marker.as_str());
+            }
+            c.spawn().unwrap()
+        };
+        let (mut marked, mut other) = (spawn(true), spawn(false));
+        let status = std::process::Command::new("sh")
+            .args(["-c", &marker.kill_script()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let killed = marked.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(killed.signal(), Some(9), "{killed:?}");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "the unmarked sleep must live"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     }
 
     #[test]

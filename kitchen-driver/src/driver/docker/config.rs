@@ -109,6 +109,10 @@ pub(super) struct DockerConfig {
     pub(super) network_mode: Option<String>,
     pub(super) labels: BTreeMap<String, StrOrNum>,
     pub(super) ready_timeout: Option<u64>,
+    /// Each step's time limit in seconds: read by the runner (`lifecycle::step_timeout_of`),
+    /// named here so it is a known key.
+    #[allow(dead_code)]
+    pub(super) step_timeout: Option<f64>,
     /// The engine's address (kitchen-dokken's key; `DOCKER_HOST` otherwise).
     pub(super) docker_host_url: Option<String>,
     /// TLS with client certificates for a tcp:// engine (`DOCKER_TLS_VERIFY` otherwise).

@@ -14,7 +14,10 @@ use futures::StreamExt;
 use crate::error::{Error, Result};
 use crate::report::{LineSplitter, OutputSink, OutputStream};
 use crate::transport::tty::TtyRuntime;
-use crate::transport::{Connection, ExecOutput, ExecRequest, TarBuilder, Target, TtySession};
+use crate::transport::{
+    Connection, EXEC_OUTPUT_GRACE, ExecMarker, ExecOutput, ExecRequest, KillOnDrop, TarBuilder,
+    Target, TtySession,
+};
 
 /// A connection to a container: exec, archive upload and download through the engine API.
 #[derive(Debug, Clone)]
@@ -33,6 +36,12 @@ impl DockerConnection {
     /// The exit code of a finished exec. The output stream ends when the process closes its
     /// output; the exit code follows shortly.
     async fn exit_code(&self, exec_id: &str) -> Result<i64> {
+        self.exit_code_polling(exec_id, Duration::from_millis(200))
+            .await
+    }
+
+    /// As [`DockerConnection::exit_code`], asking at most every `max_delay`.
+    async fn exit_code_polling(&self, exec_id: &str, max_delay: Duration) -> Result<i64> {
         let mut delay = Duration::from_millis(5);
         loop {
             let inspect = self
@@ -44,8 +53,35 @@ impl DockerConnection {
                 return Ok(inspect.exit_code.unwrap_or(-1));
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(200));
+            delay = (delay * 2).min(max_delay);
         }
+    }
+
+    /// Runs `sh -c script` as root without attaching to it (the kill of a stopped exec).
+    async fn run_detached_as_root(&self, script: String) -> Result<()> {
+        let created = self
+            .docker
+            .create_exec(
+                &self.id,
+                CreateExecOptions::<String> {
+                    cmd: Some(vec!["sh".into(), "-c".into(), script]),
+                    user: Some("0".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.err("creating the kill of a stopped exec", e))?;
+        self.docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(|e| self.err("starting the kill of a stopped exec", e))?;
+        Ok(())
     }
 
     fn err(&self, action: impl Into<String>, source: BollardError) -> Error {
@@ -60,7 +96,9 @@ impl DockerConnection {
 #[async_trait]
 impl Connection for DockerConnection {
     async fn exec(&self, req: &ExecRequest, sink: &dyn OutputSink) -> Result<ExecOutput> {
-        let env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let marker = ExecMarker::new();
+        let mut env: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        env.push(format!("{}={}", marker.env().0, marker.env().1));
         let created = self
             .docker
             .create_exec(
@@ -69,7 +107,7 @@ impl Connection for DockerConnection {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     cmd: Some(req.argv.clone()),
-                    env: (!env.is_empty()).then_some(env),
+                    env: Some(env),
                     user: req.user.clone().or_else(|| self.user.clone()),
                     working_dir: req.workdir.clone(),
                     ..Default::default()
@@ -77,6 +115,15 @@ impl Connection for DockerConnection {
             )
             .await
             .map_err(|e| self.err(format!("creating exec `{}`", req.display()), e))?;
+        // Docker kills nothing when the client goes away: dropped before the command ended
+        // (a step timeout, an abort), this kills every process of the exec.
+        let mut kill_guard = {
+            let this = self.clone();
+            let script = marker.kill_script();
+            KillOnDrop::new(Box::pin(async move {
+                let _ = this.run_detached_as_root(script).await;
+            }))
+        };
         let started = self
             .docker
             .start_exec(&created.id, None)
@@ -85,25 +132,60 @@ impl Connection for DockerConnection {
         let mut out = ExecOutput::default();
         if let StartExecResults::Attached { mut output, .. } = started {
             let (mut so, mut se) = (LineSplitter::default(), LineSplitter::default());
-            while let Some(item) = output.next().await {
-                match item
-                    .map_err(|e| self.err(format!("reading output of `{}`", req.display()), e))?
-                {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        out.stdout.push_str(&String::from_utf8_lossy(&message));
-                        so.push(&message, |l| sink.line(OutputStream::Stdout, l));
+            let out = &mut out;
+            let read = async {
+                while let Some(item) = output.next().await {
+                    match item.map_err(|e| {
+                        self.err(format!("reading output of `{}`", req.display()), e)
+                    })? {
+                        LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                            out.stdout.push_str(&String::from_utf8_lossy(&message));
+                            so.push(&message, |l| sink.line(OutputStream::Stdout, l));
+                        }
+                        LogOutput::StdErr { message } => {
+                            out.stderr.push_str(&String::from_utf8_lossy(&message));
+                            se.push(&message, |l| sink.line(OutputStream::Stderr, l));
+                        }
+                        LogOutput::StdIn { .. } => {}
                     }
-                    LogOutput::StdErr { message } => {
-                        out.stderr.push_str(&String::from_utf8_lossy(&message));
-                        se.push(&message, |l| sink.line(OutputStream::Stderr, l));
-                    }
-                    LogOutput::StdIn { .. } => {}
                 }
+                Ok::<(), Error>(())
+            };
+            tokio::pin!(read);
+            // The output stream normally ends with the command; if a process it started in
+            // the background keeps it open, stop reading a grace period after the command
+            // itself ended.
+            let ended = async {
+                if self
+                    .exit_code_polling(&created.id, Duration::from_secs(1))
+                    .await
+                    .is_err()
+                {
+                    // Cannot tell when it ends: the stream alone decides.
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(EXEC_OUTPUT_GRACE).await;
+            };
+            let finished = tokio::select! {
+                r = &mut read => Some(r),
+                () = ended => None,
+            };
+            match finished {
+                Some(r) => r?,
+                None => sink.line(
+                    OutputStream::Stderr,
+                    &format!(
+                        "kitchen-driver: stopped reading output {}s after `{}` ended: a process it started in the background still holds stdout or stderr open",
+                        EXEC_OUTPUT_GRACE.as_secs(),
+                        req.display()
+                    ),
+                ),
             }
             so.finish(|l| sink.line(OutputStream::Stdout, l));
             se.finish(|l| sink.line(OutputStream::Stderr, l));
         }
         out.exit_code = self.exit_code(&created.id).await?;
+        kill_guard.disarm();
         Ok(out)
     }
 

@@ -4,7 +4,8 @@
 //! `build_args`; built once per content and tagged `kitchen-driver-build:<hash>`),
 //! `privileged`, `cap_add`, `cap_drop`, `volumes`, `tmpfs`, `env`, `hostname`, `run_command`,
 //! `memory`, `cpus`, `user`, `forward`, `network_mode` (default `none`), `labels`,
-//! `ready_timeout` (seconds, default 60), and the engine's address `docker_host_url`,
+//! `ready_timeout` (seconds, default 60), `step_timeout` (seconds, each step's limit; see
+//! `lifecycle::step_timeout_of`), and the engine's address `docker_host_url`,
 //! `tls_verify`, `cert_path` (kitchen-dokken's names; `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and
 //! `DOCKER_CERT_PATH` otherwise, see `endpoint.rs`).
 //!
