@@ -43,6 +43,41 @@ fn destroy_leaves_nothing(p: &TestProject) {
     p.assert_no_containers();
 }
 
+/// Creates the instance, then runs `converge --step-timeout SECS`, which must fail (exit 20)
+/// saying the step ran out of time. Returns converge's stdout.
+fn converge_cut_by_step_timeout(p: &TestProject, secs: u32) -> String {
+    let out = p.kitchen_driver(300).args(["create"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    let out = p
+        .kitchen_driver(300)
+        .args(["converge", "--step-timeout", &secs.to_string()])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(20),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    let message = format!("converge did not finish within its step timeout of {secs}s");
+    assert!(stdout.contains(&message), "{stdout}");
+    stdout
+}
+
+/// The instance's process list (`ps -o pid,args`, through `kitchen-driver exec`).
+fn instance_processes(p: &TestProject) -> String {
+    let ps = p
+        .kitchen_driver(120)
+        .args(["exec", INSTANCE, "-c", "ps -o pid,args"])
+        .output()
+        .unwrap();
+    let listing = text(&ps.stdout);
+    assert_eq!(ps.status.code(), Some(0), "{listing}");
+    assert!(listing.contains("PID"), "{listing}");
+    listing
+}
+
 #[test]
 fn step_timeout_kills_a_hanging_converge_in_the_instance_on_lxd() {
     step_timeout_kills_a_hanging_converge(Runtime::Lxd);
@@ -61,24 +96,7 @@ fn step_timeout_kills_a_hanging_converge(runtime: Runtime) {
         "sleep 6001 & sleep 6002",
         "",
     );
-    let out = p.kitchen_driver(300).args(["create"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    let out = p
-        .kitchen_driver(300)
-        .args(["converge", "--step-timeout", "3"])
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(20),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
-    assert!(
-        stdout.contains("converge did not finish within its step timeout of 3s"),
-        "{stdout}"
-    );
+    converge_cut_by_step_timeout(&p, 3);
     let state = p.state(INSTANCE);
     assert_eq!(state.get_str(keys::LAST_ACTION), Some("create"));
     assert_eq!(
@@ -86,14 +104,7 @@ fn step_timeout_kills_a_hanging_converge(runtime: Runtime) {
         Some("Kitchen::ActionFailed")
     );
     // Nothing of the converge runs on in the instance.
-    let ps = p
-        .kitchen_driver(120)
-        .args(["exec", INSTANCE, "-c", "ps -o pid,args"])
-        .output()
-        .unwrap();
-    let listing = text(&ps.stdout);
-    assert_eq!(ps.status.code(), Some(0), "{listing}");
-    assert!(listing.contains("PID"), "{listing}");
+    let listing = instance_processes(&p);
     assert!(
         !listing.contains("sleep 6001") && !listing.contains("sleep 6002"),
         "the converge's processes survived:\n{listing}"
@@ -172,31 +183,9 @@ fn a_background_process_holding_stdout_is_ended_by_the_step_timeout_on_lxd() {
         "sleep 6006 & echo converged-ok",
         "",
     );
-    let out = p.kitchen_driver(300).args(["create"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
-    let out = p
-        .kitchen_driver(300)
-        .args(["converge", "--step-timeout", "5"])
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(20),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let stdout = converge_cut_by_step_timeout(&p, 5);
     assert!(stdout.contains("converged-ok"), "{stdout}");
-    assert!(
-        stdout.contains("converge did not finish within its step timeout of 5s"),
-        "{stdout}"
-    );
-    let ps = p
-        .kitchen_driver(120)
-        .args(["exec", INSTANCE, "-c", "ps -o pid,args"])
-        .output()
-        .unwrap();
-    let listing = text(&ps.stdout);
+    let listing = instance_processes(&p);
     assert!(!listing.contains("sleep 6006"), "{listing}");
     destroy_leaves_nothing(&p);
 }
