@@ -328,14 +328,13 @@ impl Plan {
                 )?;
                 let k: AnsibleKeys = keys(name, "provisioner", &instance.provisioner)?;
                 let lookup = |file: &str, is_file: bool| {
-                    [
-                        tbp.join(&instance.suite).join("ansible").join(file),
-                        tbp.join(&instance.suite).join(file),
-                        tbp.join(file),
-                        root.join(file),
-                    ]
-                    .into_iter()
-                    .find(|p| if is_file { p.is_file() } else { p.is_dir() })
+                    kitchen_driver::provisioner::ansible::ansible_path(
+                        tbp,
+                        &instance.suite,
+                        root,
+                        file,
+                        is_file,
+                    )
                 };
                 let playbook = match &k.playbook {
                     Some(p) => expand(root, p),

@@ -366,8 +366,8 @@ fn join_paths<'a>(paths: impl Iterator<Item = &'a Path>) -> String {
 
 /// kitchen-ansible's `calculate_path`: the first of `<tbp>/<suite>/ansible/<name>`,
 /// `<tbp>/<suite>/<name>`, `<tbp>/<name>`, `<kitchen_root>/<name>` that exists as a file
-/// (`file`) or a directory.
-fn ansible_path(
+/// (`file`) or a directory. ecs-runner finds a task's playbook and roles with it too.
+pub fn ansible_path(
     test_base_path: &Path,
     suite: &str,
     kitchen_root: &Path,
