@@ -158,21 +158,25 @@ pub(crate) struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ETag(pub String);
 
-/// Socket paths tried in order when no explicit path is given: `$LXD_SOCKET`,
-/// `$LXD_DIR/unix.socket`, the snap and deb paths of LXD, then Incus's sockets (same API).
+/// Socket paths tried in order when no explicit path is given, as `lxc` chooses them: only
+/// `$LXD_SOCKET` when it is set, else only `$LXD_DIR/unix.socket` when `LXD_DIR` is set, else
+/// the snap and deb paths of LXD, then Incus's sockets (same API).
+///
+/// A daemon named in the environment is never swapped for another one: with `LXD_DIR` pointing
+/// at a stopped daemon, falling back to the system's daemon would create instances there.
 pub fn candidate_sockets() -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    if let Some(p) = std::env::var_os("LXD_SOCKET") {
-        paths.push(PathBuf::from(p));
+    if let Some(p) = std::env::var_os("LXD_SOCKET").filter(|p| !p.is_empty()) {
+        return vec![PathBuf::from(p)];
     }
-    if let Some(dir) = std::env::var_os("LXD_DIR") {
-        paths.push(Path::new(&dir).join("unix.socket"));
+    if let Some(dir) = std::env::var_os("LXD_DIR").filter(|d| !d.is_empty()) {
+        return vec![Path::new(&dir).join("unix.socket")];
     }
-    paths.push("/var/snap/lxd/common/lxd/unix.socket".into());
-    paths.push("/var/lib/lxd/unix.socket".into());
-    paths.push("/var/lib/incus/unix.socket".into());
-    paths.push("/run/incus/unix.socket".into());
-    paths
+    vec![
+        "/var/snap/lxd/common/lxd/unix.socket".into(),
+        "/var/lib/lxd/unix.socket".into(),
+        "/var/lib/incus/unix.socket".into(),
+        "/run/incus/unix.socket".into(),
+    ]
 }
 
 impl Client {

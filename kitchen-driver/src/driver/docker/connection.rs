@@ -30,6 +30,8 @@ pub struct DockerConnection {
     /// The engine's address when it is not the default socket (for Ansible's docker
     /// connection).
     pub(super) docker_host: Option<String>,
+    /// The engine's endpoint, for errors that say the engine went away.
+    pub(super) endpoint: super::endpoint::Endpoint,
 }
 
 impl DockerConnection {
@@ -85,11 +87,8 @@ impl DockerConnection {
     }
 
     fn err(&self, action: impl Into<String>, source: BollardError) -> Error {
-        Error::Docker {
-            action: action.into(),
-            instance: self.instance.clone(),
-            source,
-        }
+        self.endpoint
+            .docker_error(action, self.instance.clone(), source)
     }
 }
 
@@ -344,11 +343,7 @@ impl Connection for DockerConnection {
             .build();
         let stats = self.docker.stats(&self.id, Some(options)).next().await;
         let Some(stats) = stats else { return Ok(None) };
-        let stats = stats.map_err(|source| Error::Docker {
-            action: "reading container stats".into(),
-            instance: self.instance.clone(),
-            source,
-        })?;
+        let stats = stats.map_err(|source| self.err("reading container stats", source))?;
         let memory = stats.memory_stats.as_ref();
         let cpu = stats
             .cpu_stats
