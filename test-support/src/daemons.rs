@@ -227,6 +227,15 @@ impl Drop for PrivateDaemon {
     }
 }
 
+/// Removes a private daemon's directory that a guard left (its process was SIGKILLed): what
+/// the guard's drop would have done. For tests that check a guard from outside its process.
+pub fn remove_left_behind(runtime: Runtime, dir: &Path) {
+    let pid = std::fs::read_to_string(dir.join("docker.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse().ok());
+    teardown(runtime, dir, &Mutex::new(pid));
+}
+
 fn socket(runtime: Runtime, dir: &Path) -> PathBuf {
     match runtime {
         Runtime::Docker => dir.join("docker.sock"),
@@ -382,10 +391,13 @@ fn terminate(pid: u32) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Reap it when it is this process's child (nothing else may: PID 1 in a container often
+    // does not reap); a guard's own `Child::wait` then finds nothing, which is fine.
+    let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::NOHANG);
 }
 
 /// Whether `pid` exists and is not a zombie.
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the command name in parentheses: `pid (comm) S ...`.
         Ok(stat) => stat
