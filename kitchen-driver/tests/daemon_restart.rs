@@ -8,8 +8,9 @@
 //!   right and `destroy` leaves no container on it;
 //! - restarted between two steps while the containers keep running (LXD keeps them; this
 //!   dockerd has `live-restore`): the run carries on and passes;
-//! - restarted while a command runs in the instance: that step fails with an error that names
-//!   the daemon, the container survives, and the next `converge` passes.
+//! - restarted while a command runs in the instance: on LXD the stop waits for the command
+//!   and the step passes; on Docker the step fails with an error that names the engine, the
+//!   container survives, and the next `converge` passes.
 //!
 //! The tests never sleep for the right moment: local hooks touch a file on the host when they
 //! start and wait for a file the test creates.
@@ -283,4 +284,88 @@ fn restarted_between_steps(runtime: Runtime) {
     assert!(output(&p).contains("converged-ok"), "{}", output(&p));
     assert_list_says(&p, &daemon, "Converged");
     assert_destroy_leaves_nothing(&p, &daemon);
+}
+
+// Restarted while the converge command runs in the instance. The runtimes differ, and each
+// outcome is consistent:
+// - LXD: a stopping daemon waits for its running operations, so the command finishes, the
+//   daemon exits and comes back, and the step passes;
+// - Docker (`live-restore`): the command's output stream is cut when dockerd stops; the
+//   command keeps running in the container, but its result is lost, so the step fails with an
+//   error that names the engine; the container survives and the next `converge` passes.
+
+#[test]
+fn restarted_during_exec_on_docker() {
+    restarted_during_exec(Runtime::Docker);
+}
+
+#[test]
+fn restarted_during_exec_on_lxd() {
+    restarted_during_exec(Runtime::Lxd);
+}
+
+fn restarted_during_exec(runtime: Runtime) {
+    let mut daemon = PrivateDaemon::start(runtime, &format!("dexec-{}", runtime.label()));
+    // The gate is on `verify`, which this run never reaches. The first converge runs long
+    // enough to be cut; the second one is quick.
+    let p = project(
+        "dexec",
+        runtime,
+        "verify",
+        "'if [ ! -e /tmp/once ]; then touch /tmp/once /tmp/in-exec; sleep 5; fi; echo converged-ok'",
+    );
+    let mut child = spawn(&p, &daemon, &["converge", "-c", "2"]);
+    wait_until_commands_run(&p, &daemon, &mut child);
+    daemon.stop();
+    daemon.start_again();
+    let code = wait(&p, child);
+    match runtime {
+        Runtime::Lxd => {
+            assert_eq!(code, 0, "{}", output(&p));
+            assert_list_says(&p, &daemon, "Converged");
+        }
+        Runtime::Docker => {
+            assert_eq!(code, 20, "{}", output(&p));
+            assert_names_the_daemon(&daemon, &output(&p));
+            assert_state_after_failed(&p, "converge", Some("create"));
+            assert_eq!(
+                daemon.running_containers().len(),
+                2,
+                "{:?}",
+                daemon.containers()
+            );
+            let (code, stdout, stderr) = run(&p, &daemon, &["converge"]);
+            assert_eq!(code, 0, "{stdout}{stderr}");
+            assert_list_says(&p, &daemon, "Converged");
+        }
+    }
+    assert_destroy_leaves_nothing(&p, &daemon);
+}
+
+/// Waits until the converge command has started in both instances (it touches /tmp/in-exec).
+fn wait_until_commands_run(p: &TestProject, daemon: &PrivateDaemon, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let names = daemon.running_containers();
+        let running = names.len() == 2
+            && names.iter().all(|n| {
+                let mut c = daemon.cli();
+                match daemon.runtime() {
+                    Runtime::Docker => c.args(["exec", n, "test", "-e", "/tmp/in-exec"]),
+                    Runtime::Lxd => c.args(["exec", n, "--", "test", "-e", "/tmp/in-exec"]),
+                };
+                c.output().is_ok_and(|o| o.status.success())
+            });
+        if running {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the run ended ({status}) before its commands ran:\n{}",
+                output(p)
+            );
+        }
+        assert!(Instant::now() < deadline, "no command ran:\n{}", output(p));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -87,9 +87,16 @@ fn sigterm_runs_every_live_guard() {
     let deadline = Instant::now() + Duration::from_secs(120);
     while !std::fs::read_to_string(&report).is_ok_and(|r| r.contains("daemon_pid=")) {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the child ended ({status}) before it was ready:\n{}", said());
+            panic!(
+                "the child ended ({status}) before it was ready:\n{}",
+                said()
+            );
         }
-        assert!(Instant::now() < deadline, "the child never got ready:\n{}", said());
+        assert!(
+            Instant::now() < deadline,
+            "the child never got ready:\n{}",
+            said()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let report = std::fs::read_to_string(&report).unwrap();
@@ -124,7 +131,11 @@ fn sigterm_runs_every_live_guard() {
     };
     assert_eq!(status.code(), Some(EXIT_AFTER_SIGTERM), "{}", said());
 
-    assert!(!Path::new(&root).exists(), "project {root} left:\n{}", said());
+    assert!(
+        !Path::new(&root).exists(),
+        "project {root} left:\n{}",
+        said()
+    );
     let docker = Command::new("docker")
         .env_remove("DOCKER_HOST")
         .args(["inspect", &docker_id])
@@ -153,7 +164,10 @@ fn sigterm_runs_every_live_guard() {
             processes.push(text(&cmdline).replace('\0', " "));
         }
     }
-    assert!(processes.is_empty(), "processes of the private daemon left: {processes:?}");
+    assert!(
+        processes.is_empty(),
+        "processes of the private daemon left: {processes:?}"
+    );
 }
 
 /// Removes what the child may have left, when the test fails.
