@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kitchen_driver::config::{InstanceConfig, PluginConfig, Project};
+use kitchen_driver::provisioner::ansible::AnsiblePlaybookProvisioner;
 use kitchen_driver::transport::{TarBuilder, shell_quote};
 use serde::Deserialize;
 use serde_json::Value;
@@ -131,8 +132,6 @@ struct AnsibleKeys {
     roles_path: Option<String>,
     hosts: Option<String>,
     extra_vars: serde_json::Map<String, Value>,
-    ansible_verbose: bool,
-    ansible_verbosity: Option<Value>,
     ansible_check: bool,
     ansible_diff: bool,
     env_vars: std::collections::BTreeMap<String, Value>,
@@ -359,18 +358,13 @@ impl Plan {
                     None => lookup("roles", false),
                 };
                 let mut args = Vec::new();
-                if k.ansible_verbose {
-                    let n = match &k.ansible_verbosity {
-                        None => 1,
-                        Some(Value::Number(n)) => n.as_u64().unwrap_or(1).clamp(1, 4) as usize,
-                        Some(other) => match scalar_text(other).as_str() {
-                            "info" => 1,
-                            "warn" => 2,
-                            "debug" => 3,
-                            "trace" => 4,
-                            s => s.parse().unwrap_or(1),
-                        },
-                    };
+                // kitchen-driver's own reading of the block, so both tools agree on the level
+                // (and refuse the same bad values).
+                let verbosity =
+                    AnsiblePlaybookProvisioner::from_config(name, &instance.provisioner)
+                        .map_err(|e| Error::Provisioner(Box::new(e)))?
+                        .verbosity();
+                if let Some(n) = verbosity {
                     args.push(format!("-{}", "v".repeat(n)));
                 }
                 if k.ansible_check {
@@ -754,6 +748,31 @@ mod tests {
             names.contains(&"tmp/kitchen/ansible/inventory".to_string()),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn ansible_verbosity_is_read_as_kitchen_driver_reads_it() {
+        let plan_for = |verbosity: &str| {
+            let (_d, p) = project(
+                &format!(
+                    "provisioner: {{name: ansible_playbook, ansible_verbose: true, ansible_verbosity: {verbosity}}}\nverifier: {{name: shell}}\nplatforms: [{{name: p}}]\nsuites: [{{name: s}}]\n"
+                ),
+                &[("test/integration/s/default.yml", "- hosts: all\n")],
+            );
+            Plan::for_instance(&p, &p.instances[0]).map(|plan| plan.entrypoint())
+        };
+        // kitchen-ansible's names, its `:symbol` spelling, and levels above 4 (ansible's -vvvvvv).
+        for (verbosity, flag) in [
+            ("debug", " -vvv "),
+            ("':trace'", " -vvvv "),
+            ("6", " -vvvvvv "),
+        ] {
+            let script = plan_for(verbosity).unwrap();
+            assert!(script.contains(flag), "{verbosity}: {script}");
+        }
+        let e = plan_for("loud").unwrap_err();
+        assert!(matches!(e, Error::Provisioner(_)), "{e:?}");
+        assert!(e.to_string().contains("ansible_verbosity"), "{e}");
     }
 
     #[test]

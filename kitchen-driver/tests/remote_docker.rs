@@ -205,3 +205,45 @@ fn a_client_certificate_the_engine_does_not_trust_is_refused() {
         ],
     );
 }
+
+/// `destroy --orphans` looks on the engine kitchen.yml names (`docker_host_url` with TLS),
+/// not only the default socket, which DOCKER_HOST points at nothing here: a container whose
+/// state file is gone is found and removed over TLS.
+#[test]
+fn destroy_orphans_looks_on_the_engine_kitchen_yml_names() {
+    let dir = cert_dir();
+    let yml = basic_kitchen_yml(Runtime::Docker).replace(
+        "driver:\n  name: docker\n",
+        &format!(
+            "driver:\n  name: docker\n  docker_host_url: {TLS_HOST}\n  tls_verify: true\n  cert_path: {dir}\n"
+        ),
+    );
+    assert!(yml.contains("docker_host_url"), "{yml}");
+    let p = standard_project("remote-docker-orphans", &yml);
+    let no_socket = format!("unix://{}", p.root().join("no-docker.sock").display());
+    let env = [("DOCKER_HOST", no_socket.as_str())];
+    let out = kd(&p, &env).arg("create").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(p.containers(None).len(), 1);
+    std::fs::remove_file(p.root().join(".kitchen/default-busybox.yml")).unwrap();
+    let out = kd(&p, &env).arg("list").output().unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("on the Docker engine at {TLS_HOST}"))
+            && err.contains("destroy --orphans"),
+        "{err}"
+    );
+    let out = kd(&p, &env)
+        .args(["destroy", "--orphans"])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("Removed Docker container"), "{stdout}");
+    p.assert_no_containers();
+}
