@@ -341,9 +341,11 @@ fn teardown(runtime: Runtime, dir: &Path, pid: &Mutex<Option<u32>>) {
     }
     let mut pid = pid.lock().unwrap_or_else(|p| p.into_inner());
     // Containers outlive a stopped daemon: start it again to remove them properly.
+    let mut restarted = None;
     if !pid.is_some_and(alive) {
         let child = spawn(runtime, dir);
         *pid = Some(child.id());
+        restarted = Some(child);
         let started = std::panic::catch_unwind(|| wait_ready(runtime, dir));
         if started.is_err() {
             eprintln!(
@@ -370,6 +372,9 @@ fn teardown(runtime: Runtime, dir: &Path, pid: &Mutex<Option<u32>>) {
     }
     if let Some(p) = pid.take() {
         terminate(p);
+    }
+    if let Some(mut child) = restarted {
+        let _ = child.wait();
     }
     kill_processes_under(dir);
     unmount_under(dir);
