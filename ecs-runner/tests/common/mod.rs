@@ -312,6 +312,16 @@ impl Drop for Project {
     }
 }
 
+/// Runs `ecs-runner ARGS` in `dir` (no moto settings: `--local` and offline commands) to its
+/// end.
+pub fn ecs_runner_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("ecs-runner starts")
+}
+
 /// The ecs-runner binary built for these tests.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ecs-runner"))
