@@ -5,21 +5,8 @@
 
 mod common;
 
-use common::{Project, RegistryNamespace, ecs_runner_in};
+use common::{Project, RegistryNamespace, ecs_runner_in, incompressible};
 use sha2::{Digest, Sha256};
-
-/// Bytes gzip cannot shrink (xorshift), so the bundle stays over ECS's 64 KiB.
-fn incompressible(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A project whose provisioner data (96 KiB) cannot travel inline, with its registry.
 fn big_bundle_project() -> (Project, RegistryNamespace, String) {
