@@ -211,6 +211,36 @@ fn keys<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The file a provisioner runs: the one its key names, else the one kitchen's lookup
+/// finds; it must exist.
+///
+/// `what` is how messages name the file and which key sets it; `default` is where the
+/// lookup's first place is (what to create).
+fn input_file(
+    instance: &str,
+    configured: Option<PathBuf>,
+    lookup: impl FnOnce() -> Option<PathBuf>,
+    (what, key): (&str, &str),
+    default: PathBuf,
+) -> Result<PathBuf> {
+    let Some(path) = configured.or_else(lookup) else {
+        return Err(Error::unsupported(
+            instance,
+            format!(
+                "no {what} found or specified: set `{key}` or create {}",
+                default.display()
+            ),
+        ));
+    };
+    if !path.is_file() {
+        return Err(Error::unsupported(
+            instance,
+            format!("{what} {} does not exist", path.display()),
+        ));
+    }
+    Ok(path)
+}
+
 fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -267,24 +297,13 @@ impl Plan {
                 let (script, mut run) = match &k.command {
                     Some(c) => (None, c.clone()),
                     None => {
-                        let script = match &k.script {
-                            Some(s) => expand(root, s),
-                            None => find("bootstrap.sh", true).ok_or_else(|| {
-                                Error::unsupported(
-                                    name,
-                                    format!(
-                                        "no provisioner script: set `script` or create {}",
-                                        tbp.join(&instance.suite).join("bootstrap.sh").display()
-                                    ),
-                                )
-                            })?,
-                        };
-                        if !script.is_file() {
-                            return Err(Error::unsupported(
-                                name,
-                                format!("provisioner script {} does not exist", script.display()),
-                            ));
-                        }
+                        let script = input_file(
+                            name,
+                            k.script.as_ref().map(|s| expand(root, s)),
+                            || find("bootstrap.sh", true),
+                            ("provisioner script", "script"),
+                            tbp.join(&instance.suite).join("bootstrap.sh"),
+                        )?;
                         let file = file_name(&script);
                         let mut run =
                             shell_quote(&format!("{}/{file}", root_path.trim_end_matches('/')));
@@ -335,24 +354,13 @@ impl Plan {
                         is_file,
                     )
                 };
-                let playbook = match &k.playbook {
-                    Some(p) => expand(root, p),
-                    None => lookup("default.yml", true).ok_or_else(|| {
-                        Error::unsupported(
-                            name,
-                            format!(
-                                "no playbook found or specified: set `playbook` or create {}",
-                                tbp.join(&instance.suite).join("default.yml").display()
-                            ),
-                        )
-                    })?,
-                };
-                if !playbook.is_file() {
-                    return Err(Error::unsupported(
-                        name,
-                        format!("playbook {} does not exist", playbook.display()),
-                    ));
-                }
+                let playbook = input_file(
+                    name,
+                    k.playbook.as_ref().map(|p| expand(root, p)),
+                    || lookup("default.yml", true),
+                    ("playbook", "playbook"),
+                    tbp.join(&instance.suite).join("default.yml"),
+                )?;
                 let roles = match &k.roles_path {
                     Some(p) => Some(expand(root, p)),
                     None => lookup("roles", false),
@@ -773,6 +781,38 @@ mod tests {
         let e = plan_for("loud").unwrap_err();
         assert!(matches!(e, Error::Provisioner(_)), "{e:?}");
         assert!(e.to_string().contains("ansible_verbosity"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_script_or_playbook_names_the_key_and_the_file_to_create() {
+        let refusal = |provisioner: &str| {
+            let (_d, p) = project(
+                &format!(
+                    "provisioner: {provisioner}\nplatforms: [{{name: p}}]\nsuites: [{{name: s}}]\n"
+                ),
+                &[],
+            );
+            Plan::for_instance(&p, &p.instances[0])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refusal("{name: shell}");
+        assert!(
+            e.contains("no provisioner script found or specified: set `script` or create ")
+                && e.contains("test/integration/s/bootstrap.sh"),
+            "{e}"
+        );
+        let e = refusal("{name: shell, script: nope.sh}");
+        assert!(
+            e.contains("provisioner script ") && e.contains("nope.sh does not exist"),
+            "{e}"
+        );
+        let e = refusal("{name: ansible_playbook}");
+        assert!(
+            e.contains("no playbook found or specified: set `playbook` or create ")
+                && e.contains("test/integration/s/default.yml"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use lxd_client::{Client, ClientIdentity, LxcConfig};
 use test_support::{
-    TestProject, login_through_pty_with_env, on_fresh_runtime, standard_project, text, unique_name,
+    TestProject, login_through_pty_with_env, on_fresh_runtime, run_command, standard_project,
+    succeed, text, unique_name,
 };
 
 /// LXD's HTTPS listener here.
@@ -437,34 +438,21 @@ fn destroy_orphans_looks_on_the_remote_server() {
         )),
     );
     let (_, _, _trusted) = client_certificate(&p.root().join("certs"), true);
-    let env = [];
-    let out = kd(&p, &env).arg("create").output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    succeed(kd(&p, &[]).arg("create"));
     let name = p.lxd_instances().pop().expect("the instance on the server");
     // A run killed before it saved: no state names the instance.
     std::fs::remove_file(p.root().join(".kitchen/default-busybox.yml")).unwrap();
-    let out = kd(&p, &env).arg("list").output().unwrap();
-    let err = text(&out.stderr);
+    let err = run_command(kd(&p, &[]).arg("list")).stderr;
     assert!(
         err.contains(&format!(
             "LXD instance {name} on the LXD server at {LXD_URL}"
         )) && err.contains("1 resource(s) of this checkout"),
         "{err}"
     );
-    let out = kd(&p, &env)
-        .args(["destroy", "--orphans"])
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        text(&out.stderr)
-    );
+    let out = succeed(kd(&p, &[]).args(["destroy", "--orphans"]));
     assert!(
-        stdout.contains(&format!("Removed LXD instance {name}")),
-        "{stdout}"
+        out.contains(&format!("Removed LXD instance {name}")),
+        "{out}"
     );
     p.assert_no_containers();
 }
