@@ -10,7 +10,8 @@
 //!   dockerd has `live-restore`): the run carries on and passes;
 //! - restarted while a command runs in the instance: on LXD the stop waits for the command
 //!   and the step passes; on Docker the step fails with an error that names the engine, the
-//!   container survives, and the next `converge` passes.
+//!   container survives, and the next `converge` passes (also when kitchen-driver only sees
+//!   the cut once the engine is back, and the engine no longer knows the command).
 //!
 //! The tests never sleep for the right moment: local hooks touch a file on the host when they
 //! start and wait for a file the test creates.
@@ -368,4 +369,44 @@ fn wait_until_commands_run(p: &TestProject, daemon: &PrivateDaemon, child: &mut 
         assert!(Instant::now() < deadline, "no command ran:\n{}", output(p));
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+// Docker, with kitchen-driver paused (SIGSTOP) while the engine restarts: when it resumes, the
+// engine answers again but no longer knows the exec (execs live in its memory). The step fails
+// with an error that names the engine and says the command's result was lost; the next
+// `converge` passes.
+
+#[test]
+fn restarted_while_paused_in_exec_on_docker() {
+    let runtime = Runtime::Docker;
+    let mut daemon = PrivateDaemon::start(runtime, "dpaused-docker");
+    let p = project(
+        "dpaused",
+        runtime,
+        "verify",
+        "'if [ ! -e /tmp/once ]; then touch /tmp/once /tmp/in-exec; sleep 5; fi; echo converged-ok'",
+    );
+    let mut child = spawn(&p, &daemon, &["converge", "-c", "2"]);
+    wait_until_commands_run(&p, &daemon, &mut child);
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    daemon.stop();
+    daemon.start_again();
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let code = wait(&p, child);
+    assert_eq!(code, 20, "{}", output(&p));
+    let said = output(&p);
+    let engine = format!("the Docker engine at {}", daemon.env()[0].1);
+    assert!(said.contains(&engine), "no `{engine}` in:\n{said}");
+    assert!(said.contains("run the step again"), "{said}");
+    assert_state_after_failed(&p, "converge", Some("create"));
+    assert_eq!(
+        daemon.running_containers().len(),
+        2,
+        "{:?}",
+        daemon.containers()
+    );
+    let (code, stdout, stderr) = run(&p, &daemon, &["converge"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_destroy_leaves_nothing(&p, &daemon);
 }

@@ -46,11 +46,15 @@ impl DockerConnection {
     async fn exit_code_polling(&self, exec_id: &str, max_delay: Duration) -> Result<i64> {
         let mut delay = Duration::from_millis(5);
         loop {
-            let inspect = self
-                .docker
-                .inspect_exec(exec_id)
-                .await
-                .map_err(|e| self.err("inspecting exec", e))?;
+            let inspect = match self.docker.inspect_exec(exec_id).await {
+                Ok(inspect) => inspect,
+                // Execs live in the engine's memory: one it no longer knows was lost to a
+                // restart (or to the container's removal) while its command ran.
+                Err(e) if super::is_not_found(&e) => {
+                    return Err(self.endpoint.exec_lost(&self.instance, e));
+                }
+                Err(e) => return Err(self.err("inspecting exec", e)),
+            };
             if inspect.running != Some(true) {
                 return Ok(inspect.exit_code.unwrap_or(-1));
             }

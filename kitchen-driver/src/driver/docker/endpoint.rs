@@ -276,6 +276,20 @@ impl Endpoint {
         ))
     }
 
+    /// The error for a command whose exec the engine no longer knows when its output ended:
+    /// the engine restarted (or the container was removed) while the command ran, so its
+    /// result is lost.
+    pub(super) fn exec_lost(&self, instance: &str, source: bollard::errors::Error) -> Error {
+        Error::Runtime {
+            instance: instance.to_string(),
+            message: format!(
+                "the Docker engine at {} lost the command running in the instance ({}): the engine restarted, or the container was removed, while the command ran, so its result is unknown; with live-restore the container and the command keep running: run the step again",
+                self.url(),
+                causes(&source)
+            ),
+        }
+    }
+
     /// The error for a connection that failed at the first request.
     pub(crate) fn unreachable(&self, source: &bollard::errors::Error) -> Error {
         self.refused(format!("{}; {}", causes(source), self.hint()))

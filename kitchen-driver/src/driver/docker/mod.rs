@@ -247,7 +247,7 @@ impl DockerDriver {
     }
 }
 
-fn is_not_found(e: &BollardError) -> bool {
+pub(super) fn is_not_found(e: &BollardError) -> bool {
     matches!(
         e,
         BollardError::DockerResponseServerError {
