@@ -2,7 +2,7 @@
 //! by a SIGTERM handler before the process exits.
 //!
 //! Drop guards do not run when a process is killed. nextest ends a test that passes its
-//! `slow-timeout` with SIGTERM, then SIGKILL after a grace period (10 s by default; see
+//! `slow-timeout` with SIGTERM, then SIGKILL after a grace period (10 s by default, 30 s in
 //! `.config/nextest.toml`). So every guard ([`crate::TestProject`], the private daemons in
 //! [`crate::daemons`]) also registers its clean-up here; the first registration installs a
 //! SIGTERM handler (a thread of its own with a small runtime) that runs every registered
