@@ -11,7 +11,7 @@
 //!    `kitchen_root`, `test_base_path`, `log_level`).
 //! 2. `impl Provisioner`: run things in the instance with `ctx.connection.execute(..)` /
 //!    `exec(..)` (output streams to `ctx.output` when you pass it as the sink), copy files with
-//!    `upload`/`upload_tar`. Tools that run on the host and connect by themselves (Ansible)
+//!    `upload`/`upload_set`. Tools that run on the host and connect by themselves (Ansible)
 //!    get the runtime and instance from `ctx.connection.target()` ([`Target::Docker`] with the
 //!    container id, [`Target::Lxd`] with name and project) and run as a
 //!    [`HostCommand`](crate::host::HostCommand) with `ctx.host_env`, which streams their

@@ -19,7 +19,7 @@ use crate::config::PluginConfig;
 use crate::config::parse_block;
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
-use crate::transport::{Connection, ExecRequest, TarBuilder, shell_quote};
+use crate::transport::{Connection, ExecRequest, UploadSet, shell_quote};
 
 /// `arguments`: a list (shell-joined) or a string (appended as is).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -254,11 +254,10 @@ impl Provisioner for ShellProvisioner {
         let root = self.config.root_path.trim_end_matches('/').to_string();
         let passed = self.passed_env(&ctx.instance.name, host_env)?;
 
-        // The sandbox, built directly as a tar stream.
+        // The sandbox: what to send, read from the host only while it is sent.
         out.info("Preparing files for transfer");
         let script = self.script(ctx);
-        let mut sandbox = TarBuilder::new();
-        let mut sandbox_items = 0;
+        let mut sandbox = UploadSet::new();
         if let Some(data) = self.data_path(ctx) {
             if !data.is_dir() {
                 return Err(Error::config(
@@ -270,7 +269,6 @@ impl Provisioner for ShellProvisioner {
             out.info("Preparing data");
             out.debug(&format!("Using data from {}", data.display()));
             sandbox.add_path(&data, "data")?;
-            sandbox_items += 1;
         }
         if self.config.command.is_none() {
             out.info("Preparing script");
@@ -281,8 +279,7 @@ impl Provisioner for ShellProvisioner {
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_else(|| "bootstrap.sh".into());
                     let data = std::fs::read(s).map_err(|e| Error::io("reading script", s, e))?;
-                    sandbox.add_bytes(&name, &data, 0o755)?;
-                    sandbox_items += 1;
+                    sandbox.add_bytes(&name, data, 0o755);
                 }
                 Some(s) => {
                     return Err(Error::config(
@@ -314,8 +311,7 @@ impl Provisioner for ShellProvisioner {
             )
             .await?;
         }
-        if sandbox_items > 0 {
-            let tar = sandbox.finish()?;
+        if !sandbox.is_empty() {
             out.info(&format!("Transferring files to <{}>", ctx.instance.name));
             if self.config.command.is_some() {
                 conn.execute(
@@ -325,7 +321,7 @@ impl Provisioner for ShellProvisioner {
                 )
                 .await?;
             }
-            conn.upload_tar(tar, &root).await?;
+            conn.upload_set(sandbox, &root).await?;
         }
 
         if let Some(code) = self.run_code(script.as_ref()) {

@@ -26,7 +26,7 @@ use crate::config::parse_block;
 use crate::error::{Error, Result};
 use crate::plugin::PluginContext;
 use crate::report::NullSink;
-use crate::transport::{ExecRequest, TarBuilder, shell_quote};
+use crate::transport::{ExecRequest, UploadSet, shell_quote};
 
 fn default_remote() -> String {
     "/tmp/kitchen/bats".into()
@@ -269,13 +269,13 @@ impl Verifier for BatsVerifier {
             });
         }
 
-        let mut tar = TarBuilder::new();
+        let mut upload = UploadSet::new();
         let helpers = ctx.test_base_path.join("helpers").join("bats");
         if helpers.is_dir() {
             out.debug(&format!("Adding helpers from {}", helpers.display()));
-            tar.add_path(&helpers, ".")?;
+            upload.add_path(&helpers, ".")?;
         }
-        tar.add_path(&local, ".")?;
+        upload.add_path(&local, ".")?;
         let remote = self.remote();
         out.info(&format!(
             "Uploading {} bats file(s) from {} to {remote}",
@@ -288,7 +288,7 @@ impl Verifier for BatsVerifier {
             &NullSink,
         )
         .await?;
-        conn.upload_tar(tar.finish()?, remote).await?;
+        conn.upload_set(upload, remote).await?;
 
         let mut cases = Vec::new();
         let mut problems = Vec::new();
