@@ -49,7 +49,7 @@ use async_trait::async_trait;
 
 use crate::config::InstanceConfig;
 use crate::error::{Error, Result};
-use crate::plugin::PluginContext;
+use crate::plugin::{ConfigPaths, PluginContext};
 
 /// The provisioner names this build knows.
 pub const SUPPORTED_PROVISIONERS: &[&str] = &["shell", "ansible_playbook"];
@@ -65,6 +65,20 @@ pub trait Provisioner: Send + Sync {
     /// # Errors
     /// [`Error::CommandFailed`] when the provisioning command fails, runtime errors otherwise.
     async fn converge(&self, ctx: &PluginContext<'_>) -> Result<()>;
+
+    /// Checks the host files the configuration names (a script, a playbook, a roles
+    /// directory), so that a missing one refuses the command before anything is created
+    /// instead of failing the converge after a create. The preflight check calls it for every
+    /// command that reaches converge; `converge` resolves the same files the same way. It
+    /// must not touch any instance.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key as written (see [`ConfigPaths::refuse`]), the file,
+    /// and what to do.
+    fn check_files(&self, paths: &ConfigPaths<'_>) -> Result<()> {
+        let _ = paths;
+        Ok(())
+    }
 }
 
 /// The provisioner named by the instance's `provisioner.name`.

@@ -455,7 +455,10 @@ mod tests {
         let err = rest.last().unwrap().as_ref().unwrap_err();
         assert!(err.to_string().contains("sub"), "{err}");
         assert_eq!(rest.iter().filter(|r| r.is_err()).count(), 1);
-        assert!(!rest.iter().flatten().any(|e| e.name() == "after"), "{rest:?}");
+        assert!(
+            !rest.iter().flatten().any(|e| e.name() == "after"),
+            "{rest:?}"
+        );
     }
 
     #[tokio::test]

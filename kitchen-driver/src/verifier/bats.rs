@@ -24,7 +24,7 @@ use super::{CaseResult, Verifier, VerifyReport};
 use crate::config::PluginConfig;
 use crate::config::parse_block;
 use crate::error::{Error, Result};
-use crate::plugin::PluginContext;
+use crate::plugin::{ConfigPaths, PluginContext};
 use crate::report::NullSink;
 use crate::transport::{ExecRequest, UploadSet, shell_quote};
 
@@ -138,11 +138,49 @@ impl BatsVerifier {
     }
 
     /// The local test directory: `bats_path`, else `<tbp>/<suite>/bats`.
-    fn local_dir(&self, ctx: &PluginContext<'_>) -> PathBuf {
+    fn local_dir(&self, paths: &ConfigPaths<'_>) -> PathBuf {
         match &self.config.bats_path {
-            Some(p) => ctx.expand_path(p),
-            None => ctx.test_base_path.join(&ctx.instance.suite).join("bats"),
+            Some(p) => paths.expand_path(p),
+            None => paths
+                .test_base_path
+                .join(&paths.instance.suite)
+                .join("bats"),
         }
+    }
+
+    /// The bats directory and its `*.bats` files, in name order.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `bats_path` when the directory is missing or holds no
+    /// `*.bats` file.
+    fn local_tests(&self, paths: &ConfigPaths<'_>) -> Result<(PathBuf, Vec<String>)> {
+        let local = self.local_dir(paths);
+        let todo = format!(
+            "put *.bats files in {}, or set `bats_path` to where they are",
+            paths
+                .test_base_path
+                .join(&paths.instance.suite)
+                .join("bats")
+                .display()
+        );
+        if !local.is_dir() {
+            return Err(paths.refuse(
+                "verifier",
+                "verifier.bats_path",
+                &format!("no bats tests: {} is not a directory", local.display()),
+                &todo,
+            ));
+        }
+        let files = bats_files(&local)?;
+        if files.is_empty() {
+            return Err(paths.refuse(
+                "verifier",
+                "verifier.bats_path",
+                &format!("no *.bats files in {}", local.display()),
+                &todo,
+            ));
+        }
+        Ok((local, files))
     }
 
     /// The command that runs one file (pure: unit-tested).
@@ -228,30 +266,15 @@ impl Verifier for BatsVerifier {
         "bats"
     }
 
+    fn check_files(&self, paths: &ConfigPaths<'_>) -> Result<()> {
+        self.local_tests(paths).map(|_| ())
+    }
+
     async fn verify(&self, ctx: &PluginContext<'_>) -> Result<VerifyReport> {
         let conn = &ctx.connection;
         let out = ctx.output;
         let instance = &ctx.instance.name;
-        let local = self.local_dir(ctx);
-        if !local.is_dir() {
-            return Err(Error::config(
-                "verifier",
-                instance,
-                format!(
-                    "no bats tests: {} is not a directory; put *.bats files in test/integration/{}/bats or set `bats_path`",
-                    local.display(),
-                    ctx.instance.suite
-                ),
-            ));
-        }
-        let files = bats_files(&local)?;
-        if files.is_empty() {
-            return Err(Error::config(
-                "verifier",
-                instance,
-                format!("no *.bats files in {}", local.display()),
-            ));
-        }
+        let (local, files) = self.local_tests(&ctx.paths())?;
 
         let program = self.program();
         let probe = conn
