@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use kitchen_driver::config::{InstanceConfig, PluginConfig, Project};
+use kitchen_driver::provisioner::ansible::AnsiblePlaybookProvisioner;
 use kitchen_driver::transport::{TarBuilder, shell_quote};
 use serde::Deserialize;
 use serde_json::Value;
@@ -131,8 +132,6 @@ struct AnsibleKeys {
     roles_path: Option<String>,
     hosts: Option<String>,
     extra_vars: serde_json::Map<String, Value>,
-    ansible_verbose: bool,
-    ansible_verbosity: Option<Value>,
     ansible_check: bool,
     ansible_diff: bool,
     env_vars: std::collections::BTreeMap<String, Value>,
@@ -212,6 +211,36 @@ fn keys<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The file a provisioner runs: the one its key names, else the one kitchen's lookup
+/// finds; it must exist.
+///
+/// `what` is how messages name the file and which key sets it; `default` is where the
+/// lookup's first place is (what to create).
+fn input_file(
+    instance: &str,
+    configured: Option<PathBuf>,
+    lookup: impl FnOnce() -> Option<PathBuf>,
+    (what, key): (&str, &str),
+    default: PathBuf,
+) -> Result<PathBuf> {
+    let Some(path) = configured.or_else(lookup) else {
+        return Err(Error::unsupported(
+            instance,
+            format!(
+                "no {what} found or specified: set `{key}` or create {}",
+                default.display()
+            ),
+        ));
+    };
+    if !path.is_file() {
+        return Err(Error::unsupported(
+            instance,
+            format!("{what} {} does not exist", path.display()),
+        ));
+    }
+    Ok(path)
+}
+
 fn scalar_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -268,24 +297,13 @@ impl Plan {
                 let (script, mut run) = match &k.command {
                     Some(c) => (None, c.clone()),
                     None => {
-                        let script = match &k.script {
-                            Some(s) => expand(root, s),
-                            None => find("bootstrap.sh", true).ok_or_else(|| {
-                                Error::unsupported(
-                                    name,
-                                    format!(
-                                        "no provisioner script: set `script` or create {}",
-                                        tbp.join(&instance.suite).join("bootstrap.sh").display()
-                                    ),
-                                )
-                            })?,
-                        };
-                        if !script.is_file() {
-                            return Err(Error::unsupported(
-                                name,
-                                format!("provisioner script {} does not exist", script.display()),
-                            ));
-                        }
+                        let script = input_file(
+                            name,
+                            k.script.as_ref().map(|s| expand(root, s)),
+                            || find("bootstrap.sh", true),
+                            ("provisioner script", "script"),
+                            tbp.join(&instance.suite).join("bootstrap.sh"),
+                        )?;
                         let file = file_name(&script);
                         let mut run =
                             shell_quote(&format!("{}/{file}", root_path.trim_end_matches('/')));
@@ -336,41 +354,25 @@ impl Plan {
                         is_file,
                     )
                 };
-                let playbook = match &k.playbook {
-                    Some(p) => expand(root, p),
-                    None => lookup("default.yml", true).ok_or_else(|| {
-                        Error::unsupported(
-                            name,
-                            format!(
-                                "no playbook found or specified: set `playbook` or create {}",
-                                tbp.join(&instance.suite).join("default.yml").display()
-                            ),
-                        )
-                    })?,
-                };
-                if !playbook.is_file() {
-                    return Err(Error::unsupported(
-                        name,
-                        format!("playbook {} does not exist", playbook.display()),
-                    ));
-                }
+                let playbook = input_file(
+                    name,
+                    k.playbook.as_ref().map(|p| expand(root, p)),
+                    || lookup("default.yml", true),
+                    ("playbook", "playbook"),
+                    tbp.join(&instance.suite).join("default.yml"),
+                )?;
                 let roles = match &k.roles_path {
                     Some(p) => Some(expand(root, p)),
                     None => lookup("roles", false),
                 };
                 let mut args = Vec::new();
-                if k.ansible_verbose {
-                    let n = match &k.ansible_verbosity {
-                        None => 1,
-                        Some(Value::Number(n)) => n.as_u64().unwrap_or(1).clamp(1, 4) as usize,
-                        Some(other) => match scalar_text(other).as_str() {
-                            "info" => 1,
-                            "warn" => 2,
-                            "debug" => 3,
-                            "trace" => 4,
-                            s => s.parse().unwrap_or(1),
-                        },
-                    };
+                // kitchen-driver's own reading of the block, so both tools agree on the level
+                // (and refuse the same bad values).
+                let verbosity =
+                    AnsiblePlaybookProvisioner::from_config(name, &instance.provisioner)
+                        .map_err(|e| Error::Provisioner(Box::new(e)))?
+                        .verbosity();
+                if let Some(n) = verbosity {
                     args.push(format!("-{}", "v".repeat(n)));
                 }
                 if k.ansible_check {
@@ -753,6 +755,63 @@ mod tests {
         assert!(
             names.contains(&"tmp/kitchen/ansible/inventory".to_string()),
             "{names:?}"
+        );
+    }
+
+    #[test]
+    fn ansible_verbosity_is_read_as_kitchen_driver_reads_it() {
+        let plan_for = |verbosity: &str| {
+            let (_d, p) = project(
+                &format!(
+                    "provisioner: {{name: ansible_playbook, ansible_verbose: true, ansible_verbosity: {verbosity}}}\nverifier: {{name: shell}}\nplatforms: [{{name: p}}]\nsuites: [{{name: s}}]\n"
+                ),
+                &[("test/integration/s/default.yml", "- hosts: all\n")],
+            );
+            Plan::for_instance(&p, &p.instances[0]).map(|plan| plan.entrypoint())
+        };
+        // kitchen-ansible's names, its `:symbol` spelling, and levels above 4 (ansible's -vvvvvv).
+        for (verbosity, flag) in [
+            ("debug", " -vvv "),
+            ("':trace'", " -vvvv "),
+            ("6", " -vvvvvv "),
+        ] {
+            let script = plan_for(verbosity).unwrap();
+            assert!(script.contains(flag), "{verbosity}: {script}");
+        }
+        let e = plan_for("loud").unwrap_err();
+        assert!(matches!(e, Error::Provisioner(_)), "{e:?}");
+        assert!(e.to_string().contains("ansible_verbosity"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_script_or_playbook_names_the_key_and_the_file_to_create() {
+        let refusal = |provisioner: &str| {
+            let (_d, p) = project(
+                &format!(
+                    "provisioner: {provisioner}\nplatforms: [{{name: p}}]\nsuites: [{{name: s}}]\n"
+                ),
+                &[],
+            );
+            Plan::for_instance(&p, &p.instances[0])
+                .unwrap_err()
+                .to_string()
+        };
+        let e = refusal("{name: shell}");
+        assert!(
+            e.contains("no provisioner script found or specified: set `script` or create ")
+                && e.contains("test/integration/s/bootstrap.sh"),
+            "{e}"
+        );
+        let e = refusal("{name: shell, script: nope.sh}");
+        assert!(
+            e.contains("provisioner script ") && e.contains("nope.sh does not exist"),
+            "{e}"
+        );
+        let e = refusal("{name: ansible_playbook}");
+        assert!(
+            e.contains("no playbook found or specified: set `playbook` or create ")
+                && e.contains("test/integration/s/default.yml"),
+            "{e}"
         );
     }
 

@@ -22,6 +22,10 @@ pub enum Error {
     /// kitchen.yml could not be loaded (file, line and column in the message).
     #[error(transparent)]
     Config(#[from] kitchen_driver::config::ConfigError),
+    /// A provisioner block is invalid as kitchen-driver reads it (the same message
+    /// `kitchen-driver` gives for the same kitchen.yml).
+    #[error(transparent)]
+    Provisioner(Box<kitchen_driver::Error>),
     /// An `ecs:` setting is missing or wrong.
     #[error("instance {instance}: ecs settings: {message}")]
     Settings {

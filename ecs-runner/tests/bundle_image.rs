@@ -5,23 +5,8 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Project, RegistryNamespace, bin};
+use common::{Project, RegistryNamespace, ecs_runner_in, incompressible};
 use sha2::{Digest, Sha256};
-
-/// Bytes gzip cannot shrink (xorshift), so the bundle stays over ECS's 64 KiB.
-fn incompressible(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
 
 /// A project whose provisioner data (96 KiB) cannot travel inline, with its registry.
 fn big_bundle_project() -> (Project, RegistryNamespace, String) {
@@ -53,11 +38,7 @@ fn big_bundle_project() -> (Project, RegistryNamespace, String) {
 fn a_bundle_too_big_to_travel_inline_runs_locally_from_the_image_pulled_by_digest() {
     let (project, registry, data_digest) = big_bundle_project();
     // `render` publishes the image and shows the digest reference.
-    let out = Command::new(bin())
-        .current_dir(project.path())
-        .args(["render", "big-bb"])
-        .output()
-        .unwrap();
+    let out = ecs_runner_in(project.path(), &["render", "big-bb"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let td: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -76,11 +57,7 @@ fn a_bundle_too_big_to_travel_inline_runs_locally_from_the_image_pulled_by_diges
     );
 
     // `run --local` finds the image in the registry (no rebuild) and pulls it by digest.
-    let out = Command::new(bin())
-        .current_dir(project.path())
-        .args(["run", "--local"])
-        .output()
-        .unwrap();
+    let out = ecs_runner_in(project.path(), &["run", "--local"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -115,11 +92,7 @@ fn without_a_registry_a_bundle_too_big_is_refused_before_anything_starts() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(project.path().join("kitchen.yml"), yml).unwrap();
-    let out = Command::new(bin())
-        .current_dir(project.path())
-        .args(["run", "--local"])
-        .output()
-        .unwrap();
+    let out = ecs_runner_in(project.path(), &["run", "--local"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(ecs_runner::EXIT_USAGE), "{stderr}");
     assert!(

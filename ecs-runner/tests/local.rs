@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Project, bin};
+use common::{Project, bin, ecs_runner_in};
 
 /// The project's local containers still present (there must be none after a run).
 fn leftovers(project_dir: &Path) -> Vec<String> {
@@ -64,17 +64,16 @@ fn the_examples_shell_suite_passes_on_both_images() {
         dir.path(),
     );
     let junit = dir.path().join("junit.xml");
-    let out = Command::new(bin())
-        .current_dir(dir.path())
-        .args([
+    let out = ecs_runner_in(
+        dir.path(),
+        &[
             "run",
             "--local",
             "default-docker",
             "--junit",
             junit.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -142,18 +141,17 @@ fn bats_cases_become_junit_cases_and_a_failing_suite_fails() {
         ],
     );
     let junit = project.path().join("junit.xml");
-    let out = Command::new(bin())
-        .current_dir(project.path())
-        .args([
+    let out = ecs_runner_in(
+        project.path(),
+        &[
             "run",
             "--local",
             "-c",
             "2",
             "--junit",
             junit.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(ecs_runner::EXIT_FAILED), "{stdout}");
     assert_eq!(
@@ -266,11 +264,7 @@ fn an_image_that_is_not_there_is_an_infrastructure_error() {
         "driver: {name: docker, image: \"kitchen/no-such-image:never\"}\nprovisioner: {name: shell, command: 'true'}\nverifier: {name: shell}\nplatforms: [{name: x}]\nsuites: [{name: a}]\n",
         &[],
     );
-    let out = Command::new(bin())
-        .current_dir(project.path())
-        .args(["run", "--local"])
-        .output()
-        .unwrap();
+    let out = ecs_runner_in(project.path(), &["run", "--local"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
@@ -292,11 +286,7 @@ fn an_unsupported_verifier_is_refused_before_any_container_starts() {
         "driver: {name: docker, image: \"kitchen/busybox:latest\"}\nprovisioner: {name: shell, command: 'true'}\nverifier: {name: inspec}\nplatforms: [{name: x}]\nsuites: [{name: a}]\n",
         &[],
     );
-    let out = Command::new(bin())
-        .current_dir(project.path())
-        .args(["run", "--local"])
-        .output()
-        .unwrap();
+    let out = ecs_runner_in(project.path(), &["run", "--local"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(ecs_runner::EXIT_USAGE), "{stderr}");
     assert!(

@@ -13,7 +13,9 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{Cluster, Project, Transitions, clients, delete_log_group, stream_of, write_logs};
+use common::{
+    Cluster, Project, Transitions, clients, delete_log_group, incompressible, stream_of, write_logs,
+};
 
 fn yaml(log_group: &str, suites: &[&str], platforms: &[&str], verifier: &str) -> String {
     format!(
@@ -368,19 +370,6 @@ fn rustix_kill(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(status.success());
-}
-
-/// A 96 KiB file gzip cannot shrink (xorshift): its bundle cannot travel inline.
-fn incompressible(n: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,6 +13,11 @@
 //! A container whose instance's state file cannot be read is never an orphan (nothing is
 //! removed on a guess), nor one whose instance is locked by a running process (it may be
 //! creating it right now): [`remove`] takes each instance's lock and looks again first.
+//!
+//! The daemons looked on are the local ones (the default Docker engine and LXD's unix socket)
+//! and every engine or server an instance of kitchen.yml names (`docker_host_url`, `remote`,
+//! `remote_url` and their environment variables, resolved as the drivers resolve them). Two
+//! addresses of one daemon (its socket and its TLS port) are asked once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -24,6 +29,8 @@ use bollard::query_parameters::{
 };
 
 use crate::config::Project;
+use crate::driver::docker::{self as docker_driver, Endpoint};
+use crate::driver::lxd_remote::{self, Server};
 use crate::driver::naming;
 use crate::error::{Error, Result};
 use crate::state::{State, StateFile, keys};
@@ -56,6 +63,27 @@ pub struct Orphan {
     pub lxd_project: Option<String>,
     /// Why it is an orphan.
     pub why: String,
+    /// The daemon it is on, as messages name it (`the local LXD daemon`, `the Docker engine
+    /// at tcp://build-host:2376`).
+    pub daemon: String,
+    /// How to reach that daemon again to remove it.
+    at: Daemon,
+}
+
+/// A daemon orphans are looked for on.
+#[derive(Debug, Clone, PartialEq)]
+enum Daemon {
+    Docker(Endpoint),
+    Lxd(Server),
+}
+
+impl Daemon {
+    fn describe(&self) -> String {
+        match self {
+            Daemon::Docker(e) => format!("the Docker engine at {}", e.url()),
+            Daemon::Lxd(s) => s.describe(),
+        }
+    }
 }
 
 impl std::fmt::Display for Orphan {
@@ -65,7 +93,7 @@ impl std::fmt::Display for Orphan {
             OrphanKind::DockerImage => "Docker image",
             OrphanKind::LxdInstance => "LXD instance",
         };
-        write!(f, "{what} {} ({})", self.name, self.why)
+        write!(f, "{what} {} on {} ({})", self.name, self.daemon, self.why)
     }
 }
 
@@ -162,30 +190,64 @@ fn lxd_projects(project: &Project) -> Vec<String> {
     out
 }
 
-/// Whether kitchen.yml has an instance on `driver` (`docker` or `lxd`).
-fn uses(project: &Project, driver: &str) -> bool {
-    project
-        .instances
-        .iter()
-        .any(|i| i.driver_name().trim_end_matches("_api") == driver)
+/// The daemons to look on: the local ones, then each one an instance names, with whether
+/// an instance of kitchen.yml uses it; and one line per instance whose daemon settings are
+/// wrong (the driver would refuse them too).
+fn daemons(project: &Project) -> (Vec<(Daemon, bool)>, Vec<String>) {
+    let mut out: Vec<(Daemon, bool)> = Vec::new();
+    let mut bad = Vec::new();
+    let mut add = |daemon: Daemon, used: bool| match out.iter_mut().find(|(d, _)| *d == daemon) {
+        Some((_, u)) => *u |= used,
+        None => out.push((daemon, used)),
+    };
+    // The local engine as the environment names it (DOCKER_HOST...); a broken environment is
+    // reported below only if an instance uses Docker.
+    if let Ok(e) = docker_driver::engine_of(&Default::default()) {
+        add(Daemon::Docker(e), false);
+    }
+    add(Daemon::Lxd(Server::Local), false);
+    for i in &project.instances {
+        let daemon = match i.driver_name().trim_end_matches("_api") {
+            "docker" => docker_driver::engine_of(&i.driver).map(Daemon::Docker),
+            "lxd" => lxd_remote::server_of(&i.driver, &project.kitchen_root).map(Daemon::Lxd),
+            _ => continue,
+        };
+        match daemon {
+            Ok(d) => add(d, true),
+            Err(message) => bad.push(format!("{}: {message}", i.name)),
+        }
+    }
+    // A daemon reached at two addresses is named as kitchen.yml names it.
+    out.sort_by_key(|(_, used)| !used);
+    (out, bad)
 }
 
-/// How long one runtime may take to answer: `list` must not hang on a stuck daemon.
+/// How long one daemon may take to answer: `list` must not hang on a stuck daemon.
 const SURVEY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Finds this checkout's orphans in Docker and LXD. A runtime that cannot be reached is
-/// skipped (and named in [`Survey::unreachable`] when kitchen.yml uses it).
+/// Finds this checkout's orphans on every daemon kitchen.yml uses and the local ones. A
+/// daemon that cannot be reached is skipped (and named in [`Survey::unreachable`] when an
+/// instance uses it).
 pub async fn find(project: &Project) -> Survey {
     let known = Known::read(&project.kitchen_root);
-    let mut survey = Survey::default();
-    let (docker, lxd) = tokio::join!(
-        tokio::time::timeout(SURVEY_TIMEOUT, find_docker(project, &known)),
-        tokio::time::timeout(SURVEY_TIMEOUT, find_lxd(project, &known)),
-    );
+    let (daemons, bad) = daemons(project);
+    let mut survey = Survey {
+        unreachable: bad,
+        ..Survey::default()
+    };
+    let answers =
+        futures::future::join_all(daemons.iter().map(|(daemon, _)| {
+            tokio::time::timeout(SURVEY_TIMEOUT, look_on(daemon, project, &known))
+        }))
+        .await;
+    let mut seen = Vec::new();
     let mut images = Vec::new();
-    for (runtime, result) in [("docker", docker), ("lxd", lxd)] {
-        match result {
-            Ok(Ok(found)) => {
+    for ((daemon, used), answer) in daemons.iter().zip(answers) {
+        match answer {
+            // One daemon reached at two addresses: ask it once.
+            Ok(Ok((identity, _))) if seen.contains(&identity) => {}
+            Ok(Ok((identity, found))) => {
+                seen.push(identity);
                 for o in found {
                     if o.kind == OrphanKind::DockerImage {
                         images.push(o);
@@ -194,9 +256,10 @@ pub async fn find(project: &Project) -> Survey {
                     }
                 }
             }
-            Ok(Err(e)) if uses(project, runtime) => survey.unreachable.push(e),
-            Err(_) if uses(project, runtime) => survey.unreachable.push(format!(
-                "{runtime}: no answer within {}s",
+            Ok(Err(e)) if *used => survey.unreachable.push(e),
+            Err(_) if *used => survey.unreachable.push(format!(
+                "{}: no answer within {}s",
+                daemon.describe(),
                 SURVEY_TIMEOUT.as_secs()
             )),
             _ => {}
@@ -206,16 +269,36 @@ pub async fn find(project: &Project) -> Survey {
     survey
 }
 
-async fn docker() -> std::result::Result<Docker, String> {
-    let docker = Docker::connect_with_defaults().map_err(|e| format!("Docker: {e}"))?;
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|e| format!("Docker: {e}"))
+/// The orphans on one daemon, with the daemon's identity (its engine ID or certificate
+/// fingerprint, else its address).
+async fn look_on(
+    daemon: &Daemon,
+    project: &Project,
+    known: &Known,
+) -> std::result::Result<(String, Vec<Orphan>), String> {
+    match daemon {
+        Daemon::Docker(endpoint) => find_docker(endpoint, project, known).await,
+        Daemon::Lxd(server) => find_lxd(server, project, known).await,
+    }
 }
 
-async fn find_docker(project: &Project, known: &Known) -> std::result::Result<Vec<Orphan>, String> {
-    let docker = docker().await?;
+async fn find_docker(
+    endpoint: &Endpoint,
+    project: &Project,
+    known: &Known,
+) -> std::result::Result<(String, Vec<Orphan>), String> {
+    let daemon = Daemon::Docker(endpoint.clone());
+    let docker = docker_driver::connect(endpoint)
+        .await
+        .map_err(|e| e.to_string())?;
+    let identity = match docker.info().await {
+        Ok(info) => info.id.filter(|id| !id.is_empty()),
+        Err(_) => None,
+    }
+    .map_or_else(|| endpoint.url().to_string(), |id| format!("docker {id}"));
+    let failed = |what: &str, e: bollard::errors::Error| {
+        format!("{}: listing {what}: {e}", daemon.describe())
+    };
     let root = project.kitchen_root.to_string_lossy().into_owned();
     let owned = HashMap::from([(
         "label".to_string(),
@@ -228,7 +311,7 @@ async fn find_docker(project: &Project, known: &Known) -> std::result::Result<Ve
             ..Default::default()
         }))
         .await
-        .map_err(|e| format!("Docker: listing containers: {e}"))?;
+        .map_err(|e| failed("containers", e))?;
     let mut out = Vec::new();
     for c in containers {
         let Some(id) = c.id else { continue };
@@ -252,6 +335,8 @@ async fn find_docker(project: &Project, known: &Known) -> std::result::Result<Ve
                 instance,
                 lxd_project: None,
                 why,
+                daemon: daemon.describe(),
+                at: daemon.clone(),
             });
         }
     }
@@ -266,7 +351,7 @@ async fn find_docker(project: &Project, known: &Known) -> std::result::Result<Ve
             ..Default::default()
         }))
         .await
-        .map_err(|e| format!("Docker: listing images: {e}"))?;
+        .map_err(|e| failed("images", e))?;
     for image in images {
         for tag in image.repo_tags {
             if tag.starts_with(&format!("{}:", naming::BUILD_IMAGE_REPO))
@@ -279,17 +364,29 @@ async fn find_docker(project: &Project, known: &Known) -> std::result::Result<Ve
                     instance: None,
                     lxd_project: None,
                     why: "built by this checkout; no state file uses it".into(),
+                    daemon: daemon.describe(),
+                    at: daemon.clone(),
                 });
             }
         }
     }
-    Ok(out)
+    Ok((identity, out))
 }
 
-async fn find_lxd(project: &Project, known: &Known) -> std::result::Result<Vec<Orphan>, String> {
-    let client = lxd_client::Client::connect_local()
+async fn find_lxd(
+    server: &Server,
+    project: &Project,
+    known: &Known,
+) -> std::result::Result<(String, Vec<Orphan>), String> {
+    let daemon = Daemon::Lxd(server.clone());
+    let client = lxd_remote::connect(server, "")
         .await
-        .map_err(|e| format!("LXD: {e}"))?;
+        .map_err(|e| format!("{}: {e}", daemon.describe()))?;
+    let identity = match client.server().await {
+        Ok(s) => s.environment.certificate_fingerprint,
+        Err(_) => None,
+    }
+    .map_or_else(|| daemon.describe(), |f| format!("lxd {f}"));
     let root = project.kitchen_root.to_string_lossy().into_owned();
     let mut out = Vec::new();
     for lxd_project in lxd_projects(project) {
@@ -299,7 +396,8 @@ async fn find_lxd(project: &Project, known: &Known) -> std::result::Result<Vec<O
             Err(e) if e.is_not_found() => continue,
             Err(e) => {
                 return Err(format!(
-                    "LXD: listing instances of project {lxd_project}: {e}"
+                    "{}: listing instances of project {lxd_project}: {e}",
+                    daemon.describe()
                 ));
             }
         };
@@ -318,11 +416,13 @@ async fn find_lxd(project: &Project, known: &Known) -> std::result::Result<Vec<O
                     instance,
                     lxd_project: Some(lxd_project.clone()),
                     why,
+                    daemon: daemon.describe(),
+                    at: daemon.clone(),
                 });
             }
         }
     }
-    Ok(out)
+    Ok((identity, out))
 }
 
 /// What [`remove`] did with one orphan.
@@ -413,10 +513,10 @@ fn docker_error(orphan: &Orphan, action: &str, source: bollard::errors::Error) -
 }
 
 async fn connect_docker(orphan: &Orphan) -> Result<Docker> {
-    docker().await.map_err(|message| Error::Runtime {
-        instance: orphan.instance.clone().unwrap_or_default(),
-        message,
-    })
+    match &orphan.at {
+        Daemon::Docker(endpoint) => docker_driver::connect(endpoint).await,
+        Daemon::Lxd(_) => unreachable!("a Docker orphan is found on a Docker engine"),
+    }
 }
 
 async fn remove_docker_container(orphan: &Orphan) -> Result<Option<String>> {
@@ -463,9 +563,11 @@ async fn remove_lxd_instance(orphan: &Orphan) -> Result<Option<String>> {
         instance: orphan.instance.clone().unwrap_or_default(),
         source: Box::new(source),
     };
-    let client = lxd_client::Client::connect_local()
-        .await
-        .map_err(|e| lxd_error("connecting to LXD to remove", e))?;
+    let Daemon::Lxd(server) = &orphan.at else {
+        unreachable!("an LXD orphan is found on an LXD server")
+    };
+    let client =
+        lxd_remote::connect(server, orphan.instance.as_deref().unwrap_or_default()).await?;
     let client = match &orphan.lxd_project {
         Some(p) => client.project(p.clone()),
         None => client,

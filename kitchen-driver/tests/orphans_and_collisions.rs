@@ -18,15 +18,13 @@ fn kd(p: &TestProject) -> Command {
 
 /// Runs `kitchen-driver ARGS` and returns (exit code, stdout, stderr).
 fn run(p: &TestProject, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = kd(p).args(args).output().unwrap();
-    (out.status.code(), text(&out.stdout), text(&out.stderr))
+    let ran = test_support::run_command(kd(p).args(args));
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 /// Asserts `kitchen-driver ARGS` exits 0, and returns its stdout.
 fn ok(p: &TestProject, args: &[&str]) -> String {
-    let (code, out, err) = run(p, args);
-    assert_eq!(code, Some(0), "kitchen-driver {args:?}\n{out}\n{err}");
-    out
+    test_support::succeed(kd(p).args(args))
 }
 
 /// Four instances of the standard suite on busybox (`test -c 4` runs them all at once).

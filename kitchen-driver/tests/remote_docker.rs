@@ -6,7 +6,7 @@
 use assert_cmd::Command;
 use test_support::{
     Runtime, TestProject, basic_kitchen_yml, docker, login_through_pty_with_env, on_fresh_runtime,
-    standard_project, text, unique_name,
+    run_command, standard_project, succeed, text, unique_name,
 };
 
 /// The engine's TLS listener here.
@@ -204,4 +204,35 @@ fn a_client_certificate_the_engine_does_not_trust_is_refused() {
             "does it trust",
         ],
     );
+}
+
+/// `destroy --orphans` looks on the engine kitchen.yml names (`docker_host_url` with TLS),
+/// not only the default socket, which DOCKER_HOST points at nothing here: a container whose
+/// state file is gone is found and removed over TLS.
+#[test]
+fn destroy_orphans_looks_on_the_engine_kitchen_yml_names() {
+    let dir = cert_dir();
+    let yml = basic_kitchen_yml(Runtime::Docker).replace(
+        "driver:\n  name: docker\n",
+        &format!(
+            "driver:\n  name: docker\n  docker_host_url: {TLS_HOST}\n  tls_verify: true\n  cert_path: {dir}\n"
+        ),
+    );
+    assert!(yml.contains("docker_host_url"), "{yml}");
+    let p = standard_project("remote-docker-orphans", &yml);
+    let no_socket = format!("unix://{}", p.root().join("no-docker.sock").display());
+    let env = [("DOCKER_HOST", no_socket.as_str())];
+    succeed(kd(&p, &env).arg("create"));
+    assert_eq!(p.containers(None).len(), 1);
+    // A run killed before it saved: no state names the container.
+    std::fs::remove_file(p.root().join(".kitchen/default-busybox.yml")).unwrap();
+    let err = run_command(kd(&p, &env).arg("list")).stderr;
+    assert!(
+        err.contains(&format!("on the Docker engine at {TLS_HOST}"))
+            && err.contains("1 resource(s) of this checkout"),
+        "{err}"
+    );
+    let out = succeed(kd(&p, &env).args(["destroy", "--orphans"]));
+    assert!(out.contains("Removed Docker container"), "{out}");
+    p.assert_no_containers();
 }

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use lxd_client::{Client, ClientIdentity, LxcConfig};
 use test_support::{
-    TestProject, login_through_pty_with_env, on_fresh_runtime, standard_project, text, unique_name,
+    TestProject, login_through_pty_with_env, on_fresh_runtime, run_command, standard_project,
+    succeed, text, unique_name,
 };
 
 /// LXD's HTTPS listener here.
@@ -420,5 +421,38 @@ fn an_image_of_a_remote_is_copied_once_into_a_project_over_https() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(!stdout.contains("Copying image"), "{stdout}");
     assert!(project.list(&["list", "-c", "n"]).is_empty());
+    p.assert_no_containers();
+}
+
+/// `destroy --orphans` looks on the server kitchen.yml names, not only the local socket: a
+/// container whose state file is gone is found and removed over HTTPS. The server is the
+/// local daemon, also reached over its socket; it is asked once and named as kitchen.yml
+/// names it.
+#[test]
+fn destroy_orphans_looks_on_the_remote_server() {
+    let p = standard_project(
+        "remote-orphans",
+        &kitchen_yml(&format!(
+            "      remote_url: {LXD_URL}\n      server_certificate: {}\n      client_certificate: certs/client.crt\n      client_key: certs/client.key\n",
+            server_fingerprint()
+        )),
+    );
+    let (_, _, _trusted) = client_certificate(&p.root().join("certs"), true);
+    succeed(kd(&p, &[]).arg("create"));
+    let name = p.lxd_instances().pop().expect("the instance on the server");
+    // A run killed before it saved: no state names the instance.
+    std::fs::remove_file(p.root().join(".kitchen/default-busybox.yml")).unwrap();
+    let err = run_command(kd(&p, &[]).arg("list")).stderr;
+    assert!(
+        err.contains(&format!(
+            "LXD instance {name} on the LXD server at {LXD_URL}"
+        )) && err.contains("1 resource(s) of this checkout"),
+        "{err}"
+    );
+    let out = succeed(kd(&p, &[]).args(["destroy", "--orphans"]));
+    assert!(
+        out.contains(&format!("Removed LXD instance {name}")),
+        "{out}"
+    );
     p.assert_no_containers();
 }

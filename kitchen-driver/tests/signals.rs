@@ -286,6 +286,11 @@ fn terminal_ctrl_c_does_not_reach_host_hooks_on_lxd() {
     terminal_ctrl_c_does_not_reach_host_hooks(Runtime::Lxd);
 }
 
+#[test]
+fn terminal_ctrl_c_does_not_reach_host_hooks_on_docker() {
+    terminal_ctrl_c_does_not_reach_host_hooks(Runtime::Docker);
+}
+
 fn terminal_ctrl_c_does_not_reach_host_hooks(runtime: Runtime) {
     let p = project(&format!("sigint-pgrp-{}", runtime.label()), runtime);
     let mut child = spawn(&p, &["test", "-c", "4", "--destroy", "passing"]);

@@ -1,6 +1,7 @@
 //! The [`Client`]: every way to make one (unix socket, HTTPS, the `lxc` CLI's remotes), the
 //! typed handles it hands out, its pooled connection and the response envelope.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,21 +159,32 @@ pub(crate) struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ETag(pub String);
 
-/// Socket paths tried in order when no explicit path is given: `$LXD_SOCKET`,
-/// `$LXD_DIR/unix.socket`, the snap and deb paths of LXD, then Incus's sockets (same API).
+/// Socket paths tried in order when no explicit path is given, as `lxc` chooses: only
+/// `$LXD_SOCKET` when it is set, else only `$LXD_DIR/unix.socket` when that is set (a
+/// daemon the user named is never swapped for another one), else the snap and deb paths of
+/// LXD, then Incus's sockets (same API).
 pub fn candidate_sockets() -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    if let Some(p) = std::env::var_os("LXD_SOCKET") {
-        paths.push(PathBuf::from(p));
+    sockets_for(
+        std::env::var_os("LXD_SOCKET").filter(|v| !v.is_empty()),
+        std::env::var_os("LXD_DIR").filter(|v| !v.is_empty()),
+    )
+}
+
+fn sockets_for(socket: Option<OsString>, dir: Option<OsString>) -> Vec<PathBuf> {
+    if let Some(p) = socket {
+        return vec![PathBuf::from(p)];
     }
-    if let Some(dir) = std::env::var_os("LXD_DIR") {
-        paths.push(Path::new(&dir).join("unix.socket"));
+    if let Some(dir) = dir {
+        return vec![Path::new(&dir).join("unix.socket")];
     }
-    paths.push("/var/snap/lxd/common/lxd/unix.socket".into());
-    paths.push("/var/lib/lxd/unix.socket".into());
-    paths.push("/var/lib/incus/unix.socket".into());
-    paths.push("/run/incus/unix.socket".into());
-    paths
+    [
+        "/var/snap/lxd/common/lxd/unix.socket",
+        "/var/lib/lxd/unix.socket",
+        "/var/lib/incus/unix.socket",
+        "/run/incus/unix.socket",
+    ]
+    .map(PathBuf::from)
+    .to_vec()
 }
 
 impl Client {
@@ -692,6 +704,24 @@ mod tests {
     fn decode<T: DeserializeOwned>(status: u16, path: &str, body: &[u8]) -> Result<T> {
         let env = decode_envelope(status, &Method::GET, path, body)?;
         decode_metadata(path, env.metadata)
+    }
+
+    #[test]
+    fn a_socket_the_environment_names_is_the_only_one_tried() {
+        let only = |socket: Option<&str>, dir: Option<&str>| {
+            sockets_for(socket.map(Into::into), dir.map(Into::into))
+        };
+        assert_eq!(
+            only(Some("/tmp/x.sock"), Some("/srv/lxd")),
+            [PathBuf::from("/tmp/x.sock")]
+        );
+        assert_eq!(
+            only(None, Some("/srv/lxd")),
+            [PathBuf::from("/srv/lxd/unix.socket")]
+        );
+        let defaults = only(None, None);
+        assert_eq!(defaults[1], PathBuf::from("/var/lib/lxd/unix.socket"));
+        assert_eq!(defaults.len(), 4);
     }
 
     #[test]

@@ -406,6 +406,34 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// How a command ended and what it printed, as text.
+#[derive(Debug)]
+pub struct Ran {
+    /// The exit code (`None` when a signal ended it).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `cmd` to its end.
+pub fn run_command(cmd: &mut assert_cmd::Command) -> Ran {
+    let out = cmd.output().expect("the command starts");
+    Ran {
+        code: out.status.code(),
+        stdout: text(&out.stdout),
+        stderr: text(&out.stderr),
+    }
+}
+
+/// Runs `cmd`, asserts it exits 0 (showing both streams when not), and returns its stdout.
+pub fn succeed(cmd: &mut assert_cmd::Command) -> String {
+    let ran = run_command(cmd);
+    assert_eq!(ran.code, Some(0), "{cmd:?}\n{}\n{}", ran.stdout, ran.stderr);
+    ran.stdout
+}
+
 /// A container runtime the driver tests run on: the same cases run on both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runtime {

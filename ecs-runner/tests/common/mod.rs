@@ -312,6 +312,30 @@ impl Drop for Project {
     }
 }
 
+/// Runs `ecs-runner ARGS` in `dir` (no moto settings: `--local` and offline commands) to its
+/// end.
+pub fn ecs_runner_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin())
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("ecs-runner starts")
+}
+
+/// `n` bytes gzip cannot shrink (xorshift), so a bundle carrying them stays over ECS's
+/// 64 KiB limit for an inline bundle.
+pub fn incompressible(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// The ecs-runner binary built for these tests.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ecs-runner"))

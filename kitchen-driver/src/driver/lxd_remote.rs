@@ -32,7 +32,8 @@ pub const ENV_CLIENT_CERTIFICATE: &str = "KITCHEN_LXD_CLIENT_CERTIFICATE";
 pub const ENV_CLIENT_KEY: &str = "KITCHEN_LXD_CLIENT_KEY";
 
 /// The driver keys that choose the server (as written in kitchen.yml).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
 pub(super) struct RemoteKeys {
     pub(super) remote: Option<String>,
     pub(super) remote_url: Option<String>,
@@ -40,12 +41,28 @@ pub(super) struct RemoteKeys {
     pub(super) client_certificate: Option<String>,
     pub(super) client_key: Option<String>,
     /// Where relative paths start (the project directory).
+    #[serde(skip)]
     pub(super) base: PathBuf,
+}
+
+/// The server an instance's merged `driver:` block names, as the LXD driver resolves it
+/// (for `destroy --orphans`, which looks on every server kitchen.yml uses).
+///
+/// # Errors
+/// A message naming the bad key, as [`resolve`] gives it.
+pub(crate) fn server_of(
+    block: &crate::config::PluginConfig,
+    kitchen_root: &Path,
+) -> std::result::Result<Server, String> {
+    let mut keys: RemoteKeys = serde_json::from_value(serde_json::Value::Object(block.clone()))
+        .map_err(|e| format!("driver: {e}"))?;
+    keys.base = kitchen_root.to_path_buf();
+    resolve(&keys, |k| std::env::var(k).ok())
 }
 
 /// A certificate, key or pin given as PEM text or as a file.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Pem {
+pub(crate) enum Pem {
     /// PEM text written in place (from a CI secret).
     Text(String),
     /// A file.
@@ -54,7 +71,7 @@ pub(super) enum Pem {
 
 /// How the server's certificate is recognised.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Pin {
+pub(crate) enum Pin {
     /// Its SHA-256 fingerprint.
     Fingerprint(Fingerprint),
     /// The certificate itself.
@@ -63,7 +80,7 @@ pub(super) enum Pin {
 
 /// The server the driver talks to.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Server {
+pub(crate) enum Server {
     /// The local daemon's unix socket.
     Local,
     /// A remote of `lxc`'s configuration.
@@ -85,7 +102,7 @@ pub(super) enum Server {
 
 impl Server {
     /// How to name the server in messages.
-    pub(super) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Server::Local => "the local LXD daemon".into(),
             Server::LxcRemote(name) => format!("the lxc remote `{name}`"),
@@ -179,7 +196,7 @@ fn read_pem(pem: &Pem, what: &'static str) -> Result<String> {
 /// [`Error::Io`] for an unreadable certificate file, [`Error::Lxd`] when the server cannot be
 /// reached or presents another certificate than the pinned one, [`Error::Runtime`] when it
 /// does not trust the client.
-pub(super) async fn connect(server: &Server, instance: &str) -> Result<Client> {
+pub(crate) async fn connect(server: &Server, instance: &str) -> Result<Client> {
     let lxd = |action: String| {
         let instance = instance.to_string();
         move |source: lxd_client::Error| Error::Lxd {

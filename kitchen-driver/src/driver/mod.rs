@@ -11,7 +11,7 @@
 pub mod docker;
 pub mod lxd;
 mod lxd_image;
-mod lxd_remote;
+pub(crate) mod lxd_remote;
 pub mod naming;
 mod ready;
 

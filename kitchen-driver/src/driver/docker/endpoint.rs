@@ -42,7 +42,7 @@ pub(super) struct EndpointSettings {
 
 /// A resolved engine endpoint.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) enum Endpoint {
+pub(crate) enum Endpoint {
     /// A unix socket (`unix:///var/run/docker.sock`, Podman's `unix:///run/podman/podman.sock`).
     Unix(String),
     /// Plain HTTP over TCP (`tcp://HOST:PORT` without TLS).
@@ -166,7 +166,7 @@ impl EndpointSettings {
 
 impl Endpoint {
     /// The address as the user wrote it.
-    pub(super) fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         match self {
             Endpoint::Unix(u) | Endpoint::Tcp { url: u, .. } | Endpoint::Tls { url: u, .. } => u,
         }
@@ -192,7 +192,7 @@ impl Endpoint {
     ///
     /// # Errors
     /// [`Error::DockerConnect`] naming a missing or unusable certificate file.
-    pub(super) fn client(&self) -> Result<Docker> {
+    pub(crate) fn client(&self) -> Result<Docker> {
         let made = match self {
             Endpoint::Unix(url) => {
                 Docker::connect_with_unix(url, TIMEOUT_SECS, API_DEFAULT_VERSION)
@@ -253,7 +253,7 @@ impl Endpoint {
     }
 
     /// The error for a connection that failed at the first request.
-    pub(super) fn unreachable(&self, source: &bollard::errors::Error) -> Error {
+    pub(crate) fn unreachable(&self, source: &bollard::errors::Error) -> Error {
         let mut detail = source.to_string().trim_end().to_string();
         let mut cause = std::error::Error::source(source);
         while let Some(c) = cause {

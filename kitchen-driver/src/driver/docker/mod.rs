@@ -52,7 +52,8 @@ use crate::transport::Connection;
 use super::naming::container_name;
 use config::{DockerConfig, parse_forward, parse_memory, runs_init};
 pub use connection::DockerConnection;
-use endpoint::{Endpoint, EndpointSettings};
+pub(crate) use endpoint::Endpoint;
+use endpoint::EndpointSettings;
 
 /// Label holding the project directory (`kitchen_root`) on every container the driver creates
 /// and every image it builds (the checkout's owner mark, [`super::naming::OWNER_LABEL`]).
@@ -287,6 +288,37 @@ fn cache_tag(kitchen_root: &std::path::Path, key: &str) -> String {
         super::naming::project_hash(kitchen_root),
         &key[..16.min(key.len())]
     )
+}
+
+/// The engine an instance's merged `driver:` block names (`docker_host_url`, `tls_verify`,
+/// `cert_path`, then DOCKER_HOST and its friends), as the driver resolves it; for
+/// `destroy --orphans`, which looks on every engine kitchen.yml uses.
+///
+/// # Errors
+/// A message naming the setting the driver would refuse.
+pub(crate) fn engine_of(block: &PluginConfig) -> std::result::Result<Endpoint, String> {
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct EngineKeys {
+        docker_host_url: Option<String>,
+        tls_verify: Option<bool>,
+        cert_path: Option<String>,
+    }
+    let k: EngineKeys = serde_json::from_value(serde_json::Value::Object(block.clone()))
+        .map_err(|e| format!("driver: {e}"))?;
+    EndpointSettings::from_env(k.docker_host_url, k.tls_verify, k.cert_path).resolve()
+}
+
+/// A client of `endpoint` that has answered (the API version is negotiated).
+///
+/// # Errors
+/// [`Error::DockerConnect`] naming the endpoint and what to try.
+pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Docker> {
+    endpoint
+        .client()?
+        .negotiate_version()
+        .await
+        .map_err(|source| endpoint.unreachable(&source))
 }
 
 /// The converge cache images of the checkout at `kitchen_root` on the Docker engine.

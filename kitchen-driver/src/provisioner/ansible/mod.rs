@@ -135,6 +135,13 @@ impl AnsiblePlaybookProvisioner {
         })
     }
 
+    /// How many `-v` flags `ansible-playbook` gets: `None` unless `ansible_verbose` is on,
+    /// else `ansible_verbosity` as a level (1-6; `info`, `warn`, `debug`, `trace` are 1-4).
+    /// ecs-runner reads it too, so one kitchen.yml runs at one verbosity under both tools.
+    pub fn verbosity(&self) -> Option<usize> {
+        self.verbosity
+    }
+
     /// Resolves playbook, roles and vars directories (kitchen-ansible's lookups).
     fn paths(&self, ctx: &PluginContext<'_>) -> Result<Paths> {
         let lookup = |name: &str, file: bool| {
