@@ -31,10 +31,18 @@ lxd_version = subprocess.run(
     ["lxc", "query", "/1.0"], capture_output=True, text=True
 ).stdout
 server = json.loads(lxd_version)["environment"]["server_version"]
+# The pool the instances' root disks are on: the default profile's.
+pool = subprocess.run(
+    ["lxc", "profile", "device", "get", "default", "root", "pool"], capture_output=True, text=True
+).stdout.strip() or "?"
+driver = subprocess.run(
+    ["lxc", "query", f"/1.0/storage-pools/{pool}"], capture_output=True, text=True
+).stdout
+driver = json.loads(driver).get("driver", "?") if driver.strip() else "?"
 print(f"## lxd-client benchmark ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})\n")
 print(
     f"Machine: {platform.node()}, {platform.machine()}, {subprocess.getoutput('nproc')} cores, "
-    f"kernel {platform.release()}; LXD {server}, dir pool, busybox image; {runs} runs per "
+    f"kernel {platform.release()}; LXD {server}, pool `{pool}` ({driver}), busybox image; {runs} runs per "
     "operation (push: a third of that, at least 5); medians.\n"
 )
 print("| operation | lxd-client | pylxd 2.4.2 | lxc CLI | raw socket floor | target | met |")

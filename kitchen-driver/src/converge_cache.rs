@@ -456,6 +456,7 @@ mod tests {
             verifier: PluginConfig::new(),
             transport: PluginConfig::new(),
             lifecycle: PluginConfig::new(),
+            origins: Default::default(),
         }
     }
 

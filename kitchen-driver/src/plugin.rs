@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::config::InstanceConfig;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::report::InstanceOutput;
 use crate::state::{State, StateFile};
 use crate::transport::Connection;
@@ -131,6 +131,55 @@ impl std::fmt::Debug for PluginContext<'_> {
 }
 
 impl<'a> PluginContext<'a> {
+    /// Where this instance's configured paths resolve ([`ConfigPaths`]).
+    pub fn paths(&self) -> ConfigPaths<'a> {
+        ConfigPaths {
+            instance: self.instance,
+            kitchen_root: self.kitchen_root,
+            test_base_path: self.test_base_path,
+        }
+    }
+
+    /// See [`ConfigPaths::calculate_path`].
+    pub fn calculate_path(&self, name: &str, file: bool) -> Option<PathBuf> {
+        self.paths().calculate_path(name, file)
+    }
+
+    /// See [`ConfigPaths::expand_path`].
+    pub fn expand_path(&self, p: &str) -> PathBuf {
+        self.paths().expand_path(p)
+    }
+}
+
+/// Where an instance's configured host paths resolve: the project and the instance, without
+/// any runtime. The preflight check resolves and checks a plugin's files with it before
+/// anything is created ([`crate::provisioner::Provisioner::check_files`]), and the steps
+/// resolve them the same way ([`PluginContext::paths`]).
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ConfigPaths<'a> {
+    /// The instance's merged configuration.
+    pub instance: &'a InstanceConfig,
+    /// The project directory.
+    pub kitchen_root: &'a Path,
+    /// `<kitchen_root>/test/integration` unless overridden.
+    pub test_base_path: &'a Path,
+}
+
+impl<'a> ConfigPaths<'a> {
+    /// The paths of `instance` in a project.
+    pub fn new(
+        instance: &'a InstanceConfig,
+        kitchen_root: &'a Path,
+        test_base_path: &'a Path,
+    ) -> Self {
+        Self {
+            instance,
+            kitchen_root,
+            test_base_path,
+        }
+    }
+
     /// test-kitchen's `calculate_path`: the first of `<tbp>/<suite>/<name>`, `<tbp>/<name>`,
     /// `<kitchen_root>/<name>` that exists (as a file when `file` is true, else a directory).
     pub fn calculate_path(&self, name: &str, file: bool) -> Option<PathBuf> {
@@ -152,6 +201,17 @@ impl<'a> PluginContext<'a> {
         } else {
             self.kitchen_root.join(p)
         }
+    }
+
+    /// A configuration error about the merged key `key` (`provisioner.playbook`) of a `kind`
+    /// block: it names where the key was written (`suites[1].provisioner.playbook`, file,
+    /// line and column), then `problem`, then what to do.
+    pub fn refuse(&self, kind: &'static str, key: &str, problem: &str, todo: &str) -> Error {
+        Error::config(
+            kind,
+            &self.instance.name,
+            format!("{}: {problem}; {todo}", self.instance.origins.describe(key)),
+        )
     }
 }
 

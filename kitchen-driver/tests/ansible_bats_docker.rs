@@ -497,6 +497,12 @@ fn binary_exits_20_when_a_task_fails_and_records_it() {
         "test/integration/broken/default.yml",
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: break on purpose\n      ansible.builtin.fail: {msg: deliberately broken}\n",
     );
+    // `test` reaches verify, so the preflight check wants the suite's bats tests to exist
+    // (they never run: the converge fails first).
+    p.write(
+        "test/integration/broken/bats/never.bats",
+        "@test \"never runs\" { false; }\n",
+    );
     p.write(
         "kitchen.yml",
         r#"

@@ -34,6 +34,7 @@ mod error;
 pub mod filter;
 mod munge;
 pub(crate) mod numbers;
+mod origins;
 mod select;
 pub mod unused;
 pub(crate) mod value;
@@ -45,6 +46,7 @@ mod tests;
 pub use discovery::ConfigFiles;
 pub use error::ConfigError;
 pub use munge::instance_name;
+pub use origins::{ConfigOrigins, Origin};
 pub use value::Pos;
 
 /// A plugin block (driver, provisioner, verifier, transport, lifecycle) after merging: the
@@ -87,6 +89,9 @@ pub struct InstanceConfig {
     pub transport: PluginConfig,
     /// Merged lifecycle hooks (`pre_create`, `post_converge`, ...), lists concatenated.
     pub lifecycle: PluginConfig,
+    /// Where each key of the blocks above was written, for errors found after loading.
+    #[serde(skip)]
+    pub origins: ConfigOrigins,
 }
 
 /// Deserializes a plugin block into a plugin's typed configuration, naming the failing key

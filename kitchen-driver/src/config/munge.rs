@@ -149,6 +149,7 @@ pub(crate) fn instances(
                 "suites",
             )?;
             let mut blocks: Vec<Map> = Vec::with_capacity(PLUGINS.len());
+            let mut written = super::origins::ConfigOrigins::default();
             for (k, key) in PLUGINS.iter().enumerate() {
                 let defaults = default_block(key, &platform.name);
                 let (pb, sb) = (&platform_blocks[pblocks], &suite_blocks[sblocks]);
@@ -158,6 +159,14 @@ pub(crate) fn instances(
                 let ctx = format!("{key}.");
                 let merge = |a: &Map, b: &Map| a.rmerge(b).map_err(|c| ConfigError::merge(c, &ctx));
                 let merged = merge(&defaults, &merge(&common[k], &merge(&pb[k], &sb[k])?)?)?;
+                written.record_block(
+                    key,
+                    &[
+                        (String::new(), &common[k]),
+                        (format!("platforms[{}].", platform.data_idx), &pb[k]),
+                        (format!("suites[{}].", suite.data_idx), &sb[k]),
+                    ],
+                );
                 blocks.push(finish_block(
                     key,
                     merged,
@@ -179,6 +188,7 @@ pub(crate) fn instances(
                 verifier: next(),
                 transport: next(),
                 lifecycle: next(),
+                origins: written,
             });
         }
     }

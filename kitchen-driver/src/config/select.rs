@@ -72,6 +72,7 @@ mod tests {
                     verifier: Default::default(),
                     transport: Default::default(),
                     lifecycle: Default::default(),
+                    origins: Default::default(),
                 })
                 .collect(),
         }

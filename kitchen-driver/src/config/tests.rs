@@ -515,3 +515,74 @@ fn instances_sharing_a_container_name_are_refused_where_written() {
         "platforms:\n  - {name: A, driver: lxd}\n  - {name: a, driver: docker}\nsuites: [{name: s}]\n",
     );
 }
+
+#[test]
+fn origins_name_the_layer_and_position_where_each_key_was_written() {
+    let p = load(concat!(
+        "provisioner: {name: ansible_playbook, playbook: common.yml}\n",
+        "lifecycle:\n  pre_create: [echo top]\n",
+        "platforms:\n",
+        "  - name: a\n",
+        "  - name: b\n",
+        "    provisioner: {playbook: platform.yml}\n",
+        "    lifecycle: {pre_create: [echo platform-1, echo platform-2]}\n",
+        "suites:\n",
+        "  - name: s\n",
+        "  - name: t\n",
+        "    provisioner:\n      playbook: suite.yml\n",
+        "    lifecycle:\n      pre_create: echo suite\n",
+    ));
+    let at = |inst: &str, key: &str| {
+        let o = p.instance(inst).unwrap().origins.get(key).cloned().unwrap();
+        let at = o.at.unwrap_or_default();
+        (
+            o.key_path,
+            at.rsplit_once('/')
+                .map_or(at.clone(), |(_, f)| f.to_string()),
+        )
+    };
+    let pair = |k: &str, a: &str| (k.to_string(), a.to_string());
+    // The winner of the merge: suite over platform over common.
+    assert_eq!(
+        at("s-a", "provisioner.playbook"),
+        pair("provisioner.playbook", "kitchen.yml:1:49")
+    );
+    assert_eq!(
+        at("s-b", "provisioner.playbook"),
+        pair("platforms[1].provisioner.playbook", "kitchen.yml:7:29")
+    );
+    assert_eq!(
+        at("t-b", "provisioner.playbook"),
+        pair("suites[1].provisioner.playbook", "kitchen.yml:13:17")
+    );
+    assert_eq!(
+        at("t-b", "provisioner.name"),
+        pair("provisioner.name", "kitchen.yml:1:21")
+    );
+    // Hook lists are concatenated (common, platform, suite): each entry keeps its own path.
+    assert_eq!(
+        at("t-b", "lifecycle.pre_create[0]"),
+        pair("lifecycle.pre_create[0]", "kitchen.yml:3:16")
+    );
+    assert_eq!(
+        at("t-b", "lifecycle.pre_create[2]"),
+        pair("platforms[1].lifecycle.pre_create[1]", "kitchen.yml:8:47")
+    );
+    assert_eq!(
+        at("t-b", "lifecycle.pre_create[3]"),
+        pair("suites[1].lifecycle.pre_create[0]", "kitchen.yml:15:19")
+    );
+    assert_eq!(
+        at("t-a", "lifecycle.pre_create[1]"),
+        pair("suites[1].lifecycle.pre_create[0]", "kitchen.yml:15:19")
+    );
+    // Defaults were written nowhere; a message names the merged key.
+    let s_a = p.instance("s-a").unwrap();
+    assert!(s_a.origins.get("verifier.name").is_none());
+    assert_eq!(s_a.origins.describe("verifier.name"), "`verifier.name`");
+    assert!(
+        s_a.origins
+            .describe("provisioner.playbook")
+            .starts_with("`provisioner.playbook` (")
+    );
+}

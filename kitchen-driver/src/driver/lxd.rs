@@ -49,7 +49,7 @@ use crate::state::{State, keys};
 use crate::transport::tty::TtyRuntime;
 use crate::transport::{
     Connection, EXEC_OUTPUT_GRACE, ExecMarker, ExecOutput, ExecRequest, KillOnDrop, Target,
-    TtySession,
+    TtySession, UploadEntry, UploadSet,
 };
 
 /// How long the kill of a stopped command may take.
@@ -989,93 +989,47 @@ impl Connection for LxdConnection {
         })
     }
 
-    async fn upload_tar(&self, tar: Vec<u8>, remote_dir: &str) -> Result<()> {
+    /// Sends each entry through lxd-client's file API: a directory is created, a file is
+    /// pushed streamed from disk (read in chunks as it is sent, so memory stays bounded
+    /// whatever the size of a cookbook or a roles tree), a symlink is created as a link.
+    async fn upload_set(&self, upload: UploadSet, remote_dir: &str) -> Result<()> {
         let files = self.client.instances().files(&self.name);
         let base = remote_dir.trim_end_matches('/');
-        for entry in unpack_entries(tar, remote_dir)? {
-            let path = format!("{base}/{}", entry.path);
-            match entry.data {
-                None => files
-                    .mkdir_all(&path, FileOptions::default().mode(entry.mode))
+        // Directories known to exist: the walk lists a directory before what it holds, so
+        // only generated files with a `/` in their name need a parent made.
+        let mut made = std::collections::HashSet::new();
+        for entry in upload.entries() {
+            let entry = entry?;
+            let path = format!("{base}/{}", entry.name());
+            if let Some((parent, _)) = entry.name().rsplit_once('/')
+                && !made.contains(parent)
+            {
+                let parent = format!("{base}/{parent}");
+                files
+                    .mkdir_all(&parent, FileOptions::default())
                     .await
-                    .map_err(self.err(format!("creating {path}")))?,
-                Some(data) => {
-                    if let Some((parent, _)) = path.rsplit_once('/')
-                        && !parent.is_empty()
-                    {
-                        files
-                            .mkdir_all(parent, FileOptions::default())
-                            .await
-                            .map_err(self.err(format!("creating {parent}")))?;
-                    }
-                    files
-                        .push(
-                            &path,
-                            bytes::Bytes::from(data),
-                            FileOptions::default().mode(entry.mode),
-                        )
-                        .await
-                        .map_err(self.err(format!("uploading {path}")))?;
-                }
+                    .map_err(self.err(format!("creating {parent}")))?;
             }
-        }
-        Ok(())
-    }
-
-    /// Streams each local file with lxd-client's push (a file is read in chunks as it is
-    /// sent, so memory stays bounded whatever the size of a cookbook or a roles tree), instead
-    /// of building an archive in memory. Links are followed, as in the archive uploads.
-    async fn upload(&self, locals: &[std::path::PathBuf], remote: &str) -> Result<()> {
-        let files = self.client.instances().files(&self.name);
-        let base = remote.trim_end_matches('/');
-        let base = if base.is_empty() { "/" } else { base };
-        files
-            .mkdir_all(base, FileOptions::default())
-            .await
-            .map_err(self.err(format!("creating {base}")))?;
-        for local in locals {
-            let name = local
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| ".".to_string());
-            // Depth first, with an explicit stack (no recursion across awaits); a directory
-            // seen twice (a link loop) is an error rather than an endless upload.
-            let mut seen = std::collections::HashSet::new();
-            let mut pending = vec![(
-                local.clone(),
-                format!("{}/{name}", base.trim_end_matches('/')),
-            )];
-            while let Some((path, target)) = pending.pop() {
-                let meta = std::fs::metadata(&path).map_err(|e| Error::io("reading", &path, e))?;
-                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-                if meta.is_dir() {
-                    use std::os::unix::fs::MetadataExt;
-                    if !seen.insert((meta.dev(), meta.ino())) {
-                        return Err(Error::io(
-                            "uploading",
-                            &path,
-                            std::io::Error::other(
-                                "a symlink loops back to a directory already uploaded",
-                            ),
-                        ));
-                    }
+            match entry {
+                UploadEntry::Dir { name, mode } => {
                     files
-                        .mkdir_all(&target, FileOptions::default().mode(mode))
+                        .mkdir_all(&path, FileOptions::default().mode(mode))
                         .await
-                        .map_err(self.err(format!("creating {target}")))?;
-                    let entries = std::fs::read_dir(&path)
-                        .map_err(|e| Error::io("reading directory", &path, e))?;
-                    for entry in entries {
-                        let entry = entry.map_err(|e| Error::io("reading directory", &path, e))?;
-                        let child = entry.file_name().to_string_lossy().into_owned();
-                        pending.push((entry.path(), format!("{target}/{child}")));
-                    }
-                } else {
-                    files
-                        .push_file(&path, &target, FileOptions::default().mode(mode))
-                        .await
-                        .map_err(self.err(format!("uploading {}", path.display())))?;
+                        .map_err(self.err(format!("creating {path}")))?;
+                    made.insert(name);
                 }
+                UploadEntry::File { local, mode, .. } => files
+                    .push_file(&local, &path, FileOptions::default().mode(mode))
+                    .await
+                    .map_err(self.err(format!("uploading {} to {path}", local.display())))?,
+                UploadEntry::Symlink { target, .. } => files
+                    .symlink(&path, &target.to_string_lossy(), FileOptions::default())
+                    .await
+                    .map_err(self.err(format!("creating the symlink {path}")))?,
+                UploadEntry::Bytes { data, mode, .. } => files
+                    .push(&path, data, FileOptions::default().mode(mode))
+                    .await
+                    .map_err(self.err(format!("uploading {path}")))?,
             }
         }
         Ok(())
@@ -1256,15 +1210,6 @@ impl TtyRuntime for LxdTty<'_> {
     }
 }
 
-/// One entry of an upload archive: a directory (`data` is `None`) or a file.
-#[derive(Debug, PartialEq)]
-struct TarEntry {
-    path: String,
-    mode: u32,
-    data: Option<Vec<u8>>,
-}
-
-/// The directories and regular files of a tar archive, in order (pure: unit-tested).
 /// Refuses a directory entry name that is not one plain component (`..`, `/etc`, `a/b`): a
 /// hostile or broken server must not steer a download out of the directory it lists.
 fn check_listed_name(instance: &str, dir: &str, name: &str) -> Result<()> {
@@ -1276,44 +1221,6 @@ fn check_listed_name(instance: &str, dir: &str, name: &str) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn unpack_entries(tar: Vec<u8>, remote_dir: &str) -> Result<Vec<TarEntry>> {
-    let bad = |e: std::io::Error| Error::io("reading upload archive for", remote_dir, e);
-    let mut archive = tar::Archive::new(std::io::Cursor::new(tar));
-    let mut out = Vec::new();
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let path = entry
-            .path()
-            .map_err(bad)?
-            .to_string_lossy()
-            .trim_end_matches('/')
-            .trim_start_matches("./")
-            .to_string();
-        if path.is_empty() || path == "." {
-            continue;
-        }
-        let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => out.push(TarEntry {
-                path,
-                mode,
-                data: None,
-            }),
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut entry, &mut data).map_err(bad)?;
-                out.push(TarEntry {
-                    path,
-                    mode,
-                    data: Some(data),
-                });
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -1386,34 +1293,5 @@ mod tests {
         assert_eq!(owner_of(&config(&[]), "/p", "x"), Owner::Foreign);
         let old = config(&[(CONFIG_PROJECT, "/p")]);
         assert_eq!(owner_of(&old, "/p", "x"), Owner::ThisInstance);
-    }
-
-    #[test]
-    fn archive_entries_keep_modes_and_order() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
-        std::fs::write(dir.path().join("data/a.txt"), "A").unwrap();
-        let mut b = crate::transport::TarBuilder::new();
-        b.add_path(&dir.path().join("data"), "data").unwrap();
-        b.add_bytes("run.sh", b"echo hi", 0o755).unwrap();
-        let entries = unpack_entries(b.finish().unwrap(), "/tmp/kitchen").unwrap();
-        assert_eq!(entries[0].path, "data");
-        assert!(entries[0].data.is_none());
-        assert!(
-            entries.contains(&TarEntry {
-                path: "data/a.txt".into(),
-                mode: entries
-                    .iter()
-                    .find(|e| e.path == "data/a.txt")
-                    .unwrap()
-                    .mode,
-                data: Some(b"A".to_vec())
-            })
-        );
-        assert!(entries.contains(&TarEntry {
-            path: "run.sh".into(),
-            mode: 0o755,
-            data: Some(b"echo hi".to_vec())
-        }));
     }
 }

@@ -46,6 +46,18 @@ pub trait Driver: Send + Sync {
     /// privileged refused), what to do.
     async fn create(&self, ctx: &InstanceContext, state: &mut State) -> Result<()>;
 
+    /// Checks the host files the configuration names (a Dockerfile), so that a missing one
+    /// refuses the command before anything is created. The preflight check calls it for every
+    /// command that takes an action. It must not reach the runtime.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key as written (see
+    /// [`ConfigPaths::refuse`](crate::plugin::ConfigPaths::refuse)), the file, and what to do.
+    fn check_files(&self, paths: &crate::plugin::ConfigPaths<'_>) -> Result<()> {
+        let _ = paths;
+        Ok(())
+    }
+
     /// Removes everything the instance owns; fine when nothing exists.
     ///
     /// # Errors

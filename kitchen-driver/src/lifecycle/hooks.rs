@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::action::Action;
 use crate::config::filter::{NameKind, PlatformFilter};
-use crate::config::{InstanceConfig, PluginConfig};
+use crate::config::{ConfigOrigins, InstanceConfig, PluginConfig};
 use crate::error::{Error, Result};
 
 /// When a hook runs relative to its action.
@@ -90,13 +90,31 @@ impl Hooks {
     /// # Errors
     /// [`Error::Config`] for a hook that is neither a string nor a map with `local`/`remote`.
     pub fn from_config(instance: &InstanceConfig, kitchen_root: &std::path::Path) -> Result<Self> {
-        Self::parse(&instance.name, &instance.lifecycle, kitchen_root)
+        Self::parse(
+            &instance.name,
+            &instance.lifecycle,
+            &instance.origins,
+            kitchen_root,
+        )
     }
 
-    fn parse(instance: &str, block: &PluginConfig, kitchen_root: &std::path::Path) -> Result<Self> {
+    fn parse(
+        instance: &str,
+        block: &PluginConfig,
+        origins: &ConfigOrigins,
+        kitchen_root: &std::path::Path,
+    ) -> Result<Self> {
         let mut map = BTreeMap::new();
-        let bad = |key: &str, message: String| {
-            Error::config("lifecycle", instance, format!("key `{key}`: {message}"))
+        // Names the entry as written (`suites[0].lifecycle.pre_create[1]`, file and line).
+        let bad = |entry: String, message: String| {
+            Error::config(
+                "lifecycle",
+                instance,
+                format!(
+                    "{}: {message}; write a hook as a command string, or a map with `local:` or `remote:` (and `includes`, `excludes`, `cwd`, `environment`, `user`, `skippable`)",
+                    origins.describe(&entry)
+                ),
+            )
         };
         for action in Action::ALL {
             for phase in [Phase::Pre, Phase::Post, Phase::Finally] {
@@ -110,8 +128,11 @@ impl Hooks {
                     other => vec![other],
                 };
                 let mut hooks = Vec::new();
-                for item in items {
-                    hooks.push(parse_hook(item, kitchen_root).map_err(|m| bad(&key, m))?);
+                for (j, item) in items.into_iter().enumerate() {
+                    hooks.push(
+                        parse_hook(item, kitchen_root)
+                            .map_err(|m| bad(format!("lifecycle.{key}[{j}]"), m))?,
+                    );
                 }
                 map.insert((action, phase), hooks);
             }
@@ -223,7 +244,7 @@ mod tests {
         let Value::Object(m) = v else {
             panic!("object")
         };
-        Hooks::parse("i", &m, Path::new("/proj"))
+        Hooks::parse("i", &m, &ConfigOrigins::default(), Path::new("/proj"))
     }
 
     #[test]

@@ -5,6 +5,14 @@
 //! with plugins this build lacks), and checks here, before an instance's first step, every
 //! plugin the command will reach: the driver always, the provisioner for converge, the verifier
 //! for verify, and the transport. Nothing is created for an instance that fails this check.
+//!
+//! It also checks what test-kitchen itself only finds when the step runs, after a create (and
+//! a converge) it then wastes: the lifecycle hooks' entries, and the host files the provisioner
+//! and verifier name (a missing script, playbook, roles or vars directory, requirements file,
+//! upload source or bats directory: each plugin's `check_files`). The errors name the key as
+//! written (`suites[1].provisioner.playbook`, file, line and column) and what to do. `list`,
+//! `diagnose` and the other commands that take no action never run this check, so they work on
+//! a project whose playbook does not exist yet, as test-kitchen's do.
 
 use std::path::Path;
 
@@ -12,7 +20,9 @@ use crate::config::InstanceConfig;
 use crate::config::unused::UnusedKey;
 use crate::driver::Driver;
 use crate::error::{Error, Result};
+use crate::lifecycle::hooks::Hooks;
 use crate::lifecycle::{Action, Command};
+use crate::plugin::ConfigPaths;
 use crate::{provisioner, verifier};
 
 /// Transports that mean "reach the instance", which kitchen-driver always does through the
@@ -48,16 +58,26 @@ pub struct Checked {
     pub unused_keys: Vec<UnusedKey>,
 }
 
-/// Resolves the driver, and checks the provisioner, verifier and transport that `command`
-/// will use on `inst`. Pure apart from looking for busser's bats directory.
+/// Resolves the driver, and checks the provisioner, verifier, transport and lifecycle hooks
+/// that `command` will use on `inst`, and the host files they name. Reads the project's
+/// files; touches no instance.
 ///
 /// # Errors
 /// [`Error::UnknownPlugin`] or [`Error::Config`] naming the plugin, the instance and what is
-/// supported.
-pub fn check(inst: &InstanceConfig, command: &Command, test_base_path: &Path) -> Result<Checked> {
+/// supported, or the key as written, the file and what to do.
+pub fn check(
+    inst: &InstanceConfig,
+    command: &Command,
+    kitchen_root: &Path,
+    test_base_path: &Path,
+) -> Result<Checked> {
+    let paths = ConfigPaths::new(inst, kitchen_root, test_base_path);
     let (checked, mut unused_keys) = crate::config::unused::collect(|| {
         let driver = crate::driver::for_instance(inst)?;
-        check_plugins(inst, command, test_base_path).map(|()| driver)
+        if furthest(command).is_some() {
+            driver.check_files(&paths)?;
+        }
+        check_plugins(&paths, command).map(|()| driver)
     });
     let driver = checked?;
     if furthest(command).is_none() {
@@ -76,7 +96,8 @@ pub fn check(inst: &InstanceConfig, command: &Command, test_base_path: &Path) ->
     })
 }
 
-fn check_plugins(inst: &InstanceConfig, command: &Command, test_base_path: &Path) -> Result<()> {
+fn check_plugins(paths: &ConfigPaths<'_>, command: &Command) -> Result<()> {
+    let inst = paths.instance;
     let transport = InstanceConfig::plugin_name(&inst.transport);
     if !transport.is_empty() && !API_TRANSPORTS.contains(&transport) {
         return Err(Error::UnknownPlugin {
@@ -92,13 +113,17 @@ fn check_plugins(inst: &InstanceConfig, command: &Command, test_base_path: &Path
     // The provisioner and verifier are checked whatever the command, for their keys; only the
     // ones the command reaches can stop it.
     let to = furthest(command);
-    let provisioner = provisioner::for_instance(inst).map(|_| ());
-    let verifier = verifier::for_instance_under(inst, test_base_path).map(|_| ());
+    let provisioner = provisioner::for_instance(inst);
+    let verifier = verifier::for_instance_under(inst, paths.test_base_path);
+    if to.is_some() {
+        // The runner reads every hook before the first step, whatever the command.
+        Hooks::from_config(inst, paths.kitchen_root)?;
+    }
     if to.is_some_and(|a| a >= Action::Converge) {
-        provisioner?;
+        provisioner?.check_files(paths)?;
     }
     if to.is_some_and(|a| a >= Action::Verify) {
-        verifier?;
+        verifier?.check_files(paths)?;
     }
     Ok(())
 }
@@ -131,14 +156,23 @@ mod tests {
             json!({"name": "inspec"}),
             json!({"name": "ssh"}),
         );
-        let err = check(&i, &test(), tbp.path()).err().unwrap().to_string();
+        let err = check(&i, &test(), tbp.path(), tbp.path())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("verifier plugin `inspec` is not supported"),
             "{err}"
         );
         assert!(err.contains("default-p"), "{err}");
-        check(&i, &Command::Action(Action::Converge), tbp.path()).unwrap();
-        check(&i, &Command::Action(Action::Create), tbp.path()).unwrap();
+        check(
+            &i,
+            &Command::Action(Action::Converge),
+            tbp.path(),
+            tbp.path(),
+        )
+        .unwrap();
+        check(&i, &Command::Action(Action::Create), tbp.path(), tbp.path()).unwrap();
     }
 
     #[test]
@@ -149,13 +183,18 @@ mod tests {
             json!({"name": "shell"}),
             json!({"name": "ssh"}),
         );
-        let err = check(&i, &Command::Action(Action::Converge), tbp.path())
-            .err()
-            .unwrap()
-            .to_string();
+        let err = check(
+            &i,
+            &Command::Action(Action::Converge),
+            tbp.path(),
+            tbp.path(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(err.contains("provisioner plugin `chef_zero`"), "{err}");
-        check(&i, &Command::Action(Action::Create), tbp.path()).unwrap();
-        check(&i, &Command::Exec("true".into()), tbp.path()).unwrap();
+        check(&i, &Command::Action(Action::Create), tbp.path(), tbp.path()).unwrap();
+        check(&i, &Command::Exec("true".into()), tbp.path(), tbp.path()).unwrap();
     }
 
     #[test]
@@ -163,7 +202,7 @@ mod tests {
         let tbp = tempfile::tempdir().unwrap();
         let shell = json!({"name": "shell"});
         let i = inst(shell.clone(), shell.clone(), json!({"name": "winrm"}));
-        let err = check(&i, &Command::Action(Action::Create), tbp.path())
+        let err = check(&i, &Command::Action(Action::Create), tbp.path(), tbp.path())
             .err()
             .unwrap()
             .to_string();
@@ -171,7 +210,7 @@ mod tests {
         assert!(err.contains("WinRM are not supported"), "{err}");
         for t in ["ssh", "dokken", "lxd"] {
             let i = inst(shell.clone(), shell.clone(), json!({"name": t}));
-            check(&i, &test(), tbp.path()).unwrap();
+            check(&i, &test(), tbp.path(), tbp.path()).unwrap();
         }
     }
 
@@ -185,7 +224,7 @@ mod tests {
         );
         i.driver.insert("use_sudo".into(), json!(false));
         i.driver.insert("kitchen_root".into(), json!("/p"));
-        let keys = check(&i, &Command::Action(Action::Create), tbp.path())
+        let keys = check(&i, &Command::Action(Action::Create), tbp.path(), tbp.path())
             .unwrap()
             .unused_keys;
         let shown: Vec<String> = keys.iter().map(ToString::to_string).collect();
@@ -217,7 +256,10 @@ mod tests {
             json!({"name": "busser", "version": "0.7.1", "sudo": true}),
             json!({"name": "ssh"}),
         );
-        let err = check(&i, &test(), tbp.path()).err().unwrap().to_string();
+        let err = check(&i, &test(), tbp.path(), tbp.path())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("runs here only as bats"), "{err}");
         assert!(err.contains("default/bats"), "{err}");
         std::fs::create_dir_all(tbp.path().join("default/bats")).unwrap();
@@ -226,7 +268,7 @@ mod tests {
             "@test x { true; }\n",
         )
         .unwrap();
-        check(&i, &test(), tbp.path()).unwrap();
+        check(&i, &test(), tbp.path(), tbp.path()).unwrap();
         assert_eq!(verifier::for_instance(&i).unwrap().name(), "bats");
     }
 }

@@ -514,7 +514,8 @@ impl Runner {
         output: &InstanceOutput,
         seen: &mut StepsSeen,
     ) -> Result<()> {
-        let checked = super::preflight::check(&inst, command, &self.test_base_path)?;
+        let checked =
+            super::preflight::check(&inst, command, &self.kitchen_root, &self.test_base_path)?;
         for key in &checked.unused_keys {
             output.warn(&key.to_string());
         }

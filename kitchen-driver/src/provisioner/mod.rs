@@ -11,7 +11,7 @@
 //!    `kitchen_root`, `test_base_path`, `log_level`).
 //! 2. `impl Provisioner`: run things in the instance with `ctx.connection.execute(..)` /
 //!    `exec(..)` (output streams to `ctx.output` when you pass it as the sink), copy files with
-//!    `upload`/`upload_tar`. Tools that run on the host and connect by themselves (Ansible)
+//!    `upload`/`upload_set`. Tools that run on the host and connect by themselves (Ansible)
 //!    get the runtime and instance from `ctx.connection.target()` ([`Target::Docker`] with the
 //!    container id, [`Target::Lxd`] with name and project) and run as a
 //!    [`HostCommand`](crate::host::HostCommand) with `ctx.host_env`, which streams their
@@ -49,7 +49,7 @@ use async_trait::async_trait;
 
 use crate::config::InstanceConfig;
 use crate::error::{Error, Result};
-use crate::plugin::PluginContext;
+use crate::plugin::{ConfigPaths, PluginContext};
 
 /// The provisioner names this build knows.
 pub const SUPPORTED_PROVISIONERS: &[&str] = &["shell", "ansible_playbook"];
@@ -65,6 +65,20 @@ pub trait Provisioner: Send + Sync {
     /// # Errors
     /// [`Error::CommandFailed`] when the provisioning command fails, runtime errors otherwise.
     async fn converge(&self, ctx: &PluginContext<'_>) -> Result<()>;
+
+    /// Checks the host files the configuration names (a script, a playbook, a roles
+    /// directory), so that a missing one refuses the command before anything is created
+    /// instead of failing the converge after a create. The preflight check calls it for every
+    /// command that reaches converge; `converge` resolves the same files the same way. It
+    /// must not touch any instance.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key as written (see [`ConfigPaths::refuse`]), the file,
+    /// and what to do.
+    fn check_files(&self, paths: &ConfigPaths<'_>) -> Result<()> {
+        let _ = paths;
+        Ok(())
+    }
 }
 
 /// The provisioner named by the instance's `provisioner.name`.

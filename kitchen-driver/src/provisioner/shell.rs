@@ -18,8 +18,8 @@ use super::Provisioner;
 use crate::config::PluginConfig;
 use crate::config::parse_block;
 use crate::error::{Error, Result};
-use crate::plugin::PluginContext;
-use crate::transport::{Connection, ExecRequest, TarBuilder, shell_quote};
+use crate::plugin::{ConfigPaths, PluginContext};
+use crate::transport::{Connection, ExecRequest, UploadSet, shell_quote};
 
 /// `arguments`: a list (shell-joined) or a string (appended as is).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -196,20 +196,47 @@ impl ShellProvisioner {
         }
     }
 
-    /// The script on the host: `script` as configured (relative to kitchen_root) or the
-    /// default `bootstrap.sh` lookup.
-    fn script(&self, ctx: &PluginContext<'_>) -> Option<PathBuf> {
-        match &self.config.script {
-            Some(s) => Some(ctx.expand_path(s)),
-            None => ctx.calculate_path("bootstrap.sh", true),
+    /// The sandbox's host sources, checked: the data directory (`data_path`, or `data` found
+    /// by test-kitchen's lookup) and the script (`script`, or `bootstrap.sh` found by the
+    /// lookup). A configured script is required only when `command` is unset, as test-kitchen
+    /// ignores it then.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a `data_path` that is not a directory or a missing `script`.
+    fn sandbox_sources(
+        &self,
+        paths: &ConfigPaths<'_>,
+    ) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
+        let data = match &self.config.data_path {
+            Some(d) => Some(paths.expand_path(d)),
+            None => paths.calculate_path("data", false),
+        };
+        if let Some(d) = &data
+            && !d.is_dir()
+        {
+            return Err(paths.refuse(
+                "provisioner",
+                "provisioner.data_path",
+                &format!("the data directory {} does not exist", d.display()),
+                "create it, or correct or remove `data_path`",
+            ));
         }
-    }
-
-    fn data_path(&self, ctx: &PluginContext<'_>) -> Option<PathBuf> {
-        match &self.config.data_path {
-            Some(d) => Some(ctx.expand_path(d)),
-            None => ctx.calculate_path("data", false),
+        let script = match &self.config.script {
+            Some(s) => Some(paths.expand_path(s)),
+            None => paths.calculate_path("bootstrap.sh", true),
+        };
+        if self.config.command.is_none()
+            && let Some(s) = &script
+            && !s.is_file()
+        {
+            return Err(paths.refuse(
+                "provisioner",
+                "provisioner.script",
+                &format!("the script {} does not exist", s.display()),
+                "create it, correct the path, or set `command` instead",
+            ));
         }
+        Ok((data, script))
     }
 
     /// The run command (`None`: nothing to run).
@@ -247,6 +274,22 @@ impl Provisioner for ShellProvisioner {
         "shell"
     }
 
+    fn check_files(&self, paths: &ConfigPaths<'_>) -> Result<()> {
+        self.sandbox_sources(paths)?;
+        for local in self.config.uploads.keys() {
+            let path = paths.expand_path(local);
+            if std::fs::symlink_metadata(&path).is_err() {
+                return Err(paths.refuse(
+                    "provisioner",
+                    "provisioner.uploads",
+                    &format!("the upload source {} does not exist", path.display()),
+                    "create it, or correct or remove its `uploads` entry",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn converge(&self, ctx: &PluginContext<'_>) -> Result<()> {
         let conn = &ctx.connection;
         let out = ctx.output;
@@ -254,42 +297,25 @@ impl Provisioner for ShellProvisioner {
         let root = self.config.root_path.trim_end_matches('/').to_string();
         let passed = self.passed_env(&ctx.instance.name, host_env)?;
 
-        // The sandbox, built directly as a tar stream.
+        // The sandbox: what to send, read from the host only while it is sent.
         out.info("Preparing files for transfer");
-        let script = self.script(ctx);
-        let mut sandbox = TarBuilder::new();
-        let mut sandbox_items = 0;
-        if let Some(data) = self.data_path(ctx) {
-            if !data.is_dir() {
-                return Err(Error::config(
-                    "provisioner",
-                    &ctx.instance.name,
-                    format!("data_path {} is not a directory", data.display()),
-                ));
-            }
+        let (data, script) = self.sandbox_sources(&ctx.paths())?;
+        let mut sandbox = UploadSet::new();
+        if let Some(data) = data {
             out.info("Preparing data");
             out.debug(&format!("Using data from {}", data.display()));
             sandbox.add_path(&data, "data")?;
-            sandbox_items += 1;
         }
         if self.config.command.is_none() {
             out.info("Preparing script");
             match &script {
-                Some(s) if s.is_file() => {
+                Some(s) => {
                     let name = s
                         .file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_else(|| "bootstrap.sh".into());
                     let data = std::fs::read(s).map_err(|e| Error::io("reading script", s, e))?;
-                    sandbox.add_bytes(&name, &data, 0o755)?;
-                    sandbox_items += 1;
-                }
-                Some(s) => {
-                    return Err(Error::config(
-                        "provisioner",
-                        &ctx.instance.name,
-                        format!("script {} does not exist", s.display()),
-                    ));
+                    sandbox.add_bytes(&name, data, 0o755);
                 }
                 None => out.info("No provisioner script file specified, skipping"),
             }
@@ -314,8 +340,7 @@ impl Provisioner for ShellProvisioner {
             )
             .await?;
         }
-        if sandbox_items > 0 {
-            let tar = sandbox.finish()?;
+        if !sandbox.is_empty() {
             out.info(&format!("Transferring files to <{}>", ctx.instance.name));
             if self.config.command.is_some() {
                 conn.execute(
@@ -325,7 +350,7 @@ impl Provisioner for ShellProvisioner {
                 )
                 .await?;
             }
-            conn.upload_tar(tar, &root).await?;
+            conn.upload_set(sandbox, &root).await?;
         }
 
         if let Some(code) = self.run_code(script.as_ref()) {

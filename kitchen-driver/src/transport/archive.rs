@@ -1,12 +1,12 @@
-//! [`TarBuilder`]: the archives uploads travel in.
+//! [`TarBuilder`]: tar archives built in memory, for small archives that leave the host as a
+//! whole (ecs-runner's image contexts and bundles). Uploads into instances are streamed
+//! instead: see [`super::UploadSet`].
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Builds a tar archive from host files, directories and generated content: in memory
-/// ([`TarBuilder::new`]), or in an anonymous temporary file ([`TarBuilder::on_disk`]) for
-/// uploads of whole trees, whose size memory must not bound.
+/// Builds a tar archive in memory from host files, directories and generated content.
 pub struct TarBuilder<W: std::io::Write = Vec<u8>> {
     builder: tar::Builder<W>,
 }
@@ -30,22 +30,10 @@ impl TarBuilder {
     }
 }
 
-impl TarBuilder<std::fs::File> {
-    /// An empty archive in an anonymous temporary file (gone when dropped).
-    ///
-    /// # Errors
-    /// [`Error::Io`] when the temporary file cannot be created.
-    pub fn on_disk() -> Result<Self> {
-        let file = tempfile::tempfile()
-            .map_err(|e| Error::io("creating a temporary archive in", std::env::temp_dir(), e))?;
-        Ok(Self::writing_to(file))
-    }
-}
-
 impl<W: std::io::Write> TarBuilder<W> {
     fn writing_to(out: W) -> Self {
         let mut builder = tar::Builder::new(out);
-        // Uploads carry the project as the user sees it: a link inside it is followed.
+        // ecs-runner's bundles carry the project as the user sees it: a link inside is followed.
         builder.follow_symlinks(true);
         builder.mode(tar::HeaderMode::Deterministic);
         Self { builder }

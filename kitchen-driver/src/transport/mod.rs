@@ -4,8 +4,9 @@
 //!
 //! A driver hands out a [`Connection`]; provisioners, verifiers, remote hooks, `exec` and
 //! `login` only ever use that. What lives here:
-//! - [`Connection`]: run a command ([`ExecRequest`] -> [`ExecOutput`]), upload and download
-//!   (tar archives built with [`TarBuilder`]), open a terminal ([`TtySession`], for `login`),
+//! - [`Connection`]: run a command ([`ExecRequest`] -> [`ExecOutput`]), upload (an
+//!   [`UploadSet`], streamed from the host as it is sent) and download (tar archives), open a
+//!   terminal ([`TtySession`], for `login`),
 //!   and tell host-side tools where the instance is ([`Target`]).
 //! - [`shell_quote`], for the command lines sent through `sh -c`.
 //! - [`ExecMarker`]: how a command stopped on our side (a step timeout, an abort) is killed
@@ -13,6 +14,7 @@
 
 mod archive;
 pub(crate) mod tty;
+mod upload;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,7 @@ use crate::report::OutputSink;
 
 pub use archive::TarBuilder;
 pub use tty::TtySession;
+pub use upload::{UploadEntry, UploadSet};
 
 /// A command to run inside an instance.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -153,11 +156,12 @@ pub trait Connection: Send + Sync {
     /// Runtime errors (the command could not be started or followed).
     async fn exec(&self, req: &ExecRequest, sink: &dyn OutputSink) -> Result<ExecOutput>;
 
-    /// Extracts a tar archive into `remote_dir`, which must exist.
+    /// Creates `files` in `remote_dir`, which must exist, reading the host as it sends:
+    /// memory must not grow with the size of the trees (see [`UploadSet`] for what arrives).
     ///
     /// # Errors
-    /// Runtime errors.
-    async fn upload_tar(&self, tar: Vec<u8>, remote_dir: &str) -> Result<()>;
+    /// [`Error::Io`] when a host path cannot be read; runtime errors.
+    async fn upload_set(&self, files: UploadSet, remote_dir: &str) -> Result<()>;
 
     /// Reads `remote` (a file or directory) as a tar archive whose top entry is its basename.
     ///
@@ -219,22 +223,21 @@ pub trait Connection: Send + Sync {
     /// # Errors
     /// [`Error::Io`] when a local path cannot be read, runtime errors otherwise.
     async fn upload(&self, locals: &[PathBuf], remote: &str) -> Result<()> {
-        let mut builder = TarBuilder::new();
+        let mut files = UploadSet::new();
         for local in locals {
             let name = local
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| ".".to_string());
-            builder.add_path(local, &name)?;
+            files.add_path(local, &name)?;
         }
-        let tar = builder.finish()?;
         self.execute(
             &format!("mkdir -p {}", shell_quote(remote)),
             "creating upload directory",
             &crate::report::NullSink,
         )
         .await?;
-        self.upload_tar(tar, remote).await
+        self.upload_set(files, remote).await
     }
 
     /// Copies each remote path (file or directory) into the local directory `local`.

@@ -24,9 +24,9 @@ use super::{CaseResult, Verifier, VerifyReport};
 use crate::config::PluginConfig;
 use crate::config::parse_block;
 use crate::error::{Error, Result};
-use crate::plugin::PluginContext;
+use crate::plugin::{ConfigPaths, PluginContext};
 use crate::report::NullSink;
-use crate::transport::{ExecRequest, TarBuilder, shell_quote};
+use crate::transport::{ExecRequest, UploadSet, shell_quote};
 
 fn default_remote() -> String {
     "/tmp/kitchen/bats".into()
@@ -138,11 +138,49 @@ impl BatsVerifier {
     }
 
     /// The local test directory: `bats_path`, else `<tbp>/<suite>/bats`.
-    fn local_dir(&self, ctx: &PluginContext<'_>) -> PathBuf {
+    fn local_dir(&self, paths: &ConfigPaths<'_>) -> PathBuf {
         match &self.config.bats_path {
-            Some(p) => ctx.expand_path(p),
-            None => ctx.test_base_path.join(&ctx.instance.suite).join("bats"),
+            Some(p) => paths.expand_path(p),
+            None => paths
+                .test_base_path
+                .join(&paths.instance.suite)
+                .join("bats"),
         }
+    }
+
+    /// The bats directory and its `*.bats` files, in name order.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `bats_path` when the directory is missing or holds no
+    /// `*.bats` file.
+    fn local_tests(&self, paths: &ConfigPaths<'_>) -> Result<(PathBuf, Vec<String>)> {
+        let local = self.local_dir(paths);
+        let todo = format!(
+            "put *.bats files in {}, or set `bats_path` to where they are",
+            paths
+                .test_base_path
+                .join(&paths.instance.suite)
+                .join("bats")
+                .display()
+        );
+        if !local.is_dir() {
+            return Err(paths.refuse(
+                "verifier",
+                "verifier.bats_path",
+                &format!("no bats tests: {} is not a directory", local.display()),
+                &todo,
+            ));
+        }
+        let files = bats_files(&local)?;
+        if files.is_empty() {
+            return Err(paths.refuse(
+                "verifier",
+                "verifier.bats_path",
+                &format!("no *.bats files in {}", local.display()),
+                &todo,
+            ));
+        }
+        Ok((local, files))
     }
 
     /// The command that runs one file (pure: unit-tested).
@@ -228,30 +266,15 @@ impl Verifier for BatsVerifier {
         "bats"
     }
 
+    fn check_files(&self, paths: &ConfigPaths<'_>) -> Result<()> {
+        self.local_tests(paths).map(|_| ())
+    }
+
     async fn verify(&self, ctx: &PluginContext<'_>) -> Result<VerifyReport> {
         let conn = &ctx.connection;
         let out = ctx.output;
         let instance = &ctx.instance.name;
-        let local = self.local_dir(ctx);
-        if !local.is_dir() {
-            return Err(Error::config(
-                "verifier",
-                instance,
-                format!(
-                    "no bats tests: {} is not a directory; put *.bats files in test/integration/{}/bats or set `bats_path`",
-                    local.display(),
-                    ctx.instance.suite
-                ),
-            ));
-        }
-        let files = bats_files(&local)?;
-        if files.is_empty() {
-            return Err(Error::config(
-                "verifier",
-                instance,
-                format!("no *.bats files in {}", local.display()),
-            ));
-        }
+        let (local, files) = self.local_tests(&ctx.paths())?;
 
         let program = self.program();
         let probe = conn
@@ -269,13 +292,13 @@ impl Verifier for BatsVerifier {
             });
         }
 
-        let mut tar = TarBuilder::new();
+        let mut upload = UploadSet::new();
         let helpers = ctx.test_base_path.join("helpers").join("bats");
         if helpers.is_dir() {
             out.debug(&format!("Adding helpers from {}", helpers.display()));
-            tar.add_path(&helpers, ".")?;
+            upload.add_path(&helpers, ".")?;
         }
-        tar.add_path(&local, ".")?;
+        upload.add_path(&local, ".")?;
         let remote = self.remote();
         out.info(&format!(
             "Uploading {} bats file(s) from {} to {remote}",
@@ -288,7 +311,7 @@ impl Verifier for BatsVerifier {
             &NullSink,
         )
         .await?;
-        conn.upload_tar(tar.finish()?, remote).await?;
+        conn.upload_set(upload, remote).await?;
 
         let mut cases = Vec::new();
         let mut problems = Vec::new();

@@ -54,7 +54,7 @@ use async_trait::async_trait;
 
 use crate::config::InstanceConfig;
 use crate::error::{Error, Result};
-use crate::plugin::PluginContext;
+use crate::plugin::{ConfigPaths, PluginContext};
 
 /// The verifier names this build knows. `busser` (test-kitchen's default verifier) is known
 /// when the suite has bats tests: see [`for_instance_under`].
@@ -173,6 +173,19 @@ pub trait Verifier: Send + Sync {
     /// # Errors
     /// Runtime errors, missing tools, bad configuration.
     async fn verify(&self, ctx: &PluginContext<'_>) -> Result<VerifyReport>;
+
+    /// Checks the host files the configuration names (the bats directory), so that a missing
+    /// one refuses the command before anything is created instead of failing verify after a
+    /// create and a converge. The preflight check calls it for every command that reaches
+    /// verify; `verify` resolves the same files the same way. It must not touch any instance.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key as written (see [`ConfigPaths::refuse`]), the file,
+    /// and what to do.
+    fn check_files(&self, paths: &ConfigPaths<'_>) -> Result<()> {
+        let _ = paths;
+        Ok(())
+    }
 }
 
 /// [`for_instance`], checking first that `busser` (test-kitchen's default verifier) has

@@ -139,6 +139,7 @@ impl Request {
             verifier: PluginConfig::new(),
             transport: PluginConfig::new(),
             lifecycle: PluginConfig::new(),
+            origins: Default::default(),
         }
     }
 

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::report::{LineSplitter, OutputSink, OutputStream};
 use crate::transport::tty::TtyRuntime;
 use crate::transport::{
-    Connection, EXEC_OUTPUT_GRACE, ExecMarker, ExecOutput, ExecRequest, KillOnDrop, TarBuilder,
-    Target, TtySession,
+    Connection, EXEC_OUTPUT_GRACE, ExecMarker, ExecOutput, ExecRequest, KillOnDrop, Target,
+    TtySession, UploadSet,
 };
 
 /// A connection to a container: exec, archive upload and download through the engine API.
@@ -189,7 +189,9 @@ impl Connection for DockerConnection {
         Ok(out)
     }
 
-    async fn upload_tar(&self, tar: Vec<u8>, remote_dir: &str) -> Result<()> {
+    /// Streams the upload as a tar archive built while it is sent (see
+    /// [`UploadSet::into_tar_stream`]): a large cookbook or roles tree is never held in memory.
+    async fn upload_set(&self, files: UploadSet, remote_dir: &str) -> Result<()> {
         self.docker
             .upload_to_container(
                 &self.id,
@@ -197,57 +199,10 @@ impl Connection for DockerConnection {
                     path: remote_dir.to_string(),
                     ..Default::default()
                 }),
-                bollard::body_full(tar.into()),
+                bollard::body_try_stream(files.into_tar_stream()),
             )
             .await
             .map_err(|e| self.err(format!("uploading into {remote_dir}"), e))
-    }
-
-    /// Archives the locals into a temporary file and streams it to the engine in chunks, so
-    /// a large cookbook or roles tree is never held in memory.
-    async fn upload(&self, locals: &[std::path::PathBuf], remote: &str) -> Result<()> {
-        use std::io::Seek;
-        let mut builder = TarBuilder::on_disk()?;
-        for local in locals {
-            let name = local
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| ".".to_string());
-            builder.add_path(local, &name)?;
-        }
-        let mut file = builder.finish()?;
-        file.rewind()
-            .map_err(|e| Error::io("reading the upload archive", std::env::temp_dir(), e))?;
-        self.execute(
-            &format!("mkdir -p {}", crate::transport::shell_quote(remote)),
-            "creating upload directory",
-            &crate::report::NullSink,
-        )
-        .await?;
-        let chunks = futures::stream::unfold(Some(tokio::fs::File::from_std(file)), |file| async {
-            use tokio::io::AsyncReadExt;
-            let mut file = file?;
-            let mut buf = vec![0u8; 256 * 1024];
-            match file.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    Some((Ok(bytes::Bytes::from(buf)), Some(file)))
-                }
-                Err(e) => Some((Err(e), None)),
-            }
-        });
-        self.docker
-            .upload_to_container(
-                &self.id,
-                Some(UploadToContainerOptions {
-                    path: remote.to_string(),
-                    ..Default::default()
-                }),
-                bollard::body_try_stream(chunks),
-            )
-            .await
-            .map_err(|e| self.err(format!("uploading into {remote}"), e))
     }
 
     async fn download_tar(&self, remote: &str) -> Result<Vec<u8>> {

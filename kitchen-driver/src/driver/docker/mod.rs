@@ -406,6 +406,32 @@ impl Driver for DockerDriver {
         "docker"
     }
 
+    fn check_files(&self, paths: &crate::plugin::ConfigPaths<'_>) -> Result<()> {
+        let Some(dockerfile) = &self.config.dockerfile else {
+            return Ok(());
+        };
+        // As `build_image` resolves it: relative to kitchen_root; its directory is the context.
+        let path = paths.kitchen_root.join(dockerfile);
+        if !path.is_file() {
+            return Err(paths.refuse(
+                "driver",
+                "driver.dockerfile",
+                &format!("the Dockerfile {} does not exist", path.display()),
+                "create it, or correct the path (relative to the directory holding kitchen.yml)",
+            ));
+        }
+        let context = path.parent().unwrap_or(paths.kitchen_root);
+        build_context::DockerIgnore::load(context).map_err(|e| {
+            paths.refuse(
+                "driver",
+                "driver.dockerfile",
+                &format!("its build context cannot be read: {e}"),
+                "correct the .dockerignore pattern named",
+            )
+        })?;
+        Ok(())
+    }
+
     async fn create(&self, ctx: &InstanceContext, state: &mut State) -> Result<()> {
         let docker = self.docker().await?;
         let instance = ctx.instance.name.clone();

@@ -76,7 +76,7 @@ use crate::config::PluginConfig;
 use crate::config::parse_block;
 use crate::error::{Error, Result};
 use crate::host::HostCommand;
-use crate::plugin::PluginContext;
+use crate::plugin::{ConfigPaths, PluginContext};
 use crate::report::{OutputSink, OutputStream};
 use crate::transport::Target;
 
@@ -143,59 +143,75 @@ impl AnsiblePlaybookProvisioner {
     }
 
     /// Resolves playbook, roles and vars directories (kitchen-ansible's lookups).
-    fn paths(&self, ctx: &PluginContext<'_>) -> Result<Paths> {
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key (as written) of a path that does not exist.
+    fn paths(&self, at: &ConfigPaths<'_>) -> Result<Paths> {
         let lookup = |name: &str, file: bool| {
             ansible_path(
-                ctx.test_base_path,
-                &ctx.instance.suite,
-                ctx.kitchen_root,
+                at.test_base_path,
+                &at.instance.suite,
+                at.kitchen_root,
                 name,
                 file,
             )
         };
-        let bad = |message: String| Error::config("provisioner", &ctx.instance.name, message);
         let playbook = match &self.config.playbook {
             Some(p) => {
-                let p = ctx.expand_path(p);
+                let p = at.expand_path(p);
                 if !p.is_file() {
-                    return Err(bad(format!("playbook {} does not exist", p.display())));
+                    return Err(at.refuse(
+                        "provisioner",
+                        "provisioner.playbook",
+                        &format!("the playbook {} does not exist", p.display()),
+                        "create it, or correct the path (relative paths start at the directory holding kitchen.yml)",
+                    ));
                 }
                 p
             }
             None => lookup("default.yml", true).ok_or_else(|| {
-                bad(format!(
-                    "no playbook found or specified: set `playbook` or create {}",
-                    ctx.test_base_path
-                        .join(&ctx.instance.suite)
-                        .join("default.yml")
-                        .display()
-                ))
+                at.refuse(
+                    "provisioner",
+                    "provisioner.playbook",
+                    "no playbook is set and none was found",
+                    &format!(
+                        "set `playbook`, or create {}",
+                        at.test_base_path
+                            .join(&at.instance.suite)
+                            .join("default.yml")
+                            .display()
+                    ),
+                )
             })?,
         };
         let roles_dir = match &self.config.roles_path {
             Some(r) => {
-                let r = ctx.expand_path(r);
+                let r = at.expand_path(r);
                 if !r.is_dir() {
-                    return Err(bad(format!(
-                        "roles_path {} is not a directory",
-                        r.display()
-                    )));
+                    return Err(at.refuse(
+                        "provisioner",
+                        "provisioner.roles_path",
+                        &format!("the roles directory {} does not exist", r.display()),
+                        "create it, or correct or remove `roles_path`",
+                    ));
                 }
                 r
             }
-            None => lookup("roles", false).unwrap_or_else(|| ctx.kitchen_root.to_path_buf()),
+            None => lookup("roles", false).unwrap_or_else(|| at.kitchen_root.to_path_buf()),
         };
         let vars = |configured: &OptPath, name: &str| -> Result<Option<PathBuf>> {
             match configured.path() {
                 Some(p) => {
-                    let p = ctx.expand_path(p);
+                    let p = at.expand_path(p);
                     if p.is_dir() {
                         Ok(Some(p))
                     } else {
-                        Err(bad(format!(
-                            "{name}_path {} is not a directory",
-                            p.display()
-                        )))
+                        Err(at.refuse(
+                            "provisioner",
+                            &format!("provisioner.{name}_path"),
+                            &format!("the {name} directory {} does not exist", p.display()),
+                            &format!("create it, or correct or remove `{name}_path`"),
+                        ))
                     }
                 }
                 None => Ok(lookup(name, false)),
@@ -208,6 +224,45 @@ impl AnsiblePlaybookProvisioner {
             group_vars: vars(&self.config.group_vars_path, "group_vars")?,
             host_vars: vars(&self.config.host_vars_path, "host_vars")?,
         })
+    }
+
+    /// The other files the configuration names: the requirements file (read and checked as
+    /// `converge` reads it), the vault password file and `ansible.cfg`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the key (as written) and the file.
+    fn check_other_files(&self, at: &ConfigPaths<'_>) -> Result<()> {
+        if let Some(req) = self.config.requirements_path.path() {
+            let req = at.expand_path(req);
+            read_requirements(&req, at.kitchen_root).map_err(|problem| {
+                at.refuse(
+                    "provisioner",
+                    "provisioner.requirements_path",
+                    &format!("the requirements file {}: {problem}", req.display()),
+                    "correct the file or the path, or remove `requirements_path`",
+                )
+            })?;
+        }
+        for (key, configured) in [
+            (
+                "ansible_vault_password_file",
+                &self.config.ansible_vault_password_file,
+            ),
+            ("ansible_cfg_path", &self.config.ansible_cfg_path),
+        ] {
+            if let Some(p) = configured.path() {
+                let p = at.expand_path(p);
+                if !p.is_file() {
+                    return Err(at.refuse(
+                        "provisioner",
+                        &format!("provisioner.{key}"),
+                        &format!("the file {} does not exist", p.display()),
+                        &format!("create it, or correct or remove `{key}`"),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn extra_vars(&self) -> Option<String> {
@@ -463,10 +518,15 @@ impl Provisioner for AnsiblePlaybookProvisioner {
         "ansible_playbook"
     }
 
+    fn check_files(&self, paths: &ConfigPaths<'_>) -> Result<()> {
+        self.paths(paths)?;
+        self.check_other_files(paths)
+    }
+
     async fn converge(&self, ctx: &PluginContext<'_>) -> Result<()> {
         let out = ctx.output;
         let instance = ctx.instance.name.as_str();
-        let paths = self.paths(ctx)?;
+        let paths = self.paths(&ctx.paths())?;
         let target = ctx.connection.target();
         let pin =
             connection_vars(&target).map_err(|m| Error::config("provisioner", instance, m))?;
@@ -627,6 +687,40 @@ impl Provisioner for AnsiblePlaybookProvisioner {
     }
 }
 
+/// A galaxy requirements file, read and checked.
+struct Requirements {
+    /// Roles that are plain local directories (linked in, not installed): ansible-galaxy
+    /// cannot install them (it asks the Galaxy API for a bare path, and wants a tarball
+    /// behind file://).
+    local_dirs: Vec<(String, PathBuf)>,
+    /// The rest, for ansible-galaxy.
+    doc: Value,
+    has_roles: bool,
+    has_collections: bool,
+}
+
+/// Reads the requirements file `req` and checks its sources (no network here: see
+/// [`check_requirements`]). The preflight check and `converge` both read it with this.
+///
+/// # Errors
+/// What is wrong, for a message that names the file.
+fn read_requirements(req: &Path, kitchen_root: &Path) -> std::result::Result<Requirements, String> {
+    let text = std::fs::read_to_string(req).map_err(|e| format!("cannot be read: {e}"))?;
+    let doc: Value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_saphyr::from_str(&text).map_err(|e| format!("not valid YAML: {e}"))?
+    };
+    let (local_dirs, doc) = split_local_role_dirs(doc, kitchen_root);
+    let (has_roles, has_collections) = check_requirements(&doc, kitchen_root)?;
+    Ok(Requirements {
+        local_dirs,
+        doc,
+        has_roles,
+        has_collections,
+    })
+}
+
 impl AnsiblePlaybookProvisioner {
     /// Installs the local sources of a galaxy requirements file into `tmp`; returns the roles
     /// and collections directories to add to Ansible's search paths.
@@ -637,20 +731,16 @@ impl AnsiblePlaybookProvisioner {
         tmp: &Path,
     ) -> Result<(Option<PathBuf>, Option<PathBuf>)> {
         let instance = ctx.instance.name.as_str();
-        let text = std::fs::read_to_string(req).map_err(|e| Error::io("reading", req, e))?;
-        let bad = |message: String| {
+        let requirements = read_requirements(req, ctx.kitchen_root).map_err(|message| {
             let message = format!("requirements_path {}: {message}", req.display());
             Error::config("provisioner", instance, message)
-        };
-        let doc: Value = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_saphyr::from_str(&text).map_err(|e| bad(format!("not valid YAML: {e}")))?
-        };
-        // Roles that are plain local directories are linked in here: ansible-galaxy cannot
-        // install them (it asks the Galaxy API for a bare path, and wants a tarball behind
-        // file://). The rest goes to ansible-galaxy.
-        let (local_dirs, doc) = split_local_role_dirs(doc, ctx.kitchen_root);
+        })?;
+        let Requirements {
+            local_dirs,
+            doc,
+            has_roles,
+            has_collections,
+        } = requirements;
         let mut result = (None, None);
         if !local_dirs.is_empty() {
             let roles = tmp.join("roles");
@@ -666,8 +756,6 @@ impl AnsiblePlaybookProvisioner {
             }
             result.0 = Some(roles);
         }
-        let (has_roles, has_collections) =
-            check_requirements(&doc, ctx.kitchen_root).map_err(bad)?;
         let galaxy = self.program("ansible-galaxy");
         let mut env: Vec<(String, String)> = ctx.host_env.to_vec();
         env.push(("PYTHONUNBUFFERED".into(), "1".into()));
