@@ -9,6 +9,31 @@ use crate::models::{Operation, StatusCode};
 /// A boxed error from a lower layer (hyper, the operating system, TLS).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// `a, b or c`, for the socket paths searched.
+fn paths(searched: &[PathBuf]) -> String {
+    let all: Vec<String> = searched.iter().map(|p| p.display().to_string()).collect();
+    match all.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "(no path)".into(),
+    }
+}
+
+/// An error and its causes, `: `-separated, each said once (hyper's `client error (Connect)`
+/// alone hides that a connect timed out or was refused).
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// Everything that can go wrong talking to LXD.
 ///
 /// Use the predicates rather than matching variants when you only need to tell the common
@@ -33,14 +58,18 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub enum Error {
     /// No LXD socket was found at any of the known locations.
     #[error(
-        "no LXD unix socket found (looked at {searched:?}); start the daemon (`scripts/setup-host` does) or set LXD_SOCKET"
+        "the LXD daemon is not running: no unix socket at {}; start it (`scripts/setup-host` does), or point LXD_DIR or LXD_SOCKET at a running daemon",
+        paths(.searched)
     )]
     SocketNotFound {
         /// The paths that were tried, in order.
         searched: Vec<PathBuf>,
     },
     /// Connecting to the daemon failed (not running, nothing listening, no permission).
-    #[error("cannot connect to LXD at {endpoint}: {source}; is the daemon running?")]
+    #[error(
+        "cannot connect to the LXD daemon at {endpoint}: {}; is the daemon running? (start it, e.g. with `scripts/setup-host`, or point LXD_DIR, LXD_SOCKET or the remote at a running one)",
+        causes(.source.as_ref())
+    )]
     Connect {
         /// The endpoint (socket path or URL).
         endpoint: String,

@@ -83,3 +83,57 @@ async fn a_websocket_upgrade_never_answered_times_out() {
     let err = client.events().subscribe().await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
 }
+
+/// A TCP listener on 127.0.0.1 whose accept queue is full: it listens with a backlog of 0
+/// (one queued connection on Linux), never accepts, and holds connections that fill the queue.
+/// Linux then drops every further SYN, so a new connect hangs until its caller gives up.
+/// Returns the port and the listener with its held connections (keep them alive).
+fn full_accept_queue() -> (u16, tokio::net::TcpListener, Vec<std::net::TcpStream>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Fill the queue: connect until one connect does not complete (its SYN was dropped).
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => held.push(s),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return (addr.port(), listener, held);
+            }
+            Err(e) => panic!("filling the accept queue of {addr}: {e}"),
+        }
+    }
+    panic!(
+        "the accept queue of {addr} never filled ({} connections queued)",
+        held.len()
+    );
+}
+
+#[tokio::test]
+async fn a_connect_never_answered_ends_in_a_connect_error_naming_the_address() {
+    let (port, _listener, _held) = full_accept_queue();
+    let pin = ServerPin::Certificate(
+        ClientIdentity::generate("any")
+            .unwrap()
+            .certificate()
+            .clone(),
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    // Only the connect limit is short: a hang anywhere else would outlive the test's deadline
+    // (the handshake and request limits stay at their 10 s and 60 s).
+    let client = Client::https(&url, pin, None)
+        .unwrap()
+        .with_timeouts(Timeouts::default().connect(SHORT));
+    let err = tokio::time::timeout(Duration::from_secs(8), client.server())
+        .await
+        .expect("the connect limit (300 ms) ends the call, not the test's deadline")
+        .unwrap_err();
+    assert!(err.is_daemon_unreachable(), "{err:?}");
+    // The message itself says where and what: the address, the connect, the time-out.
+    let text = err.to_string();
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(text.contains("connect"), "{text}");
+    assert!(text.contains("timed out"), "{text}");
+    assert!(!text.contains("TLS handshake"), "{text}");
+}

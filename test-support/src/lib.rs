@@ -5,7 +5,12 @@
 //! - [`on_fresh_runtime`]: async clean-up from `Drop` or from inside another runtime;
 //! - the standard projects ([`Runtime`], [`standard_project`], [`basic_kitchen_yml`]) that the
 //!   Docker and LXD lifecycle tests share, with the driver as a parameter;
-//! - [`run`] and friends: the library's `Runner` with its live output captured.
+//! - [`run`] and friends: the library's `Runner` with its live output captured;
+//! - [`daemons`]: a private Docker engine or LXD daemon for one test, to stop and restart;
+//! - [`guards`]: the registry that lets every guard clean up on SIGTERM (nextest's timeout).
+
+pub mod daemons;
+pub mod guards;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,17 +49,23 @@ pub fn unique_dir(label: &str) -> tempfile::TempDir {
 
 /// A temporary kitchen project directory `kdtest-<pid>-<n>-<label>...`; every container
 /// labelled with its path is removed on drop, even when the test panics.
+/// The clean-up is also registered with [`guards`], so it runs on SIGTERM too.
 pub struct TestProject {
     /// The directory (removed on drop).
     pub dir: tempfile::TempDir,
+    _on_sigterm: guards::Registration,
 }
 
 impl TestProject {
     /// An empty project.
     pub fn new(label: &str) -> Self {
-        Self {
-            dir: unique_dir(label),
-        }
+        let dir = unique_dir(label);
+        let root = dir.path().to_path_buf();
+        let _on_sigterm = guards::register(move || {
+            remove_project_containers(&root.to_string_lossy());
+            let _ = std::fs::remove_dir_all(&root);
+        });
+        Self { dir, _on_sigterm }
     }
 
     /// The project directory (`kitchen_root`).
@@ -145,52 +156,69 @@ impl TestProject {
 
 impl Drop for TestProject {
     fn drop(&mut self) {
-        let root = self.root().to_string_lossy().into_owned();
-        let lxd_root = root.clone();
-        on_fresh_runtime(async move {
-            let Ok(client) = lxd_client::Client::connect_local().await else {
-                return;
-            };
-            for name in lxd_owned(&lxd_root).await {
-                if let Ok(op) = client.instances().stop(&name).force().await {
-                    let _ = op.wait().await;
-                }
-                if let Ok(op) = client.instances().delete(&name).await {
-                    let _ = op.wait().await;
-                }
-            }
-        });
-        on_fresh_runtime(async move {
-            let docker = docker().await;
-            let Ok(list) = docker
-                .list_containers(Some(ListContainersOptions {
-                    all: true,
-                    filters: Some(
-                        [("label".to_string(), vec![format!("{LABEL_PROJECT}={root}")])]
-                            .into_iter()
-                            .collect(),
-                    ),
-                    ..Default::default()
-                }))
-                .await
-            else {
-                return;
-            };
-            for c in list {
-                if let Some(id) = c.id {
-                    let _ = docker
-                        .remove_container(
-                            &id,
-                            Some(RemoveContainerOptions {
-                                force: true,
-                                ..Default::default()
-                            }),
-                        )
-                        .await;
-                }
-            }
-        });
+        remove_project_containers(&self.root().to_string_lossy());
     }
+}
+
+/// Removes every LXD instance (local daemon) and Docker container (`DOCKER_HOST` or the
+/// default engine) labelled with the project `root`.
+fn remove_project_containers(root: &str) {
+    let lxd_root = root.to_string();
+    on_fresh_runtime(async move {
+        let Ok(client) = lxd_client::Client::connect_local().await else {
+            return;
+        };
+        let Ok(list) = client.instances().list().await else {
+            return;
+        };
+        let owned = list.into_iter().filter(|i| {
+            i.config.get("user.kitchen.project").map(String::as_str) == Some(lxd_root.as_str())
+        });
+        for name in owned.map(|i| i.name) {
+            if let Ok(op) = client.instances().stop(&name).force().await {
+                let _ = op.wait().await;
+            }
+            if let Ok(op) = client.instances().delete(&name).await {
+                let _ = op.wait().await;
+            }
+        }
+    });
+    let root = root.to_string();
+    on_fresh_runtime(async move {
+        let Ok(docker) = Docker::connect_with_defaults() else {
+            return;
+        };
+        let Ok(docker) = docker.negotiate_version().await else {
+            return;
+        };
+        let Ok(list) = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(
+                    [("label".to_string(), vec![format!("{LABEL_PROJECT}={root}")])]
+                        .into_iter()
+                        .collect(),
+                ),
+                ..Default::default()
+            }))
+            .await
+        else {
+            return;
+        };
+        for c in list {
+            if let Some(id) = c.id {
+                let _ = docker
+                    .remove_container(
+                        &id,
+                        Some(RemoveContainerOptions {
+                            force: true,
+                            ..Default::default()
+                        }),
+                    )
+                    .await;
+            }
+        }
+    });
 }
 
 /// Names of the LXD instances whose `user.kitchen.project` is `root`.

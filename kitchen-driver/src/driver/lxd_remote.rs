@@ -207,9 +207,9 @@ pub(crate) async fn connect(server: &Server, instance: &str) -> Result<Client> {
     };
     let (client, identity_fingerprint) = match server {
         Server::Local => {
-            let client = Client::connect_local().await.map_err(lxd(
-                "connecting to the LXD daemon (is it running? scripts/setup-host starts it)".into(),
-            ))?;
+            let client = Client::connect_local()
+                .await
+                .map_err(lxd("connecting to the LXD daemon".into()))?;
             // The socket is always trusted.
             return Ok(client);
         }

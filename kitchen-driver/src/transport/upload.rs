@@ -9,14 +9,17 @@
 //!
 //! What arrives: directories and files under their names, with the modes tar's
 //! deterministic mode gives (0755 for directories and files the owner can execute, 0644
-//! otherwise), and symlinks as symlinks with their target text as is. A link is never followed:
-//! nothing outside the trees given is read, whatever the links inside them point to. Only the
-//! path given to [`UploadSet::add_path`] itself is followed when it is a link, as `cp -r` does.
+//! otherwise). Symlinks are followed, as test-kitchen's SSH transport (scp) follows them: the
+//! instance gets the file or directory behind a link, so a data directory or a bats suite may
+//! link to shared files elsewhere in the project. A link that leads back to a directory it is
+//! in (`/`, `..`, two directories linking to each other) is refused, naming it: following it
+//! would never end, or would upload the host. A link to nothing arrives as that link.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
@@ -49,7 +52,7 @@ pub enum UploadEntry {
         /// Its mode.
         mode: u32,
     },
-    /// A symlink, created as a link with this target (never followed).
+    /// A symlink that points to nothing on the host, created as the same link.
     Symlink {
         /// Name under the remote directory.
         name: String,
@@ -269,22 +272,54 @@ impl Write for ChannelWriter {
     }
 }
 
+/// A directory's identity on the host (device, inode), whatever path reaches it.
+type DirId = (u64, u64);
+
 /// The lazy walk behind [`UploadSet::entries`]: a stack of host paths still to visit.
 struct Walk {
     sources: VecDeque<Source>,
-    /// `(host path, remote name)`, the next one last.
-    pending: Vec<(PathBuf, String)>,
+    /// `(host path, remote name, the directories above it in this walk)`, the next one last.
+    pending: Vec<(PathBuf, String, Arc<Vec<DirId>>)>,
+}
+
+/// Why following the link `local` (to the directory `id`) would never end, or would walk
+/// the host from above the upload, or `None`.
+fn loops_back(local: &Path, id: DirId, above: &[DirId]) -> Option<&'static str> {
+    if above.contains(&id) {
+        return Some("it leads back to a directory above it in the upload");
+    }
+    let is_link = std::fs::symlink_metadata(local).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return None;
+    }
+    let (Ok(target), Some(Ok(parent))) = (
+        std::fs::canonicalize(local),
+        local.parent().map(std::fs::canonicalize),
+    ) else {
+        return None;
+    };
+    parent
+        .starts_with(&target)
+        .then_some("it points to a directory that contains it")
 }
 
 impl Walk {
-    fn visit(&mut self, local: PathBuf, name: String, root: bool) -> Result<Option<UploadEntry>> {
-        // Only the path the caller named is followed when it is a link.
-        let meta = if root {
-            std::fs::metadata(&local)
-        } else {
-            std::fs::symlink_metadata(&local)
-        }
-        .map_err(|e| Error::io("reading", &local, e))?;
+    fn visit(
+        &mut self,
+        local: PathBuf,
+        name: String,
+        above: Arc<Vec<DirId>>,
+    ) -> Result<Option<UploadEntry>> {
+        let meta = match std::fs::metadata(&local) {
+            Ok(meta) => meta,
+            // A link to nothing: the instance gets the same dangling link.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let target =
+                    std::fs::read_link(&local).map_err(|_| Error::io("reading", &local, e))?;
+                return Ok(Some(UploadEntry::Symlink { name, target }));
+            }
+            Err(e) => return Err(Error::io("reading", &local, e)),
+        };
         let kind = meta.file_type();
         // tar's deterministic mode: the owner's execute bit decides, nothing else is kept.
         let mode = if kind.is_dir() || meta.mode() & 0o100 != 0 {
@@ -292,11 +327,6 @@ impl Walk {
         } else {
             0o644
         };
-        if kind.is_symlink() {
-            let target =
-                std::fs::read_link(&local).map_err(|e| Error::io("reading link", &local, e))?;
-            return Ok(Some(UploadEntry::Symlink { name, target }));
-        }
         if kind.is_file() {
             return Ok(Some(UploadEntry::File { name, local, mode }));
         }
@@ -307,6 +337,20 @@ impl Walk {
                 std::io::Error::other("it is neither a file, a directory nor a symlink"),
             ));
         }
+        let id = (meta.dev(), meta.ino());
+        if let Some(why) = loops_back(&local, id, &above) {
+            return Err(Error::io(
+                "uploading the symlink",
+                &local,
+                std::io::Error::other(format!(
+                    "{why}; remove it, or point it at the files to upload"
+                )),
+            ));
+        }
+        let mut chain = Vec::with_capacity(above.len() + 1);
+        chain.extend_from_slice(&above);
+        chain.push(id);
+        let chain = Arc::new(chain);
         let mut children = Vec::new();
         for child in std::fs::read_dir(&local).map_err(|e| Error::io("reading", &local, e))? {
             let child = child.map_err(|e| Error::io("reading", &local, e))?;
@@ -321,7 +365,8 @@ impl Walk {
             } else {
                 format!("{name}/{child_name}")
             };
-            self.pending.push((local.join(&child), remote));
+            self.pending
+                .push((local.join(&child), remote, Arc::clone(&chain)));
         }
         // `.` is the remote directory itself, which exists.
         Ok((name != "." && !name.is_empty()).then_some(UploadEntry::Dir { name, mode }))
@@ -333,14 +378,14 @@ impl Iterator for Walk {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let visited = if let Some((local, name)) = self.pending.pop() {
-                self.visit(local, name, false)
+            let visited = if let Some((local, name, above)) = self.pending.pop() {
+                self.visit(local, name, above)
             } else {
                 match self.sources.pop_front()? {
                     Source::Bytes { name, data, mode } => {
                         return Some(Ok(UploadEntry::Bytes { name, data, mode }));
                     }
-                    Source::Path { local, name } => self.visit(local, name, true),
+                    Source::Path { local, name } => self.visit(local, name, Arc::default()),
                 }
             };
             match visited {
@@ -365,7 +410,7 @@ mod tests {
 
     use super::*;
 
-    /// A tree with an executable, a private file, a link inside and links out of it.
+    /// A tree with an executable, a private file, a link inside it and a link out of it.
     fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("data");
@@ -376,7 +421,6 @@ mod tests {
         std::fs::write(root.join("secret"), "s").unwrap();
         std::fs::set_permissions(root.join("secret"), PermissionsExt::from_mode(0o600)).unwrap();
         symlink("../a.txt", root.join("sub/deep/link.txt")).unwrap();
-        symlink("/", root.join("rootfs")).unwrap();
         std::fs::create_dir(dir.path().join("outside")).unwrap();
         std::fs::write(dir.path().join("outside/key"), "HOST-KEY").unwrap();
         symlink(dir.path().join("outside"), root.join("ssh")).unwrap();
@@ -391,7 +435,7 @@ mod tests {
     }
 
     #[test]
-    fn the_walk_keeps_links_as_links_and_modes_as_tar_does() {
+    fn the_walk_follows_links_and_keeps_modes_as_tar_does() {
         let dir = tree();
         let entries: Vec<UploadEntry> =
             upload(dir.path()).entries().collect::<Result<_>>().unwrap();
@@ -401,10 +445,6 @@ mod tests {
             local: d.join(rel),
             mode,
         };
-        let link = |name: &str, target: &Path| UploadEntry::Symlink {
-            name: name.into(),
-            target: target.into(),
-        };
         let dir_entry = |name: &str| UploadEntry::Dir {
             name: name.into(),
             mode: 0o755,
@@ -413,20 +453,70 @@ mod tests {
             entries,
             [
                 dir_entry("data"),
-                link("data/rootfs", Path::new("/")),
                 file("data/run.sh", "run.sh", 0o755),
                 file("data/secret", "secret", 0o644),
-                link("data/ssh", &dir.path().join("outside")),
+                // What the links point to arrives, as scp gives it.
+                dir_entry("data/ssh"),
+                file("data/ssh/key", "ssh/key", 0o644),
                 dir_entry("data/sub"),
                 file("data/sub/a.txt", "sub/a.txt", 0o644),
                 dir_entry("data/sub/deep"),
-                link("data/sub/deep/link.txt", Path::new("../a.txt")),
+                file("data/sub/deep/link.txt", "sub/deep/link.txt", 0o644),
                 UploadEntry::Bytes {
                     name: "bootstrap.sh".into(),
                     data: Bytes::from_static(b"echo hi\n"),
                     mode: 0o755
                 },
             ]
+        );
+    }
+
+    /// The error the walk of `dir/data` ends with.
+    fn walk_error(dir: &Path) -> String {
+        let mut u = UploadSet::new();
+        u.add_path(&dir.join("data"), "data").unwrap();
+        let items: Vec<Result<UploadEntry>> = u.entries().collect();
+        assert_eq!(items.iter().filter(|r| r.is_err()).count(), 1, "{items:?}");
+        items.last().unwrap().as_ref().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn links_that_lead_back_up_are_refused_by_name() {
+        // A link to the root of the host, to a parent, and two directories linking to each
+        // other: following any of them would upload the host or never end.
+        for (link, target, why) in [
+            ("rootfs", "/", "contains it"),
+            ("sub/up", "..", "above it in the upload"),
+        ] {
+            let dir = tree();
+            symlink(target, dir.path().join("data").join(link)).unwrap();
+            let err = walk_error(dir.path());
+            assert!(err.contains(link) && err.contains(why), "{link}: {err}");
+        }
+        let dir = tree();
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        symlink(dir.path().join("data"), other.join("back")).unwrap();
+        symlink(&other, dir.path().join("data/other")).unwrap();
+        let err = walk_error(dir.path());
+        assert!(
+            err.contains("other/back") && err.contains("above it"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_link_to_nothing_arrives_as_the_same_link() {
+        let dir = tree();
+        symlink("nowhere", dir.path().join("data/dangling")).unwrap();
+        let entries: Vec<UploadEntry> =
+            upload(dir.path()).entries().collect::<Result<_>>().unwrap();
+        assert!(
+            entries.contains(&UploadEntry::Symlink {
+                name: "data/dangling".into(),
+                target: "nowhere".into()
+            }),
+            "{entries:?}"
         );
     }
 
@@ -501,33 +591,26 @@ mod tests {
                 }
                 "data/run.sh" => assert_eq!(mode, 0o755),
                 "data/secret" => assert_eq!(mode, 0o644),
-                "data/ssh" => assert_eq!(
-                    (kind, link),
-                    (
-                        tar::EntryType::Symlink,
-                        Some(dir.path().join("outside").display().to_string())
-                    )
-                ),
+                "data/ssh/key" => assert_eq!(content, b"HOST-KEY"),
                 "data/sub/deep/link.txt" => {
                     assert_eq!(
-                        (kind, link.as_deref()),
-                        (tar::EntryType::Symlink, Some("../a.txt"))
+                        (kind, link, content.as_slice()),
+                        (tar::EntryType::Regular, None, &b"A"[..])
                     )
                 }
                 _ => {}
             }
             seen.push(name);
         }
-        assert!(!seen.iter().any(|n| n.contains("key")), "{seen:?}");
         assert_eq!(
             seen,
             [
                 "data/",
                 "data/big.bin",
-                "data/rootfs",
                 "data/run.sh",
                 "data/secret",
-                "data/ssh",
+                "data/ssh/",
+                "data/ssh/key",
                 "data/sub/",
                 "data/sub/a.txt",
                 "data/sub/deep/",

@@ -30,6 +30,8 @@ pub struct DockerConnection {
     /// The engine's address when it is not the default socket (for Ansible's docker
     /// connection).
     pub(super) docker_host: Option<String>,
+    /// The engine's endpoint, for errors that say the engine went away.
+    pub(super) endpoint: super::endpoint::Endpoint,
 }
 
 impl DockerConnection {
@@ -44,11 +46,15 @@ impl DockerConnection {
     async fn exit_code_polling(&self, exec_id: &str, max_delay: Duration) -> Result<i64> {
         let mut delay = Duration::from_millis(5);
         loop {
-            let inspect = self
-                .docker
-                .inspect_exec(exec_id)
-                .await
-                .map_err(|e| self.err("inspecting exec", e))?;
+            let inspect = match self.docker.inspect_exec(exec_id).await {
+                Ok(inspect) => inspect,
+                // Execs live in the engine's memory: one it no longer knows was lost to a
+                // restart (or to the container's removal) while its command ran.
+                Err(e) if super::is_not_found(&e) => {
+                    return Err(self.endpoint.exec_lost(&self.instance, e));
+                }
+                Err(e) => return Err(self.err("inspecting exec", e)),
+            };
             if inspect.running != Some(true) {
                 return Ok(inspect.exit_code.unwrap_or(-1));
             }
@@ -85,11 +91,8 @@ impl DockerConnection {
     }
 
     fn err(&self, action: impl Into<String>, source: BollardError) -> Error {
-        Error::Docker {
-            action: action.into(),
-            instance: self.instance.clone(),
-            source,
-        }
+        self.endpoint
+            .docker_error(action, self.instance.clone(), source)
     }
 }
 
@@ -299,11 +302,7 @@ impl Connection for DockerConnection {
             .build();
         let stats = self.docker.stats(&self.id, Some(options)).next().await;
         let Some(stats) = stats else { return Ok(None) };
-        let stats = stats.map_err(|source| Error::Docker {
-            action: "reading container stats".into(),
-            instance: self.instance.clone(),
-            source,
-        })?;
+        let stats = stats.map_err(|source| self.err("reading container stats", source))?;
         let memory = stats.memory_stats.as_ref();
         let cpu = stats
             .cpu_stats

@@ -236,7 +236,7 @@ impl Endpoint {
                 )
             }
         };
-        made.map_err(|e| self.refused(e.to_string()))
+        made.map_err(|e| self.refused(format!("{e}; {}", self.hint())))
     }
 
     /// What to try when the engine does not answer.
@@ -252,19 +252,81 @@ impl Endpoint {
         }
     }
 
+    /// The error for `action` on `instance` that failed with `source`: an
+    /// [`Error::DockerConnect`] naming the engine and what to do when the engine could not be
+    /// reached (it stopped or restarted in the middle of the run), else an [`Error::Docker`].
+    pub(super) fn docker_error(
+        &self,
+        action: impl Into<String>,
+        instance: impl Into<String>,
+        source: bollard::errors::Error,
+    ) -> Error {
+        let (action, instance) = (action.into(), instance.into());
+        if !is_unreachable(&source) {
+            return Error::Docker {
+                action,
+                instance,
+                source,
+            };
+        }
+        self.refused(format!(
+            "{action} failed for instance {instance}, the engine does not answer: {}; {}",
+            causes(&source),
+            self.hint()
+        ))
+    }
+
+    /// The error for a command whose exec the engine no longer knows when its output ended:
+    /// the engine restarted (or the container was removed) while the command ran, so its
+    /// result is lost.
+    pub(super) fn exec_lost(&self, instance: &str, source: bollard::errors::Error) -> Error {
+        Error::Runtime {
+            instance: instance.to_string(),
+            message: format!(
+                "the Docker engine at {} lost the command running in the instance ({}): the engine restarted, or the container was removed, while the command ran, so its result is unknown; with live-restore the container and the command keep running: run the step again",
+                self.url(),
+                causes(&source)
+            ),
+        }
+    }
+
     /// The error for a connection that failed at the first request.
     pub(crate) fn unreachable(&self, source: &bollard::errors::Error) -> Error {
-        let mut detail = source.to_string().trim_end().to_string();
-        let mut cause = std::error::Error::source(source);
-        while let Some(c) = cause {
-            let text = c.to_string().trim_end().to_string();
-            if !detail.contains(&text) {
-                detail.push_str(": ");
-                detail.push_str(&text);
-            }
-            cause = c.source();
+        self.refused(format!("{}; {}", causes(source), self.hint()))
+    }
+}
+
+/// A bollard error and its causes, `: `-separated, each said once.
+fn causes(source: &bollard::errors::Error) -> String {
+    let mut detail = source.to_string().trim_end().to_string();
+    let mut cause = std::error::Error::source(source);
+    while let Some(c) = cause {
+        let text = c.to_string().trim_end().to_string();
+        if !detail.contains(&text) {
+            detail.push_str(": ");
+            detail.push_str(&text);
         }
-        self.refused(format!("{detail}; {}", self.hint()))
+        cause = c.source();
+    }
+    detail
+}
+
+/// Whether `source` says the engine could not be reached at all (nothing listening on its
+/// socket or port, the socket gone, the connection dropped before an answer), as opposed to
+/// an answer from the engine.
+fn is_unreachable(source: &bollard::errors::Error) -> bool {
+    use bollard::errors::Error as B;
+    match source {
+        B::SocketNotFoundError(_) => true,
+        B::HyperLegacyError { err } => err.is_connect(),
+        B::IOError { err } => matches!(
+            err.kind(),
+            std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        _ => false,
     }
 }
 

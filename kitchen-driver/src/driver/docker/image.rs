@@ -60,11 +60,11 @@ impl DockerDriver {
                     "build or import it first (`docker build -t {image} DIR`, `docker load -i IMAGE.tar`, or `docker import ROOTFS.tar {image}`), or give the platform `driver: {{dockerfile: PATH}}` and kitchen-driver builds it"
                 ),
             }),
-            Err(source) => Err(Error::Docker {
-                action: format!("inspecting image {image}"),
-                instance: instance.clone(),
+            Err(source) => Err(self.endpoint.docker_error(
+                format!("inspecting image {image}"),
+                instance.clone(),
                 source,
-            }),
+            )),
         }
     }
 
@@ -135,11 +135,11 @@ impl DockerDriver {
                     }
                 }
                 Err(source) => {
-                    return Err(Error::Docker {
-                        action: format!("building image from {dockerfile}"),
-                        instance: instance.clone(),
+                    return Err(self.endpoint.docker_error(
+                        format!("building image from {dockerfile}"),
+                        instance.clone(),
                         source,
-                    });
+                    ));
                 }
             }
         }

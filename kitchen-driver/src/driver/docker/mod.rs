@@ -152,6 +152,7 @@ impl DockerDriver {
                 }
                 other => Some(other.url().to_string()),
             },
+            endpoint: self.endpoint.clone(),
         }
     }
 
@@ -177,10 +178,9 @@ impl DockerDriver {
                 ..Default::default()
             }))
             .await
-            .map_err(|source| Error::Docker {
-                action: "listing containers".into(),
-                instance: ctx.instance.name.clone(),
-                source,
+            .map_err(|source| {
+                self.endpoint
+                    .docker_error("listing containers", ctx.instance.name.clone(), source)
             })?;
         let mut removed = Vec::new();
         for c in list {
@@ -215,10 +215,12 @@ impl DockerDriver {
             .docker
             .inspect_container(&conn.id, None)
             .await
-            .map_err(|source| Error::Docker {
-                action: "inspecting container".into(),
-                instance: ctx.instance.name.clone(),
-                source,
+            .map_err(|source| {
+                self.endpoint.docker_error(
+                    "inspecting container",
+                    ctx.instance.name.clone(),
+                    source,
+                )
             })?;
         let st = inspect.state.unwrap_or_default();
         if st.running != Some(true) {
@@ -245,7 +247,7 @@ impl DockerDriver {
     }
 }
 
-fn is_not_found(e: &BollardError) -> bool {
+pub(super) fn is_not_found(e: &BollardError) -> bool {
     matches!(
         e,
         BollardError::DockerResponseServerError {
@@ -445,11 +447,11 @@ impl Driver for DockerDriver {
                 Ok(_) => remove_container(&docker, &instance, &id).await?,
                 Err(e) if is_not_found(&e) => {}
                 Err(source) => {
-                    return Err(Error::Docker {
-                        action: "inspecting container".into(),
+                    return Err(self.endpoint.docker_error(
+                        "inspecting container",
                         instance,
                         source,
-                    });
+                    ));
                 }
             }
             state.remove(keys::CONTAINER_ID);
@@ -482,10 +484,12 @@ impl Driver for DockerDriver {
                 body,
             )
             .await
-            .map_err(|source| Error::Docker {
-                action: format!("creating container {name} from {image}"),
-                instance: instance.clone(),
-                source,
+            .map_err(|source| {
+                self.endpoint.docker_error(
+                    format!("creating container {name} from {image}"),
+                    instance.clone(),
+                    source,
+                )
             })?;
         // Recorded and saved before anything else can fail, so destroy always finds it.
         state.set(keys::CONTAINER_ID, created.id.clone());
@@ -518,10 +522,9 @@ impl Driver for DockerDriver {
         let inspect = docker
             .inspect_container(&created.id, None)
             .await
-            .map_err(|source| Error::Docker {
-                action: "inspecting container".into(),
-                instance: instance.clone(),
-                source,
+            .map_err(|source| {
+                self.endpoint
+                    .docker_error("inspecting container", instance.clone(), source)
             })?;
         if let Some(h) = inspect.config.as_ref().and_then(|c| c.hostname.clone()) {
             state.set(keys::HOSTNAME, h);
@@ -595,14 +598,13 @@ impl Driver for DockerDriver {
     async fn base_image_id(&self, ctx: &InstanceContext) -> Result<Option<String>> {
         let docker = self.docker().await?;
         let image = self.resolve_image(&docker, ctx).await?;
-        let inspect = docker
-            .inspect_image(&image)
-            .await
-            .map_err(|source| Error::Docker {
-                action: format!("inspecting image {image}"),
-                instance: ctx.instance.name.clone(),
+        let inspect = docker.inspect_image(&image).await.map_err(|source| {
+            self.endpoint.docker_error(
+                format!("inspecting image {image}"),
+                ctx.instance.name.clone(),
                 source,
-            })?;
+            )
+        })?;
         Ok(Some(inspect.id.unwrap_or(image)))
     }
 
@@ -612,11 +614,11 @@ impl Driver for DockerDriver {
         match docker.inspect_image(&tag).await {
             Ok(_) => Ok(Some(tag)),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(source) => Err(Error::Docker {
-                action: format!("inspecting image {tag}"),
-                instance: ctx.instance.name.clone(),
+            Err(source) => Err(self.endpoint.docker_error(
+                format!("inspecting image {tag}"),
+                ctx.instance.name.clone(),
                 source,
-            }),
+            )),
         }
     }
 
@@ -655,20 +657,24 @@ impl Driver for DockerDriver {
                 },
             )
             .await
-            .map_err(|source| Error::Docker {
-                action: format!("committing container {id} as {tag}"),
-                instance: ctx.instance.name.clone(),
-                source,
+            .map_err(|source| {
+                self.endpoint.docker_error(
+                    format!("committing container {id} as {tag}"),
+                    ctx.instance.name.clone(),
+                    source,
+                )
             })?;
         Ok(tag)
     }
 
     async fn evict_converged(&self, ctx: &InstanceContext, max: usize) -> Result<Vec<String>> {
         let docker = self.docker().await?;
-        let err = |source| Error::Docker {
-            action: "listing or removing cached images".into(),
-            instance: ctx.instance.name.clone(),
-            source,
+        let err = |source| {
+            self.endpoint.docker_error(
+                "listing or removing cached images",
+                ctx.instance.name.clone(),
+                source,
+            )
         };
         let images = docker_cached_images(&docker, &ctx.kitchen_root)
             .await
