@@ -1,6 +1,7 @@
 //! `kitchen-driver reset` on the real daemons, through the real binary: an instance converged
 //! and dirtied by hand comes back with its pristine files, on Docker and on LXD, and its last
-//! action goes back to `create`.
+//! action goes back to `create`; a Debian instance comes back with create's files, byte for
+//! byte, and ready (systemd up) when `reset` returns; `reset` is bounded by the step timeout.
 
 use kitchen_driver::state::keys;
 use test_support::{Runtime, basic_kitchen_yml, standard_project};
@@ -123,6 +124,173 @@ fn reset_restores_the_pristine_files_on_docker() {
 #[test]
 fn reset_restores_the_pristine_files_on_lxd() {
     reset_restores_the_pristine_files(Runtime::Lxd);
+}
+
+/// `basic_kitchen_yml` on Debian, systemd as PID 1: instance `default-debian`.
+fn debian_kitchen_yml(runtime: Runtime) -> String {
+    // Docker runs the image's systemd only when asked to.
+    let image = match runtime {
+        Runtime::Docker => "kitchen/debian-12:latest\n      run_command: /sbin/init",
+        Runtime::Lxd => "kitchen/debian-12",
+    };
+    basic_kitchen_yml(runtime)
+        .replace("  - name: busybox\n", "  - name: debian\n")
+        .replace(runtime.busybox_image(), image)
+}
+
+const DEBIAN: &str = "default-debian";
+
+/// What of the instance's files a reset must bring back as create left them: files of the
+/// image changed, removed and added, and the hostname create wrote.
+const FILES_PRINT: &str = "cat /etc/hostname /etc/debian_version; sha256sum /etc/os-release /usr/bin/bats; ls -A /root /etc/hello 2>&1; test -e /etc/dirty && echo dirty-present; true";
+
+/// Changes to the image's files, as a converge makes.
+const DIRTY: &str = "echo changed >> /etc/os-release && rm /etc/debian_version /usr/bin/bats && echo x > /etc/dirty && touch /root/dirty";
+
+/// What `command` prints in `instance`, joined into one line (`kitchen-driver exec` prefixes
+/// each line it shows with the instance's name).
+fn exec_stdout(p: &test_support::TestProject, instance: &str, command: &str) -> String {
+    let wrapped = format!("({command}) 2>&1 | tr '\\n' '|' | sed 's/^/OUT=/'; echo");
+    let out = p
+        .kitchen_driver(120)
+        .args(["exec", instance, "-c", &wrapped])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("OUT=").map(|(_, rest)| rest.to_string()))
+        .unwrap_or_else(|| panic!("no output of `{command}`:\n{stdout}"))
+}
+
+/// A Debian instance (systemd) reset after its files were changed: the files are those create
+/// left, byte for byte, and the instance is ready by create's definition (systemd `running`
+/// or `degraded`) the moment `reset` returns, not still booting.
+fn reset_of_a_debian_instance_restores_its_files_and_is_ready(runtime: Runtime) {
+    let p = standard_project(
+        &format!("reset-deb-{}", runtime.label()),
+        &debian_kitchen_yml(runtime),
+    );
+    let create = p
+        .kitchen_driver(300)
+        .args(["create", DEBIAN])
+        .output()
+        .unwrap();
+    assert!(create.status.success(), "{}", text(&create.stdout));
+    let created = exec_stdout(&p, DEBIAN, FILES_PRINT);
+    assert!(created.contains("/usr/bin/bats"), "{created}");
+    let dirty = p
+        .kitchen_driver(120)
+        .args(["exec", DEBIAN, "-c", DIRTY])
+        .output()
+        .unwrap();
+    assert!(dirty.status.success(), "{}", text(&dirty.stderr));
+    let changed = exec_stdout(&p, DEBIAN, FILES_PRINT);
+    assert_ne!(changed, created, "the change took");
+
+    let reset = p
+        .kitchen_driver(300)
+        .args(["reset", DEBIAN])
+        .output()
+        .unwrap();
+    let out = text(&reset.stdout);
+    assert!(reset.status.success(), "{out}{}", text(&reset.stderr));
+    // Asked at once, without a wait of our own: a reset that returned while systemd still
+    // boots answers `starting` here.
+    let state = exec_stdout(
+        &p,
+        DEBIAN,
+        "readlink /proc/1/exe; systemctl is-system-running",
+    );
+    let mut fields = state.split('|');
+    assert!(
+        fields.next().is_some_and(|l| l.contains("systemd")),
+        "{state}"
+    );
+    assert!(
+        matches!(fields.next(), Some("running" | "degraded")),
+        "not ready after reset: {state}\n{out}"
+    );
+    assert_eq!(exec_stdout(&p, DEBIAN, FILES_PRINT), created, "{out}");
+    assert_eq!(p.state(DEBIAN).get_str(keys::LAST_ACTION), Some("create"));
+
+    let destroy = p
+        .kitchen_driver(300)
+        .args(["destroy", DEBIAN])
+        .output()
+        .unwrap();
+    assert!(destroy.status.success(), "{}", text(&destroy.stderr));
+    p.assert_no_containers();
+}
+
+#[test]
+fn reset_of_a_debian_instance_restores_its_files_and_is_ready_on_docker() {
+    reset_of_a_debian_instance_restores_its_files_and_is_ready(Runtime::Docker);
+}
+
+#[test]
+fn reset_of_a_debian_instance_restores_its_files_and_is_ready_on_lxd() {
+    reset_of_a_debian_instance_restores_its_files_and_is_ready(Runtime::Lxd);
+}
+
+/// A reset whose readiness wait never ends (a `wait_for` that always fails, added after
+/// create) is cut by `--step-timeout`, then by the driver's `step_timeout`: exit 20, the state
+/// records the error, and destroy still removes the instance.
+#[test]
+fn reset_is_bounded_by_the_step_timeout_on_lxd() {
+    let yml = basic_kitchen_yml(Runtime::Lxd);
+    let p = standard_project("reset-timeout", &yml);
+    let create = p
+        .kitchen_driver(300)
+        .args(["create", INSTANCE])
+        .output()
+        .unwrap();
+    assert!(create.status.success(), "{}", text(&create.stdout));
+    let image = format!("      image: {}\n", Runtime::Lxd.busybox_image());
+    let never_ready = format!("{image}      wait_for: \"false\"\n");
+    let cut = |args: &[&str], yml: &str, how: &str| {
+        p.write("kitchen.yml", yml);
+        let reset = p.kitchen_driver(300).args(args).output().unwrap();
+        let out = text(&reset.stdout);
+        assert_eq!(
+            reset.status.code(),
+            Some(20),
+            "{how}: {out}{}",
+            text(&reset.stderr)
+        );
+        assert!(
+            out.contains("reset did not finish within its step timeout of 2s"),
+            "{how}: {out}"
+        );
+        let state = p.state(INSTANCE);
+        assert_eq!(
+            state.get_str(keys::LAST_ERROR),
+            Some("Kitchen::ActionFailed"),
+            "{how}"
+        );
+        assert!(state.get_str(keys::CONTAINER_NAME).is_some(), "{how}");
+    };
+    let never_ready_yml = yml.replace(&image, &never_ready);
+    cut(
+        &["reset", INSTANCE, "--step-timeout", "2"],
+        &never_ready_yml,
+        "--step-timeout",
+    );
+    let with_key = yml.replace(
+        &image,
+        &format!("{image}      wait_for: \"false\"\n      step_timeout: 2\n"),
+    );
+    cut(&["reset", INSTANCE], &with_key, "driver step_timeout");
+
+    p.write("kitchen.yml", &yml);
+    let destroy = p
+        .kitchen_driver(300)
+        .args(["destroy", INSTANCE])
+        .output()
+        .unwrap();
+    assert!(destroy.status.success(), "{}", text(&destroy.stderr));
+    p.assert_no_containers();
 }
 
 #[test]

@@ -59,7 +59,7 @@ pub struct ActionArgs {
     /// create with the same inputs starts from it and skips the converge.
     #[arg(long)]
     pub converge_cache: bool,
-    /// Stop any step (create, converge, setup, verify, destroy) of an instance that runs
+    /// Stop any step (create, converge, setup, verify, destroy, reset) of an instance that runs
     /// longer than SECONDS: the step fails and its commands are killed, in the instance and
     /// on the host. Wins over the driver's `step_timeout`.
     #[arg(long, value_name = "SECONDS", value_parser = step_timeout_arg)]

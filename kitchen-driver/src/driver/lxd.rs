@@ -11,7 +11,8 @@
 //! local socket otherwise.
 //!
 //! Reset: create snapshots the instance as [`PRISTINE_SNAPSHOT`] before its first start, and
-//! `reset` restores it (LXD stops, restores and restarts the instance). On a copy-on-write
+//! `reset` kills the instance (no clean shutdown: nothing of it is kept), restores the snapshot,
+//! starts it and waits until it is ready as create does. On a copy-on-write
 //! pool (btrfs, zfs, lvm, ceph) the snapshot is a clone taking a few milliseconds; on a `dir`
 //! pool it copies the whole rootfs (seconds for Debian, measured in PERFORMANCE.md), as does
 //! its restore, so by default (`pristine_snapshot` unset) create takes it only on copy-on-write
@@ -301,6 +302,43 @@ impl LxdDriver {
         Ok(Some(PRISTINE_SNAPSHOT.to_string()))
     }
 
+    /// Starts `name`. A start fails when LXC's pre-start hook (`lxd callhook`) cannot reach
+    /// the daemon in time ("forkstart ... exit status 1"), as when another client holds a
+    /// silent unix connection to LXD 5.0.2: so it tries twice, and the error carries the end
+    /// of the container's `lxc.log`.
+    async fn start(client: &Client, ctx: &InstanceContext, name: &str) -> Result<(), String> {
+        let instances = client.instances();
+        let mut started = Ok(());
+        for attempt in 0..2 {
+            started = match instances.start(name).await {
+                Ok(op) => op.wait_for(Duration::from_secs(120)).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if started.is_ok() {
+                return Ok(());
+            }
+            if attempt == 0 {
+                ctx.output.warn(&format!(
+                    "Starting LXD instance {name} failed; retrying once"
+                ));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        let log = instances
+            .log(name, "lxc.log")
+            .await
+            .map(|b| {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(10)..].join("\n")
+            })
+            .unwrap_or_default();
+        let error = started.err().map(|e| e.to_string()).unwrap_or_default();
+        Err(format!(
+            "starting LXD instance {name} failed: {error}; lxc.log:\n{log}"
+        ))
+    }
+
     async fn wait_ready(&self, conn: &LxdConnection, ctx: &InstanceContext) -> Result<()> {
         let timeout = Duration::from_secs(self.config.ready_timeout.unwrap_or(120));
         let started = Instant::now();
@@ -310,7 +348,9 @@ impl LxdDriver {
             ctx,
             &what,
             timeout,
-            Duration::from_millis(250),
+            // Short: a probe that finds systemd booting waits in the instance (`--wait`);
+            // only those that find it not yet answering come round again.
+            Duration::from_millis(100),
             || async { Ok(()) },
         )
         .await?;
@@ -477,41 +517,13 @@ impl Driver for LxdDriver {
         if let Some(snapshot) = self.pristine_snapshot(&client, ctx, &name).await? {
             state.set(STATE_PRISTINE_SNAPSHOT, snapshot);
         }
-        // A start fails when LXC's pre-start hook (`lxd callhook`) cannot reach the daemon in
-        // time ("forkstart ... exit status 1"), as when another client holds a silent unix
-        // connection to LXD 5.0.2; try twice, and report the container's log when it fails.
-        let mut started = Ok(());
-        for attempt in 0..2 {
-            started = match instances.start(&name).await {
-                Ok(op) => op.wait_for(Duration::from_secs(120)).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if started.is_ok() {
-                break;
-            }
-            if attempt == 0 {
-                ctx.output.warn(&format!(
-                    "Starting LXD instance {name} failed; retrying once"
-                ));
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-        if let Err(e) = started {
-            let log = instances
-                .log(&name, "lxc.log")
-                .await
-                .map(|b| {
-                    let text = String::from_utf8_lossy(&b).into_owned();
-                    let lines: Vec<&str> = text.lines().collect();
-                    lines[lines.len().saturating_sub(10)..].join("\n")
-                })
-                .unwrap_or_default();
+        if let Err(message) = Self::start(&client, ctx, &name).await {
             if Self::remove(&client, ctx, &name).await.is_ok() {
                 state.remove(keys::CONTAINER_NAME);
             }
             return Err(Error::Runtime {
                 instance: ctx.instance.name.clone(),
-                message: format!("starting LXD instance {name} failed: {e}; lxc.log:\n{log}"),
+                message,
             });
         }
         let conn = LxdConnection {
@@ -680,26 +692,48 @@ impl Driver for LxdDriver {
         };
         ctx.output
             .info(&format!("Restoring LXD instance {name} to {snapshot}"));
-        // LXD stops a running instance, restores the snapshot and starts it again.
-        let restored = match client.instances().snapshots(&name).restore(&snapshot).await {
+        let instances = client.instances();
+        let mut phase = Instant::now();
+        let mut took = |what: &str| {
+            ctx.output.debug(&format!(
+                "LXD instance {name}: {what} in {} ms",
+                phase.elapsed().as_millis()
+            ));
+            phase = Instant::now();
+        };
+        // Killed, not shut down: the restore throws away whatever a clean shutdown would
+        // save, and LXD restores a running instance by killing it too. Not an ephemeral
+        // one, which a stop deletes: LXD's restore keeps it while it kills it.
+        let current = instances
+            .get(&name)
+            .await
+            .map_err(Self::err(ctx, format!("reading instance {name}")))?;
+        // LXD restarts what it restores running.
+        let restarted_by_lxd = current.is_running() && current.ephemeral;
+        if current.is_running() && !current.ephemeral {
+            let stopped = match instances.stop(&name).force().await {
+                Ok(op) => op.wait_for(Duration::from_secs(120)).await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            stopped.map_err(Self::err(ctx, format!("stopping instance {name}")))?;
+            took("killed");
+        }
+        let restored = match instances.snapshots(&name).restore(&snapshot).await {
             Ok(op) => op.wait_for(Duration::from_secs(600)).await.map(|_| ()),
             Err(e) => Err(e),
         };
         restored.map_err(Self::err(ctx, format!("restoring {name} to {snapshot}")))?;
-        // Taken before the first start, so the snapshot itself is stopped: start it if the
-        // restore left it so.
-        let running = client
-            .instances()
-            .get(&name)
-            .await
-            .map_err(Self::err(ctx, format!("reading instance {name}")))?
-            .is_running();
-        if !running {
-            let started = match client.instances().start(&name).await {
-                Ok(op) => op.wait_for(Duration::from_secs(120)).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            started.map_err(Self::err(ctx, format!("starting instance {name}")))?;
+        took("restored");
+        // The snapshot was taken before the first start, so its files are not yet shifted to
+        // the container's uid map: this start remaps them, as create's first start did.
+        if !restarted_by_lxd {
+            Self::start(&client, ctx, &name)
+                .await
+                .map_err(|message| Error::Runtime {
+                    instance: ctx.instance.name.clone(),
+                    message,
+                })?;
+            took("started");
         }
         let conn = LxdConnection {
             client: client.clone(),
@@ -708,6 +742,7 @@ impl Driver for LxdDriver {
             instance: ctx.instance.name.clone(),
         };
         self.wait_ready(&conn, ctx).await?;
+        took("ready");
         ctx.output.info(&format!("LXD instance {name} is reset"));
         Ok(())
     }

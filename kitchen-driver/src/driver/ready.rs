@@ -11,7 +11,11 @@ use crate::transport::{Connection, ExecRequest};
 /// The readiness probe both drivers run until it prints `running` or `degraded`: where PID 1
 /// is systemd (judged by `/proc/1/exe`, since its `comm` is still `init` for the first
 /// moments of boot), `systemctl is-system-running`; elsewhere just `running`.
-pub(crate) const READINESS_PROBE: &str = "case \"$(readlink /proc/1/exe 2>/dev/null)\" in *systemd*) systemctl is-system-running 2>/dev/null || true ;; *) echo running ;; esac";
+///
+/// `--wait` makes systemctl answer the moment the boot ends instead of at the next poll (up
+/// to 10 s per probe, so a boot that hangs is still reported by its state); a systemd too old
+/// for `--wait` (before 240), or one not yet answering, gets the plain query.
+pub(crate) const READINESS_PROBE: &str = "case \"$(readlink /proc/1/exe 2>/dev/null)\" in *systemd*) s=$(timeout 10 systemctl is-system-running --wait 2>/dev/null); [ -n \"$s\" ] || s=$(systemctl is-system-running 2>/dev/null); echo \"$s\" ;; *) echo running ;; esac";
 
 /// Runs [`READINESS_PROBE`] through `conn` every `interval` until it answers `running` or
 /// `degraded`, failing after `timeout`. Before each attempt `still_alive` may fail the wait

@@ -657,7 +657,16 @@ impl InstanceRun<'_> {
             });
         }
         self.seen.last = Some(Action::Create);
-        let result = self.driver.reset(&self.ctx, &mut self.state).await;
+        // Bounded as every step is (`--step-timeout`, the driver's `step_timeout`, a second
+        // interrupt): a reset waits for a boot, which can hang.
+        let result = bounded(
+            &self.inst.name,
+            "reset",
+            self.step_timeout,
+            &self.cancel,
+            self.driver.reset(&self.ctx, &mut self.state),
+        )
+        .await;
         match &result {
             Ok(()) => {
                 self.state.set(keys::LAST_ACTION, Action::Create.as_str());
@@ -693,7 +702,7 @@ impl InstanceRun<'_> {
         let instance = self.inst.name.clone();
         let mut result = bounded(
             &instance,
-            action,
+            action.as_str(),
             limit,
             &cancel,
             self.pre_body_post(action),
@@ -704,7 +713,7 @@ impl InstanceRun<'_> {
             // may just have used all of its time.
             let finally = bounded(
                 &instance,
-                action,
+                action.as_str(),
                 limit,
                 &cancel,
                 self.run_hooks(action, Phase::Finally),
@@ -1009,12 +1018,13 @@ fn test_case_event(instance: &InstanceId, case: &CaseResult) -> TestCaseFinished
     }
 }
 
-/// Runs `work` (part of `action` on `instance`) until it ends, `limit` passes (a
-/// [`Error::StepTimedOut`]) or the run is aborted (a [`Error::Aborted`]). Either way `work` is
-/// dropped, which kills its host commands' process groups and its commands in the instance.
+/// Runs `work` (part of `step`, an action or `reset`, on `instance`) until it ends, `limit`
+/// passes (a [`Error::StepTimedOut`]) or the run is aborted (a [`Error::Aborted`]). Either
+/// way `work` is dropped, which kills its host commands' process groups and its commands in
+/// the instance.
 async fn bounded(
     instance: &str,
-    action: Action,
+    step: &str,
     limit: Option<Duration>,
     cancel: &Canceller,
     work: impl Future<Output = Result<()>>,
@@ -1024,7 +1034,7 @@ async fn bounded(
             Some(limit) => tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
                 Err(Error::StepTimedOut {
                     instance: instance.to_string(),
-                    action: action.to_string(),
+                    action: step.to_string(),
                     limit,
                 })
             }),
@@ -1035,7 +1045,7 @@ async fn bounded(
         result = limited => result,
         () = cancel.aborted() => Err(Error::Aborted {
             instance: instance.to_string(),
-            action: action.to_string(),
+            action: step.to_string(),
         }),
     }
 }
