@@ -10,9 +10,13 @@
 //! and `client_key` (see `lxd_remote.rs`, which also names their environment variables); the
 //! local socket otherwise.
 //!
-//! Reset: create snapshots the instance as [`PRISTINE_SNAPSHOT`] before its first start, and
-//! `reset` kills the instance (no clean shutdown: nothing of it is kept), restores the snapshot,
-//! starts it and waits until it is ready as create does. On a copy-on-write
+//! Reset: create snapshots the instance as [`PRISTINE_SNAPSHOT`] once it is ready (the state
+//! create leaves it in; taken after the first start, the snapshot's files are already shifted
+//! to the container's uid map, so a restored start skips LXD 5.0.2's remap of the rootfs, about
+//! a second for Debian), and `reset` kills the instance (no clean shutdown: nothing of it is
+//! kept), restores the snapshot, starts it and waits until it is ready as create does. The
+//! snapshot of the running instance is what a power cut would leave on disk; its boot replays
+//! nothing a test depends on. On a copy-on-write
 //! pool (btrfs, zfs, lvm, ceph) the snapshot is a clone taking a few milliseconds; on a `dir`
 //! pool it copies the whole rootfs (seconds for Debian, measured in PERFORMANCE.md), as does
 //! its restore, so by default (`pristine_snapshot` unset) create takes it only on copy-on-write
@@ -277,7 +281,7 @@ impl LxdDriver {
         })
     }
 
-    /// Snapshots the created (not yet started) instance as [`PRISTINE_SNAPSHOT`] when
+    /// Snapshots the created, started and ready instance as [`PRISTINE_SNAPSHOT`] when
     /// [`Self::wants_pristine_snapshot`]; the snapshot's name, or `None`.
     async fn pristine_snapshot(
         &self,
@@ -514,9 +518,6 @@ impl Driver for LxdDriver {
             ctx.output
                 .debug(&format!("Could not write /etc/hostname in {name}: {e}"));
         }
-        if let Some(snapshot) = self.pristine_snapshot(&client, ctx, &name).await? {
-            state.set(STATE_PRISTINE_SNAPSHOT, snapshot);
-        }
         if let Err(message) = Self::start(&client, ctx, &name).await {
             if Self::remove(&client, ctx, &name).await.is_ok() {
                 state.remove(keys::CONTAINER_NAME);
@@ -533,6 +534,10 @@ impl Driver for LxdDriver {
             instance: ctx.instance.name.clone(),
         };
         self.wait_ready(&conn, ctx).await?;
+        // After the first start: see the module's "Reset".
+        if let Some(snapshot) = self.pristine_snapshot(&client, ctx, &name).await? {
+            state.set(STATE_PRISTINE_SNAPSHOT, snapshot);
+        }
         state.set(keys::HOSTNAME, hostname);
         ctx.output.info(&format!("LXD instance {name} is ready"));
         Ok(())
@@ -724,8 +729,8 @@ impl Driver for LxdDriver {
         };
         restored.map_err(Self::err(ctx, format!("restoring {name} to {snapshot}")))?;
         took("restored");
-        // The snapshot was taken before the first start, so its files are not yet shifted to
-        // the container's uid map: this start remaps them, as create's first start did.
+        // The snapshot was taken after the first start: its files are already shifted to the
+        // container's uid map, so this start has no remap to do.
         if !restarted_by_lxd {
             Self::start(&client, ctx, &name)
                 .await
