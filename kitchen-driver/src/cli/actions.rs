@@ -296,8 +296,10 @@ async fn watch_interrupts(canceller: lifecycle::Canceller, bus: EventBus) {
     warn(format!(
         "-----> Interrupted again ({second}): stopping the steps in progress and their commands"
     ));
-    crate::host::signal_children(rustix::process::Signal::INT);
+    // Aborted first: a step whose command dies of the forwarded signal then ends as
+    // interrupted, not as a command that failed.
     canceller.abort();
+    crate::host::signal_children(rustix::process::Signal::INT);
     loop {
         let more = next().await;
         warn(format!(

@@ -1041,16 +1041,54 @@ async fn bounded(
             None => work.await,
         }
     };
+    let aborted = || Error::Aborted {
+        instance: instance.to_string(),
+        action: step.to_string(),
+    };
     tokio::select! {
-        result = limited => result,
-        () = cancel.aborted() => Err(Error::Aborted {
-            instance: instance.to_string(),
-            action: step.to_string(),
-        }),
+        // The abort wins when both are ready, and a step that failed because the abort killed
+        // its command is an aborted step too.
+        biased;
+        () = cancel.aborted() => Err(aborted()),
+        result = limited => match result {
+            Err(_) if cancel.is_aborted() => Err(aborted()),
+            result => result,
+        },
     }
 }
 
 /// A run id: the start time and the process id (unique on one host, sortable).
 fn run_id(at: events::Timestamp) -> String {
     format!("{}-{}", at.format("%Y%m%dT%H%M%S%.3fZ"), std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step whose command fails because the abort killed it ends as aborted, whichever of
+    /// the two the runtime sees first (the second interrupt's race).
+    #[tokio::test]
+    async fn a_step_failing_from_the_abort_is_an_aborted_step() {
+        for _ in 0..50 {
+            let cancel = Canceller::default();
+            let killed_by_the_abort = {
+                let cancel = cancel.clone();
+                async move {
+                    cancel.aborted().await;
+                    Err(Error::Runtime {
+                        instance: "i".into(),
+                        message: "hook exited with code -1".into(),
+                    })
+                }
+            };
+            cancel.abort();
+            let result = bounded("i", "converge", None, &cancel, killed_by_the_abort).await;
+            assert!(matches!(result, Err(Error::Aborted { .. })), "{result:?}");
+        }
+        // A step that ends by itself keeps its own result.
+        let cancel = Canceller::default();
+        let result = bounded("i", "converge", None, &cancel, async { Ok(()) }).await;
+        assert!(result.is_ok(), "{result:?}");
+    }
 }
