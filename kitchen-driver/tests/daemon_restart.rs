@@ -16,12 +16,14 @@
 //! The tests never sleep for the right moment: local hooks touch a file on the host when they
 //! start and wait for a file the test creates.
 
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use kitchen_driver::state::keys;
 use test_support::daemons::PrivateDaemon;
-use test_support::{Runtime, TestProject, text};
+use test_support::{
+    Runtime, TestProject, background_output, capture_output_in, text, wait_for_exit, wait_for_files,
+};
 
 const INSTANCES: [&str; 2] = ["a-busybox", "b-busybox"];
 
@@ -66,10 +68,8 @@ fn spawn(p: &TestProject, daemon: &PrivateDaemon, args: &[&str]) -> Child {
         .env_remove("GITHUB_ACTIONS")
         .env_remove("LXD_SOCKET")
         .envs(daemon.env())
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(p.root().join("stdout.txt")).unwrap())
-        .stderr(std::fs::File::create(p.root().join("stderr.txt")).unwrap());
+        .args(args);
+    capture_output_in(p, &mut c);
     c.spawn().unwrap()
 }
 
@@ -89,48 +89,14 @@ fn run(p: &TestProject, daemon: &PrivateDaemon, args: &[&str]) -> (i32, String, 
     )
 }
 
-fn output(p: &TestProject) -> String {
-    let read = |f: &str| std::fs::read_to_string(p.root().join(f)).unwrap_or_default();
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        read("stdout.txt"),
-        read("stderr.txt")
-    )
-}
-
 /// Waits until each instance's gate hook has started (the run is in the gated step).
 fn wait_until_gated(p: &TestProject, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while !INSTANCES
-        .iter()
-        .all(|i| p.root().join(format!("started-{i}")).exists())
-    {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before its hooks:\n{}", output(p));
-        }
-        assert!(Instant::now() < deadline, "no hook started:\n{}", output(p));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let started: Vec<String> = INSTANCES.iter().map(|i| format!("started-{i}")).collect();
+    wait_for_files(p, child, &started);
 }
 
 fn release(p: &TestProject) {
     std::fs::write(p.root().join("release"), "").unwrap();
-}
-
-fn wait(p: &TestProject, mut child: Child) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status
-                .code()
-                .unwrap_or_else(|| panic!("{status}:\n{}", output(p)));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the run did not end:\n{}", output(p));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The error says which daemon, where, and what to do.
@@ -158,7 +124,7 @@ fn assert_state_after_failed(p: &TestProject, step: &str, completed: Option<&str
             state.get_str(keys::LAST_ACTION),
             completed,
             "{i}: {state:?}\n{}",
-            output(p)
+            background_output(p)
         );
         assert_eq!(
             state.get_str(keys::LAST_ATTEMPTED_ACTION),
@@ -212,9 +178,9 @@ fn stopped_during_create(runtime: Runtime) {
     wait_until_gated(&p, &mut child);
     daemon.stop();
     release(&p);
-    let code = wait(&p, child);
-    assert_eq!(code, 20, "{}", output(&p));
-    assert_names_the_daemon(&daemon, &output(&p));
+    let code = wait_for_exit(&p, child);
+    assert_eq!(code, 20, "{}", background_output(&p));
+    assert_names_the_daemon(&daemon, &background_output(&p));
     assert_state_after_failed(&p, "create", None);
 
     daemon.start_again();
@@ -243,9 +209,9 @@ fn stopped_during_converge(runtime: Runtime) {
     wait_until_gated(&p, &mut child);
     daemon.stop();
     release(&p);
-    let code = wait(&p, child);
-    assert_eq!(code, 20, "{}", output(&p));
-    assert_names_the_daemon(&daemon, &output(&p));
+    let code = wait_for_exit(&p, child);
+    assert_eq!(code, 20, "{}", background_output(&p));
+    assert_names_the_daemon(&daemon, &background_output(&p));
     assert_state_after_failed(&p, "converge", Some("create"));
 
     daemon.start_again();
@@ -280,9 +246,13 @@ fn restarted_between_steps(runtime: Runtime) {
     daemon.stop();
     daemon.start_again();
     release(&p);
-    let code = wait(&p, child);
-    assert_eq!(code, 0, "{}", output(&p));
-    assert!(output(&p).contains("converged-ok"), "{}", output(&p));
+    let code = wait_for_exit(&p, child);
+    assert_eq!(code, 0, "{}", background_output(&p));
+    assert!(
+        background_output(&p).contains("converged-ok"),
+        "{}",
+        background_output(&p)
+    );
     assert_list_says(&p, &daemon, "Converged");
     assert_destroy_leaves_nothing(&p, &daemon);
 }
@@ -319,15 +289,15 @@ fn restarted_during_exec(runtime: Runtime) {
     wait_until_commands_run(&p, &daemon, &mut child);
     daemon.stop();
     daemon.start_again();
-    let code = wait(&p, child);
+    let code = wait_for_exit(&p, child);
     match runtime {
         Runtime::Lxd => {
-            assert_eq!(code, 0, "{}", output(&p));
+            assert_eq!(code, 0, "{}", background_output(&p));
             assert_list_says(&p, &daemon, "Converged");
         }
         Runtime::Docker => {
-            assert_eq!(code, 20, "{}", output(&p));
-            assert_names_the_daemon(&daemon, &output(&p));
+            assert_eq!(code, 20, "{}", background_output(&p));
+            assert_names_the_daemon(&daemon, &background_output(&p));
             assert_state_after_failed(&p, "converge", Some("create"));
             assert_eq!(
                 daemon.running_containers().len(),
@@ -363,10 +333,14 @@ fn wait_until_commands_run(p: &TestProject, daemon: &PrivateDaemon, child: &mut 
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
                 "the run ended ({status}) before its commands ran:\n{}",
-                output(p)
+                background_output(p)
             );
         }
-        assert!(Instant::now() < deadline, "no command ran:\n{}", output(p));
+        assert!(
+            Instant::now() < deadline,
+            "no command ran:\n{}",
+            background_output(p)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -393,9 +367,9 @@ fn restarted_while_paused_in_exec_on_docker() {
     daemon.stop();
     daemon.start_again();
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
-    let code = wait(&p, child);
-    assert_eq!(code, 20, "{}", output(&p));
-    let said = output(&p);
+    let code = wait_for_exit(&p, child);
+    assert_eq!(code, 20, "{}", background_output(&p));
+    let said = background_output(&p);
     let engine = format!("the Docker engine at {}", daemon.env()[0].1);
     assert!(said.contains(&engine), "no `{engine}` in:\n{said}");
     assert!(said.contains("run the step again"), "{said}");

@@ -8,12 +8,14 @@
 //! every instance is inside its converge step.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use kitchen_driver::state::keys;
 use rustix::process::{Pid, Signal};
-use test_support::{Runtime, TestProject, text};
+use test_support::{
+    Runtime, TestProject, background_output, capture_output_in, text, wait_for_exit, wait_for_files,
+};
 
 const SUITES: [&str; 4] = ["a", "b", "c", "d"];
 
@@ -64,75 +66,34 @@ fn spawn(p: &TestProject, args: &[&str]) -> Child {
         .env("HOME", p.root())
         .env_remove("CI")
         .env_remove("GITHUB_ACTIONS")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(p.root().join("stdout.txt")).unwrap())
-        .stderr(std::fs::File::create(p.root().join("stderr.txt")).unwrap());
+        .args(args);
+    capture_output_in(p, &mut c);
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     c.spawn().unwrap()
-}
-
-/// Waits until every file in `names` exists in the project (the run is bounded by nextest's
-/// slow-timeout; this panics long before, with the run's output, if it never happens).
-fn wait_for_files(p: &TestProject, child: &mut Child, names: &[String]) {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    while !names.iter().all(|n| p.root().join(n).exists()) {
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before {names:?}:\n{}", output(p));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never saw {names:?}:\n{}",
-            output(p)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Waits until the run's output contains `needle`.
 fn wait_for_output(p: &TestProject, child: &mut Child, needle: &str) {
     let deadline = Instant::now() + Duration::from_secs(240);
-    while !output(p).contains(needle) {
+    while !background_output(p).contains(needle) {
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("the run ended ({status}) before `{needle}`:\n{}", output(p));
+            panic!(
+                "the run ended ({status}) before `{needle}`:\n{}",
+                background_output(p)
+            );
         }
         assert!(
             Instant::now() < deadline,
             "never saw `{needle}`:\n{}",
-            output(p)
+            background_output(p)
         );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-fn output(p: &TestProject) -> String {
-    let read = |f: &str| std::fs::read_to_string(p.root().join(f)).unwrap_or_default();
-    format!(
-        "stdout:\n{}\nstderr:\n{}",
-        read("stdout.txt"),
-        read("stderr.txt")
-    )
-}
-
 fn signal(child: &Child, sig: Signal) {
     let pid = Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process(pid, sig).unwrap();
-}
-
-fn wait(p: &TestProject, mut child: Child) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status
-                .code()
-                .unwrap_or_else(|| panic!("{status}:\n{}", output(p)));
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the run did not end:\n{}", output(p));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Every container of the project is named by a state file; then `destroy` leaves none.
@@ -156,13 +117,13 @@ fn assert_known_then_destroy(p: &TestProject, runtime: Runtime) {
     assert!(
         !existing.is_empty(),
         "the run created nothing:\n{}",
-        output(p)
+        background_output(p)
     );
     for c in &existing {
         assert!(
             known.contains(c),
             "{c} is known to no state file ({known:?}):\n{}",
-            output(p)
+            background_output(p)
         );
     }
     let out = p.kitchen_driver(300).args(["destroy"]).output().unwrap();
@@ -207,8 +168,8 @@ fn sigterm_during_converge(runtime: Runtime) {
     wait_for_files(&p, &mut child, &started());
     signal(&child, Signal::TERM);
     release(&p);
-    let code = wait(&p, child);
-    let out = output(&p);
+    let code = wait_for_exit(&p, child);
+    let out = background_output(&p);
     assert_eq!(code, 130, "{out}");
     assert!(out.contains("Interrupted (SIGTERM)"), "{out}");
     // The steps in progress finished: every hook ran to its end, every converge passed.
@@ -247,8 +208,8 @@ fn second_sigint_during_converge(runtime: Runtime) {
     // first was seen.
     wait_for_output(&p, &mut child, "Interrupted (SIGINT)");
     signal(&child, Signal::INT);
-    let code = wait(&p, child);
-    let out = output(&p);
+    let code = wait_for_exit(&p, child);
+    let out = background_output(&p);
     assert_eq!(code, 130, "{out}");
     assert!(out.contains("Interrupted again (SIGINT)"), "{out}");
     // The hooks were stopped: none reached its end (the test never released them).
@@ -298,8 +259,8 @@ fn terminal_ctrl_c_does_not_reach_host_hooks(runtime: Runtime) {
     let group = Pid::from_raw(child.id() as i32).unwrap();
     rustix::process::kill_process_group(group, Signal::INT).unwrap();
     release(&p);
-    let code = wait(&p, child);
-    let out = output(&p);
+    let code = wait_for_exit(&p, child);
+    let out = background_output(&p);
     assert_eq!(code, 130, "{out}");
     assert_eq!(finished(p.root()), instances(), "{out}");
     for i in instances() {

@@ -434,6 +434,66 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Sends a command's stdout and stderr to `stdout.txt` and `stderr.txt` in the project, where
+/// [`background_output`] reads them while it runs (tests that signal or stop a run midway).
+pub fn capture_output_in(p: &TestProject, cmd: &mut std::process::Command) {
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(p.root().join("stdout.txt")).unwrap())
+        .stderr(std::fs::File::create(p.root().join("stderr.txt")).unwrap());
+}
+
+/// What a run started with [`capture_output_in`] has printed so far.
+pub fn background_output(p: &TestProject) -> String {
+    let read = |f: &str| std::fs::read_to_string(p.root().join(f)).unwrap_or_default();
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        read("stdout.txt"),
+        read("stderr.txt")
+    )
+}
+
+/// How long a background run may take to reach a point or to end before the test panics
+/// with its output (well inside nextest's slow-timeout).
+const BACKGROUND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// Waits until every file in `names` exists in the project; panics with the run's output if
+/// the run ends first or the deadline passes.
+pub fn wait_for_files(p: &TestProject, child: &mut std::process::Child, names: &[String]) {
+    let deadline = std::time::Instant::now() + BACKGROUND_DEADLINE;
+    while !names.iter().all(|n| p.root().join(n).exists()) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the run ended ({status}) before {names:?}:\n{}",
+                background_output(p)
+            );
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never saw {names:?}:\n{}",
+            background_output(p)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Waits for a background run to end and returns its exit code; panics with its output if
+/// a signal ended it or the deadline passes (then it is killed).
+pub fn wait_for_exit(p: &TestProject, mut child: std::process::Child) -> i32 {
+    let deadline = std::time::Instant::now() + BACKGROUND_DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status
+                .code()
+                .unwrap_or_else(|| panic!("{status}:\n{}", background_output(p)));
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the run did not end:\n{}", background_output(p));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// How a command ended and what it printed, as text.
 #[derive(Debug)]
 pub struct Ran {
