@@ -4,13 +4,9 @@
 //! byte, and ready (systemd up) when `reset` returns; `reset` is bounded by the step timeout.
 
 use kitchen_driver::state::keys;
-use test_support::{Runtime, basic_kitchen_yml, standard_project};
+use test_support::{Runtime, basic_kitchen_yml, standard_project, succeed, text};
 
 const INSTANCE: &str = "default-busybox";
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
 
 fn reset_restores_the_pristine_files(runtime: Runtime) {
     let p = standard_project(
@@ -107,12 +103,7 @@ fn reset_restores_the_pristine_files(runtime: Runtime) {
         "{}",
         text(&again.stdout)
     );
-    let destroy = p
-        .kitchen_driver(300)
-        .args(["destroy", INSTANCE])
-        .output()
-        .unwrap();
-    assert!(destroy.status.success(), "{}", text(&destroy.stderr));
+    succeed(p.kitchen_driver(300).args(["destroy", INSTANCE]));
     p.assert_no_containers();
 }
 
@@ -215,12 +206,7 @@ fn reset_of_a_debian_instance_restores_its_files_and_is_ready(runtime: Runtime) 
     assert_eq!(exec_stdout(&p, DEBIAN, FILES_PRINT), created, "{out}");
     assert_eq!(p.state(DEBIAN).get_str(keys::LAST_ACTION), Some("create"));
 
-    let destroy = p
-        .kitchen_driver(300)
-        .args(["destroy", DEBIAN])
-        .output()
-        .unwrap();
-    assert!(destroy.status.success(), "{}", text(&destroy.stderr));
+    succeed(p.kitchen_driver(300).args(["destroy", DEBIAN]));
     p.assert_no_containers();
 }
 
@@ -284,12 +270,7 @@ fn reset_is_bounded_by_the_step_timeout_on_lxd() {
     cut(&["reset", INSTANCE], &with_key, "driver step_timeout");
 
     p.write("kitchen.yml", &yml);
-    let destroy = p
-        .kitchen_driver(300)
-        .args(["destroy", INSTANCE])
-        .output()
-        .unwrap();
-    assert!(destroy.status.success(), "{}", text(&destroy.stderr));
+    succeed(p.kitchen_driver(300).args(["destroy", INSTANCE]));
     p.assert_no_containers();
 }
 
